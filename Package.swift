@@ -1,0 +1,55 @@
+// swift-tools-version:6.0
+// Kronos toolchain: converter (safetensors -> quantized zstd bundle) and runtime.
+//
+// Layering (each target only depends on the ones above it):
+//   CZstd (system libzstd)
+//   KronosQuant       quantization codecs: f16/bf16, Q8_0, Q4_1 blocks, reference + fast kernels
+//   KronosBundle      bundle format (.kq): spec in formats/, writer, validating reader, configs
+//   KronosCheckpoint  safetensors reader (single / sharded), config check against the tensor table
+//   KronosConvert     conversion pipeline (checkpoint -> bundle)
+//   KronosRuntime     model runtime and forecast (bundle -> candles)
+//   kronos-convert, kronos-run: thin executables (argument parsing and printing only)
+import PackageDescription
+
+let package = Package(
+    name: "Kronos",
+    products: [
+        .executable(name: "kronos-convert", targets: ["KronosConvertCLI"]),
+        .executable(name: "kronos-run", targets: ["KronosRunCLI"]),
+        .library(name: "KronosRuntime", targets: ["KronosRuntime"]),
+        .library(name: "KronosConvert", targets: ["KronosConvert"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CZstd",
+            pkgConfig: "libzstd",
+            providers: [.apt(["libzstd-dev"])]
+        ),
+        .target(name: "KronosQuant"),
+        .target(name: "KronosBundle", dependencies: ["KronosQuant", "CZstd"]),
+        .target(
+            name: "KronosCheckpoint",
+            dependencies: ["KronosBundle", "KronosQuant", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(name: "KronosConvert", dependencies: ["KronosCheckpoint", "KronosBundle", "KronosQuant"]),
+        .target(name: "KronosRuntime", dependencies: ["KronosBundle", "KronosQuant"]),
+        .executableTarget(
+            name: "KronosConvertCLI",
+            dependencies: ["KronosConvert", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "KronosRunCLI",
+            dependencies: ["KronosRuntime", "KronosCheckpoint", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "KronosQuantTests", dependencies: ["KronosQuant"]),
+        .testTarget(name: "KronosBundleTests", dependencies: ["KronosBundle"]),
+        .testTarget(name: "KronosCheckpointTests", dependencies: ["KronosCheckpoint"]),
+        .testTarget(name: "KronosConvertTests", dependencies: ["KronosConvert", "KronosCheckpoint", "KronosBundle"]),
+        .testTarget(name: "KronosRuntimeTests", dependencies: ["KronosRuntime", "KronosCheckpoint", "KronosConvert"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,116 @@
+// Q4_1: affine 4-bit blocks of 32 values.
+//
+// Byte layout of one block (20 bytes, no padding):
+//   offset 0  u16     d    scale as IEEE binary16, little-endian
+//   offset 2  u16     m    minimum (offset) as IEEE binary16, little-endian
+//   offset 4  u8[16]  qs   codes: byte j holds element j in its low nibble (bits 0-3)
+//                          and element j + 16 in its high nibble (bits 4-7)
+// Value i = d * q_i + m, q_i in 0...15.
+//
+// The reference quantizer searches the (d, m) pair: starting from the plain min/max grid it tries
+// `searchSteps` scales around 15 / (max - min), for each fixes the codes, refits d and m by least
+// squares, rounds both to f16, recomputes the codes against the rounded pair, and keeps the pair
+// with the smallest squared error (searchSteps = 0 gives the plain min/max scheme).
+
+public enum BlockQ4_1 {
+    /// Elements per block.
+    public static let count = 32
+    /// Bytes per block.
+    public static let byteCount = 20
+    /// Default number of extra scales the quantizer tries per block.
+    public static let defaultSearchSteps = 8
+
+    /// Reference quantizer for one block: x [32] -> block [20 bytes].
+    /// Returns false when the block's range cannot be represented with f16 d and m.
+    @discardableResult
+    public static func quantize(_ x: UnsafePointer<Float>, into block: UnsafeMutableRawPointer,
+                                searchSteps: Int = defaultSearchSteps) -> Bool {
+        var lo = x[0], hi = x[0]
+        for i in 1..<count { lo = min(lo, x[i]); hi = max(hi, x[i]) }
+        guard abs(lo) <= float16Max, abs(hi) <= float16Max, (hi - lo) / 15 <= float16Max else { return false }
+
+        var best = Candidate(d16: 0, m16: Float16(lo))
+        var bestError = best.error(x)
+        if hi > lo {
+            let plain = Candidate(d16: Float16((hi - lo) / 15), m16: Float16(lo))
+            let plainError = plain.error(x)
+            if plainError < bestError { best = plain; bestError = plainError }
+            // Scale search: codes from a trial scale, then a least-squares refit of (d, m).
+            if searchSteps > 0 {
+                for step in 0..<searchSteps {
+                    let levels = 15 + (Float(step) - Float(searchSteps - 1) / 2) * (2 / Float(max(searchSteps - 1, 1)))
+                    let iscale = levels / (hi - lo)
+                    var sq: Float = 0, sqq: Float = 0, sx: Float = 0, sxq: Float = 0
+                    for i in 0..<count {
+                        let q = min(15, max(0, ((x[i] - lo) * iscale).rounded(.toNearestOrAwayFromZero)))
+                        sq += q; sqq += q * q; sx += x[i]; sxq += x[i] * q
+                    }
+                    let n = Float(count)
+                    let det = n * sqq - sq * sq
+                    guard det > 0 else { continue }
+                    let d = (n * sxq - sq * sx) / det
+                    let m = (sx - d * sq) / n
+                    guard d > 0, d <= float16Max, abs(m) <= float16Max else { continue }
+                    let c = Candidate(d16: Float16(d), m16: Float16(m))
+                    let e = c.error(x)
+                    if e < bestError { best = c; bestError = e }
+                }
+            }
+        }
+        block.storeBytes(of: best.d16.bitPattern.littleEndian, toByteOffset: 0, as: UInt16.self)
+        block.storeBytes(of: best.m16.bitPattern.littleEndian, toByteOffset: 2, as: UInt16.self)
+        let qs = block.advanced(by: 4).assumingMemoryBound(to: UInt8.self)
+        for j in 0..<16 {
+            qs[j] = best.code(x[j]) | (best.code(x[j + 16]) << 4)
+        }
+        return true
+    }
+
+    /// Reference dequantizer: block [20 bytes] -> y [32].
+    public static func dequantize(_ block: UnsafeRawPointer, into y: UnsafeMutablePointer<Float>) {
+        let d = floatFromF16(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self)))
+        let m = floatFromF16(UInt16(littleEndian: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+        let qs = block.advanced(by: 4).assumingMemoryBound(to: UInt8.self)
+        for j in 0..<16 {
+            y[j] = d * Float(qs[j] & 0x0F) + m
+            y[j + 16] = d * Float(qs[j] >> 4) + m
+        }
+    }
+
+    /// Reference dot product of one block with x [32].
+    @inline(__always)
+    public static func dot(_ block: UnsafeRawPointer, _ x: UnsafePointer<Float>) -> Float {
+        let d = floatFromF16(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self)))
+        let m = floatFromF16(UInt16(littleEndian: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+        let qs = block.advanced(by: 4).assumingMemoryBound(to: UInt8.self)
+        var sqx: Float = 0, sx: Float = 0
+        for j in 0..<16 {
+            sqx += Float(qs[j] & 0x0F) * x[j] + Float(qs[j] >> 4) * x[j + 16]
+            sx += x[j] + x[j + 16]
+        }
+        return d * sqx + m * sx
+    }
+
+    /// A (d, m) pair already rounded to f16.
+    private struct Candidate {
+        let d16: Float16
+        let m16: Float16
+        var d: Float { Float(d16) }
+        var m: Float { Float(m16) }
+
+        @inline(__always)
+        func code(_ v: Float) -> UInt8 {
+            guard d > 0 else { return 0 }
+            return UInt8(min(15, max(0, ((v - m) / d).rounded(.toNearestOrAwayFromZero))))
+        }
+
+        func error(_ x: UnsafePointer<Float>) -> Float {
+            var e: Float = 0
+            for i in 0..<BlockQ4_1.count {
+                let r = x[i] - (d * Float(code(x[i])) + m)
+                e += r * r
+            }
+            return e
+        }
+    }
+}

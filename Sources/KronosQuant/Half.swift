@@ -1,0 +1,32 @@
+// Exact conversions between f32 and the 16-bit float formats, on raw little-endian bytes.
+
+/// bf16 bits -> f32 (exact: bf16 is the top half of an f32).
+@inline(__always)
+public func floatFromBF16(_ bits: UInt16) -> Float {
+    Float(bitPattern: UInt32(bits) << 16)
+}
+
+/// f16 bits -> f32 (exact).
+@inline(__always)
+public func floatFromF16(_ bits: UInt16) -> Float {
+    Float(Float16(bitPattern: bits))
+}
+
+/// f32 -> f16 bits, round to nearest even (overflow becomes ±inf, as IEEE requires).
+@inline(__always)
+public func f16Bits(_ value: Float) -> UInt16 {
+    Float16(value).bitPattern
+}
+
+/// Largest finite f16.
+public let float16Max: Float = 65504
+
+/// Converts `count` f32 values to f16 bits.
+public func convertF32toF16(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, count: Int) {
+    for i in 0..<count { dst[i] = Float16(src[i]).bitPattern }
+}
+
+/// Converts `count` f16 values (bits) to f32.
+public func convertF16toF32(_ src: UnsafePointer<UInt16>, _ dst: UnsafeMutablePointer<Float>, count: Int) {
+    for i in 0..<count { dst[i] = Float(Float16(bitPattern: src[i])) }
+}

@@ -1,0 +1,114 @@
+// Row-level quantize / dequantize / dot over any TensorType (reference paths).
+
+public enum QuantError: Error, Equatable {
+    /// The row length is not a whole number of blocks of the type.
+    case rowNotBlockAligned(columns: Int, blockSize: Int)
+    /// A block's range cannot be represented by the type's f16 scale (block index in the row).
+    case unrepresentable(block: Int)
+    /// The type cannot hold floating-point data (i64).
+    case notFloatType(TensorType)
+}
+
+extension TensorType {
+    /// Quantizes (or converts) one row of `columns` floats into `dst` (rowBytes(columns:) bytes).
+    public func encodeRow(_ src: UnsafePointer<Float>, columns: Int, into dst: UnsafeMutableRawPointer,
+                          q4SearchSteps: Int = BlockQ4_1.defaultSearchSteps) throws(QuantError) {
+        switch self {
+        case .f32:
+            dst.copyMemory(from: src, byteCount: columns * 4)
+        case .f16:
+            let out = dst.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<columns { out[i] = f16Bits(src[i]).littleEndian }
+        case .q8_0:
+            guard columns % BlockQ8_0.count == 0 else { throw .rowNotBlockAligned(columns: columns, blockSize: 32) }
+            for b in 0..<(columns / BlockQ8_0.count) {
+                guard BlockQ8_0.quantize(src + b * BlockQ8_0.count, into: dst + b * BlockQ8_0.byteCount) else {
+                    throw .unrepresentable(block: b)
+                }
+            }
+        case .q4_1:
+            guard columns % BlockQ4_1.count == 0 else { throw .rowNotBlockAligned(columns: columns, blockSize: 32) }
+            for b in 0..<(columns / BlockQ4_1.count) {
+                guard BlockQ4_1.quantize(src + b * BlockQ4_1.count, into: dst + b * BlockQ4_1.byteCount,
+                                         searchSteps: q4SearchSteps) else {
+                    throw .unrepresentable(block: b)
+                }
+            }
+        case .i64:
+            throw .notFloatType(self)
+        }
+    }
+
+    /// Dequantizes one stored row into `columns` floats (reference path). i64 is not a float type.
+    public func decodeRow(_ src: UnsafeRawPointer, columns: Int, into dst: UnsafeMutablePointer<Float>) {
+        switch self {
+        case .f32:
+            UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: columns * 4)
+        case .f16:
+            for i in 0..<columns {
+                dst[i] = floatFromF16(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+            }
+        case .q8_0:
+            for b in 0..<(columns / BlockQ8_0.count) {
+                BlockQ8_0.dequantize(src + b * BlockQ8_0.byteCount, into: dst + b * BlockQ8_0.count)
+            }
+        case .q4_1:
+            for b in 0..<(columns / BlockQ4_1.count) {
+                BlockQ4_1.dequantize(src + b * BlockQ4_1.byteCount, into: dst + b * BlockQ4_1.count)
+            }
+        case .i64:
+            for i in 0..<columns { dst[i] = Float(Int64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
+        }
+    }
+
+    /// Reference dot product of one stored row with x [columns].
+    public func dotRow(_ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, columns: Int) -> Float {
+        var s: Float = 0
+        switch self {
+        case .f32:
+            let w = row.assumingMemoryBound(to: Float.self)
+            for i in 0..<columns { s += w[i] * x[i] }
+        case .f16:
+            for i in 0..<columns {
+                s += floatFromF16(UInt16(littleEndian: row.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) * x[i]
+            }
+        case .q8_0:
+            for b in 0..<(columns / BlockQ8_0.count) {
+                s += BlockQ8_0.dot(row + b * BlockQ8_0.byteCount, x + b * BlockQ8_0.count)
+            }
+        case .q4_1:
+            for b in 0..<(columns / BlockQ4_1.count) {
+                s += BlockQ4_1.dot(row + b * BlockQ4_1.byteCount, x + b * BlockQ4_1.count)
+            }
+        case .i64:
+            for i in 0..<columns {
+                s += Float(Int64(littleEndian: row.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) * x[i]
+            }
+        }
+        return s
+    }
+}
+
+/// Round-trip error of a tensor: root-mean-square and maximum absolute error, and the RMS of the
+/// source (so relative RMSE = rmse / rms).
+public struct QuantErrorStats: Sendable, Equatable, Codable {
+    public var rmse: Double
+    public var maxAbs: Double
+    public var sourceRMS: Double
+    public var relativeRMSE: Double { sourceRMS > 0 ? rmse / sourceRMS : 0 }
+
+    public init(rmse: Double, maxAbs: Double, sourceRMS: Double) {
+        self.rmse = rmse; self.maxAbs = maxAbs; self.sourceRMS = sourceRMS
+    }
+
+    /// Compares `count` source values with their decoded values.
+    public static func measure(source: UnsafePointer<Float>, decoded: UnsafePointer<Float>, count: Int) -> QuantErrorStats {
+        var se = 0.0, ss = 0.0, mx = 0.0
+        for i in 0..<count {
+            let e = Double(source[i]) - Double(decoded[i])
+            se += e * e; ss += Double(source[i]) * Double(source[i]); mx = max(mx, abs(e))
+        }
+        let n = Double(max(count, 1))
+        return QuantErrorStats(rmse: (se / n).squareRoot(), maxAbs: mx, sourceRMS: (ss / n).squareRoot())
+    }
+}

@@ -1,0 +1,53 @@
+// Read-only memory mapping of a whole file.
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    public let bytes: UnsafeRawBufferPointer
+    private let length: Int
+
+    /// Maps `path` read-only. `describe` turns an errno-style message into the caller's error.
+    public init(path: String) throws(BundleError) {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .io(file: path, message: "cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw .io(file: path, message: "cannot stat: \(String(cString: strerror(errno)))") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw .io(file: path, message: "not a regular file") }
+        length = Int(st.st_size)
+        if length == 0 {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        guard let p = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+            throw .io(file: path, message: "cannot map \(length) bytes: \(String(cString: strerror(errno)))")
+        }
+        bytes = UnsafeRawBufferPointer(start: p, count: length)
+    }
+
+    public var count: Int { length }
+
+    /// Tells the kernel the mapping will be read sequentially (readahead).
+    public func adviseSequential() {
+        if let b = bytes.baseAddress { madvise(UnsafeMutableRawPointer(mutating: b), length, MADV_SEQUENTIAL) }
+    }
+
+    deinit {
+        if let b = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: b), length) }
+    }
+}
+
+/// A 64-byte aligned, zero-initialised heap buffer.
+public final class AlignedBuffer: @unchecked Sendable {
+    public let bytes: UnsafeMutableRawBufferPointer
+    public init(byteCount: Int) {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 64)
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, 1))
+        bytes = UnsafeMutableRawBufferPointer(start: p, count: byteCount)
+    }
+    deinit { bytes.baseAddress.map { $0.deallocate() } ?? () }
+}

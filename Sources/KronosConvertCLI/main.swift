@@ -1,1 +1,195 @@
-print("x")
+// kronos-convert: Hugging Face Kronos checkpoints -> quantized, zstd-compressed .kq bundle.
+// Parses arguments and prints; the work is in KronosConvert. Exit codes: 0 ok, 1 bad input, 2 usage.
+import ArgumentParser
+import Foundation
+import KronosBundle
+import KronosCheckpoint
+import KronosConvert
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct OutputOptions: ParsableArguments {
+    @Flag(help: "Print one JSON object instead of a table (for scripts).")
+    var json = false
+}
+
+struct Root: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kronos-convert",
+        abstract: "Convert Kronos tokenizer + predictor checkpoints (safetensors) into a quantized .kq bundle.",
+        subcommands: [Convert.self, Inspect.self],
+        defaultSubcommand: Convert.self)
+}
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert checkpoints into a bundle (the default subcommand).",
+        discussion: """
+        Example: kronos-convert --tokenizer tok/ --predictor model/ --quantize q8 --output btc-4h.kq
+        Types: f32, f16, q8 (q8_0: 8.5 bits/weight), q4 (q4_1: 5.0 bits/weight). Norms, biases,
+        inv_freq stay f32 and int64 buffers stay i64.
+        """)
+
+    @Option(help: ArgumentHelp("Tokenizer checkpoint directory (config.json + model.safetensors).", valueName: "dir"))
+    var tokenizer: String
+    @Option(help: ArgumentHelp("Predictor checkpoint directory (config.json + model.safetensors).", valueName: "dir"))
+    var predictor: String
+    @Option(help: "Default type of matmul weights and embedding tables: f32, f16, q8 or q4.")
+    var quantize: String = "q8"
+    @Option(name: [.short, .long], help: ArgumentHelp("Bundle to write, e.g. btc-4h.kq.", valueName: "file"))
+    var output: String
+    @Option(help: ArgumentHelp("Per-tensor override PATTERN=TYPE (glob on tensor names, repeatable), e.g. 'head.*=q8'.", valueName: "pattern=type"))
+    var keep: [String] = []
+    @Option(help: "Model max context recorded in the bundle (default: config's max_context, else 2048 for Kronos-mini shapes, 512 otherwise).")
+    var maxContext: Int?
+    @Option(help: "zstd compression level of the frames (1-19).")
+    var zstdLevel: Int = 3
+    @Option(help: "q4 scale-search steps per block (0 = plain min/max).")
+    var q4SearchSteps: Int = 8
+    @Option(help: "Worker threads (default: all cores).")
+    var threads: Int?
+    @Flag(help: "Overwrite an existing bundle.")
+    var force = false
+    @OptionGroup var out: OutputOptions
+
+    func validate() throws {
+        guard QuantizeChoice(rawValue: quantize) != nil else {
+            throw ValidationError("--quantize must be one of f32, f16, q8, q4; found \"\(quantize)\"")
+        }
+        guard (1...19).contains(zstdLevel) else { throw ValidationError("--zstd-level must be in 1...19, found \(zstdLevel)") }
+        guard (0...64).contains(q4SearchSteps) else { throw ValidationError("--q4-search-steps must be in 0...64, found \(q4SearchSteps)") }
+        if let m = maxContext, m < 1 { throw ValidationError("--max-context must be at least 1, found \(m)") }
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, found \(t)") }
+        for k in keep {
+            do { _ = try KeepRule(parsing: k) } catch { throw ValidationError(error.localizedDescription) }
+        }
+    }
+
+    func run() throws {
+        var options = ConversionOptions(output: output)
+        options.quantize = QuantizeChoice(rawValue: quantize)!
+        options.keep = try keep.map { try KeepRule(parsing: $0) }
+        options.zstdLevel = zstdLevel
+        options.q4SearchSteps = q4SearchSteps
+        options.maxContext = maxContext
+        options.force = force
+        if let threads { options.threads = threads }
+        TemporaryFiles.installSignalCleanup()
+        let interactive = isatty(STDERR_FILENO) != 0 && !out.json
+        let checkpoint: Checkpoint
+        do { checkpoint = try Checkpoint(tokenizerDirectory: tokenizer, predictorDirectory: predictor) } catch {
+            throw ConversionError.checkpoint(error)
+        }
+        let report = try KronosConvert.convert(checkpoint, options: options) { event in
+            guard interactive else { return }
+            switch event {
+            case let .checked(n, bytes):
+                FileHandle.standardError.write(Data("checked \(n) tensors, \(formatBytes(bytes)) of weights\n".utf8))
+            case let .tensorDone(i, total, name, type):
+                let line = "\r\u{1B}[K[\(i)/\(total)] \(type.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)) \(name)"
+                FileHandle.standardError.write(Data((line + (i == total ? "\n" : "")).utf8))
+            }
+        }
+        if out.json {
+            print(jsonString(report))
+        } else {
+            printSummary(report)
+        }
+    }
+
+    func printSummary(_ r: ConversionReport) {
+        for n in r.notes { print("note: \(n)") }
+        let rows: [(String, String)] = [
+            ("bundle", r.output),
+            ("quantize", r.quantize.rawValue),
+            ("tensors", "\(r.tensors)"),
+            ("parameters", "\(r.parameters) (\(String(format: "%.2f", Double(r.parameters) / 1e6))M)"),
+            ("source bytes", "\(r.sourceBytes) (\(formatBytes(r.sourceBytes)))"),
+            ("bundle bytes", "\(r.bundleBytes) (\(formatBytes(r.bundleBytes)))"),
+            ("ratio", String(format: "%.4f", r.ratio)),
+            ("bits/weight", String(format: "%.3f", r.bitsPerWeight)),
+            ("worst tensor", r.worstTensor.map { "\($0) rel RMSE \(String(format: "%.3e", r.worstRelativeRMSE))" } ?? "none (lossless)"),
+            ("worst max |err|", String(format: "%.3e", r.worstMaxAbs)),
+            ("max context", "\(r.maxContext)"),
+            ("seconds", String(format: "%.3f", r.seconds)),
+        ]
+        let w = rows.map(\.0.count).max()!
+        for (k, v) in rows { print(k.padding(toLength: w, withPad: " ", startingAt: 0) + "  " + v) }
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print a bundle's manifest, configs and tensor table.",
+        discussion: "Example: kronos-convert inspect btc-4h.kq --json")
+
+    @Argument(help: ArgumentHelp("Bundle file (.kq).", valueName: "bundle"))
+    var bundle: String
+    @OptionGroup var out: OutputOptions
+
+    func run() throws {
+        let reader = try BundleReader(path: bundle)
+        let m = reader.manifest
+        if out.json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            struct Out: Encodable { let file: String; let file_bytes: Int; let manifest: Manifest }
+            print(String(decoding: try encoder.encode(Out(file: bundle, file_bytes: reader.fileSize, manifest: m)), as: UTF8.self))
+            return
+        }
+        print("bundle      \(bundle) (\(reader.fileSize) bytes, format v\(m.formatVersion))")
+        print("converter   \(m.converter.name) \(m.converter.version)")
+        print("settings    quantize \(m.settings.quantize), keep [\(m.settings.keep.joined(separator: ", "))], zstd level \(m.settings.zstdLevel), q4 search steps \(m.settings.q4SearchSteps)")
+        print("max context \(m.maxContext)")
+        print("tokenizer   \(jsonString(m.tokenizerConfig))")
+        print("predictor   \(jsonString(m.predictorConfig))")
+        for s in m.sources { print("source      \(s.part.rawValue)/\(s.file) \(s.bytes) bytes sha256 \(s.sha256)") }
+        for n in m.notes { print("note        \(n)") }
+        print("")
+        let header = ["part", "name", "type", "shape", "offset", "stored", "raw", "xxh64", "rel_rmse"]
+        var table = [header]
+        for t in m.tensors {
+            table.append([t.part.rawValue, t.name, t.type.rawValue, t.shape.map(String.init).joined(separator: "x"),
+                          "\(t.offset)", "\(t.storedSize)", "\(t.rawSize)", t.xxh64,
+                          t.error.map { String(format: "%.3e", $0.relativeRMSE) } ?? "-"])
+        }
+        let widths = (0..<header.count).map { c in table.map { $0[c].count }.max()! }
+        for row in table {
+            print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  "))
+        }
+        let params = m.tensors.reduce(0) { $0 + $1.elementCount }
+        print("\n\(m.tensors.count) tensors, \(params) parameters")
+    }
+}
+
+func formatBytes(_ n: Int) -> String {
+    let d = Double(n)
+    if d >= Double(1 << 30) { return String(format: "%.2f GiB", d / Double(1 << 30)) }
+    if d >= Double(1 << 20) { return String(format: "%.2f MiB", d / Double(1 << 20)) }
+    if d >= Double(1 << 10) { return String(format: "%.1f KiB", d / Double(1 << 10)) }
+    return "\(n) B"
+}
+
+func jsonString<T: Encodable>(_ v: T) -> String {
+    let e = JSONEncoder()
+    e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return (try? String(decoding: e.encode(v), as: UTF8.self)) ?? "{}"
+}
+
+// Exit codes: 0 ok, 1 bad input (message on stderr), 2 usage.
+do {
+    var command = try Root.parseAsRoot()
+    try command.run()
+} catch let error as LocalizedError {
+    FileHandle.standardError.write(Data("error: \(error.errorDescription ?? "\(error)")\n".utf8))
+    exit(1)
+} catch {
+    let code = Root.exitCode(for: error)
+    if code == .success {
+        print(Root.fullMessage(for: error))
+        exit(0)
+    }
+    FileHandle.standardError.write(Data((Root.fullMessage(for: error) + "\n").utf8))
+    exit(2)
+}

@@ -1,0 +1,309 @@
+// Conversion pipeline: checked checkpoint -> per-tensor type choice -> quantize -> zstd frame ->
+// streamed into an atomically written bundle.
+import Foundation
+import KronosBundle
+import KronosCheckpoint
+import KronosQuant
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public let converterVersion = "0.1.0"
+
+/// The user's choice of default type for quantizable tensors.
+public enum QuantizeChoice: String, Sendable, CaseIterable, Codable {
+    case f32, f16, q8, q4
+    public var tensorType: TensorType {
+        switch self { case .f32: .f32; case .f16: .f16; case .q8: .q8_0; case .q4: .q4_1 }
+    }
+    /// Accepts both the short names (q8, q4) and the bundle type names (q8_0, q4_1).
+    public static func parse(_ s: String) -> TensorType? {
+        if let c = QuantizeChoice(rawValue: s) { return c.tensorType }
+        if let t = TensorType(rawValue: s), t != .i64 { return t }
+        return nil
+    }
+}
+
+/// `--keep PATTERN=TYPE`: a glob on tensor names (as `fnmatch`, e.g. `head.*`) and the type to use.
+public struct KeepRule: Sendable, Equatable {
+    public let pattern: String
+    public let type: TensorType
+    public let text: String
+
+    public init(parsing text: String) throws(ConversionError) {
+        guard let eq = text.lastIndex(of: "="), eq != text.startIndex else {
+            throw .badOption("--keep \"\(text)\": expected PATTERN=TYPE, e.g. 'head.*=q8'")
+        }
+        let pattern = String(text[..<eq]), typeName = String(text[text.index(after: eq)...])
+        guard let type = QuantizeChoice.parse(typeName) else {
+            throw .badOption("--keep \"\(text)\": unknown type \"\(typeName)\" (expected f32, f16, q8 or q4)")
+        }
+        self.pattern = pattern; self.type = type; self.text = text
+    }
+
+    /// Whether the rule matches `name` or `part/name`.
+    public func matches(_ name: String, part: ModelPart) -> Bool {
+        fnmatch(pattern, name, 0) == 0 || fnmatch(pattern, "\(part.rawValue)/\(name)", 0) == 0
+    }
+}
+
+public struct ConversionOptions: Sendable {
+    public var output: String
+    public var quantize: QuantizeChoice = .q8
+    public var keep: [KeepRule] = []
+    public var zstdLevel: Int = 3
+    public var q4SearchSteps: Int = BlockQ4_1.defaultSearchSteps
+    public var maxContext: Int?
+    public var force = false
+    /// Worker threads (default: all cores).
+    public var threads = ProcessInfo.processInfo.activeProcessorCount
+
+    public init(output: String) { self.output = output }
+}
+
+public enum ConversionError: Error, LocalizedError, Sendable {
+    case badOption(String)
+    case checkpoint(CheckpointError)
+    case bundle(BundleError)
+    case tensor(file: String, tensor: String, message: String)
+
+    public var errorDescription: String? {
+        switch self {
+        case let .badOption(m): return m
+        case let .checkpoint(e): return e.errorDescription
+        case let .bundle(e): return e.errorDescription
+        case let .tensor(file, tensor, message): return "\(file): tensor \(tensor): \(message)"
+        }
+    }
+}
+
+/// One converted tensor, as reported.
+public struct ConvertedTensor: Codable, Sendable {
+    public var part: ModelPart
+    public var name: String
+    public var shape: [Int]
+    public var type: TensorType
+    public var sourceDType: String
+    public var rawBytes: Int
+    public var storedBytes: Int
+    public var error: TensorErrorRecord?
+    enum CodingKeys: String, CodingKey {
+        case part, name, shape, type
+        case sourceDType = "source_dtype"
+        case rawBytes = "raw_bytes"
+        case storedBytes = "stored_bytes"
+        case error
+    }
+}
+
+public struct ConversionReport: Codable, Sendable {
+    public var output: String
+    public var quantize: QuantizeChoice
+    public var tensors: Int
+    public var parameters: Int
+    public var sourceBytes: Int
+    public var bundleBytes: Int
+    public var ratio: Double
+    public var bitsPerWeight: Double
+    public var worstTensor: String?
+    public var worstRelativeRMSE: Double
+    public var worstMaxAbs: Double
+    public var seconds: Double
+    public var maxContext: Int
+    public var notes: [String]
+    public var tensorRows: [ConvertedTensor]
+    enum CodingKeys: String, CodingKey {
+        case output, quantize, tensors, parameters
+        case sourceBytes = "source_bytes"
+        case bundleBytes = "bundle_bytes"
+        case ratio
+        case bitsPerWeight = "bits_per_weight"
+        case worstTensor = "worst_tensor"
+        case worstRelativeRMSE = "worst_rel_rmse"
+        case worstMaxAbs = "worst_max_abs"
+        case seconds
+        case maxContext = "max_context"
+        case notes
+        case tensorRows = "tensor_rows"
+    }
+}
+
+public enum ProgressEvent: Sendable {
+    case checked(tensors: Int, sourceBytes: Int)
+    case tensorDone(index: Int, total: Int, name: String, type: TensorType)
+}
+
+/// The type a tensor gets, and a note when it differs from the request for a reason.
+public func chooseType(for e: ExpectedTensor, options: ConversionOptions) -> (TensorType, String?) {
+    switch e.role {
+    case .int64Buffer: return (.i64, nil)
+    case .vector: return (.f32, nil)
+    case .linearWeight, .embeddingTable:
+        var type = options.quantize.tensorType
+        if let rule = options.keep.first(where: { $0.matches(e.name, part: e.part) }) { type = rule.type }
+        let columns = e.shape.last ?? 1
+        if !type.canStore(rowLength: columns) {
+            return (.f16, "\(e.part.rawValue)/\(e.name): row length \(columns) is not a multiple of \(type.traits.blockSize); stored as f16 instead of \(type.rawValue)")
+        }
+        return (type, nil)
+    }
+}
+
+/// Default max context when neither the user nor the config says: the released models' values.
+public func inferredMaxContext(_ config: ModelConfig) -> Int {
+    config.predictor.modelDimension == 256 && config.predictor.layers == 4 ? 2048 : 512
+}
+
+/// Converts a checked checkpoint into a bundle at `options.output`.
+public func convert(_ checkpoint: Checkpoint, options: ConversionOptions,
+                    progress: @escaping @Sendable (ProgressEvent) -> Void = { _ in }) throws(ConversionError) -> ConversionReport {
+    let start = Date()
+    do { try checkpoint.checkLayout(); try checkpoint.checkFinite() } catch { throw .checkpoint(error) }
+    let expected = TensorLayout.expected(checkpoint.config)
+    progress(.checked(tensors: expected.count, sourceBytes: checkpoint.sourceBytes))
+
+    var notes = [String]()
+    let maxContext: Int
+    if let m = options.maxContext { maxContext = m }
+    else if let m = checkpoint.configuredMaxContext { maxContext = m }
+    else {
+        maxContext = inferredMaxContext(checkpoint.config)
+        notes.append("max_context \(maxContext) inferred from the model's shape (override with --max-context)")
+    }
+    guard (1...(1 << 20)).contains(maxContext) else { throw .badOption("--max-context must be in 1...\(1 << 20), found \(maxContext)") }
+
+    let plan = expected.map { e -> (ExpectedTensor, TensorType) in
+        let (t, note) = chooseType(for: e, options: options)
+        if let note { notes.append(note) }
+        return (e, t)
+    }
+
+    let writer: BundleWriter
+    do { writer = try BundleWriter(destination: options.output, force: options.force) } catch { throw .bundle(error) }
+
+    // Tensors are encoded and compressed in parallel windows, then written in table order.
+    let window = max(1, options.threads) * 2
+    var rows = [ConvertedTensor]()
+    var index = 0
+    while index < plan.count {
+        let batch = Array(plan[index..<min(plan.count, index + window)])
+        let results = ResultSlots<EncodedTensor, ConversionError>(count: batch.count)
+        DispatchQueue.concurrentPerform(iterations: batch.count) { i in
+            let (e, type) = batch[i]
+            let source = checkpoint.tensor(e.part, e.name)!
+            results[i] = Result { () throws(ConversionError) in try encode(source, as: type, options: options) }
+        }
+        for (i, (e, type)) in batch.enumerated() {
+            let enc: EncodedTensor
+            do { enc = try results.get(i) } catch { writer.abandon(); throw error }
+            var finalType = type
+            if let note = enc.note { notes.append("\(e.part.rawValue)/\(e.name): \(note)"); finalType = enc.type }
+            do {
+                try writer.append(name: e.name, part: e.part, type: finalType, shape: e.shape, frame: enc.frame,
+                                  rawSize: enc.rawSize, error: enc.error)
+            } catch { writer.abandon(); throw .bundle(error) }
+            let src = checkpoint.tensor(e.part, e.name)!
+            rows.append(ConvertedTensor(part: e.part, name: e.name, shape: e.shape, type: finalType, sourceDType: src.dtype.rawValue,
+                                        rawBytes: enc.rawSize, storedBytes: enc.frame.count, error: enc.error.map(TensorErrorRecord.init)))
+            progress(.tensorDone(index: index + i + 1, total: plan.count, name: "\(e.part.rawValue)/\(e.name)", type: finalType))
+        }
+        index += batch.count
+    }
+
+    let manifest = Manifest(
+        converter: ConverterInfo(name: "kronos-convert", version: converterVersion),
+        settings: CreationSettings(quantize: options.quantize.rawValue, keep: options.keep.map(\.text),
+                                   zstdLevel: options.zstdLevel, q4SearchSteps: options.q4SearchSteps),
+        maxContext: maxContext, config: checkpoint.config,
+        sources: checkpoint.tokenizer.sourceFiles() + checkpoint.predictor.sourceFiles(),
+        notes: notes, tensors: [])
+    let bundleBytes: Int
+    do { bundleBytes = try writer.finish(manifest) } catch { throw .bundle(error) }
+
+    let parameters = expected.reduce(0) { $0 + (elementCount($1.shape) ?? 0) }
+    let floatParams = zip(expected, rows).filter { $0.0.role.isFloat }.reduce(0) { $0 + (elementCount($1.0.shape) ?? 0) }
+    let floatBytes = rows.filter { $0.type != .i64 }.reduce(0) { $0 + $1.rawBytes }
+    let worst = rows.filter { $0.error != nil }.max { $0.error!.relativeRMSE < $1.error!.relativeRMSE }
+    return ConversionReport(
+        output: options.output, quantize: options.quantize, tensors: rows.count, parameters: parameters,
+        sourceBytes: checkpoint.sourceBytes, bundleBytes: bundleBytes,
+        ratio: Double(bundleBytes) / Double(max(checkpoint.sourceBytes, 1)),
+        bitsPerWeight: Double(floatBytes * 8) / Double(max(floatParams, 1)),
+        worstTensor: worst.map { "\($0.part.rawValue)/\($0.name)" },
+        worstRelativeRMSE: worst?.error?.relativeRMSE ?? 0,
+        worstMaxAbs: rows.compactMap { $0.error?.maxAbs }.max() ?? 0,
+        seconds: Date().timeIntervalSince(start), maxContext: maxContext, notes: notes, tensorRows: rows)
+}
+
+struct EncodedTensor: Sendable {
+    var type: TensorType
+    var frame: [UInt8]
+    var rawSize: Int
+    var error: QuantErrorStats?
+    var note: String?
+}
+
+/// Encodes one source tensor as `type` and compresses it into a frame.
+func encode(_ src: SafetensorsTensor, as requested: TensorType, options: ConversionOptions) throws(ConversionError) -> EncodedTensor {
+    var type = requested
+    var note: String?
+    if type == .i64 {
+        let frame: [UInt8]
+        do { frame = try Zstd.compress(src.data, level: Int32(options.zstdLevel)) } catch {
+            throw .tensor(file: src.file, tensor: src.name, message: "zstd: \(error)")
+        }
+        return EncodedTensor(type: .i64, frame: frame, rawSize: src.data.count, error: nil, note: nil)
+    }
+    let columns = src.shape.last ?? 1
+    let rows = src.elementCount / max(columns, 1)
+    let floats = src.floats()
+    func encodeAll(_ t: TensorType) throws(QuantError) -> AlignedBuffer {
+        let rowBytes = t.rowBytes(columns: columns)!
+        let buf = AlignedBuffer(byteCount: rows * rowBytes)
+        let base = buf.bytes.baseAddress!
+        let r: Result<Void, QuantError> = floats.withUnsafeBufferPointer { f in
+            Result { () throws(QuantError) in
+                for r in 0..<rows {
+                    try t.encodeRow(f.baseAddress! + r * columns, columns: columns, into: base + r * rowBytes,
+                                    q4SearchSteps: options.q4SearchSteps)
+                }
+            }
+        }
+        try r.get()
+        return buf
+    }
+    var raw: AlignedBuffer
+    do { raw = try encodeAll(type) } catch {
+        guard case let .unrepresentable(block) = error else { throw .tensor(file: src.file, tensor: src.name, message: "\(error)") }
+        note = "block \(block) of a row exceeds the f16 scale range of \(type.rawValue); stored as f32"
+        type = .f32
+        do { raw = try encodeAll(.f32) } catch { throw .tensor(file: src.file, tensor: src.name, message: "\(error)") }
+    }
+    var stats: QuantErrorStats?
+    if type != .f32 {
+        var decoded = [Float](repeating: 0, count: floats.count)
+        let rowBytes = type.rowBytes(columns: columns)!
+        decoded.withUnsafeMutableBufferPointer { d in
+            for r in 0..<rows { type.decodeRow(raw.bytes.baseAddress! + r * rowBytes, columns: columns, into: d.baseAddress! + r * columns) }
+        }
+        stats = floats.withUnsafeBufferPointer { f in decoded.withUnsafeBufferPointer { d in
+            QuantErrorStats.measure(source: f.baseAddress!, decoded: d.baseAddress!, count: floats.count) } }
+    }
+    let frame: [UInt8]
+    do { frame = try Zstd.compress(UnsafeRawBufferPointer(raw.bytes), level: Int32(options.zstdLevel)) } catch {
+        throw .tensor(file: src.file, tensor: src.name, message: "zstd: \(error)")
+    }
+    return EncodedTensor(type: type, frame: frame, rawSize: raw.bytes.count, error: stats, note: note)
+}
+
+/// Per-index results filled by concurrent iterations.
+final class ResultSlots<T: Sendable, E: Error>: @unchecked Sendable {
+    private var slots: [Result<T, E>?]
+    private let lock = NSLock()
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    subscript(i: Int) -> Result<T, E> {
+        get { lock.lock(); defer { lock.unlock() }; return slots[i]! }
+        set { lock.lock(); slots[i] = newValue; lock.unlock() }
+    }
+    func get(_ i: Int) throws(E) -> T { try self[i].get() }
+}

@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "KronosRuntime", dependencies: ["KronosBundle", "KronosQuant"]),
         .executableTarget(
             name: "KronosConvertCLI",
-            dependencies: ["KronosConvert", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["KronosConvert", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "KronosRunCLI",

@@ -10,7 +10,7 @@ public final class BundleWriter {
     public let destination: String
     public let temporaryPath: String
     private var fd: Int32
-    private var position = BundleFormat.headerSize
+    private var position = 0
     private var records = [TensorRecord]()
     private var finished = false
 

@@ -86,6 +86,13 @@ public struct PredictorConfig: Codable, Sendable, Equatable {
         case tokenDropout = "token_dropout_p"
     }
 
+    public init(s1Bits: Int, s2Bits: Int, layers: Int, modelDimension: Int, headCount: Int, feedForwardDimension: Int,
+                learnedTimeEmbedding: Bool) {
+        self.s1Bits = s1Bits; self.s2Bits = s2Bits; self.layers = layers; self.modelDimension = modelDimension
+        self.headCount = headCount; self.feedForwardDimension = feedForwardDimension
+        self.learnedTimeEmbedding = learnedTimeEmbedding
+    }
+
     public var headDimension: Int { modelDimension / max(headCount, 1) }
     public var s1Vocabulary: Int { 1 << s1Bits }
     public var s2Vocabulary: Int { 1 << s2Bits }

@@ -5,6 +5,7 @@ import Foundation
 import KronosBundle
 import KronosCheckpoint
 import KronosConvert
+import KronosQuant
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,7 +47,7 @@ struct Convert: ParsableCommand {
     @Option(help: "zstd compression level of the frames (1-19).")
     var zstdLevel: Int = 3
     @Option(help: "q4 scale-search steps per block (0 = plain min/max).")
-    var q4SearchSteps: Int = 8
+    var q4SearchSteps: Int = BlockQ4_1.defaultSearchSteps
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
     @Flag(help: "Overwrite an existing bundle.")

@@ -18,7 +18,7 @@ public enum BlockQ4_1 {
     /// Bytes per block.
     public static let byteCount = 20
     /// Default number of extra scales the quantizer tries per block.
-    public static let defaultSearchSteps = 8
+    public static let defaultSearchSteps = 4
 
     /// Reference quantizer for one block: x [32] -> block [20 bytes].
     /// Returns false when the block's range cannot be represented with f16 d and m.
@@ -42,7 +42,7 @@ public enum BlockQ4_1 {
                     let iscale = levels / (hi - lo)
                     var sq: Float = 0, sqq: Float = 0, sx: Float = 0, sxq: Float = 0
                     for i in 0..<count {
-                        let q = min(15, max(0, ((x[i] - lo) * iscale).rounded(.toNearestOrAwayFromZero)))
+                        let q = quantCode(x[i], lo, iscale)
                         sq += q; sqq += q * q; sx += x[i]; sxq += x[i] * q
                     }
                     let n = Float(count)
@@ -91,6 +91,13 @@ public enum BlockQ4_1 {
         return d * sqx + m * sx
     }
 
+    /// The code of v for minimum m and inverse scale id: round half up of (v - m) * id, clamped to
+    /// 0...15 (computed as truncation of the clamped value + 0.5, which vectorizes).
+    @inline(__always)
+    static func quantCode(_ v: Float, _ m: Float, _ id: Float) -> Float {
+        Float(Int32(min(15, max(0, (v - m) * id + 0.5))))
+    }
+
     /// A (d, m) pair already rounded to f16.
     private struct Candidate {
         let d16: Float16
@@ -98,16 +105,17 @@ public enum BlockQ4_1 {
         var d: Float { Float(d16) }
         var m: Float { Float(m16) }
 
+        /// 1 / d, or 0 for an all-equal block (every code 0).
+        var inverse: Float { d > 0 ? 1 / d : 0 }
+
         @inline(__always)
-        func code(_ v: Float) -> UInt8 {
-            guard d > 0 else { return 0 }
-            return UInt8(min(15, max(0, ((v - m) / d).rounded(.toNearestOrAwayFromZero))))
-        }
+        func code(_ v: Float) -> UInt8 { UInt8(quantCode(v, m, inverse)) }
 
         func error(_ x: UnsafePointer<Float>) -> Float {
+            let id = inverse, d = self.d, m = self.m
             var e: Float = 0
             for i in 0..<BlockQ4_1.count {
-                let r = x[i] - (d * Float(code(x[i])) + m)
+                let r = x[i] - (d * quantCode(x[i], m, id) + m)
                 e += r * r
             }
             return e

@@ -1,5 +1,5 @@
 import Testing
-@testable import KronosQuant
+import KronosQuant
 
 /// Deterministic source of test rows (SplitMix64 + Box-Muller), independent of the code under test.
 struct TestRows {

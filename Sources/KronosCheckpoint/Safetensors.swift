@@ -137,9 +137,14 @@ public final class SafetensorsFile: @unchecked Sendable {
         let b = map.bytes
         func bad(_ m: String) -> CheckpointError { .format(file: path, message: m) }
         guard b.count >= 8 else { throw bad("file is \(b.count) bytes, expected at least 8 (the header length)") }
-        // Pickle zip archives start with "PK", raw pickles with 0x80 0x02..0x05.
-        if b[0] == 0x50 && b[1] == 0x4B || b[0] == 0x80 && (2...5).contains(b[1]) { throw .pickle(file: path) }
         let n64 = UInt64(littleEndian: b.loadUnaligned(as: UInt64.self))
+        // A header length that cannot be right, with a pickle signature (zip "PK\3\4", or protocol
+        // 2-5 opcode 0x80 followed by a non-zero high byte), is a PyTorch pickle.
+        if n64 > UInt64(maxHeaderSize) || n64 > UInt64(b.count - 8) {
+            if b[0] == 0x50 && b[1] == 0x4B && b[2] == 0x03 && b[3] == 0x04 || b[0] == 0x80 && (2...5).contains(b[1]) {
+                throw .pickle(file: path)
+            }
+        }
         guard n64 <= UInt64(maxHeaderSize) else {
             throw bad("header length \(n64) at byte 0 exceeds the 100 MB limit (\(maxHeaderSize))")
         }

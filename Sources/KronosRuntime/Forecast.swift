@@ -1,0 +1,183 @@
+// The forecast procedure (KRONOS.md §5): normalize, encode, autoregressive generation with exact
+// KV caching (recompute once the window slides), decode, average samples, denormalize.
+import Foundation
+import KronosBundle
+
+public struct ForecastSettings: Sendable, Codable, Equatable {
+    public var predictionLength: Int
+    /// Model window (default: the bundle's max context).
+    public var maxContext: Int
+    public var sampling: SamplingSettings
+    /// Independent paths per series, averaged.
+    public var samples: Int
+    public var seed: UInt64
+    /// Values are clipped to ±clip after normalization.
+    public var clip: Float = 5
+
+    public init(predictionLength: Int, maxContext: Int, sampling: SamplingSettings = SamplingSettings(), samples: Int = 1, seed: UInt64 = 0) {
+        self.predictionLength = predictionLength; self.maxContext = maxContext; self.sampling = sampling
+        self.samples = samples; self.seed = seed
+    }
+    enum CodingKeys: String, CodingKey {
+        case predictionLength = "pred_len"
+        case maxContext = "max_context"
+        case sampling, samples, seed, clip
+    }
+}
+
+/// One input series: T rows of (open, high, low, close, volume, amount) and their time features,
+/// plus the time features of the P future rows.
+public struct SeriesInput: Sendable {
+    public var values: [Float]          // [T, 6]
+    public var stamps: [TimeStamp]      // [T]
+    public var futureStamps: [TimeStamp] // [P]
+    public var rows: Int { stamps.count }
+    public init(values: [Float], stamps: [TimeStamp], futureStamps: [TimeStamp]) {
+        self.values = values; self.stamps = stamps; self.futureStamps = futureStamps
+    }
+}
+
+/// What the forecast computed on the way, for parity checks (first sequence of the batch).
+public struct ForecastTrace: Sendable {
+    public var normalized: [Float] = []     // x_norm [T, 6]
+    public var mean: [Float] = []           // [6]
+    public var std: [Float] = []            // [6]
+    public var contextS1: [Int] = []        // [T]
+    public var contextS2: [Int] = []
+    public var contextReconstruction: [Float] = []   // decode of the last min(T, max_context) context tokens [., 6]
+    public var stepS1Logits: [[Float]] = []  // [P][V1]
+    public var stepS2Logits: [[Float]] = []  // [P][V2]
+    public init() {}
+}
+
+public struct SeriesForecast: Sendable {
+    /// Mean over samples, denormalized [P, 6].
+    public var mean: [Float]
+    /// Every sample's denormalized path [samples][P, 6].
+    public var paths: [[Float]]
+    /// Generated ids of every sample [samples][P].
+    public var s1: [[Int]]
+    public var s2: [[Int]]
+}
+
+public enum ForecastEvent: Sendable {
+    case step(done: Int, total: Int)
+}
+
+extension KronosModel {
+    /// Normalization of KRONOS.md §5.3: per column mean and population std over the rows,
+    /// x = clip((x - mean) / (std + 1e-5), -clip, clip).
+    public static func normalize(_ x: [Float], rows: Int, clip: Float) -> (normalized: [Float], mean: [Float], std: [Float]) {
+        var mean = [Float](repeating: 0, count: 6), std = [Float](repeating: 0, count: 6)
+        for c in 0..<6 {
+            var s = 0.0
+            for t in 0..<rows { s += Double(x[t * 6 + c]) }
+            let m = s / Double(rows)
+            var v = 0.0
+            for t in 0..<rows { let d = Double(x[t * 6 + c]) - m; v += d * d }
+            mean[c] = Float(m)
+            std[c] = Float((v / Double(rows)).squareRoot())
+        }
+        var out = [Float](repeating: 0, count: rows * 6)
+        for t in 0..<rows {
+            for c in 0..<6 {
+                let z = (x[t * 6 + c] - mean[c]) / (std[c] + 1e-5)
+                out[t * 6 + c] = min(clip, max(-clip, z))
+            }
+        }
+        return (out, mean, std)
+    }
+
+    /// Forecasts every series (same length required) as one batch of series × samples sequences.
+    public func forecast(_ inputs: [SeriesInput], settings: ForecastSettings, trace: UnsafeMutablePointer<ForecastTrace>? = nil,
+                         progress: ((ForecastEvent) -> Void)? = nil) throws(RuntimeError) -> [SeriesForecast] {
+        guard let T = inputs.first?.rows, T >= 1 else { throw .options("no input rows") }
+        let P = settings.predictionLength, S = settings.samples, window = settings.maxContext
+        guard P >= 1 else { throw .options("--pred-len must be at least 1, found \(P)") }
+        guard S >= 1 else { throw .options("--samples must be at least 1, found \(S)") }
+        guard window >= 1 else { throw .options("--max-context must be at least 1, found \(window)") }
+        for (i, s) in inputs.enumerated() where s.rows != T || s.futureStamps.count != P {
+            throw .options("series \(i + 1) has \(s.rows) rows and \(s.futureStamps.count) future stamps; every series of a batch needs \(T) and \(P)")
+        }
+        let batch = inputs.count * S
+        let V1 = predictor.config.s1Vocabulary, V2 = predictor.config.s2Vocabulary
+
+        // 3-4: normalize and encode each series once; every sample starts from the same ids.
+        var norms = [(normalized: [Float], mean: [Float], std: [Float])]()
+        var s1 = [[Int]](), s2 = [[Int]](), stamps = [[TimeStamp]]()
+        for input in inputs {
+            let n = Self.normalize(input.values, rows: T, clip: settings.clip)
+            norms.append(n)
+            let ids = tokenizer.encode(n.normalized, rows: T)
+            for _ in 0..<S {
+                s1.append(ids.s1); s2.append(ids.s2); stamps.append(input.stamps + input.futureStamps)
+            }
+        }
+        if let trace {
+            trace.pointee.normalized = norms[0].normalized; trace.pointee.mean = norms[0].mean; trace.pointee.std = norms[0].std
+            trace.pointee.contextS1 = s1[0]; trace.pointee.contextS2 = s2[0]
+            let keep = min(T, window)
+            trace.pointee.contextReconstruction = tokenizer.decode(s1: [Array(s1[0].suffix(keep))], s2: [Array(s2[0].suffix(keep))])
+        }
+
+        // 5: generation. The cache is exact while the window starts at position 0; once it slides,
+        // the window is recomputed from scratch (as the reference does at every step).
+        var rng = KronosRNG(seed: settings.seed)
+        let session = PredictorSession(model: predictor, batch: batch, capacity: window)
+        for i in 0..<P {
+            let n = T + i
+            let lo = max(0, n - window)
+            if n <= window && session.length == n - 1 && i > 0 {
+                session.append(s1: s1.map { $0[(n - 1)..<n] }, s2: s2.map { $0[(n - 1)..<n] }, stamps: stamps.map { $0[(n - 1)..<n] })
+            } else {
+                session.reset()
+                session.append(s1: s1.map { $0[lo..<n] }, s2: s2.map { $0[lo..<n] }, stamps: stamps.map { $0[lo..<n] })
+            }
+            let logits1 = session.s1Logits
+            var picks1 = [Int](repeating: 0, count: batch)
+            for b in 0..<batch {
+                picks1[b] = Sampling.sample(Array(logits1[(b * V1)..<((b + 1) * V1)]), settings.sampling, rng: &rng)
+            }
+            let logits2 = session.s2Logits(picks: picks1)
+            var picks2 = [Int](repeating: 0, count: batch)
+            for b in 0..<batch {
+                picks2[b] = Sampling.sample(Array(logits2[(b * V2)..<((b + 1) * V2)]), settings.sampling, rng: &rng)
+            }
+            if let trace {
+                trace.pointee.stepS1Logits.append(Array(logits1[0..<V1]))
+                trace.pointee.stepS2Logits.append(Array(logits2[0..<V2]))
+            }
+            for b in 0..<batch { s1[b].append(picks1[b]); s2[b].append(picks2[b]) }
+            progress?(.step(done: i + 1, total: P))
+        }
+
+        // 6: decode the last min(T + P, window) tokens, keep the last P rows.
+        let keep = min(T + P, window)
+        let decoded = tokenizer.decode(s1: s1.map { Array($0.suffix(keep)) }, s2: s2.map { Array($0.suffix(keep)) })
+        // 7-8: average the samples of each series, denormalize.
+        var results = [SeriesForecast]()
+        for (k, norm) in norms.enumerated() {
+            var mean = [Float](repeating: 0, count: P * 6)
+            var paths = [[Float]]()
+            for j in 0..<S {
+                let b = k * S + j
+                var path = [Float](repeating: 0, count: P * 6)
+                for t in 0..<P {
+                    for c in 0..<6 {
+                        let v = decoded[(b * keep + keep - P + t) * 6 + c]
+                        mean[t * 6 + c] += v
+                        path[t * 6 + c] = v * (norm.std[c] + 1e-5) + norm.mean[c]
+                    }
+                }
+                paths.append(path)
+            }
+            for t in 0..<P {
+                for c in 0..<6 { mean[t * 6 + c] = mean[t * 6 + c] / Float(S) * (norm.std[c] + 1e-5) + norm.mean[c] }
+            }
+            results.append(SeriesForecast(mean: mean, paths: paths,
+                                          s1: (0..<S).map { Array(s1[k * S + $0].suffix(P)) },
+                                          s2: (0..<S).map { Array(s2[k * S + $0].suffix(P)) }))
+        }
+        return results
+    }
+}

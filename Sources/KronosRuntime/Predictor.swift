@@ -1,0 +1,105 @@
+// Incremental decoding: a session keeps each layer's keys / values (and the dependency layer's keys
+// / values of the context rows) for a batch of sequences in lockstep.
+import Foundation
+import KronosBundle
+
+final class PredictorSession {
+    let model: PredictorModel
+    let batch: Int
+    let capacity: Int
+    private let caches: [KVCache]
+    private let depCache: KVCache          // dep_layer k/v projections of the context rows
+    private var scratch: BlockScratch
+    /// Final normed context of each sequence's last row [batch, D].
+    private(set) var lastContext: [Float]
+    /// s1 logits of each sequence's last row [batch, V1].
+    private(set) var s1Logits: [Float]
+
+    var length: Int { depCache.length }
+
+    init(model: PredictorModel, batch: Int, capacity: Int) {
+        self.model = model; self.batch = batch; self.capacity = capacity
+        let D = model.config.modelDimension
+        caches = (0..<model.blocks.count).map { _ in KVCache(batch: batch, capacity: capacity, width: D) }
+        depCache = KVCache(batch: batch, capacity: capacity, width: D)
+        scratch = BlockScratch(rows: batch, D: D, F: model.config.feedForwardDimension)
+        lastContext = [Float](repeating: 0, count: batch * D)
+        s1Logits = [Float](repeating: 0, count: batch * model.config.s1Vocabulary)
+    }
+
+    /// Forgets every position (the next `append` starts at position 0).
+    func reset() {
+        for c in caches { c.length = 0 }
+        depCache.length = 0
+    }
+
+    /// Appends `rows` tokens to every sequence (s1 / s2 / stamps [batch][rows]) at positions
+    /// length ..< length + rows, and computes the s1 logits of the last row.
+    func append(s1: [ArraySlice<Int>], s2: [ArraySlice<Int>], stamps: [ArraySlice<TimeStamp>]) {
+        let rows = stamps[0].count
+        let D = model.config.modelDimension, n = batch * rows
+        precondition(length + rows <= capacity)
+        if scratch.rows < n { scratch = BlockScratch(rows: n, D: D, F: model.config.feedForwardDimension) }
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: n * D)
+        let pair = UnsafeMutablePointer<Float>.allocate(capacity: 2 * D)
+        let time = UnsafeMutablePointer<Float>.allocate(capacity: D)
+        defer { x.deallocate(); pair.deallocate(); time.deallocate() }
+        for b in 0..<batch {
+            for t in 0..<rows {
+                model.embed(s1: s1[b][s1[b].startIndex + t], s2: s2[b][s2[b].startIndex + t],
+                            stamp: stamps[b][stamps[b].startIndex + t], pair: pair, time: time, out: x + (b * rows + t) * D)
+            }
+        }
+        for (i, block) in model.blocks.enumerated() {
+            block.forward(x, batch: batch, newRows: rows, cache: caches[i], scratch: scratch)
+        }
+        // context = norm(x); the dependency layer's keys / values of every context row are cached.
+        model.norm.withUnsafeBufferPointer { rmsNorm(x, weight: $0.baseAddress!, rows: n, n: D, x) }
+        let start = depCache.length
+        model.depK(x, rows: n, into: scratch.k)
+        model.depV(x, rows: n, into: scratch.v)
+        for b in 0..<batch {
+            for t in 0..<rows {
+                depCache.key(b, start + t).update(from: scratch.k + (b * rows + t) * D, count: D)
+                depCache.value(b, start + t).update(from: scratch.v + (b * rows + t) * D, count: D)
+            }
+            lastContext.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: b * D).update(from: x + (b * rows + rows - 1) * D, count: D) }
+        }
+        depCache.length = start + rows
+        lastContext.withUnsafeBufferPointer { c in
+            s1Logits.withUnsafeMutableBufferPointer { model.projS1(c.baseAddress!, rows: batch, into: $0.baseAddress!) }
+        }
+    }
+
+    /// decode_s2 for the last row: query emb_s1[pick] (unscaled), keys / values of every context row,
+    /// 4 heads, no mask, no rotation (position 0) -> s2 logits [batch, V2].
+    func s2Logits(picks: [Int]) -> [Float] {
+        let D = model.config.modelDimension, heads = PredictorConfig.dependencyHeads, hd = D / heads
+        let n = depCache.length
+        let emb = UnsafeMutablePointer<Float>.allocate(capacity: batch * D)
+        let q = UnsafeMutablePointer<Float>.allocate(capacity: batch * D)
+        let att = UnsafeMutablePointer<Float>.allocate(capacity: batch * D)
+        let a = UnsafeMutablePointer<Float>.allocate(capacity: batch * D)
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        defer { for p in [emb, q, att, a, scores] { p.deallocate() } }
+        for b in 0..<batch { model.embS1.decodeRow(picks[b], into: emb + b * D) }
+        model.depQ(emb, rows: batch, into: q)
+        let scale = 1 / Float(hd).squareRoot()
+        for b in 0..<batch {
+            for h in 0..<heads {
+                let qv = q + b * D + h * hd
+                for p in 0..<n { scores[p] = dot(qv, depCache.key(b, p) + h * hd, hd) * scale }
+                softmaxInPlace(scores, n)
+                let o = att + b * D + h * hd
+                o.initialize(repeating: 0, count: hd)
+                for p in 0..<n { axpy(scores[p], depCache.value(b, p) + h * hd, o, hd) }
+            }
+        }
+        model.depOut(att, rows: batch, into: a)
+        lastContext.withUnsafeBufferPointer { c in for i in 0..<(batch * D) { a[i] += c[i] } }
+        model.depNorm.withUnsafeBufferPointer { rmsNorm(a, weight: $0.baseAddress!, rows: batch, n: D, a) }
+        var logits = [Float](repeating: 0, count: batch * model.config.s2Vocabulary)
+        logits.withUnsafeMutableBufferPointer { model.projS2(a, rows: batch, into: $0.baseAddress!) }
+        return logits
+    }
+}

@@ -1,0 +1,117 @@
+// Sampling of one logits row (KRONOS.md §5) and the portable random number generator.
+
+/// Sampler settings: temperature, top-k (0 = off), top-p (1 = off).
+public struct SamplingSettings: Sendable, Equatable, Codable {
+    public var temperature: Float = 1
+    public var topK: Int = 0
+    public var topP: Float = 0.9
+    public init(temperature: Float = 1, topK: Int = 0, topP: Float = 0.9) {
+        self.temperature = temperature; self.topK = topK; self.topP = topP
+    }
+    enum CodingKeys: String, CodingKey {
+        case temperature
+        case topK = "top_k"
+        case topP = "top_p"
+    }
+}
+
+public enum Sampling {
+    /// logits [n] -> filtered logits (removed entries = -inf), after dividing by the temperature.
+    /// top_k > 0: keep every logit ≥ the k-th largest (ties kept), top_p ignored.
+    /// else top_p < 1: sort descending, cumulative softmax, drop entries whose cumulative
+    /// probability exceeds top_p, the drop mask shifted right by one (the first entry always kept).
+    public static func filter(_ logits: [Float], _ s: SamplingSettings) -> [Float] {
+        var l = logits.map { $0 / s.temperature }
+        let n = l.count
+        if s.topK > 0 {
+            let k = min(s.topK, n)
+            let threshold = l.sorted(by: >)[k - 1]
+            for i in 0..<n where l[i] < threshold { l[i] = -.infinity }
+        } else if s.topP < 1 {
+            // Descending order; ties keep index order (stable).
+            let order = (0..<n).sorted { l[$0] != l[$1] ? l[$0] > l[$1] : $0 < $1 }
+            let sorted = order.map { l[$0] }
+            let m = sorted[0]
+            var probs = sorted.map { expf32($0 - m) }
+            var total: Float = 0
+            for p in probs { total += p }
+            for i in 0..<n { probs[i] /= total }
+            var cumulative: Float = 0
+            var remove = [Bool](repeating: false, count: n)
+            for i in 0..<n {
+                cumulative += probs[i]
+                remove[i] = cumulative > s.topP
+            }
+            // shift right by one: entry i is dropped when the cumulative before it already exceeded top_p
+            for i in stride(from: n - 1, to: 0, by: -1) { remove[i] = remove[i - 1] }
+            remove[0] = false
+            for i in 0..<n where remove[i] { l[order[i]] = -.infinity }
+        }
+        return l
+    }
+
+    /// Softmax of filtered logits (probabilities in Double).
+    public static func probabilities(_ filtered: [Float]) -> [Double] {
+        let m = filtered.max() ?? 0
+        var p = filtered.map { $0 == -.infinity ? 0 : Double(expf32($0 - m)) }
+        let s = p.reduce(0, +)
+        for i in p.indices { p[i] /= s }
+        return p
+    }
+
+    /// Draws an index from the filtered logits with one uniform number of `rng`.
+    public static func draw(_ filtered: [Float], rng: inout KronosRNG) -> Int {
+        let p = probabilities(filtered)
+        let u = rng.nextDouble()
+        var c = 0.0
+        var last = 0
+        for i in p.indices where p[i] > 0 {
+            c += p[i]
+            last = i
+            if u < c { return i }
+        }
+        return last
+    }
+
+    /// Full sampling of one logits row.
+    public static func sample(_ logits: [Float], _ s: SamplingSettings, rng: inout KronosRNG) -> Int {
+        draw(filter(logits, s), rng: &rng)
+    }
+}
+
+@inline(__always) func expf32(_ x: Float) -> Float { Float(_exp(Double(x))) }
+
+import Foundation
+@inline(__always) private func _exp(_ x: Double) -> Double { Foundation.exp(x) }
+
+/// The portable generator of `--seed`: xoshiro256** (Blackman & Vigna) seeded by SplitMix64 from
+/// the 64-bit seed. Integer arithmetic only, so the same seed gives the same stream on any machine.
+/// nextDouble() = (next() >> 11) × 2^-53, uniform in [0, 1).
+public struct KronosRNG: Sendable {
+    private var s0, s1, s2, s3: UInt64
+
+    public init(seed: UInt64) {
+        var x = seed
+        func splitmix() -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s0 = splitmix(); s1 = splitmix(); s2 = splitmix(); s3 = splitmix()
+    }
+
+    @inline(__always) private static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
+
+    public mutating func next() -> UInt64 {
+        let result = Self.rotl(s1 &* 5, 7) &* 9
+        let t = s1 << 17
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
+        s2 ^= t
+        s3 = Self.rotl(s3, 45)
+        return result
+    }
+
+    public mutating func nextDouble() -> Double { Double(next() >> 11) * 0x1p-53 }
+}

@@ -126,7 +126,8 @@ extension TensorLayout {
                 let hint = f.shape.count == 2 && f.shape.reversed() == e.shape ? " (transposed?)" : ""
                 problems.append("tensor \(key): expected shape \(e.shape), found \(f.shape)\(hint)")
             }
-            if f.isFloat != e.role.isFloat {
+            let typeMatches = e.role.isFloat ? f.isFloat : f.typeName.uppercased() == "I64"
+            if !typeMatches {
                 problems.append("tensor \(key): expected \(e.role.isFloat ? "a float dtype" : "an int64 buffer"), found \(f.typeName)")
             }
         }

@@ -9,10 +9,12 @@ import KronosQuant
 /// Element types of safetensors files that Kronos checkpoints use.
 public enum SafetensorsDType: String, Sendable {
     case f32 = "F32", f16 = "F16", bf16 = "BF16", i64 = "I64"
+    /// Bytes (masks in reference fixtures); never accepted as a model weight.
+    case u8 = "U8"
     public var size: Int {
-        switch self { case .f32: 4; case .f16, .bf16: 2; case .i64: 8 }
+        switch self { case .f32: 4; case .f16, .bf16: 2; case .i64: 8; case .u8: 1 }
     }
-    public var isFloat: Bool { self != .i64 }
+    public var isFloat: Bool { self == .f32 || self == .f16 || self == .bf16 }
     /// Every dtype the safetensors format defines (to tell "unsupported" from "unknown").
     static let allKnown: [String: Int] = [
         "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
@@ -74,6 +76,8 @@ public struct SafetensorsTensor: @unchecked Sendable {
             for i in 0..<n { out[i] = floatFromBF16(UInt16(littleEndian: b.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
         case .i64:
             for i in 0..<n { out[i] = Float(Int64(littleEndian: b.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
+        case .u8:
+            for i in 0..<n { out[i] = Float(b.load(fromByteOffset: i, as: UInt8.self)) }
         }
     }
 
@@ -101,7 +105,7 @@ public struct SafetensorsTensor: @unchecked Sendable {
                 let bits = UInt16(littleEndian: b.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
                 if bits & 0x7F80 == 0x7F80 { return (i, floatFromBF16(bits)) }
             }
-        case .i64:
+        case .i64, .u8:
             return nil
         }
         return nil
@@ -179,7 +183,7 @@ public final class SafetensorsFile: @unchecked Sendable {
             guard let dt = value["dtype"]?.string else { throw badT("missing or non-string \"dtype\"") }
             guard let elementSize = SafetensorsDType.allKnown[dt] else { throw badT("unknown dtype \"\(dt)\"") }
             guard let dtype = SafetensorsDType(rawValue: dt) else {
-                throw badT("dtype \(dt) is not supported for Kronos weights (expected F32, F16, BF16 or I64)")
+                throw badT("dtype \(dt) is not supported (expected F32, F16, BF16, I64 or U8)")
             }
             _ = elementSize
             guard let shapeArr = value["shape"]?.array else { throw badT("missing or non-array \"shape\"") }

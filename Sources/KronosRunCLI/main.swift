@@ -1,1 +1,116 @@
-print("x")
+// kronos-run: forecast candlesticks from a .kq bundle. Parses arguments and prints; the work is in
+// KronosRuntime. Exit codes: 0 ok, 1 bad input (one line on stderr), 2 usage.
+import ArgumentParser
+import Foundation
+import KronosBundle
+import KronosRuntime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct SamplingOptions: ParsableArguments {
+    @Option(help: "Softmax temperature (> 0).")
+    var temperature: Float = 1.0
+    @Option(help: "Keep the k most likely ids (0 = off; 1 = greedy).")
+    var topK: Int = 0
+    @Option(help: "Nucleus sampling mass in (0, 1] (1 = off). Ignored when --top-k > 0.")
+    var topP: Float = 0.9
+    @Option(help: "Paths sampled per series (one batch) and averaged; > 1 adds 10/50/90% quantiles.")
+    var samples: Int = 1
+    @Option(help: "Seed of the portable random generator (same seed, same output on any machine).")
+    var seed: UInt64 = 0
+}
+
+struct Root: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kronos-run",
+        abstract: "Forecast candlesticks with a Kronos .kq bundle.",
+        subcommands: [Forecast.self],
+        defaultSubcommand: Forecast.self)
+}
+
+struct Forecast: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Forecast the next candles of one or more CSV series (the default subcommand).",
+        discussion: """
+        Examples:
+          kronos-run btc-4h.kq --input candles.csv --pred-len 48
+          kronos-run btc-4h.kq --input a.csv --input b.csv --pred-len 24 --samples 20 --top-p 0.9 --seed 7 --format json
+          kronos-run btc-4h.kq --input candles.csv --pred-len 48 --samples 32 --chart forecast.svg
+        Input CSV: a header with a timestamp column (timestamps, timestamp, date or time) and open,
+        high, low, close (volume, amount optional), rows strictly increasing in time.
+        """)
+
+    @Argument(help: ArgumentHelp("Bundle written by kronos-convert.", valueName: "bundle.kq"))
+    var bundle: String
+    @Option(name: .customLong("input"), help: ArgumentHelp("Candle CSV (repeatable: series forecast together).", valueName: "file.csv"))
+    var inputs: [String] = []
+    @Option(help: "Candles to forecast, e.g. 48.")
+    var predLen: Int
+    @Option(help: "Use the last N rows of each input (default: all).")
+    var lookback: Int?
+    @Option(help: "Model window (default: the bundle's max context).")
+    var maxContext: Int?
+    @Option(help: "Spacing of future timestamps, e.g. 4h, 15m, 1d (default: the input's most common spacing).")
+    var interval: String?
+    @OptionGroup var sampling: SamplingOptions
+    @Option(help: "Output format: csv or json.")
+    var format: String = "csv"
+    @Option(name: [.short, .long], help: ArgumentHelp("Write the forecast here (atomically) instead of stdout.", valueName: "file"))
+    var output: String?
+    @Option(help: ArgumentHelp("Draw the history, forecast and quantile band as SVG.", valueName: "file.svg"))
+    var chart: String?
+    @Option(help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        guard ["csv", "json"].contains(format) else { throw ValidationError("--format must be csv or json, found \"\(format)\"") }
+        if inputs.isEmpty { throw ValidationError("give at least one --input file") }
+    }
+
+    func run() throws {
+        if let threads { Runtime.threads = max(1, threads) }
+        var options = RunOptions(inputs: inputs, predictionLength: predLen)
+        options.lookback = lookback
+        options.maxContext = maxContext
+        options.interval = interval
+        options.sampling = SamplingSettings(temperature: sampling.temperature, topK: sampling.topK, topP: sampling.topP)
+        options.samples = sampling.samples
+        options.seed = sampling.seed
+        try options.check()
+        let model = try KronosModel(path: bundle)
+        let interactive = isatty(STDERR_FILENO) != 0
+        let start = Date()
+        let result = try ForecastJob.run(model: model, options: options) { event in
+            guard interactive, case let .step(done, total) = event else { return }
+            let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-9)
+            FileHandle.standardError.write(Data("\r\u{1B}[Kstep \(done)/\(total) (\(String(format: "%.1f", rate)) steps/s)\(done == total ? "\n" : "")".utf8))
+        }
+        for note in result.notes where interactive { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
+        let text = format == "json" ? ForecastJob.json(result) + "\n" : ForecastJob.csv(result)
+        if let output { try writeAtomically(text, to: output) } else { print(text, terminator: "") }
+        if let chart, let first = result.series.first { try writeAtomically(ForecastChart.svg(first), to: chart) }
+    }
+}
+
+/// Writes to a temporary file beside `path`, then renames it into place.
+func writeAtomically(_ text: String, to path: String) throws {
+    do {
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+    } catch {
+        throw RuntimeError.input(file: path, line: nil, column: nil, message: "cannot write: \(error.localizedDescription)")
+    }
+}
+
+do {
+    var command = try Root.parseAsRoot()
+    try command.run()
+} catch let error as LocalizedError {
+    FileHandle.standardError.write(Data("error: \((error.errorDescription ?? "\(error)").replacingOccurrences(of: "\n", with: " "))\n".utf8))
+    exit(1)
+} catch {
+    let code = Root.exitCode(for: error)
+    if code == .success { print(Root.fullMessage(for: error)); exit(0) }
+    FileHandle.standardError.write(Data((Root.fullMessage(for: error) + "\n").utf8))
+    exit(2)
+}

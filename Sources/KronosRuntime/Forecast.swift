@@ -13,6 +13,9 @@ public struct ForecastSettings: Sendable, Codable, Equatable {
     public var seed: UInt64
     /// Values are clipped to ±clip after normalization.
     public var clip: Float = 5
+    /// Recompute the whole window at every step, as the reference does (slower; the KV cache is
+    /// exactly equal, which the tests prove by comparing both).
+    public var recomputeEveryStep = false
 
     public init(predictionLength: Int, maxContext: Int, sampling: SamplingSettings = SamplingSettings(), samples: Int = 1, seed: UInt64 = 0) {
         self.predictionLength = predictionLength; self.maxContext = maxContext; self.sampling = sampling
@@ -22,6 +25,7 @@ public struct ForecastSettings: Sendable, Codable, Equatable {
         case predictionLength = "pred_len"
         case maxContext = "max_context"
         case sampling, samples, seed, clip
+        case recomputeEveryStep = "recompute_every_step"
     }
 }
 
@@ -96,6 +100,9 @@ extension KronosModel {
         guard P >= 1 else { throw .options("--pred-len must be at least 1, found \(P)") }
         guard S >= 1 else { throw .options("--samples must be at least 1, found \(S)") }
         guard window >= 1 else { throw .options("--max-context must be at least 1, found \(window)") }
+        guard P <= window else {
+            throw .options("--pred-len \(P) exceeds the model window of \(window) rows (--max-context): the tokenizer decodes one window, as the reference does")
+        }
         for (i, s) in inputs.enumerated() where s.rows != T || s.futureStamps.count != P {
             throw .options("series \(i + 1) has \(s.rows) rows and \(s.futureStamps.count) future stamps; every series of a batch needs \(T) and \(P)")
         }
@@ -127,7 +134,7 @@ extension KronosModel {
         for i in 0..<P {
             let n = T + i
             let lo = max(0, n - window)
-            if n <= window && session.length == n - 1 && i > 0 {
+            if !settings.recomputeEveryStep && n <= window && session.length == n - 1 && i > 0 {
                 session.append(s1: s1.map { $0[(n - 1)..<n] }, s2: s2.map { $0[(n - 1)..<n] }, stamps: stamps.map { $0[(n - 1)..<n] })
             } else {
                 session.reset()

@@ -1,0 +1,142 @@
+import Foundation
+import KronosConvert
+import Testing
+
+func productsDirectory() -> URL {
+    var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    while url.path != "/" {
+        if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("kronos-run").path) { return url }
+        url = url.deletingLastPathComponent()
+    }
+    for config in ["release", "debug"] {
+        let u = repoRoot.appendingPathComponent(".build/\(config)")
+        if FileManager.default.isExecutableFile(atPath: u.appendingPathComponent("kronos-run").path) { return u }
+    }
+    fatalError("kronos-run not built")
+}
+
+struct RunResult { let status: Int32; let stdout: String; let stderr: String }
+
+func run(_ args: [String]) throws -> RunResult {
+    let p = Process()
+    p.executableURL = productsDirectory().appendingPathComponent("kronos-run")
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out; p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return RunResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
+func tinyBundle() throws -> String { try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: .q8, maxContext: 64) }
+
+/// A CSV in a temporary directory.
+func csvFile(_ text: String) -> String {
+    let p = temporaryDirectory("csv") + "/in.csv"
+    FileManager.default.createFile(atPath: p, contents: Data(text.utf8))
+    return p
+}
+
+let sample = goldenDirectory + "/sample_4h.csv"
+
+@Suite struct RunCLITests {
+    @Test func greedyCSVMatchesTheReferenceForecastFile() throws {
+        // The golden tiny case through the CLI: top-k 1, same window as the reference.
+        let f32 = try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: .f32)
+        let c = goldenDirectory + "/tiny/cases/synth_a"
+        let r = try run([f32, "--input", c + "_input.csv", "--pred-len", "12", "--max-context", "64", "--top-k", "1"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let ours = r.stdout.split(separator: "\n"), ref = try String(contentsOfFile: c + "_forecast.csv", encoding: .utf8).split(separator: "\n")
+        #expect(ours.count == ref.count && ours[0] == ref[0])
+        for (a, b) in zip(ours.dropFirst(), ref.dropFirst()) {
+            let x = a.split(separator: ","), y = b.split(separator: ",")
+            #expect(x[0] == y[0], "timestamps \(x[0]) vs \(y[0])")
+            for k in 1..<7 {
+                let u = Double(x[k])!, v = Double(y[k])!
+                #expect(abs(u - v) <= 1e-4 * max(abs(v), 1e-3), "\(a) vs \(b)")
+            }
+        }
+    }
+
+    @Test func sameSeedSameBytesDifferentSeedsDiffer() throws {
+        let b = try tinyBundle()
+        let args = [b, "--input", sample, "--pred-len", "8", "--samples", "4", "--top-p", "0.9"]
+        let r1 = try run(args + ["--seed", "7", "--format", "json"]), r2 = try run(args + ["--seed", "7", "--format", "json"])
+        let r3 = try run(args + ["--seed", "8", "--format", "json"])
+        #expect(r1.status == 0 && r1.stdout == r2.stdout)
+        #expect(r1.stdout != r3.stdout)
+        let json = try JSONSerialization.jsonObject(with: Data(r1.stdout.utf8)) as! [String: Any]
+        let series = (json["series"] as! [[String: Any]])[0]
+        let q = series["quantiles"] as! [String: Any]
+        #expect(Set(q.keys) == ["p10", "p50", "p90"])
+        let p10 = (q["p10"] as! [[String: Any]])[0]["close"] as! Double, p90 = (q["p90"] as! [[String: Any]])[0]["close"] as! Double
+        #expect(p10 <= p90)
+        #expect((series["forecast"] as! [Any]).count == 8)
+    }
+
+    @Test func batchOfInputsAndChart() throws {
+        let b = try tinyBundle()
+        let dir = temporaryDirectory("chart")
+        let r = try run([b, "--input", sample, "--input", sample, "--pred-len", "6", "--samples", "3", "--lookback", "100",
+                         "--chart", dir + "/f.svg", "--output", dir + "/f.csv"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let csv = try String(contentsOfFile: dir + "/f.csv", encoding: .utf8)
+        #expect(csv.hasPrefix("series,timestamps,open,high,low,close,volume,amount\n"))
+        #expect(csv.split(separator: "\n").count == 13)
+        let svg = try String(contentsOfFile: dir + "/f.svg", encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.contains("<polygon") && svg.hasSuffix("</svg>\n"))
+    }
+
+    @Test func intervalOverride() throws {
+        let r = try run([try tinyBundle(), "--input", sample, "--pred-len", "2", "--interval", "1d", "--top-k", "1"])
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines[1].hasPrefix("2024-05-14 04:00:00") && lines[2].hasPrefix("2024-05-15 04:00:00"), "\(lines)")
+    }
+
+    @Test(arguments: [
+        ("timestamps,open,high,low\n2024-01-01 00:00:00,1,2,0.5\n2024-01-01 04:00:00,1,2,0.5\n", "missing required column \"close\""),
+        ("timestamps,open,high,low,close\n2024-01-01 00:00:00,1,2,0.5,1\n2024-01-01 04:00:00,1,nan,0.5,1\n", ":3 (column high): nan is not a finite number"),
+        ("timestamps,open,high,low,close\n2024-01-01 00:00:00,1,2,0.5,1\n2024-01-01 04:00:00,1,2,abc,1\n", ":3 (column low): \"abc\" is not a number"),
+        ("timestamps,open,high,low,close\n2024-01-01 04:00:00,1,2,0.5,1\n2024-01-01 00:00:00,1,2,0.5,1\n", "strictly increasing"),
+        ("timestamps,open,high,low,close\n2024-01-01 04:00:00,1,2,0.5,1\n2024-01-01 04:00:00,1,2,0.5,1\n", "duplicate timestamp"),
+        ("timestamps,open,high,low,close\n2024-01-01 04:00:00,1,2,0.5,1\n", "need at least 2"),
+        ("", "empty file"),
+        ("open,high,low,close\n1,2,0.5,1\n1,2,0.5,1\n", "no timestamp column"),
+        ("timestamps,open,high,low,close\n01/02/2024,1,2,0.5,1\n01/03/2024,1,2,0.5,1\n", "cannot read timestamp \"01/02/2024\""),
+    ])
+    func badCSVExitsOneWithOneLine(text: String, expected: String) throws {
+        let r = try run([try tinyBundle(), "--input", csvFile(text), "--pred-len", "4"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains(expected), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test(arguments: [
+        (["--pred-len", "0"], "--pred-len must be at least 1, found 0"),
+        (["--pred-len", "4", "--top-p", "1.5"], "--top-p must be in (0, 1], found 1.5"),
+        (["--pred-len", "4", "--top-p", "0"], "--top-p must be in (0, 1]"),
+        (["--pred-len", "4", "--temperature=-1"], "--temperature must be greater than 0"),
+        (["--pred-len", "4", "--interval", "4x"], "--interval \"4x\""),
+    ])
+    func badValuesExitOne(args: [String], expected: String) throws {
+        let r = try run([try tinyBundle(), "--input", sample] + args)
+        #expect(r.status == 1 && r.stderr.contains(expected), "\(r.status) \(r.stderr)")
+    }
+
+    @Test func unreadableBundleAndUsage() throws {
+        let bogus = csvFile("not a bundle at all, but long enough to have a header of 64 bytes ........................")
+        let r = try run([bogus, "--input", sample, "--pred-len", "4"])
+        #expect(r.status == 1 && r.stderr.contains("magic: expected \"KRONOSKQ\""), "\(r.stderr)")
+        #expect(try run(["/nonexistent.kq", "--input", sample, "--pred-len", "4"]).status == 1)
+        #expect(try run([try tinyBundle(), "--input", sample, "--pred-len", "4", "--bogus"]).status == 2)
+        #expect(try run([try tinyBundle(), "--input", sample]).status == 2)
+    }
+
+    @Test func differingLengthsNameTheFile() throws {
+        let short = csvFile("timestamps,open,high,low,close\n2024-01-01 00:00:00,1,2,0.5,1\n2024-01-01 04:00:00,1,2,0.5,1.5\n2024-01-01 08:00:00,1,2,0.5,1.2\n")
+        let r = try run([try tinyBundle(), "--input", sample, "--input", short, "--pred-len", "4"])
+        #expect(r.status == 1 && r.stderr.contains(short) && r.stderr.contains("same length"), "\(r.stderr)")
+    }
+}

@@ -62,6 +62,8 @@ struct Forecast: ParsableCommand {
     var chart: String?
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
+    @Flag(help: "Print load and forecast seconds to stderr.")
+    var timings = false
 
     func validate() throws {
         guard ["csv", "json"].contains(format) else { throw ValidationError("--format must be csv or json, found \"\(format)\"") }
@@ -85,6 +87,10 @@ struct Forecast: ParsableCommand {
             guard interactive, case let .step(done, total) = event else { return }
             let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-9)
             FileHandle.standardError.write(Data("\r\u{1B}[Kstep \(done)/\(total) (\(String(format: "%.1f", rate)) steps/s)\(done == total ? "\n" : "")".utf8))
+        }
+        if timings {
+            let steps = Double(predLen) / max(result.forecastSeconds, 1e-9)
+            FileHandle.standardError.write(Data(String(format: "load %.3f s, forecast %.3f s (%.2f steps/s)\n", result.loadSeconds, result.forecastSeconds, steps).utf8))
         }
         for note in result.notes where interactive { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
         let text = format == "json" ? ForecastJob.json(result) + "\n" : ForecastJob.csv(result)

@@ -25,24 +25,54 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 }
 
-// dot(a [n], b [n]) -> scalar, fixed summation order (16-lane partial sums, then the tail).
+// dot(a [n], b [n]) -> scalar. Fixed summation order: one 8-lane fused multiply-add accumulator
+// over k in steps of 8, its lanes summed, then the tail. The GEMM tile kernel below uses exactly
+// this order for every (row, column) pair, so results never depend on how rows are grouped.
 @inline(__always)
 func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+    var acc = SIMD8<Float>()
     var i = 0
     let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-    while i + 32 <= n {
-        acc0 += ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-        acc1 += ra.loadUnaligned(fromByteOffset: 4 * i + 64, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: 4 * i + 64, as: SIMD16<Float>.self)
-        i += 32
+    while i + 8 <= n {
+        acc.addProduct(ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self))
+        i += 8
     }
-    if i + 16 <= n {
-        acc0 += ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self) * rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD16<Float>.self)
-        i += 16
-    }
-    var s = (acc0 + acc1).sum()
+    var s = acc.sum()
     while i < n { s += a[i] * b[i]; i += 1 }
     return s
+}
+
+// C [2, 4] = A [4, n] (rows a0...a3) . B [2, n] (rows b0, b1), each pair in dot()'s order.
+// 8 accumulators + 4 A vectors + 1 B vector fit the 16 AVX2 registers.
+@inline(__always)
+func tile4x2(_ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ n: Int,
+             _ c: UnsafeMutablePointer<Float>, _ ldc: Int, bias: SIMD4<Float>) {
+    var c00 = SIMD8<Float>(), c01 = SIMD8<Float>(), c02 = SIMD8<Float>(), c03 = SIMD8<Float>()
+    var c10 = SIMD8<Float>(), c11 = SIMD8<Float>(), c12 = SIMD8<Float>(), c13 = SIMD8<Float>()
+    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+    let sa = 4 * lda, sb = 4 * ldb
+    var k = 0
+    while k + 8 <= n {
+        let o = 4 * k
+        let a0 = ra.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+        let a1 = ra.loadUnaligned(fromByteOffset: o + sa, as: SIMD8<Float>.self)
+        let a2 = ra.loadUnaligned(fromByteOffset: o + 2 * sa, as: SIMD8<Float>.self)
+        let a3 = ra.loadUnaligned(fromByteOffset: o + 3 * sa, as: SIMD8<Float>.self)
+        let b0 = rb.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+        c00.addProduct(a0, b0); c01.addProduct(a1, b0); c02.addProduct(a2, b0); c03.addProduct(a3, b0)
+        let b1 = rb.loadUnaligned(fromByteOffset: o + sb, as: SIMD8<Float>.self)
+        c10.addProduct(a0, b1); c11.addProduct(a1, b1); c12.addProduct(a2, b1); c13.addProduct(a3, b1)
+        k += 8
+    }
+    var r0 = SIMD4<Float>(c00.sum(), c01.sum(), c02.sum(), c03.sum())
+    var r1 = SIMD4<Float>(c10.sum(), c11.sum(), c12.sum(), c13.sum())
+    while k < n {
+        let av = SIMD4<Float>(a[k], a[lda + k], a[2 * lda + k], a[3 * lda + k])
+        r0 += av * b[k]; r1 += av * b[ldb + k]
+        k += 1
+    }
+    r0 += bias; r1 += bias
+    for j in 0..<4 { c[j] = r0[j]; c[ldc + j] = r1[j] }
 }
 
 /// y [n] += a * x [n]
@@ -78,23 +108,43 @@ public enum Runtime {
 }
 
 // Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias [W.rows])
-// Each weight row is dequantized once into a per-thread buffer and dotted with every input row.
+// Weight rows are taken 4 at a time (dequantized once into a per-thread buffer unless f32) and
+// multiplied with 2 input rows at a time by the register tile; leftovers go through dot().
+// Output rows are split across the cores.
 func matmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, rows: Int, _ y: UnsafeMutablePointer<Float>) {
     let n = w.columns, out = w.rows
+    let groups = (out + 3) / 4
     let work = out * rows * n
-    parallelChunks(out, minimumPerChunk: work > 1 << 15 ? 1 : out) { range in
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: n)
+    parallelChunks(groups, minimumPerChunk: work > 1 << 16 ? 1 : groups) { range in
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 4 * n)
         defer { scratch.deallocate() }
-        for j in range {
-            let wr: UnsafePointer<Float>
+        for g in range {
+            let j0 = 4 * g, count = min(4, out - j0)
+            // A: the group's weight rows as f32, row stride lda.
+            let a: UnsafePointer<Float>, lda: Int
             if w.type == .f32 {
-                wr = w.row(j).assumingMemoryBound(to: Float.self)
+                a = w.row(j0).assumingMemoryBound(to: Float.self); lda = n
             } else {
-                w.decodeRow(j, into: scratch)
-                wr = UnsafePointer(scratch)
+                for r in 0..<count { w.decodeRow(j0 + r, into: scratch + r * n) }
+                a = UnsafePointer(scratch); lda = n
             }
-            let b = bias?[j] ?? 0
-            for t in 0..<rows { y[t * out + j] = dot(wr, x + t * n, n) + b }
+            if count == 4 {
+                let bv = bias.map { SIMD4<Float>($0[j0], $0[j0 + 1], $0[j0 + 2], $0[j0 + 3]) } ?? SIMD4<Float>()
+                var t = 0
+                while t + 2 <= rows {
+                    tile4x2(a, lda, x + t * n, n, n, y + t * out + j0, out, bias: bv)
+                    t += 2
+                }
+                while t < rows {
+                    for r in 0..<4 { y[t * out + j0 + r] = dot(a + r * lda, x + t * n, n) + bv[r] }
+                    t += 1
+                }
+            } else {
+                for r in 0..<count {
+                    let b = bias?[j0 + r] ?? 0
+                    for t in 0..<rows { y[t * out + j0 + r] = dot(a + r * lda, x + t * n, n) + b }
+                }
+            }
         }
     }
 }

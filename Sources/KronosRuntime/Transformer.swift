@@ -83,10 +83,12 @@ extension Block {
         let scale = 1 / Float(hd).squareRoot()
         let tasks = batch * newRows * heads
         let total = start + newRows
-        parallelChunks(tasks, minimumPerChunk: max(1, 4096 / max(total * hd, 1))) { range in
+        // Tasks are dealt round-robin: causal rows get longer towards the end of the window.
+        let workers = tasks * total * hd > 1 << 14 ? Runtime.threads : 1
+        parallelChunks(workers) { range in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: total)
             defer { scores.deallocate() }
-            for task in range {
+            for task in stride(from: range.lowerBound, to: tasks, by: workers) {
                 let h = task % heads, r = task / heads
                 let b = r / newRows, t = r % newRows
                 let n = start + t + 1

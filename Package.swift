@@ -53,11 +53,12 @@ let package = Package(
             name: "KronosRunCLI",
             dependencies: ["KronosRuntime", "KronosCheckpoint", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .target(name: "KronosTestSupport", path: "Tests/KronosTestSupport"),
         .testTarget(name: "KronosQuantTests", dependencies: ["KronosQuant"]),
         .testTarget(name: "KronosBundleTests", dependencies: ["KronosBundle"]),
-        .testTarget(name: "KronosCheckpointTests", dependencies: ["KronosCheckpoint"]),
-        .testTarget(name: "KronosConvertTests", dependencies: ["KronosConvert", "KronosCheckpoint", "KronosBundle"]),
-        .testTarget(name: "KronosRuntimeTests", dependencies: ["KronosRuntime", "KronosCheckpoint", "KronosConvert"]),
+        .testTarget(name: "KronosCheckpointTests", dependencies: ["KronosCheckpoint", "KronosTestSupport"]),
+        .testTarget(name: "KronosConvertTests", dependencies: ["KronosConvert", "KronosCheckpoint", "KronosBundle", "KronosTestSupport"]),
+        .testTarget(name: "KronosRuntimeTests", dependencies: ["KronosRuntime", "KronosCheckpoint", "KronosConvert", "KronosTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

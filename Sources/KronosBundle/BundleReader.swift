@@ -168,12 +168,12 @@ public final class BundleReader: @unchecked Sendable {
     /// Loads every tensor, frames decoded in parallel.
     public func loadAll() throws(BundleError) -> [String: TensorData] {
         let tensors = manifest.tensors
-        let results = LockedArray<Result<TensorData, BundleError>?>(repeating: nil, count: tensors.count)
+        let results = ResultSlots<TensorData, BundleError>(count: tensors.count)
         DispatchQueue.concurrentPerform(iterations: tensors.count) { i in
             results[i] = Result { () throws(BundleError) in try self.load(tensors[i]) }
         }
         var out = [String: TensorData]()
-        for (i, t) in tensors.enumerated() { out["\(t.part.rawValue)/\(t.name)"] = try results[i]!.get() }
+        for (i, t) in tensors.enumerated() { out["\(t.part.rawValue)/\(t.name)"] = try results.get(i) }
         return out
     }
 }
@@ -203,13 +203,14 @@ public final class TensorData: @unchecked Sendable {
     }
 }
 
-/// A fixed-size array written from concurrent iterations (each index by one writer).
-final class LockedArray<T>: @unchecked Sendable {
-    private var items: [T]
+/// Per-index results filled by concurrent iterations (each index written once).
+public final class ResultSlots<T: Sendable, E: Error>: @unchecked Sendable {
+    private var slots: [Result<T, E>?]
     private let lock = NSLock()
-    init(repeating v: T, count: Int) { items = Array(repeating: v, count: count) }
-    subscript(i: Int) -> T {
-        get { lock.lock(); defer { lock.unlock() }; return items[i] }
-        set { lock.lock(); items[i] = newValue; lock.unlock() }
+    public init(count: Int) { slots = Array(repeating: nil, count: count) }
+    public subscript(i: Int) -> Result<T, E> {
+        get { lock.lock(); defer { lock.unlock() }; return slots[i]! }
+        set { lock.lock(); slots[i] = newValue; lock.unlock() }
     }
+    public func get(_ i: Int) throws(E) -> T { try self[i].get() }
 }

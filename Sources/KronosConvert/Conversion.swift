@@ -295,15 +295,3 @@ func encode(_ src: SafetensorsTensor, as requested: TensorType, options: Convers
     }
     return EncodedTensor(type: type, frame: frame, rawSize: raw.bytes.count, error: stats, note: note)
 }
-
-/// Per-index results filled by concurrent iterations.
-final class ResultSlots<T: Sendable, E: Error>: @unchecked Sendable {
-    private var slots: [Result<T, E>?]
-    private let lock = NSLock()
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-    subscript(i: Int) -> Result<T, E> {
-        get { lock.lock(); defer { lock.unlock() }; return slots[i]! }
-        set { lock.lock(); slots[i] = newValue; lock.unlock() }
-    }
-    func get(_ i: Int) throws(E) -> T { try self[i].get() }
-}

@@ -87,12 +87,8 @@ final class PredictorSession {
         let scale = 1 / Float(hd).squareRoot()
         for b in 0..<batch {
             for h in 0..<heads {
-                let qv = q + b * D + h * hd
-                for p in 0..<n { scores[p] = dot(qv, depCache.key(b, p) + h * hd, hd) * scale }
-                softmaxInPlace(scores, n)
-                let o = att + b * D + h * hd
-                o.initialize(repeating: 0, count: hd)
-                for p in 0..<n { axpy(scores[p], depCache.value(b, p) + h * hd, o, hd) }
+                depCache.attend(sequence: b, head: h, headDimension: hd, positions: n, query: q + b * D + h * hd,
+                                scale: scale, scores: scores, out: att + b * D + h * hd)
             }
         }
         model.depOut(att, rows: batch, into: a)

@@ -18,6 +18,17 @@ final class KVCache: @unchecked Sendable {
 
     @inline(__always) func key(_ b: Int, _ p: Int) -> UnsafeMutablePointer<Float> { keys + (b * capacity + p) * width }
     @inline(__always) func value(_ b: Int, _ p: Int) -> UnsafeMutablePointer<Float> { values + (b * capacity + p) * width }
+
+    // One head of attention for sequence b: query [hd] against the cached keys / values of
+    // positions 0 ..< n (head slice h) -> out [hd] = softmax(q k^T * scale) v. scores: [n] scratch.
+    @inline(__always)
+    func attend(sequence b: Int, head h: Int, headDimension hd: Int, positions n: Int, query: UnsafePointer<Float>,
+                scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        for p in 0..<n { scores[p] = dot(query, key(b, p) + h * hd, hd) * scale }
+        softmaxInPlace(scores, n)
+        out.initialize(repeating: 0, count: hd)
+        for p in 0..<n { axpy(scores[p], value(b, p) + h * hd, out, hd) }
+    }
 }
 
 /// Scratch for block forward passes over up to `rows` rows of width D and F.
@@ -92,12 +103,8 @@ extension Block {
                 let h = task % heads, r = task / heads
                 let b = r / newRows, t = r % newRows
                 let n = start + t + 1
-                let qv = q + r * D + h * hd
-                for p in 0..<n { scores[p] = dot(qv, cache.key(b, p) + h * hd, hd) * scale }
-                softmaxInPlace(scores, n)
-                let o = out + r * D + h * hd
-                o.initialize(repeating: 0, count: hd)
-                for p in 0..<n { axpy(scores[p], cache.value(b, p) + h * hd, o, hd) }
+                cache.attend(sequence: b, head: h, headDimension: hd, positions: n, query: q + r * D + h * hd,
+                             scale: scale, scores: scores, out: out + r * D + h * hd)
             }
         }
     }

@@ -2,17 +2,10 @@ import Foundation
 import KronosBundle
 import KronosCheckpoint
 import KronosQuant
+import KronosTestSupport
 import Testing
 
-/// ../shared/reference beside the repository.
-let sharedReference = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/reference").path
-
-func temporaryDirectory(_ tag: String) -> String {
-    let p = NSTemporaryDirectory() + "kronos-\(tag)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    try! FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
-    return p
-}
+let sharedReference = sharedReferenceDirectory
 
 func writeFile(_ bytes: [UInt8], _ path: String) { FileManager.default.createFile(atPath: path, contents: Data(bytes)) }
 

@@ -3,45 +3,13 @@ import KronosBundle
 import KronosCheckpoint
 import KronosConvert
 import KronosQuant
+import KronosTestSupport
 import Testing
 
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-let sharedReference = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/reference").path
+let sharedReference = sharedReferenceDirectory
 
-/// The directory holding the built executables (next to the test bundle).
-func productsDirectory() -> URL {
-    var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    while url.path != "/" {
-        if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("kronos-convert").path) { return url }
-        url = url.deletingLastPathComponent()
-    }
-    for config in ["release", "debug"] {
-        let u = repoRoot.appendingPathComponent(".build/\(config)")
-        if FileManager.default.isExecutableFile(atPath: u.appendingPathComponent("kronos-convert").path) { return u }
-    }
-    fatalError("kronos-convert not built")
-}
-
-struct RunResult { let status: Int32; let stdout: String; let stderr: String }
-
-func run(_ tool: String, _ args: [String]) throws -> RunResult {
-    let p = Process()
-    p.executableURL = productsDirectory().appendingPathComponent(tool)
-    p.arguments = args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out; p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return RunResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-}
-
-func temporaryDirectory(_ tag: String) -> String {
-    let p = NSTemporaryDirectory() + "kronos-\(tag)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    try! FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
-    return p
-}
+typealias RunResult = ToolResult
+func run(_ tool: String, _ args: [String]) throws -> ToolResult { try runTool(tool, args) }
 
 /// A writable copy of a reference model's checkpoints.
 func copyModel(_ model: String) -> (dir: String, tok: String, pred: String) {

@@ -1,34 +1,9 @@
 import Foundation
 import KronosConvert
+import KronosTestSupport
 import Testing
 
-func productsDirectory() -> URL {
-    var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    while url.path != "/" {
-        if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("kronos-run").path) { return url }
-        url = url.deletingLastPathComponent()
-    }
-    for config in ["release", "debug"] {
-        let u = repoRoot.appendingPathComponent(".build/\(config)")
-        if FileManager.default.isExecutableFile(atPath: u.appendingPathComponent("kronos-run").path) { return u }
-    }
-    fatalError("kronos-run not built")
-}
-
-struct RunResult { let status: Int32; let stdout: String; let stderr: String }
-
-func run(_ args: [String]) throws -> RunResult {
-    let p = Process()
-    p.executableURL = productsDirectory().appendingPathComponent("kronos-run")
-    p.arguments = args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out; p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return RunResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-}
+func run(_ args: [String]) throws -> ToolResult { try runTool("kronos-run", args) }
 
 func tinyBundle() throws -> String { try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: .q8, maxContext: 64) }
 

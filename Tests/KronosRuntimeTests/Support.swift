@@ -4,15 +4,10 @@ import KronosCheckpoint
 import KronosConvert
 import KronosRuntime
 
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-let sharedReference = repoRoot.deletingLastPathComponent().appendingPathComponent("shared/reference").path
-let goldenDirectory = repoRoot.appendingPathComponent("golden").path
+import KronosTestSupport
 
-func temporaryDirectory(_ tag: String) -> String {
-    let p = NSTemporaryDirectory() + "kronos-\(tag)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-    try! FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
-    return p
-}
+let sharedReference = sharedReferenceDirectory
+let goldenDirectory = repositoryRoot.appendingPathComponent("golden").path
 
 /// Converts a model directory (with tokenizer/ and predictor/) to a bundle, once per process and type.
 final class BundleCache: @unchecked Sendable {

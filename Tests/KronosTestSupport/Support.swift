@@ -1,0 +1,47 @@
+// Helpers shared by the test targets: temporary directories and running the built executables.
+import Foundation
+
+/// The repository's root (three levels above this file).
+public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+/// `../shared/reference` beside the repository.
+public let sharedReferenceDirectory = repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/reference").path
+
+public func temporaryDirectory(_ tag: String) -> String {
+    let p = NSTemporaryDirectory() + "kronos-\(tag)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    try! FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+    return p
+}
+
+/// The directory holding the built executable `tool` (next to the test bundle, else .build/<config>).
+public func productsDirectory(containing tool: String) -> URL {
+    var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    while url.path != "/" {
+        if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent(tool).path) { return url }
+        url = url.deletingLastPathComponent()
+    }
+    for config in ["release", "debug"] {
+        let u = repositoryRoot.appendingPathComponent(".build/\(config)")
+        if FileManager.default.isExecutableFile(atPath: u.appendingPathComponent(tool).path) { return u }
+    }
+    fatalError("\(tool) is not built")
+}
+
+public struct ToolResult: Sendable {
+    public let status: Int32
+    public let stdout: String
+    public let stderr: String
+}
+
+/// Runs a built executable and collects its exit status and output.
+public func runTool(_ tool: String, _ args: [String]) throws -> ToolResult {
+    let p = Process()
+    p.executableURL = productsDirectory(containing: tool).appendingPathComponent(tool)
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out; p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile()
+    let e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return ToolResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}

@@ -68,7 +68,7 @@ public enum ForecastChart {
         // Time axis: first history row, forecast start, last forecast row.
         let firstLabel = Candles.format(h.times[h.rows - hist], h.format)
         out += "<text x=\"\(f(left))\" y=\"\(f(H - bottom + 20))\" fill=\"#555\">\(escape(firstLabel))</text>\n"
-        out += "<text x=\"\(f(split))\" y=\"\(f(H - bottom + 20))\" text-anchor=\"middle\" fill=\"#555\">\(escape(s.timestamps.first ?? ""))</text>\n"
+        out += "<text x=\"\(f(split - 4))\" y=\"\(f(top - 6))\" text-anchor=\"end\" fill=\"#555\">forecast from \(escape(s.timestamps.first ?? "")) →</text>\n"
         out += "<text x=\"\(f(W - right))\" y=\"\(f(H - bottom + 20))\" text-anchor=\"end\" fill=\"#555\">\(escape(s.timestamps.last ?? ""))</text>\n"
         let legend = s.quantiles.isEmpty ? "history (green/red) · forecast mean (blue/purple)" :
             "history (green/red) · forecast mean (blue/purple) · close 10–90 % band and median of \(s.s1.count) samples"

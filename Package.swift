@@ -8,6 +8,7 @@
 //   KronosCheckpoint  safetensors reader (single / sharded), config check against the tensor table
 //   KronosConvert     conversion pipeline (checkpoint -> bundle)
 //   KronosRuntime     model runtime and forecast (bundle -> candles)
+//   KronosVerify      accuracy drift of a bundle against golden FP32 cases
 //   kronos-convert, kronos-run: thin executables (argument parsing and printing only)
 import PackageDescription
 
@@ -49,9 +50,10 @@ let package = Package(
             name: "KronosConvertCLI",
             dependencies: ["KronosConvert", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .target(name: "KronosVerify", dependencies: ["KronosRuntime", "KronosCheckpoint", "KronosConvert", "KronosBundle"]),
         .executableTarget(
             name: "KronosRunCLI",
-            dependencies: ["KronosRuntime", "KronosCheckpoint", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["KronosRuntime", "KronosVerify", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "KronosTestSupport", path: "Tests/KronosTestSupport"),
         .testTarget(name: "KronosQuantTests", dependencies: ["KronosQuant"]),

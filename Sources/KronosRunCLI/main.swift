@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import KronosBundle
 import KronosRuntime
+import KronosVerify
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,7 +26,7 @@ struct Root: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kronos-run",
         abstract: "Forecast candlesticks with a Kronos .kq bundle.",
-        subcommands: [Forecast.self],
+        subcommands: [Forecast.self, VerifyCommand.self],
         defaultSubcommand: Forecast.self)
 }
 
@@ -97,6 +98,90 @@ struct Forecast: ParsableCommand {
         if let output { try writeAtomically(text, to: output) } else { print(text, terminator: "") }
         if let chart, let first = result.series.first { try writeAtomically(ForecastChart.svg(first), to: chart) }
     }
+}
+
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Measure a bundle's accuracy drift against golden FP32 cases; exit 1 when a threshold is exceeded.",
+        discussion: """
+        Examples:
+          kronos-run verify btc-4h.kq --golden golden/tiny
+          kronos-run verify btc-4h.kq --golden ../shared/reference/mini --json
+        The golden directory has the layout of ../shared/reference/<model>: cases/<case>.json,
+        <case>.safetensors, <case>_input.csv (and tokenizer/, predictor/ for the ensemble metric).
+        Default thresholds depend on the bundle type (f32, f16, q8, q4); the flags override them.
+        """)
+
+    @Argument(help: ArgumentHelp("Bundle to check.", valueName: "bundle.kq"))
+    var bundle: String
+    @Option(help: ArgumentHelp("Golden directory (or one case .json file).", valueName: "dir"))
+    var golden: String
+    @Flag(help: "Print one JSON object.")
+    var json = false
+    @Option(help: "Sampled paths per case for ensemble_nmae.")
+    var samples: Int = 8
+    @Option(help: "Seed of the ensemble's random stream (shared by golden and bundle).")
+    var seed: UInt64 = 1234
+    @Flag(help: "Skip the ensemble metric.")
+    var noEnsemble = false
+    @Flag(help: "Write the golden f32 ensembles computed from DIR's checkpoints into DIR/cases.")
+    var writeEnsembles = false
+    @Option(help: "Gate: maximum s1 KL divergence.") var maxS1Kld: Double?
+    @Option(help: "Gate: maximum s2 KL divergence.") var maxS2Kld: Double?
+    @Option(help: "Gate: minimum share of steps whose argmax agrees (s1 and s2).") var minTop1: Double?
+    @Option(help: "Gate: minimum share of context rows encoded to the golden ids.") var minContextIds: Double?
+    @Option(help: "Gate: maximum decoder drift (mean abs error in std units).") var maxDecodeNmae: Double?
+    @Option(help: "Gate: maximum ensemble_nmae.") var maxEnsembleNmae: Double?
+    @Option(help: "Gate: maximum greedy_max_rel.") var maxGreedyRel: Double?
+
+    func validate() throws {
+        guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
+    }
+
+    func run() throws {
+        let reader = try BundleReader(path: bundle, verifyFrames: false)
+        var t = VerifyThresholds.defaults(for: reader.manifest.settings.quantize)
+        if let v = maxS1Kld { t.s1KLD = v }
+        if let v = maxS2Kld { t.s2KLD = v }
+        if let v = minTop1 { t.s1Top1 = v; t.s2Top1 = v }
+        if let v = minContextIds { t.contextIDs = v }
+        if let v = maxDecodeNmae { t.decodeNMAE = v }
+        if let v = maxEnsembleNmae { t.ensembleNMAE = v }
+        if let v = maxGreedyRel { t.greedyMaxRelative = v }
+        var options = VerifyOptions()
+        options.samples = samples; options.seed = seed; options.thresholds = t
+        options.ensemble = !noEnsemble; options.writeEnsembles = writeEnsembles
+        let report = try Verify.run(bundle: bundle, golden: golden, options: options)
+        if json {
+            let e = JSONEncoder()
+            e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+            print(String(decoding: try e.encode(report), as: UTF8.self))
+        } else {
+            printTable(report)
+        }
+        if !report.pass { throw VerifyFailure(failures: report.failures) }
+    }
+
+    func printTable(_ r: VerifyReport) {
+        print("bundle \(r.bundle) (\(r.type), \(String(format: "%.3f", r.bitsPerWeight)) bits/weight) against \(r.golden)")
+        let header = ["case", "steps", "s1_kld", "s2_kld", "s1_top1", "s2_top1", "ctx_ids", "decode_nmae", "greedy_nmae", "greedy_max_rel", "ids_same", "ensemble_nmae"]
+        func e(_ v: Double) -> String { String(format: "%.3e", v) }
+        func p(_ v: Double) -> String { String(format: "%.2f%%", v * 100) }
+        let rows = (r.cases + [r.overall]).map { m in
+            [m.name, "\(m.steps)", e(m.s1KLD), e(m.s2KLD), p(m.s1Top1), p(m.s2Top1), p(m.contextIDs), e(m.decodeNMAE),
+             e(m.greedyNMAE), e(m.greedyMaxRelative), m.greedyIDsIdentical ? "yes" : "no", m.ensembleNMAE.map(e) ?? "-"]
+        }
+        let table = [header] + rows
+        let widths = header.indices.map { c in table.map { $0[c].count }.max()! }
+        for row in table { print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")) }
+        print(r.pass ? "PASS" : "FAIL: " + r.failures.joined(separator: "; "))
+    }
+}
+
+struct VerifyFailure: LocalizedError {
+    let failures: [String]
+    var errorDescription: String? { "drift above threshold: " + failures.joined(separator: "; ") }
 }
 
 /// Writes to a temporary file beside `path`, then renames it into place.

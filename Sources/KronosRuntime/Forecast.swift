@@ -132,14 +132,7 @@ extension KronosModel {
         var rng = KronosRNG(seed: settings.seed)
         let session = PredictorSession(model: predictor, batch: batch, capacity: window)
         for i in 0..<P {
-            let n = T + i
-            let lo = max(0, n - window)
-            if !settings.recomputeEveryStep && n <= window && session.length == n - 1 && i > 0 {
-                session.append(s1: s1.map { $0[(n - 1)..<n] }, s2: s2.map { $0[(n - 1)..<n] }, stamps: stamps.map { $0[(n - 1)..<n] })
-            } else {
-                session.reset()
-                session.append(s1: s1.map { $0[lo..<n] }, s2: s2.map { $0[lo..<n] }, stamps: stamps.map { $0[lo..<n] })
-            }
+            session.advance(to: T + i, s1: s1, s2: s2, stamps: stamps, window: window, recompute: settings.recomputeEveryStep)
             let logits1 = session.s1Logits
             var picks1 = [Int](repeating: 0, count: batch)
             for b in 0..<batch {
@@ -186,5 +179,39 @@ extension KronosModel {
                                           s2: (0..<S).map { Array(s2[k * S + $0].suffix(P)) }))
         }
         return results
+    }
+}
+
+extension PredictorSession {
+    /// Brings the session to the window ending at token n (the last min(n, window) tokens): one
+    /// appended row when the window still grows from position 0 and the cache holds the n - 1
+    /// before it, else a recomputation of the whole window.
+    func advance(to n: Int, s1: [[Int]], s2: [[Int]], stamps: [[TimeStamp]], window: Int, recompute: Bool) {
+        let lo = max(0, n - window)
+        if !recompute && n <= window && length == n - 1 && length > 0 {
+            append(s1: s1.map { $0[(n - 1)..<n] }, s2: s2.map { $0[(n - 1)..<n] }, stamps: stamps.map { $0[(n - 1)..<n] })
+        } else {
+            reset()
+            append(s1: s1.map { $0[lo..<n] }, s2: s2.map { $0[lo..<n] }, stamps: stamps.map { $0[lo..<n] })
+        }
+    }
+}
+
+extension KronosModel {
+    /// Teacher forcing along a given path: the step logits the sampler would see at every step when
+    /// the tokens generated so far are `path` (s1 conditioned on the path's own s2 for the s2 logits).
+    /// contextS1 / contextS2 [T], stamps [T + P], path [P] -> s1 logits [P][V1], s2 logits [P][V2].
+    public func teacherForcedLogits(contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathS1: [Int], pathS2: [Int],
+                                    maxContext window: Int) -> (s1: [[Float]], s2: [[Float]]) {
+        let T = contextS1.count, P = pathS1.count
+        let session = PredictorSession(model: predictor, batch: 1, capacity: window)
+        let s1 = [contextS1 + pathS1], s2 = [contextS2 + pathS2]
+        var l1 = [[Float]](), l2 = [[Float]]()
+        for i in 0..<P {
+            session.advance(to: T + i, s1: s1, s2: s2, stamps: [stamps], window: window, recompute: false)
+            l1.append(session.s1Logits)
+            l2.append(session.s2Logits(picks: [pathS1[i]]))
+        }
+        return (l1, l2)
     }
 }

@@ -1,0 +1,342 @@
+// Accuracy drift of a bundle against golden FP32 cases (the layout of ../shared/reference,
+// KRONOS.md §7): teacher-forced KL divergence and top-1 agreement of the step logits, tokenizer
+// agreement, decoder drift, free-running greedy and sampled-ensemble forecasts.
+import Foundation
+import KronosBundle
+import KronosCheckpoint
+import KronosConvert
+import KronosRuntime
+
+/// Gate values; nil = reported, not gated.
+public struct VerifyThresholds: Codable, Sendable, Equatable {
+    public var s1KLD: Double?             // maximum
+    public var s2KLD: Double?             // maximum
+    public var s1Top1: Double?            // minimum share
+    public var s2Top1: Double?            // minimum share
+    public var contextIDs: Double?        // minimum share
+    public var decodeNMAE: Double?        // maximum
+    public var greedyMaxRelative: Double? // maximum
+    public var greedyIDsIdentical: Bool   // generated ids must equal the golden ones
+    public var ensembleNMAE: Double?      // maximum
+    public var bitsPerWeight: Double?     // maximum
+
+    enum CodingKeys: String, CodingKey {
+        case s1KLD = "s1_kld", s2KLD = "s2_kld", s1Top1 = "s1_top1", s2Top1 = "s2_top1"
+        case contextIDs = "context_ids_agree", decodeNMAE = "decode_nmae", greedyMaxRelative = "greedy_max_rel"
+        case greedyIDsIdentical = "greedy_ids_identical", ensembleNMAE = "ensemble_nmae", bitsPerWeight = "bits_per_weight"
+    }
+
+    /// Defaults per bundle type (the conversion's --quantize). See golden/README.md for the figures
+    /// they were set from.
+    public static func defaults(for quantize: String) -> VerifyThresholds {
+        switch quantize {
+        case "f32":
+            return VerifyThresholds(s1KLD: 1e-6, s2KLD: 1e-6, s1Top1: 1, s2Top1: 1, contextIDs: 1, decodeNMAE: 1e-4,
+                                    greedyMaxRelative: 1e-4, greedyIDsIdentical: true, ensembleNMAE: 1e-4, bitsPerWeight: nil)
+        case "f16":
+            return VerifyThresholds(s1KLD: 1e-4, s2KLD: 1e-4, s1Top1: 0.99, s2Top1: 0.99, contextIDs: 0.99, decodeNMAE: 0.01,
+                                    greedyMaxRelative: 0.05, greedyIDsIdentical: false, ensembleNMAE: 0.05, bitsPerWeight: nil)
+        case "q8":
+            return VerifyThresholds(s1KLD: 1e-3, s2KLD: 1e-3, s1Top1: 0.97, s2Top1: 0.97, contextIDs: 0.99, decodeNMAE: 0.02,
+                                    greedyMaxRelative: nil, greedyIDsIdentical: false, ensembleNMAE: 0.15, bitsPerWeight: nil)
+        default:  // q4
+            return VerifyThresholds(s1KLD: 0.05, s2KLD: 0.05, s1Top1: 0.85, s2Top1: 0.85, contextIDs: 0.93, decodeNMAE: 0.1,
+                                    greedyMaxRelative: nil, greedyIDsIdentical: false, ensembleNMAE: 0.4, bitsPerWeight: 5.0)
+        }
+    }
+}
+
+/// The metrics of one case (or of all cases, pooled over steps / rows).
+public struct DriftMetrics: Codable, Sendable {
+    public var name: String
+    public var steps: Int
+    public var contextRows: Int
+    public var s1KLD: Double
+    public var s2KLD: Double
+    public var s1Top1: Double
+    public var s2Top1: Double
+    public var contextIDs: Double
+    public var decodeNMAE: Double
+    public var greedyNMAE: Double
+    public var greedyMaxRelative: Double
+    public var greedyIDsIdentical: Bool
+    public var ensembleNMAE: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case name = "case", steps, contextRows = "context_rows"
+        case s1KLD = "s1_kld", s2KLD = "s2_kld", s1Top1 = "s1_top1", s2Top1 = "s2_top1"
+        case contextIDs = "context_ids_agree", decodeNMAE = "decode_nmae", greedyNMAE = "greedy_nmae"
+        case greedyMaxRelative = "greedy_max_rel", greedyIDsIdentical = "greedy_ids_identical", ensembleNMAE = "ensemble_nmae"
+    }
+}
+
+public struct VerifyOptions: Sendable {
+    /// Paths per case of the ensemble metric, and the seed of their shared random stream.
+    public var samples = 8
+    public var seed: UInt64 = 1234
+    /// Settings of the ensemble's sampler (the reference's `predict` defaults).
+    public var sampling = SamplingSettings(temperature: 1, topK: 0, topP: 0.9)
+    public var thresholds: VerifyThresholds?
+    /// Skip the ensemble metric (it needs the golden model's checkpoints or stored ensembles).
+    public var ensemble = true
+    /// Write the f32 ensembles computed from the golden checkpoints into DIR/cases.
+    public var writeEnsembles = false
+    public init() {}
+}
+
+public struct VerifyReport: Codable, Sendable {
+    public var bundle: String
+    public var golden: String
+    public var type: String
+    public var bitsPerWeight: Double
+    public var thresholds: VerifyThresholds
+    public var cases: [DriftMetrics]
+    public var overall: DriftMetrics
+    public var failures: [String]
+    public var pass: Bool
+    enum CodingKeys: String, CodingKey {
+        case bundle, golden, type, bitsPerWeight = "bits_per_weight", thresholds, cases, overall, failures, pass
+    }
+}
+
+public enum Verify {
+    public static func run(bundle path: String, golden: String, options: VerifyOptions = VerifyOptions()) throws -> VerifyReport {
+        let model = try KronosModel(path: path)
+        let caseFiles = try caseList(golden)
+        let type = model.manifest.settings.quantize
+        let thresholds = options.thresholds ?? VerifyThresholds.defaults(for: type)
+        let goldenRoot = caseFiles.root
+        var ensembleModel: KronosModel?
+        var metrics = [DriftMetrics]()
+        var pooled = Pool()
+        for (dir, name) in caseFiles.cases {
+            let c = try GoldenCase(directory: dir, name: name)
+            var m = try measure(model, c, pooled: &pooled)
+            if options.ensemble {
+                let stored = dir + "/\(name)_ensemble.csv"
+                var golden: [Float]?
+                if !options.writeEnsembles, FileManager.default.fileExists(atPath: stored) {
+                    golden = try readEnsemble(stored, rows: c.predLen)
+                } else if let root = goldenRoot {
+                    if ensembleModel == nil { ensembleModel = try referenceModel(root) }
+                    golden = try ensemble(ensembleModel!, c, options)
+                    if options.writeEnsembles { try writeEnsemble(golden!, c, options, to: stored) }
+                }
+                if let golden {
+                    let ours = try ensemble(model, c, options)
+                    m.ensembleNMAE = nmae(ours, golden, std: c.std)
+                    pooled.ensemble.append(m.ensembleNMAE!)
+                }
+            }
+            metrics.append(m)
+        }
+        let overall = pooled.summary(ensemble: options.ensemble && !pooled.ensemble.isEmpty)
+        let bpw = bitsPerWeight(model.manifest)
+        var failures = [String]()
+        for m in metrics + [overall] { failures += check(m, thresholds) }
+        if let b = thresholds.bitsPerWeight, bpw > b { failures.append("bits_per_weight \(fmt(bpw)) > \(fmt(b)) (bundle)") }
+        return VerifyReport(bundle: path, golden: golden, type: type, bitsPerWeight: bpw, thresholds: thresholds,
+                            cases: metrics, overall: overall, failures: failures, pass: failures.isEmpty)
+    }
+
+    /// Cases under DIR/cases (or DIR itself, or one case file); root = the directory holding
+    /// tokenizer/ and predictor/ when present.
+    static func caseList(_ golden: String) throws -> (root: String?, cases: [(String, String)]) {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: golden, isDirectory: &isDir) else {
+            throw RuntimeError.input(file: golden, line: nil, column: nil, message: "golden directory or case file does not exist")
+        }
+        func hasModel(_ d: String) -> Bool { fm.fileExists(atPath: d + "/tokenizer/config.json") && fm.fileExists(atPath: d + "/predictor/config.json") }
+        if !isDir.boolValue {
+            let url = URL(fileURLWithPath: golden)
+            let dir = url.deletingLastPathComponent().path
+            let name = url.deletingPathExtension().lastPathComponent
+            let parent = URL(fileURLWithPath: dir).deletingLastPathComponent().path
+            return (hasModel(parent) ? parent : nil, [(dir, name)])
+        }
+        let casesDir = fm.fileExists(atPath: golden + "/cases") ? golden + "/cases" : golden
+        let names = try fm.contentsOfDirectory(atPath: casesDir).filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
+        guard !names.isEmpty else { throw RuntimeError.input(file: casesDir, line: nil, column: nil, message: "no <case>.json files") }
+        let root = casesDir == golden ? URL(fileURLWithPath: golden).deletingLastPathComponent().path : golden
+        return (hasModel(root) ? root : nil, names.map { (casesDir, $0) })
+    }
+
+    /// Accumulates steps and rows of every case.
+    struct Pool {
+        var s1KL = [Double](), s2KL = [Double](), s1Agree = [Bool](), s2Agree = [Bool](), ctxAgree = [Bool]()
+        var decodeErr = [Double](), greedyErr = [Double](), greedyRel = [Double](), greedyIDs = [Bool](), ensemble = [Double]()
+        func summary(ensemble useEnsemble: Bool) -> DriftMetrics {
+            func mean(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.reduce(0, +) / Double(v.count) }
+            func share(_ v: [Bool]) -> Double { v.isEmpty ? 1 : Double(v.filter { $0 }.count) / Double(v.count) }
+            return DriftMetrics(name: "overall", steps: s1KL.count, contextRows: ctxAgree.count, s1KLD: mean(s1KL), s2KLD: mean(s2KL),
+                                s1Top1: share(s1Agree), s2Top1: share(s2Agree), contextIDs: share(ctxAgree), decodeNMAE: mean(decodeErr),
+                                greedyNMAE: mean(greedyErr), greedyMaxRelative: greedyRel.max() ?? 0, greedyIDsIdentical: greedyIDs.allSatisfy { $0 },
+                                ensembleNMAE: useEnsemble ? mean(ensemble) : nil)
+        }
+    }
+
+    static func measure(_ model: KronosModel, _ c: GoldenCase, pooled: inout Pool) throws -> DriftMetrics {
+        // Tokenizer: encode the golden normalized input.
+        let ids = model.encode(c.xNorm, rows: c.rows)
+        let ctxAgree = (0..<c.rows).map { ids.s1[$0] == c.contextS1[$0] && ids.s2[$0] == c.contextS2[$0] }
+        // Decoder drift: decode the golden context ids, compare with the golden reconstruction.
+        let keep = min(c.rows, c.maxContext)
+        let recon = model.decode(s1: [Array(c.contextS1.suffix(keep))], s2: [Array(c.contextS2.suffix(keep))])
+        let decodeErr = zip(recon, c.contextRecon).map { Double(abs($0 - $1)) }
+        // Teacher forcing along the golden path.
+        let tf = model.teacherForcedLogits(contextS1: c.contextS1, contextS2: c.contextS2, stamps: c.stamps + c.futureStamps,
+                                           pathS1: c.genS1, pathS2: c.genS2, maxContext: c.maxContext)
+        var s1KL = [Double](), s2KL = [Double](), s1Agree = [Bool](), s2Agree = [Bool]()
+        for i in 0..<c.predLen {
+            s1KL.append(kl(c.stepS1[i], tf.s1[i])); s2KL.append(kl(c.stepS2[i], tf.s2[i]))
+            s1Agree.append(argmax(c.stepS1[i]) == argmax(tf.s1[i])); s2Agree.append(argmax(c.stepS2[i]) == argmax(tf.s2[i]))
+        }
+        // Free-running greedy forecast.
+        let settings = ForecastSettings(predictionLength: c.predLen, maxContext: c.maxContext,
+                                        sampling: SamplingSettings(temperature: 1, topK: 1, topP: 1), samples: 1, seed: 0)
+        let greedy = try model.forecast([c.input], settings: settings)[0]
+        let greedyErr = nmae(greedy.mean, c.forecast, std: c.std)
+        var rel = 0.0
+        for (a, b) in zip(greedy.mean, c.forecast) { rel = max(rel, Double(abs(a - b)) / max(Double(abs(b)), 1e-3)) }
+        let same = greedy.s1[0] == c.genS1 && greedy.s2[0] == c.genS2
+
+        pooled.s1KL += s1KL; pooled.s2KL += s2KL; pooled.s1Agree += s1Agree; pooled.s2Agree += s2Agree
+        pooled.ctxAgree += ctxAgree; pooled.decodeErr += decodeErr; pooled.greedyErr.append(greedyErr)
+        pooled.greedyRel.append(rel); pooled.greedyIDs.append(same)
+        func mean(_ v: [Double]) -> Double { v.reduce(0, +) / Double(max(v.count, 1)) }
+        func share(_ v: [Bool]) -> Double { Double(v.filter { $0 }.count) / Double(max(v.count, 1)) }
+        return DriftMetrics(name: c.name, steps: c.predLen, contextRows: c.rows, s1KLD: mean(s1KL), s2KLD: mean(s2KL),
+                            s1Top1: share(s1Agree), s2Top1: share(s2Agree), contextIDs: share(ctxAgree),
+                            decodeNMAE: mean(decodeErr), greedyNMAE: greedyErr, greedyMaxRelative: rel, greedyIDsIdentical: same,
+                            ensembleNMAE: nil)
+    }
+
+    /// Mean of `samples` sampled paths (denormalized) [P, 6], with the options' seed and sampler.
+    static func ensemble(_ model: KronosModel, _ c: GoldenCase, _ o: VerifyOptions) throws -> [Float] {
+        let settings = ForecastSettings(predictionLength: c.predLen, maxContext: c.maxContext, sampling: o.sampling,
+                                        samples: o.samples, seed: o.seed)
+        return try model.forecast([c.input], settings: settings)[0].mean
+    }
+
+    /// The golden model itself, converted to an f32 bundle in a temporary directory.
+    static func referenceModel(_ root: String) throws -> KronosModel {
+        let checkpoint = try Checkpoint(tokenizerDirectory: root + "/tokenizer", predictorDirectory: root + "/predictor")
+        let dir = NSTemporaryDirectory() + "kronos-verify-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var options = ConversionOptions(output: dir + "/golden-f32.kq")
+        options.quantize = .f32
+        options.maxContext = 1 << 20
+        _ = try convert(checkpoint, options: options)
+        return try KronosModel(path: options.output)
+    }
+
+    static func writeEnsemble(_ v: [Float], _ c: GoldenCase, _ o: VerifyOptions, to path: String) throws {
+        var text = "# f32 ensemble: mean of \(o.samples) paths, seed \(o.seed), temperature \(o.sampling.temperature), top_k \(o.sampling.topK), top_p \(o.sampling.topP)\n"
+        text += Candles.columns.joined(separator: ",") + "\n"
+        for t in 0..<c.predLen { text += (0..<6).map { "\(v[t * 6 + $0])" }.joined(separator: ",") + "\n" }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    static func readEnsemble(_ path: String, rows: Int) throws -> [Float] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let lines = text.split(separator: "\n").filter { !$0.hasPrefix("#") }.dropFirst()
+        let values = lines.flatMap { $0.split(separator: ",").compactMap { Float($0) } }
+        guard values.count == rows * 6 else {
+            throw RuntimeError.input(file: path, line: nil, column: nil, message: "expected \(rows) rows of 6 values, found \(values.count) values")
+        }
+        return values
+    }
+
+    /// Mean |a - b| / std of the column.
+    static func nmae(_ a: [Float], _ b: [Float], std: [Float]) -> Double {
+        var s = 0.0
+        for i in a.indices { s += Double(abs(a[i] - b[i])) / max(Double(std[i % 6]), 1e-12) }
+        return s / Double(max(a.count, 1))
+    }
+
+    /// KL(softmax(p) || softmax(q)) at temperature 1.
+    static func kl(_ p: [Float], _ q: [Float]) -> Double {
+        func logSoftmax(_ v: [Float]) -> [Double] {
+            let m = Double(v.max()!)
+            let lse = m + Foundation.log(v.reduce(0.0) { $0 + Foundation.exp(Double($1) - m) })
+            return v.map { Double($0) - lse }
+        }
+        let lp = logSoftmax(p), lq = logSoftmax(q)
+        var s = 0.0
+        for i in lp.indices { s += Foundation.exp(lp[i]) * (lp[i] - lq[i]) }
+        return max(s, 0)
+    }
+
+    static func argmax(_ v: [Float]) -> Int { v.indices.max { v[$0] < v[$1] }! }
+
+    static func bitsPerWeight(_ m: Manifest) -> Double {
+        let float = m.tensors.filter { $0.type != .i64 }
+        let bytes = float.reduce(0) { $0 + $1.rawSize }, params = float.reduce(0) { $0 + $1.elementCount }
+        return Double(bytes * 8) / Double(max(params, 1))
+    }
+
+    static func check(_ m: DriftMetrics, _ t: VerifyThresholds) -> [String] {
+        var f = [String]()
+        func over(_ name: String, _ v: Double, _ limit: Double?) { if let limit, v > limit { f.append("\(name) \(fmt(v)) > \(fmt(limit)) (case \(m.name))") } }
+        func under(_ name: String, _ v: Double, _ limit: Double?) { if let limit, v < limit { f.append("\(name) \(fmt(v)) < \(fmt(limit)) (case \(m.name))") } }
+        over("s1_kld", m.s1KLD, t.s1KLD); over("s2_kld", m.s2KLD, t.s2KLD)
+        under("s1_top1", m.s1Top1, t.s1Top1); under("s2_top1", m.s2Top1, t.s2Top1)
+        under("context_ids_agree", m.contextIDs, t.contextIDs)
+        over("decode_nmae", m.decodeNMAE, t.decodeNMAE)
+        over("greedy_max_rel", m.greedyMaxRelative, t.greedyMaxRelative)
+        if t.greedyIDsIdentical && !m.greedyIDsIdentical { f.append("greedy ids differ from the golden ones (case \(m.name))") }
+        if let e = m.ensembleNMAE { over("ensemble_nmae", e, t.ensembleNMAE) }
+        return f
+    }
+
+    static func fmt(_ v: Double) -> String { v == 0 || (abs(v) >= 1e-3 && abs(v) < 1e4) ? String(format: "%.4f", v) : String(format: "%.3e", v) }
+}
+
+/// One golden case: settings, the reference's tensors, its input.
+struct GoldenCase {
+    let name: String
+    let predLen: Int, maxContext: Int, rows: Int
+    let xNorm: [Float], std: [Float], contextRecon: [Float], forecast: [Float]
+    let contextS1: [Int], contextS2: [Int], genS1: [Int], genS2: [Int]
+    let stepS1: [[Float]], stepS2: [[Float]]
+    let stamps: [TimeStamp], futureStamps: [TimeStamp]
+    let input: SeriesInput
+
+    init(directory: String, name: String) throws {
+        self.name = name
+        let jsonPath = directory + "/\(name).json"
+        guard let data = FileManager.default.contents(atPath: jsonPath),
+              let settings = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let p = settings["pred_len"] as? Int, let mc = settings["max_context"] as? Int else {
+            throw RuntimeError.input(file: jsonPath, line: nil, column: nil, message: "expected a case object with pred_len and max_context")
+        }
+        predLen = p; maxContext = mc
+        let f = try SafetensorsFile(path: directory + "/\(name).safetensors")
+        func floats(_ k: String) throws -> [Float] {
+            guard let t = f[k] else { throw RuntimeError.input(file: f.path, line: nil, column: k, message: "missing tensor \(k)") }
+            return t.floats()
+        }
+        func ints(_ k: String) throws -> [Int] {
+            guard let t = f[k], t.dtype == .i64 else { throw RuntimeError.input(file: f.path, line: nil, column: k, message: "missing int64 tensor \(k)") }
+            return t.int64s().map { Int($0) }
+        }
+        xNorm = try floats("x_norm"); std = try floats("std"); contextRecon = try floats("context_recon"); forecast = try floats("forecast")
+        contextS1 = try ints("context_s1"); contextS2 = try ints("context_s2"); genS1 = try ints("gen_s1"); genS2 = try ints("gen_s2")
+        rows = contextS1.count
+        let l1 = try floats("step_s1_logits"), l2 = try floats("step_s2_logits")
+        let v1 = l1.count / p, v2 = l2.count / p
+        stepS1 = (0..<p).map { Array(l1[($0 * v1)..<(($0 + 1) * v1)]) }
+        stepS2 = (0..<p).map { Array(l2[($0 * v2)..<(($0 + 1) * v2)]) }
+        func stampRows(_ v: [Float]) -> [TimeStamp] {
+            (0..<(v.count / 5)).map { TimeStamp(minute: Int(v[$0 * 5]), hour: Int(v[$0 * 5 + 1]), weekday: Int(v[$0 * 5 + 2]), day: Int(v[$0 * 5 + 3]), month: Int(v[$0 * 5 + 4])) }
+        }
+        stamps = stampRows(try floats("x_stamp")); futureStamps = stampRows(try floats("y_stamp"))
+        let table = try Candles.read(path: directory + "/\(name)_input.csv")
+        guard table.rows == rows else {
+            throw RuntimeError.input(file: table.file, line: nil, column: nil, message: "has \(table.rows) rows, the case's context has \(rows)")
+        }
+        input = SeriesInput(values: table.values, stamps: stamps, futureStamps: futureStamps)
+    }
+}

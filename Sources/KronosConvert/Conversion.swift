@@ -14,9 +14,9 @@ public let converterVersion = "0.1.0"
 public enum QuantizeChoice: String, Sendable, CaseIterable, Codable {
     case f32, f16, q8, q4
     public var tensorType: TensorType {
-        switch self { case .f32: .f32; case .f16: .f16; case .q8: .q8_0; case .q4: .q4_1 }
+        switch self { case .f32: .f32; case .f16: .f16; case .q8: .q8_0; case .q4: .q4_k }
     }
-    /// Accepts both the short names (q8, q4) and the bundle type names (q8_0, q4_1).
+    /// Accepts both the short names (q8, q4) and the bundle type names (q8_0, q4_1, q4_k).
     public static func parse(_ s: String) -> TensorType? {
         if let c = QuantizeChoice(rawValue: s) { return c.tensorType }
         if let t = TensorType(rawValue: s), t != .i64 { return t }
@@ -134,14 +134,32 @@ public enum ProgressEvent: Sendable {
 }
 
 /// The type a tensor gets, and a note when it differs from the request for a reason.
+///
+/// Recipe (formats/kq-bundle.md, "Which tensors are quantized"): vectors stay f32, int64 buffers
+/// i64. Matrices and embedding tables get the requested type, except that in q8 and q4 conversions
+/// the tokenizer's `quant_embed` (the BSQ projection whose signs are the token ids, C × D weights)
+/// stays f16, and in q4 conversions the output heads `head.proj_s1` / `head.proj_s2` are q8_0 and
+/// rows that are a multiple of 256 use q4_k (4.5 bits per weight), other rows q4_1.
+/// `--keep` rules replace the recipe for the tensors they match. A row length the type cannot
+/// store falls back to f16 with a note.
 public func chooseType(for e: ExpectedTensor, options: ConversionOptions) -> (TensorType, String?) {
     switch e.role {
     case .int64Buffer: return (.i64, nil)
     case .vector: return (.f32, nil)
     case .linearWeight, .embeddingTable:
-        var type = options.quantize.tensorType
-        if let rule = options.keep.first(where: { $0.matches(e.name, part: e.part) }) { type = rule.type }
         let columns = e.shape.last ?? 1
+        var type: TensorType
+        if let rule = options.keep.first(where: { $0.matches(e.name, part: e.part) }) {
+            type = rule.type
+        } else if options.quantize != .f32 && options.quantize != .f16 && e.part == .tokenizer && e.name == "quant_embed.weight" {
+            type = .f16
+        } else if options.quantize == .q4 && e.part == .predictor && e.name.hasPrefix("head.proj_") {
+            type = .q8_0
+        } else {
+            type = options.quantize.tensorType
+        }
+        // q4 means the 256-block type where the row allows it, else the 32-block one.
+        if type == .q4_k && !type.canStore(rowLength: columns) { type = .q4_1 }
         if !type.canStore(rowLength: columns) {
             return (.f16, "\(e.part.rawValue)/\(e.name): row length \(columns) is not a multiple of \(type.traits.blockSize); stored as f16 instead of \(type.rawValue)")
         }

@@ -66,6 +66,41 @@ public enum BlockQ4_1 {
         return true
     }
 
+    /// The affine pair (s, m) with x ≈ s q + m minimizing the squared error over the same candidate
+    /// scales as `quantize`, in f32 (no f16 rounding); nil when the range is not finite.
+    static func searchAffine(_ x: UnsafePointer<Float>, searchSteps: Int) -> (Float, Float)? {
+        var lo = x[0], hi = x[0]
+        for i in 1..<count { lo = min(lo, x[i]); hi = max(hi, x[i]) }
+        guard lo.isFinite, hi.isFinite, (hi - lo).isFinite else { return nil }
+        guard hi > lo else { return (0, lo) }
+        func error(_ s: Float, _ m: Float) -> Float {
+            let id: Float = s > 0 ? 1 / s : 0
+            var e: Float = 0
+            for i in 0..<count { let r = x[i] - (s * quantCode(x[i], m, id) + m); e += r * r }
+            return e
+        }
+        var best = ((hi - lo) / 15, lo)
+        var bestError = error(best.0, best.1)
+        for step in 0..<searchSteps {
+            let levels = 15 + (Float(step) - Float(searchSteps - 1) / 2) * (2 / Float(max(searchSteps - 1, 1)))
+            let iscale = levels / (hi - lo)
+            var sq: Float = 0, sqq: Float = 0, sx: Float = 0, sxq: Float = 0
+            for i in 0..<count {
+                let q = quantCode(x[i], lo, iscale)
+                sq += q; sqq += q * q; sx += x[i]; sxq += x[i] * q
+            }
+            let n = Float(count)
+            let det = n * sqq - sq * sq
+            guard det > 0 else { continue }
+            let d = (n * sxq - sq * sx) / det
+            let m = (sx - d * sq) / n
+            guard d > 0 else { continue }
+            let e = error(d, m)
+            if e < bestError { best = (d, m); bestError = e }
+        }
+        return best
+    }
+
     /// Reference dequantizer: block [20 bytes] -> y [32].
     public static func dequantize(_ block: UnsafeRawPointer, into y: UnsafeMutablePointer<Float>) {
         let d = floatFromF16(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self)))

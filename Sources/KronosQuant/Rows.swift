@@ -34,6 +34,14 @@ extension TensorType {
                     throw .unrepresentable(block: b)
                 }
             }
+        case .q4_k:
+            guard columns % BlockQ4_K.count == 0 else { throw .rowNotBlockAligned(columns: columns, blockSize: BlockQ4_K.count) }
+            for b in 0..<(columns / BlockQ4_K.count) {
+                guard BlockQ4_K.quantize(src + b * BlockQ4_K.count, into: dst + b * BlockQ4_K.byteCount,
+                                         searchSteps: q4SearchSteps) else {
+                    throw .unrepresentable(block: b)
+                }
+            }
         case .i64:
             throw .notFloatType(self)
         }
@@ -55,6 +63,10 @@ extension TensorType {
         case .q4_1:
             for b in 0..<(columns / BlockQ4_1.count) {
                 BlockQ4_1.dequantize(src + b * BlockQ4_1.byteCount, into: dst + b * BlockQ4_1.count)
+            }
+        case .q4_k:
+            for b in 0..<(columns / BlockQ4_K.count) {
+                BlockQ4_K.dequantize(src + b * BlockQ4_K.byteCount, into: dst + b * BlockQ4_K.count)
             }
         case .i64:
             for i in 0..<columns { dst[i] = Float(Int64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
@@ -79,6 +91,10 @@ extension TensorType {
         case .q4_1:
             for b in 0..<(columns / BlockQ4_1.count) {
                 s += BlockQ4_1.dot(row + b * BlockQ4_1.byteCount, x + b * BlockQ4_1.count)
+            }
+        case .q4_k:
+            for b in 0..<(columns / BlockQ4_K.count) {
+                s += BlockQ4_K.dot(row + b * BlockQ4_K.byteCount, x + b * BlockQ4_K.count)
             }
         case .i64:
             for i in 0..<columns {

@@ -10,6 +10,9 @@ public enum TensorType: String, Sendable, CaseIterable, Codable {
     case q8_0
     /// Blocks of 32 along the row: fp16 scale d, fp16 minimum m, 32 unsigned 4-bit codes. x = d * q + m.
     case q4_1
+    /// Super-blocks of 256 along the row: fp16 d and dmin, 8 six-bit sub-block scales and minimums,
+    /// 256 unsigned 4-bit codes (4.5 bits per weight). x = d·sc·q − dmin·mn.
+    case q4_k
     /// Signed 64-bit integers, little-endian (int64 buffers such as the BSQ basis).
     case i64
 
@@ -20,6 +23,7 @@ public enum TensorType: String, Sendable, CaseIterable, Codable {
         case .f16: return TensorTypeTraits(name: "f16", blockSize: 1, bytesPerBlock: 2, isQuantized: false)
         case .q8_0: return TensorTypeTraits(name: "q8_0", blockSize: BlockQ8_0.count, bytesPerBlock: BlockQ8_0.byteCount, isQuantized: true)
         case .q4_1: return TensorTypeTraits(name: "q4_1", blockSize: BlockQ4_1.count, bytesPerBlock: BlockQ4_1.byteCount, isQuantized: true)
+        case .q4_k: return TensorTypeTraits(name: "q4_k", blockSize: BlockQ4_K.count, bytesPerBlock: BlockQ4_K.byteCount, isQuantized: true)
         case .i64: return TensorTypeTraits(name: "i64", blockSize: 1, bytesPerBlock: 8, isQuantized: false)
         }
     }

@@ -36,6 +36,7 @@ enum BundleThreshold {
     static let f16RelRMSE = 5e-4
     static let q8RelRMSE = 0.01
     static let q4RelRMSE = 0.10
+    static let q4kRelRMSE = 0.11
 }
 
 @Suite(.serialized) struct ConvertReferenceModelsTests {
@@ -76,9 +77,14 @@ enum BundleThreshold {
             case .f16: #expect(s.relativeRMSE <= BundleThreshold.f16RelRMSE, "\(e.name) f16 \(s.relativeRMSE)")
             case .q8_0: #expect(s.relativeRMSE <= BundleThreshold.q8RelRMSE, "\(e.name) q8 \(s.relativeRMSE)")
             case .q4_1: #expect(s.relativeRMSE <= BundleThreshold.q4RelRMSE, "\(e.name) q4 \(s.relativeRMSE)")
+            case .q4_k: #expect(s.relativeRMSE <= BundleThreshold.q4kRelRMSE, "\(e.name) q4_k \(s.relativeRMSE)")
             case .i64: break
             }
             if !e.role.isQuantizable { #expect(rec.type == .f32, "\(e.name) must stay f32") }
+            if model == "mini" && quantize == "q4" && e.role.isQuantizable && !e.name.hasPrefix("head.proj_") && e.name != "quant_embed.weight"
+                && e.shape.last! % 256 == 0 {
+                #expect(rec.type == .q4_k, "\(e.name) should be q4_k")
+            }
         }
     }
 
@@ -91,7 +97,8 @@ enum BundleThreshold {
         #expect(b.record(.predictor, "head.proj_s1.weight")?.type == .q8_0)
         #expect(b.record(.tokenizer, "head.weight")?.type == .q8_0)
         #expect(b.record(.predictor, "embedding.emb_s1.weight")?.type == .f16)
-        #expect(b.record(.predictor, "transformer.0.ffn.w1.weight")?.type == .q4_1)
+        #expect(b.record(.predictor, "transformer.0.ffn.w1.weight")?.type == .q4_1)  // row 32: not a multiple of 256
+        #expect(b.record(.tokenizer, "quant_embed.weight")?.type == .f16)  // recipe: BSQ projection
         #expect(b.record(.tokenizer, "embed.weight")?.type == .f16)  // row 6: fallback
         #expect(b.manifest.notes.contains { $0.contains("embed.weight: row length 6") })
         #expect(b.manifest.settings.keep == ["head.*=q8", "predictor/embedding.*=f16"])

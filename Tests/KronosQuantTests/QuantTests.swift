@@ -39,9 +39,11 @@ enum Threshold {
     static let f16RelRMSE = 4e-4
     static let q8RelRMSE = 0.008
     static let q4RelRMSE = 0.085
+    static let q4kRelRMSE = 0.095
     static let f16DotRel = 1e-4
     static let q8DotRel = 2e-3
     static let q4DotRel = 3e-2
+    static let q4kDotRel = 3.5e-2
 }
 
 func roundTrip(_ type: TensorType, _ src: [Float], cols: Int, q4SearchSteps: Int = BlockQ4_1.defaultSearchSteps) throws -> (bytes: [UInt8], decoded: [Float]) {
@@ -85,14 +87,14 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
 }
 
 @Suite struct RoundTripTests {
-    @Test(arguments: [TensorType.f16, .q8_0, .q4_1])
+    @Test(arguments: [TensorType.f16, .q8_0, .q4_1, .q4_k])
     func gaussianRowsUnderThreshold(type: TensorType) throws {
         var g = TestRows(seed: 42)
         let cols = 256
         let src = g.rows(64, cols)
         let (_, dec) = try roundTrip(type, src, cols: cols)
         let s = stats(src, dec)
-        let limit = type == .f16 ? Threshold.f16RelRMSE : type == .q8_0 ? Threshold.q8RelRMSE : Threshold.q4RelRMSE
+        let limit = [TensorType.f16: Threshold.f16RelRMSE, .q8_0: Threshold.q8RelRMSE, .q4_1: Threshold.q4RelRMSE, .q4_k: Threshold.q4kRelRMSE][type]!
         #expect(s.relativeRMSE < limit, "\(type) relative RMSE \(s.relativeRMSE) >= \(limit)")
         #expect(s.relativeRMSE > 0, "a lossy type that reproduces Gaussian rows exactly is suspicious")
     }
@@ -127,17 +129,19 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
 }
 
 @Suite struct EdgeCaseTests {
-    @Test(arguments: [TensorType.q8_0, .q4_1, .f16])
+    @Test(arguments: [TensorType.q8_0, .q4_1, .q4_k, .f16])
     func allZeroBlockIsExact(type: TensorType) throws {
-        let src = [Float](repeating: 0, count: 64)
-        let (_, dec) = try roundTrip(type, src, cols: 64)
+        let n = type.traits.blockSize * 2
+        let src = [Float](repeating: 0, count: n)
+        let (_, dec) = try roundTrip(type, src, cols: n)
         #expect(dec.allSatisfy { $0 == 0 })
     }
 
-    @Test(arguments: [TensorType.q8_0, .q4_1, .f16])
+    @Test(arguments: [TensorType.q8_0, .q4_1, .q4_k, .f16])
     func signedZerosDecodeToZero(type: TensorType) throws {
-        let src = (0..<32).map { $0 % 2 == 0 ? Float(0) : -Float(0) }
-        let (_, dec) = try roundTrip(type, src, cols: 32)
+        let n = max(32, type.traits.blockSize)
+        let src = (0..<n).map { $0 % 2 == 0 ? Float(0) : -Float(0) }
+        let (_, dec) = try roundTrip(type, src, cols: n)
         #expect(dec.allSatisfy { $0 == 0 })
     }
 
@@ -151,10 +155,11 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
         for i in 0..<32 where i != 5 { #expect(abs(dec[i] - src[i]) <= step / 2 * 1.01) }
     }
 
-    @Test(arguments: [TensorType.q8_0, .q4_1, .f16])
+    @Test(arguments: [TensorType.q8_0, .q4_1, .q4_k, .f16])
     func denormalsStayFiniteAndSmall(type: TensorType) throws {
-        let src = (0..<32).map { Float($0 - 16) * (Float.leastNormalMagnitude / 16) }
-        let (_, dec) = try roundTrip(type, src, cols: 32)
+        let n = max(32, type.traits.blockSize)
+        let src = (0..<n).map { Float($0 % 32 - 16) * (Float.leastNormalMagnitude / 16) }
+        let (_, dec) = try roundTrip(type, src, cols: n)
         #expect(dec.allSatisfy { $0.isFinite && abs($0) <= Float.leastNormalMagnitude })
     }
 
@@ -215,8 +220,59 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
     }
 }
 
+@Suite struct Q4KTests {
+    @Test func layout() throws {
+        // Sub-block j holds (i mod 16) * (j + 1) for i < 16 and the same again: scale j + 1, minimum 0.
+        // Max scale 8 -> d = 8/63 (f16), 6-bit scales round(s / d); dmin = 0.
+        var src = [Float]()
+        for j in 0..<8 { for i in 0..<32 { src.append(Float((i % 16) * (j + 1))) } }
+        let (bytes, dec) = try roundTrip(.q4_k, src, cols: 256)
+        #expect(bytes.count == 144)
+        let d = floatFromF16(UInt16(bytes[0]) | UInt16(bytes[1]) << 8)
+        #expect(d == Float(Float16(Float(8) / 63)))
+        #expect(bytes[2] == 0 && bytes[3] == 0)  // dmin = 0
+        // 6-bit fields as a little-endian bit stream: field k at bits 6k ..< 6k + 6.
+        var bits = [Int]()
+        for b in bytes[4..<16] { for k in 0..<8 { bits.append(Int(b >> UInt8(k)) & 1) } }
+        let fields = (0..<16).map { k in (0..<6).reduce(0) { $0 | bits[6 * k + $1] << $1 } }
+        // Exact data: the nearest 6-bit scale or a neighbour (the quantizer keeps the best by error).
+        for j in 0..<8 { #expect(abs(fields[j] - Int((Float(j + 1) / d).rounded())) <= 1, "scale field \(j)") }
+        #expect(fields[8..<16].allSatisfy { $0 == 0 })
+        // Codes: sub-block 0, byte i = code(i) | code(i + 16) << 4 = i | i << 4.
+        let s0 = d * Float(fields[0])
+        for i in 0..<16 {
+            let q = Int((Float(i) / s0).rounded())
+            #expect(Int(bytes[16 + i] & 0x0F) == q && Int(bytes[16 + i] >> 4) == q)
+        }
+        // Round trip within half a (6-bit quantized) step of each sub-block.
+        for j in 0..<8 {
+            let step = d * Float(fields[j])
+            for i in 0..<32 { #expect(abs(dec[32 * j + i] - src[32 * j + i]) <= step / 2 + 1e-4) }
+        }
+    }
+
+    @Test func negativeOffsetsAndOutlier() throws {
+        var g = TestRows(seed: 5)
+        var src = g.rows(1, 256).map { $0 - 0.5 }
+        src[77] = 40
+        let (bytes, dec) = try roundTrip(.q4_k, src, cols: 256)
+        #expect(abs(dec[77] - 40) / 40 < 0.05, "outlier \(dec[77])")
+        // Sub-blocks without the outlier: half a 4-bit step of their own range, plus what the 6-bit
+        // granularity of scale (d, over 15 codes) and minimum (dmin) can add, although their 6-bit
+        // scales are quantized against the outlier's.
+        let d = floatFromF16(UInt16(bytes[0]) | UInt16(bytes[1]) << 8)
+        let dmin = floatFromF16(UInt16(bytes[2]) | UInt16(bytes[3]) << 8)
+        for j in 0..<8 where j != 77 / 32 {
+            let blk = src[(32 * j)..<(32 * j + 32)]
+            let bound = (blk.max()! - blk.min()!) / 15 / 2 + 7.5 * d + dmin
+            let err = (32 * j..<32 * j + 32).map { abs(dec[$0] - src[$0]) }.max()!
+            #expect(err <= bound, "sub-block \(j): max error \(err), bound \(bound)")
+        }
+    }
+}
+
 @Suite struct DotTests {
-    @Test(arguments: [TensorType.f32, .f16, .q8_0, .q4_1])
+    @Test(arguments: [TensorType.f32, .f16, .q8_0, .q4_1, .q4_k])
     func quantizedDotMatchesFloatDot(type: TensorType) throws {
         var g = TestRows(seed: 1234)
         let cols = 512
@@ -224,7 +280,7 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
         let x = g.rows(1, cols)
         let rowBytes = type.rowBytes(columns: cols)!
         let (bytes, _) = try roundTrip(type, w, cols: cols)
-        let limit = type == .f32 ? 1e-6 : type == .f16 ? Threshold.f16DotRel : type == .q8_0 ? Threshold.q8DotRel : Threshold.q4DotRel
+        let limit = [TensorType.f32: 1e-6, .f16: Threshold.f16DotRel, .q8_0: Threshold.q8DotRel, .q4_1: Threshold.q4DotRel, .q4_k: Threshold.q4kDotRel][type]!
         for r in 0..<16 {
             var exact = 0.0, nw = 0.0, nx = 0.0
             for i in 0..<cols {

@@ -6,7 +6,7 @@ CONFIG ?= release
 BIN = .build/$(CONFIG)
 OUT = out
 
-.PHONY: all deps build demo test bench clean
+.PHONY: all deps build demo test verify bench clean
 
 all: build
 
@@ -27,6 +27,22 @@ demo: build
 
 test: deps
 	$(SWIFT) test -c $(CONFIG)
+
+# Accuracy gate: q8 and q4 bundles of the golden tiny model and of ../shared/reference/mini against
+# their golden FP32 cases (thresholds: golden/README.md).
+SHARED_MINI ?= ../shared/reference/mini
+verify: build
+	@mkdir -p $(OUT)
+	$(BIN)/kronos-convert --tokenizer golden/tiny/tokenizer --predictor golden/tiny/predictor --quantize q8 --max-context 64 -o $(OUT)/tiny-q8.kq --force >/dev/null
+	$(BIN)/kronos-convert --tokenizer golden/tiny/tokenizer --predictor golden/tiny/predictor --quantize q4 --max-context 64 -o $(OUT)/tiny-q4.kq --force >/dev/null
+	$(BIN)/kronos-run verify $(OUT)/tiny-q8.kq --golden golden/tiny --min-context-ids 0.97
+	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.0
+	@if [ -d $(SHARED_MINI) ]; then \
+	  $(BIN)/kronos-convert --tokenizer $(SHARED_MINI)/tokenizer --predictor $(SHARED_MINI)/predictor --quantize q8 -o $(OUT)/mini-q8.kq --force >/dev/null && \
+	  $(BIN)/kronos-convert --tokenizer $(SHARED_MINI)/tokenizer --predictor $(SHARED_MINI)/predictor --quantize q4 -o $(OUT)/mini-q4.kq --force >/dev/null && \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) && \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI); \
+	else echo "$(SHARED_MINI) not found: mini drift gate skipped"; fi
 
 clean:
 	rm -rf .build $(OUT)

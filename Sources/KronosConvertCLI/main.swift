@@ -28,8 +28,9 @@ struct Convert: ParsableCommand {
         abstract: "Convert checkpoints into a bundle (the default subcommand).",
         discussion: """
         Example: kronos-convert --tokenizer tok/ --predictor model/ --quantize q8 --output btc-4h.kq
-        Types: f32, f16, q8 (q8_0: 8.5 bits/weight), q4 (q4_1: 5.0 bits/weight). Norms, biases,
-        inv_freq stay f32 and int64 buffers stay i64.
+        Types: f32, f16, q8 (q8_0: 8.5 bits/weight), q4 (q4_k: 4.5 bits/weight for rows of 256k,
+        q4_1: 5.0 bits/weight for other rows, q8_0 output heads). Norms, biases, inv_freq stay f32,
+        int64 buffers i64, the tokenizer's quant_embed f16 (q8, q4). --keep overrides per tensor.
         """)
 
     @Option(help: ArgumentHelp("Tokenizer checkpoint directory (config.json + model.safetensors).", valueName: "dir"))

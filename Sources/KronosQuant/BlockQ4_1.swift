@@ -18,7 +18,7 @@ public enum BlockQ4_1 {
     /// Bytes per block.
     public static let byteCount = 20
     /// Default number of extra scales the quantizer tries per block.
-    public static let defaultSearchSteps = 4
+    public static let defaultSearchSteps = 2
 
     /// Reference quantizer for one block: x [32] -> block [20 bytes].
     /// Returns false when the block's range cannot be represented with f16 d and m.

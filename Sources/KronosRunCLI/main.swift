@@ -134,6 +134,7 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Gate: maximum decoder drift (mean abs error in std units).") var maxDecodeNmae: Double?
     @Option(help: "Gate: maximum ensemble_nmae.") var maxEnsembleNmae: Double?
     @Option(help: "Gate: maximum greedy_max_rel.") var maxGreedyRel: Double?
+    @Option(help: "Gate: maximum bits per weight of the bundle.") var maxBitsPerWeight: Double?
 
     func validate() throws {
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
@@ -149,6 +150,7 @@ struct VerifyCommand: ParsableCommand {
         if let v = maxDecodeNmae { t.decodeNMAE = v }
         if let v = maxEnsembleNmae { t.ensembleNMAE = v }
         if let v = maxGreedyRel { t.greedyMaxRelative = v }
+        if let v = maxBitsPerWeight { t.bitsPerWeight = v }
         var options = VerifyOptions()
         options.samples = samples; options.seed = seed; options.thresholds = t
         options.ensemble = !noEnsemble; options.writeEnsembles = writeEnsembles

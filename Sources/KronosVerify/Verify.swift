@@ -34,14 +34,14 @@ public struct VerifyThresholds: Codable, Sendable, Equatable {
             return VerifyThresholds(s1KLD: 1e-6, s2KLD: 1e-6, s1Top1: 1, s2Top1: 1, contextIDs: 1, decodeNMAE: 1e-4,
                                     greedyMaxRelative: 1e-4, greedyIDsIdentical: true, ensembleNMAE: 1e-4, bitsPerWeight: nil)
         case "f16":
-            return VerifyThresholds(s1KLD: 1e-4, s2KLD: 1e-4, s1Top1: 0.99, s2Top1: 0.99, contextIDs: 0.99, decodeNMAE: 0.01,
-                                    greedyMaxRelative: 0.05, greedyIDsIdentical: false, ensembleNMAE: 0.05, bitsPerWeight: nil)
+            return VerifyThresholds(s1KLD: 1e-4, s2KLD: 1e-4, s1Top1: 0.99, s2Top1: 0.99, contextIDs: 0.99, decodeNMAE: 1e-3,
+                                    greedyMaxRelative: 0.05, greedyIDsIdentical: false, ensembleNMAE: 0.1, bitsPerWeight: nil)
         case "q8":
-            return VerifyThresholds(s1KLD: 1e-3, s2KLD: 1e-3, s1Top1: 0.97, s2Top1: 0.97, contextIDs: 0.99, decodeNMAE: 0.02,
-                                    greedyMaxRelative: nil, greedyIDsIdentical: false, ensembleNMAE: 0.15, bitsPerWeight: nil)
+            return VerifyThresholds(s1KLD: 1e-3, s2KLD: 1e-3, s1Top1: 0.97, s2Top1: 0.97, contextIDs: 0.99, decodeNMAE: 0.01,
+                                    greedyMaxRelative: nil, greedyIDsIdentical: false, ensembleNMAE: 0.3, bitsPerWeight: nil)
         default:  // q4
             return VerifyThresholds(s1KLD: 0.05, s2KLD: 0.05, s1Top1: 0.85, s2Top1: 0.85, contextIDs: 0.93, decodeNMAE: 0.1,
-                                    greedyMaxRelative: nil, greedyIDsIdentical: false, ensembleNMAE: 0.4, bitsPerWeight: 5.0)
+                                    greedyMaxRelative: nil, greedyIDsIdentical: false, ensembleNMAE: 0.6, bitsPerWeight: 5.0)
         }
     }
 }

@@ -1,0 +1,68 @@
+import Foundation
+import KronosCheckpoint
+import KronosConvert
+import KronosTestSupport
+import KronosVerify
+import Testing
+
+let golden = repositoryRoot.appendingPathComponent("golden/tiny").path
+
+func bundle(_ quantize: QuantizeChoice, model: String = golden) throws -> String {
+    let checkpoint = try Checkpoint(tokenizerDirectory: model + "/tokenizer", predictorDirectory: model + "/predictor")
+    var options = ConversionOptions(output: temporaryDirectory("verify") + "/b.kq")
+    options.quantize = quantize
+    options.maxContext = 64
+    _ = try convert(checkpoint, options: options)
+    return options.output
+}
+
+@Suite(.serialized) struct VerifyTests {
+    @Test func f32BundleMatchesItsGoldenCases() throws {
+        let r = try Verify.run(bundle: try bundle(.f32), golden: golden)
+        #expect(r.pass, "\(r.failures)")
+        #expect(r.cases.count == 2 && r.overall.steps == 28)
+        #expect(r.overall.s1KLD < 1e-9 && r.overall.s2KLD < 1e-9)
+        #expect(r.overall.contextIDs == 1 && r.overall.greedyIDsIdentical)
+        // The stored golden ensembles were made by the f32 runtime with the same seed and stream.
+        #expect(r.overall.ensembleNMAE == 0)
+    }
+
+    @Test func quantizedBundleDriftsMeasurablyAndStrictGatesNameMetricAndCase() throws {
+        let q8 = try bundle(.q8)
+        let r = try Verify.run(bundle: q8, golden: golden)
+        #expect(r.overall.s1KLD > 1e-7 && r.overall.s1KLD < 1e-3, "\(r.overall.s1KLD)")
+        #expect(r.bitsPerWeight > 8 && r.bitsPerWeight < 10)
+        let strict = try runTool("kronos-run", ["verify", q8, "--golden", golden, "--max-s1-kld", "1e-9", "--min-context-ids", "0"])
+        #expect(strict.status == 1)
+        #expect(strict.stderr.contains("s1_kld") && strict.stderr.contains("(case synth_a)"), "\(strict.stderr)")
+    }
+
+    @Test func anotherModelFailsEveryGate() throws {
+        // Random weights with the tiny shapes: nothing agrees with the golden model.
+        let dir = temporaryDirectory("other")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", repositoryRoot.appendingPathComponent("tools/synth_checkpoint.py").path, "--preset", "tiny", "--seed", "3", dir]
+        try p.run(); p.waitUntilExit()
+        try #require(p.terminationStatus == 0)
+        let r = try Verify.run(bundle: try bundle(.f32, model: dir), golden: golden)
+        #expect(!r.pass)
+        #expect(r.overall.s1KLD > 0.1)
+        #expect(r.failures.contains { $0.hasPrefix("s1_kld") })
+        #expect(r.failures.contains { $0.hasPrefix("greedy ids differ") })
+    }
+
+    @Test func jsonReportCarriesEveryMetricAndThresholds() throws {
+        let out = try runTool("kronos-run", ["verify", try bundle(.f32), "--golden", golden + "/cases/synth_a.json", "--json"])
+        #expect(out.status == 0, "\(out.stderr)")
+        let obj = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as! [String: Any]
+        #expect(obj["pass"] as? Bool == true)
+        let overall = obj["overall"] as! [String: Any]
+        for key in ["s1_kld", "s2_kld", "s1_top1", "s2_top1", "context_ids_agree", "decode_nmae", "greedy_nmae", "greedy_max_rel", "ensemble_nmae"] {
+            #expect(overall[key] != nil, "missing \(key)")
+        }
+        #expect((obj["cases"] as! [Any]).count == 1)
+        #expect((obj["thresholds"] as! [String: Any])["s1_kld"] as? Double == 1e-6)
+        #expect(obj["bits_per_weight"] as? Double == 32)
+    }
+}

@@ -179,6 +179,11 @@ public enum TemporaryFiles {
     /// Installs SIGINT / SIGTERM / SIGHUP handlers that remove the temporary files and exit 130.
     public static func installSignalCleanup() {
         _ = storage
+        // A parent may have started us with these signals blocked; unblock them so the handler runs.
+        var set = sigset_t()
+        sigemptyset(&set)
+        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, sig) }
+        sigprocmask(SIG_UNBLOCK, &set, nil)
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig) { s in
                 TemporaryFiles.removeAll()

@@ -142,10 +142,11 @@ extension TokenizerConfig {
     /// Rejects configurations the runtime cannot execute, naming the key and the value found.
     public func validate(file: String) throws(ConfigError) {
         func fail(_ m: String) -> ConfigError { ConfigError(file: file, message: m) }
-        for (key, v) in [("d_in", inputDimension), ("d_model", modelDimension), ("n_heads", headCount),
-                         ("ff_dim", feedForwardDimension), ("n_enc_layers", encoderLayers),
-                         ("n_dec_layers", decoderLayers), ("group_size", groupSize)] where v < 1 || v > 1 << 20 {
-            throw fail("\(key) must be in 1...\(1 << 20), found \(v)")
+        for (key, v, limit) in [("d_in", inputDimension, 6), ("d_model", modelDimension, ConfigLimits.modelDimension),
+                                ("n_heads", headCount, ConfigLimits.heads), ("ff_dim", feedForwardDimension, ConfigLimits.feedForward),
+                                ("n_enc_layers", encoderLayers, ConfigLimits.layers), ("n_dec_layers", decoderLayers, ConfigLimits.layers),
+                                ("group_size", groupSize, ConfigLimits.groupSize)] where v < 1 || v > limit {
+            throw fail("\(key) must be in 1...\(limit), found \(v)")
         }
         guard inputDimension == 6 else { throw fail("d_in must be 6 (open, high, low, close, volume, amount), found \(inputDimension)") }
         try validateBits(s1Bits, s2Bits, file: file)
@@ -159,9 +160,10 @@ extension TokenizerConfig {
 extension PredictorConfig {
     public func validate(file: String) throws(ConfigError) {
         func fail(_ m: String) -> ConfigError { ConfigError(file: file, message: m) }
-        for (key, v) in [("d_model", modelDimension), ("n_heads", headCount), ("ff_dim", feedForwardDimension),
-                         ("n_layers", layers)] where v < 1 || v > 1 << 20 {
-            throw fail("\(key) must be in 1...\(1 << 20), found \(v)")
+        for (key, v, limit) in [("d_model", modelDimension, ConfigLimits.modelDimension), ("n_heads", headCount, ConfigLimits.heads),
+                                ("ff_dim", feedForwardDimension, ConfigLimits.feedForward), ("n_layers", layers, ConfigLimits.layers)]
+            where v < 1 || v > limit {
+            throw fail("\(key) must be in 1...\(limit), found \(v)")
         }
         try validateBits(s1Bits, s2Bits, file: file)
         guard modelDimension % headCount == 0 else {
@@ -172,6 +174,16 @@ extension PredictorConfig {
             throw fail("d_model \(modelDimension) must be divisible by 8 (the dependency layer's 4 heads need an even head dimension)")
         }
     }
+}
+
+/// Sane bounds on config values (far above every released Kronos), so that no tensor size derived
+/// from a config can be absurd before anything is allocated.
+public enum ConfigLimits {
+    public static let modelDimension = 16384
+    public static let heads = 1024
+    public static let feedForward = 65536
+    public static let layers = 256
+    public static let groupSize = 64
 }
 
 private func validateBits(_ s1: Int, _ s2: Int, file: String) throws(ConfigError) {

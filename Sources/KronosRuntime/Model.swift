@@ -156,6 +156,10 @@ public final class KronosModel: @unchecked Sendable {
         let start = Date()
         let reader: BundleReader
         do { reader = try BundleReader(path: path) } catch { throw .bundle(error) }
+        let decoded = reader.manifest.tensors.reduce(UInt64(0)) { $0 + UInt64($1.rawSize) }
+        guard decoded <= ProcessInfo.processInfo.physicalMemory else {
+            throw .model("\(path): the bundle decodes to \(decoded) bytes, more than this machine's \(ProcessInfo.processInfo.physicalMemory) bytes of memory")
+        }
         let tensors: [String: TensorData]
         do { tensors = try reader.loadAll() } catch { throw .bundle(error) }
         store = TensorStore(tensors: tensors, path: path)

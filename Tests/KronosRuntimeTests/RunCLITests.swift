@@ -80,6 +80,11 @@ let sample = goldenDirectory + "/sample_4h.csv"
         ("", "empty file"),
         ("open,high,low,close\n1,2,0.5,1\n1,2,0.5,1\n", "no timestamp column"),
         ("timestamps,open,high,low,close\n01/02/2024,1,2,0.5,1\n01/03/2024,1,2,0.5,1\n", "cannot read timestamp \"01/02/2024\""),
+        ("timestamps,open,high,low,close\n2024-01-01 00:00:00,1,2,0.5,1\n2024-01-01 04:00:00,1,2\n", ":3: expected 5 cells, found 3"),
+        ("timestamps,open,high,low,close\n2024-01-01 00:00:00,1,2,0.5,1\n2024-01-01 04:00:00,1,2,0.5,\n", "(column close): empty cell"),
+        ("timestamps,open,high,low,close\n2024-01-01 00:00:00,1,2,0.5,1\n1704096000,1,2,0.5,1\n", "timestamp format differs"),
+        ("timestamps,open,high,low,close\n2024-02-30 00:00:00,1,2,0.5,1\n2024-03-01 00:00:00,1,2,0.5,1\n", "cannot read timestamp \"2024-02-30 00:00:00\""),
+        ("timestamps,open,high,low,close\n2024-01-01 00:00:00,1,2,0.5,1\n2024-01-01 04:00:00,1,2,0.5,inf\n", "not a finite number"),
     ])
     func badCSVExitsOneWithOneLine(text: String, expected: String) throws {
         let r = try run([try tinyBundle(), "--input", csvFile(text), "--pred-len", "4"])
@@ -107,6 +112,18 @@ let sample = goldenDirectory + "/sample_4h.csv"
         #expect(try run(["/nonexistent.kq", "--input", sample, "--pred-len", "4"]).status == 1)
         #expect(try run([try tinyBundle(), "--input", sample, "--pred-len", "4", "--bogus"]).status == 2)
         #expect(try run([try tinyBundle(), "--input", sample]).status == 2)
+    }
+
+    @Test func hugeLineAndBinaryInputAreRefusedQuickly() throws {
+        let big = "timestamps,open,high,low,close\n2024-01-01 00:00:00,1,2,0.5," + String(repeating: "9", count: 10 << 20) + "\n"
+        let start = Date()
+        let r = try run([try tinyBundle(), "--input", csvFile(big), "--pred-len", "4"])
+        #expect(r.status == 1 && r.stderr.contains(":2: line is longer than 1048576 bytes"), "\(r.stderr)")
+        #expect(Date().timeIntervalSince(start) < 30)
+        let p = temporaryDirectory("bin") + "/x.csv"
+        FileManager.default.createFile(atPath: p, contents: Data([0xFF, 0xFE, 0x00, 0x80, 0x81]))
+        let b = try run([try tinyBundle(), "--input", p, "--pred-len", "4"])
+        #expect(b.status == 1 && b.stderr.contains("not UTF-8 text"), "\(b.stderr)")
     }
 
     @Test func differingLengthsNameTheFile() throws {

@@ -2,6 +2,7 @@
 # Builds the libFuzzer targets (tools/fuzz, swift build --sanitize fuzzer --sanitize address) and runs
 # each for SECONDS (default 60) on a seed corpus made here from the golden tiny model and sample:
 #   tools/fuzz.sh [SECONDS] [RUNS]      RUNS: stop after this many executions instead (e.g. 1000000)
+#   FUZZ_TARGETS="FuzzBundle" tools/fuzz.sh ...   one target only
 # Crashes are written to tools/fuzz/crashes/<target>/ and fail the script; each one found becomes a
 # regression test in Tests/.
 set -euo pipefail
@@ -11,7 +12,8 @@ RUNS=${2:-}
 WORK=${FUZZ_WORK:-/tmp/kronos-fuzz}
 mkdir -p "$WORK"
 swift build -c release --product kronos-convert >/dev/null
-(cd tools/fuzz && swift build --sanitize fuzzer --sanitize address 2>&1 | grep -E "error|Compiling|Build complete" | tail -1)
+# SwiftPM applies --sanitize fuzzer to the fuzz targets only; -Xswiftc instruments the libraries too.
+(cd tools/fuzz && swift build --sanitize fuzzer --sanitize address -Xswiftc -sanitize=fuzzer 2>&1 | grep -E "error|Compiling|Build complete" | tail -1)
 FUZZ_BIN=tools/fuzz/.build/debug
 
 # Seed corpora.
@@ -38,7 +40,7 @@ printf 'timestamp,open,high,low,close,volume\n1704067200,1,2,0.5,1.5,10\n1704081
 printf 'date,open,high,low,close\n2024-01-01T00:00:00Z,1,2,0.5,1.5\n2024-01-01T04:00:00+02:00,"1.5",2.5,1,2\n' > "$WORK/seeds/FuzzCSV/iso.csv"
 
 status=0
-for target in FuzzSafetensors FuzzBundle FuzzCSV; do
+for target in ${FUZZ_TARGETS:-FuzzSafetensors FuzzBundle FuzzCSV}; do
   corpus="$WORK/corpus/$target"; crashes="tools/fuzz/crashes/$target"
   mkdir -p "$corpus" "$crashes"
   limit=(-max_total_time="$SECONDS_PER_TARGET")

@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // libFuzzer targets for the parsers of untrusted input. Built and run by tools/fuzz.sh with
-// `swift build --sanitize fuzzer --sanitize address`; not part of the main package's build.
+// `swift build --sanitize fuzzer --sanitize address -Xswiftc -sanitize=fuzzer`; not part of the main package's build.
 import PackageDescription
 
 let fuzzSettings: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]

@@ -32,29 +32,11 @@ public enum BlockQ4_1 {
         var best = Candidate(d16: 0, m16: Float16(lo))
         var bestError = best.error(x)
         if hi > lo {
-            let plain = Candidate(d16: Float16((hi - lo) / 15), m16: Float16(lo))
-            let plainError = plain.error(x)
-            if plainError < bestError { best = plain; bestError = plainError }
-            // Scale search: codes from a trial scale, then a least-squares refit of (d, m).
-            if searchSteps > 0 {
-                for step in 0..<searchSteps {
-                    let levels = 15 + (Float(step) - Float(searchSteps - 1) / 2) * (2 / Float(max(searchSteps - 1, 1)))
-                    let iscale = levels / (hi - lo)
-                    var sq: Float = 0, sqq: Float = 0, sx: Float = 0, sxq: Float = 0
-                    for i in 0..<count {
-                        let q = quantCode(x[i], lo, iscale)
-                        sq += q; sqq += q * q; sx += x[i]; sxq += x[i] * q
-                    }
-                    let n = Float(count)
-                    let det = n * sqq - sq * sq
-                    guard det > 0 else { continue }
-                    let d = (n * sxq - sq * sx) / det
-                    let m = (sx - d * sq) / n
-                    guard d > 0, d <= float16Max, abs(m) <= float16Max else { continue }
-                    let c = Candidate(d16: Float16(d), m16: Float16(m))
-                    let e = c.error(x)
-                    if e < bestError { best = c; bestError = e }
-                }
+            for (d, m) in affineCandidates(x, lo: lo, hi: hi, searchSteps: searchSteps)
+            where d <= float16Max && abs(m) <= float16Max {
+                let c = Candidate(d16: Float16(d), m16: Float16(m))
+                let e = c.error(x)
+                if e < bestError { best = c; bestError = e }
             }
         }
         block.storeBytes(of: best.d16.bitPattern.littleEndian, toByteOffset: 0, as: UInt16.self)
@@ -66,21 +48,11 @@ public enum BlockQ4_1 {
         return true
     }
 
-    /// The affine pair (s, m) with x ≈ s q + m minimizing the squared error over the same candidate
-    /// scales as `quantize`, in f32 (no f16 rounding); nil when the range is not finite.
-    static func searchAffine(_ x: UnsafePointer<Float>, searchSteps: Int) -> (Float, Float)? {
-        var lo = x[0], hi = x[0]
-        for i in 1..<count { lo = min(lo, x[i]); hi = max(hi, x[i]) }
-        guard lo.isFinite, hi.isFinite, (hi - lo).isFinite else { return nil }
-        guard hi > lo else { return (0, lo) }
-        func error(_ s: Float, _ m: Float) -> Float {
-            let id: Float = s > 0 ? 1 / s : 0
-            var e: Float = 0
-            for i in 0..<count { let r = x[i] - (s * quantCode(x[i], m, id) + m); e += r * r }
-            return e
-        }
-        var best = ((hi - lo) / 15, lo)
-        var bestError = error(best.0, best.1)
+    /// Candidate affine pairs (d, m), x ≈ d q + m, for a block with range lo < hi: the plain min/max
+    /// grid, then for `searchSteps` trial scales around 15 / (hi - lo) the codes they give and the
+    /// least-squares refit of (d, m) to those codes (pairs with d ≤ 0 are dropped).
+    static func affineCandidates(_ x: UnsafePointer<Float>, lo: Float, hi: Float, searchSteps: Int) -> [(Float, Float)] {
+        var out = [((hi - lo) / 15, lo)]
         for step in 0..<searchSteps {
             let levels = 15 + (Float(step) - Float(searchSteps - 1) / 2) * (2 / Float(max(searchSteps - 1, 1)))
             let iscale = levels / (hi - lo)
@@ -94,8 +66,23 @@ public enum BlockQ4_1 {
             guard det > 0 else { continue }
             let d = (n * sxq - sq * sx) / det
             let m = (sx - d * sq) / n
-            guard d > 0 else { continue }
-            let e = error(d, m)
+            if d > 0 { out.append((d, m)) }
+        }
+        return out
+    }
+
+    /// The affine pair (s, m) with x ≈ s q + m minimizing the squared error over the same candidates
+    /// as `quantize`, in f32 (no f16 rounding); nil when the range is not finite.
+    static func searchAffine(_ x: UnsafePointer<Float>, searchSteps: Int) -> (Float, Float)? {
+        var lo = x[0], hi = x[0]
+        for i in 1..<count { lo = min(lo, x[i]); hi = max(hi, x[i]) }
+        guard lo.isFinite, hi.isFinite, (hi - lo).isFinite else { return nil }
+        guard hi > lo else { return (0, lo) }
+        var best = (Float(0), lo), bestError = Float.infinity
+        for (d, m) in affineCandidates(x, lo: lo, hi: hi, searchSteps: searchSteps) {
+            let id: Float = 1 / d
+            var e: Float = 0
+            for i in 0..<count { let r = x[i] - (d * quantCode(x[i], m, id) + m); e += r * r }
             if e < bestError { best = (d, m); bestError = e }
         }
         return best

@@ -29,9 +29,15 @@ public final class BundleWriter {
         BundleWriter.removeStaleTemporaries(directory: dir, base: base)
         let tmp = (dir as NSString).appendingPathComponent(".\(base).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         temporaryPath = tmp
-        fd = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw .io(file: tmp, message: "cannot create: \(String(cString: strerror(errno)))") }
+        // Registered before it exists, so that a signal arriving right after the file appears still
+        // removes it.
         TemporaryFiles.register(tmp)
+        fd = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            let reason = String(cString: strerror(errno))
+            TemporaryFiles.unregister(tmp)
+            throw .io(file: tmp, message: "cannot create: \(reason)")
+        }
         do throws(BundleError) { try write([UInt8](repeating: 0, count: BundleFormat.headerSize)) } catch { abandon(); throw error }
     }
 

@@ -31,11 +31,6 @@ public final class MappedFile: @unchecked Sendable {
 
     public var count: Int { length }
 
-    /// Tells the kernel the mapping will be read sequentially (readahead).
-    public func adviseSequential() {
-        if let b = bytes.baseAddress { madvise(UnsafeMutableRawPointer(mutating: b), length, MADV_SEQUENTIAL) }
-    }
-
     deinit {
         if let b = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: b), length) }
     }

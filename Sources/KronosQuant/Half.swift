@@ -20,13 +20,3 @@ public func f16Bits(_ value: Float) -> UInt16 {
 
 /// Largest finite f16.
 public let float16Max: Float = 65504
-
-/// Converts `count` f32 values to f16 bits.
-public func convertF32toF16(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, count: Int) {
-    for i in 0..<count { dst[i] = Float16(src[i]).bitPattern }
-}
-
-/// Converts `count` f16 values (bits) to f32.
-public func convertF16toF32(_ src: UnsafePointer<UInt16>, _ dst: UnsafeMutablePointer<Float>, count: Int) {
-    for i in 0..<count { dst[i] = Float(Float16(bitPattern: src[i])) }
-}

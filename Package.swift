@@ -25,6 +25,7 @@ let package = Package(
     products: [
         .executable(name: "kronos-convert", targets: ["KronosConvertCLI"]),
         .executable(name: "kronos-run", targets: ["KronosRunCLI"]),
+        .executable(name: "kronos-bench", targets: ["KronosBenchCLI"]),
         .library(name: "KronosRuntime", targets: ["KronosRuntime"]),
         .library(name: "KronosConvert", targets: ["KronosConvert"]),
     ],
@@ -49,6 +50,10 @@ let package = Package(
         .executableTarget(
             name: "KronosConvertCLI",
             dependencies: ["KronosConvert", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "KronosBenchCLI",
+            dependencies: ["KronosRuntime", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "KronosVerify", dependencies: ["KronosRuntime", "KronosCheckpoint", "KronosConvert", "KronosBundle"]),
         .executableTarget(

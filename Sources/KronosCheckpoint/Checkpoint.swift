@@ -139,7 +139,7 @@ public struct Checkpoint: Sendable {
         configuredMaxContext = extra?["max_context"]?.nonNegativeInt
     }
 
-    /// Every tensor of both parts, in the expected order.
+    /// The checkpoint's tensor `name` of `part`, or nil.
     public func tensor(_ part: ModelPart, _ name: String) -> SafetensorsTensor? {
         (part == .tokenizer ? tokenizer : predictor).tensors[name]
     }

@@ -1,4 +1,5 @@
 // Sampling of one logits row (KRONOS.md §5) and the portable random number generator.
+import Foundation
 
 /// Sampler settings: temperature, top-k (0 = off), top-p (1 = off).
 public struct SamplingSettings: Sendable, Equatable, Codable {
@@ -79,10 +80,8 @@ public enum Sampling {
     }
 }
 
-@inline(__always) func expf32(_ x: Float) -> Float { Float(_exp(Double(x))) }
-
-import Foundation
-@inline(__always) private func _exp(_ x: Double) -> Double { Foundation.exp(x) }
+/// e^x of a Float, computed in Double and rounded once.
+@inline(__always) func expf32(_ x: Float) -> Float { Float(Foundation.exp(Double(x))) }
 
 /// The portable generator of `--seed`: xoshiro256** (Blackman & Vigna) seeded by SplitMix64 from
 /// the 64-bit seed. Integer arithmetic only, so the same seed gives the same stream on any machine.

@@ -1,5 +1,6 @@
-import Testing
+import Foundation
 import KronosQuant
+import Testing
 
 /// Deterministic source of test rows (SplitMix64 + Box-Muller), independent of the code under test.
 struct TestRows {
@@ -15,7 +16,7 @@ struct TestRows {
     mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
     mutating func gaussian() -> Float {
         let u1 = max(uniform(), 1e-300), u2 = uniform()
-        return Float((-2 * Foundation_log(u1)).squareRoot() * Foundation_cos(2 * Double.pi * u2))
+        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
     }
     /// Gaussian rows with a per-row scale between 0.01 and 1 (like trained weights).
     mutating func rows(_ rows: Int, _ cols: Int) -> [Float] {
@@ -29,9 +30,6 @@ struct TestRows {
     }
 }
 
-import Foundation
-@inline(__always) func Foundation_log(_ x: Double) -> Double { Foundation.log(x) }
-@inline(__always) func Foundation_cos(_ x: Double) -> Double { Foundation.cos(x) }
 
 /// Named thresholds per type: relative round-trip RMSE on Gaussian rows, and relative error of a
 /// quantized-row dot product against the float dot (normalised by |w| |x|).

@@ -26,8 +26,9 @@ final class TokenizerModel: @unchecked Sendable {
     private func runBlocks(_ blocks: [Block], _ x: UnsafeMutablePointer<Float>, batch: Int, rows: Int) {
         let D = config.modelDimension
         let scratch = BlockScratch(rows: batch * rows, D: D, F: config.feedForwardDimension)
+        let cache = KVCache(batch: batch, capacity: rows, width: D)  // one cache, emptied for every block
         for b in blocks {
-            let cache = KVCache(batch: batch, capacity: rows, width: D)
+            cache.length = 0
             b.forward(x, batch: batch, newRows: rows, cache: cache, scratch: scratch)
         }
     }

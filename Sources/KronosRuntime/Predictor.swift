@@ -9,7 +9,16 @@ final class PredictorSession {
     let capacity: Int
     private let caches: [KVCache]
     private let depCache: KVCache          // dep_layer k/v projections of the context rows
-    private var scratch: BlockScratch
+    // Scratch, sized once for a full window of every sequence: no allocation per step.
+    private let scratch: BlockScratch      // [batch * capacity] rows
+    private let x: UnsafeMutablePointer<Float>       // [batch * capacity, D] hidden states
+    private let pair: UnsafeMutablePointer<Float>    // [2D] scaled (emb_s1, emb_s2) of one token
+    private let time: UnsafeMutablePointer<Float>    // [D] time embedding of one token
+    private let emb: UnsafeMutablePointer<Float>     // [batch, D] dependency-layer queries before projection
+    private let query: UnsafeMutablePointer<Float>   // [batch, D]
+    private let attended: UnsafeMutablePointer<Float> // [batch, D]
+    private let mixed: UnsafeMutablePointer<Float>   // [batch, D] out_proj + residual, then normed
+    private let scores: UnsafeMutablePointer<Float>  // [capacity] attention weights of one head
     /// Final normed context of each sequence's last row [batch, D].
     private(set) var lastContext: [Float]
     /// s1 logits of each sequence's last row [batch, V1].
@@ -22,9 +31,18 @@ final class PredictorSession {
         let D = model.config.modelDimension
         caches = (0..<model.blocks.count).map { _ in KVCache(batch: batch, capacity: capacity, width: D) }
         depCache = KVCache(batch: batch, capacity: capacity, width: D)
-        scratch = BlockScratch(rows: batch, D: D, F: model.config.feedForwardDimension)
+        scratch = BlockScratch(rows: batch * capacity, D: D, F: model.config.feedForwardDimension)
+        x = .allocate(capacity: batch * capacity * D)
+        pair = .allocate(capacity: 2 * D); time = .allocate(capacity: D)
+        emb = .allocate(capacity: batch * D); query = .allocate(capacity: batch * D)
+        attended = .allocate(capacity: batch * D); mixed = .allocate(capacity: batch * D)
+        scores = .allocate(capacity: capacity)
         lastContext = [Float](repeating: 0, count: batch * D)
         s1Logits = [Float](repeating: 0, count: batch * model.config.s1Vocabulary)
+    }
+
+    deinit {
+        for p in [x, pair, time, emb, query, attended, mixed, scores] { p.deallocate() }
     }
 
     /// Forgets every position (the next `append` starts at position 0).
@@ -39,11 +57,6 @@ final class PredictorSession {
         let rows = stamps[0].count
         let D = model.config.modelDimension, n = batch * rows
         precondition(length + rows <= capacity)
-        if scratch.rows < n { scratch = BlockScratch(rows: n, D: D, F: model.config.feedForwardDimension) }
-        let x = UnsafeMutablePointer<Float>.allocate(capacity: n * D)
-        let pair = UnsafeMutablePointer<Float>.allocate(capacity: 2 * D)
-        let time = UnsafeMutablePointer<Float>.allocate(capacity: D)
-        defer { x.deallocate(); pair.deallocate(); time.deallocate() }
         for b in 0..<batch {
             for t in 0..<rows {
                 model.embed(s1: s1[b][s1[b].startIndex + t], s2: s2[b][s2[b].startIndex + t],
@@ -76,12 +89,7 @@ final class PredictorSession {
     func s2Logits(picks: [Int]) -> [Float] {
         let D = model.config.modelDimension, heads = PredictorConfig.dependencyHeads, hd = D / heads
         let n = depCache.length
-        let emb = UnsafeMutablePointer<Float>.allocate(capacity: batch * D)
-        let q = UnsafeMutablePointer<Float>.allocate(capacity: batch * D)
-        let att = UnsafeMutablePointer<Float>.allocate(capacity: batch * D)
-        let a = UnsafeMutablePointer<Float>.allocate(capacity: batch * D)
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: n)
-        defer { for p in [emb, q, att, a, scores] { p.deallocate() } }
+        let q = query, att = attended, a = mixed
         for b in 0..<batch { model.embS1.decodeRow(picks[b], into: emb + b * D) }
         model.depQ(emb, rows: batch, into: q)
         let scale = 1 / Float(hd).squareRoot()

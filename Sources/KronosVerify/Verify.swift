@@ -111,7 +111,7 @@ public enum Verify {
         var pooled = Pool()
         for (dir, name) in caseFiles.cases {
             let c = try GoldenCase(directory: dir, name: name)
-            var m = try measure(model, c, pooled: &pooled)
+            var casePool = try measure(model, c)
             if options.ensemble {
                 let stored = dir + "/\(name)_ensemble.csv"
                 var golden: [Float]?
@@ -123,14 +123,13 @@ public enum Verify {
                     if options.writeEnsembles { try writeEnsemble(golden!, c, options, to: stored) }
                 }
                 if let golden {
-                    let ours = try ensemble(model, c, options)
-                    m.ensembleNMAE = nmae(ours, golden, std: c.std)
-                    pooled.ensemble.append(m.ensembleNMAE!)
+                    casePool.ensemble.append(nmae(try ensemble(model, c, options), golden, std: c.std))
                 }
             }
-            metrics.append(m)
+            metrics.append(casePool.summary(name: c.name))
+            pooled.absorb(casePool)
         }
-        let overall = pooled.summary(ensemble: options.ensemble && !pooled.ensemble.isEmpty)
+        let overall = pooled.summary(name: "overall")
         let bpw = bitsPerWeight(model.manifest)
         var failures = [String]()
         for m in metrics + [overall] { failures += check(m, thresholds) }
@@ -162,21 +161,30 @@ public enum Verify {
         return (hasModel(root) ? root : nil, names.map { (casesDir, $0) })
     }
 
-    /// Accumulates steps and rows of every case.
+    /// Per-step, per-row and per-case observations of one case or of all of them; the metrics are
+    /// their means, shares and maxima.
     struct Pool {
         var s1KL = [Double](), s2KL = [Double](), s1Agree = [Bool](), s2Agree = [Bool](), ctxAgree = [Bool]()
         var decodeErr = [Double](), greedyErr = [Double](), greedyRel = [Double](), greedyIDs = [Bool](), ensemble = [Double]()
-        func summary(ensemble useEnsemble: Bool) -> DriftMetrics {
+
+        mutating func absorb(_ o: Pool) {
+            s1KL += o.s1KL; s2KL += o.s2KL; s1Agree += o.s1Agree; s2Agree += o.s2Agree; ctxAgree += o.ctxAgree
+            decodeErr += o.decodeErr; greedyErr += o.greedyErr; greedyRel += o.greedyRel; greedyIDs += o.greedyIDs
+            ensemble += o.ensemble
+        }
+
+        func summary(name: String) -> DriftMetrics {
             func mean(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.reduce(0, +) / Double(v.count) }
             func share(_ v: [Bool]) -> Double { v.isEmpty ? 1 : Double(v.filter { $0 }.count) / Double(v.count) }
-            return DriftMetrics(name: "overall", steps: s1KL.count, contextRows: ctxAgree.count, s1KLD: mean(s1KL), s2KLD: mean(s2KL),
+            return DriftMetrics(name: name, steps: s1KL.count, contextRows: ctxAgree.count, s1KLD: mean(s1KL), s2KLD: mean(s2KL),
                                 s1Top1: share(s1Agree), s2Top1: share(s2Agree), contextIDs: share(ctxAgree), decodeNMAE: mean(decodeErr),
                                 greedyNMAE: mean(greedyErr), greedyMaxRelative: greedyRel.max() ?? 0, greedyIDsIdentical: greedyIDs.allSatisfy { $0 },
-                                ensembleNMAE: useEnsemble ? mean(ensemble) : nil)
+                                ensembleNMAE: ensemble.isEmpty ? nil : mean(ensemble))
         }
     }
 
-    static func measure(_ model: KronosModel, _ c: GoldenCase, pooled: inout Pool) throws -> DriftMetrics {
+    /// Every metric of one case but the ensemble one.
+    static func measure(_ model: KronosModel, _ c: GoldenCase) throws -> Pool {
         // Tokenizer: encode the golden normalized input.
         let ids = model.encode(c.xNorm, rows: c.rows)
         let ctxAgree = (0..<c.rows).map { ids.s1[$0] == c.contextS1[$0] && ids.s2[$0] == c.contextS2[$0] }
@@ -201,15 +209,8 @@ public enum Verify {
         for (a, b) in zip(greedy.mean, c.forecast) { rel = max(rel, Double(abs(a - b)) / max(Double(abs(b)), 1e-3)) }
         let same = greedy.s1[0] == c.genS1 && greedy.s2[0] == c.genS2
 
-        pooled.s1KL += s1KL; pooled.s2KL += s2KL; pooled.s1Agree += s1Agree; pooled.s2Agree += s2Agree
-        pooled.ctxAgree += ctxAgree; pooled.decodeErr += decodeErr; pooled.greedyErr.append(greedyErr)
-        pooled.greedyRel.append(rel); pooled.greedyIDs.append(same)
-        func mean(_ v: [Double]) -> Double { v.reduce(0, +) / Double(max(v.count, 1)) }
-        func share(_ v: [Bool]) -> Double { Double(v.filter { $0 }.count) / Double(max(v.count, 1)) }
-        return DriftMetrics(name: c.name, steps: c.predLen, contextRows: c.rows, s1KLD: mean(s1KL), s2KLD: mean(s2KL),
-                            s1Top1: share(s1Agree), s2Top1: share(s2Agree), contextIDs: share(ctxAgree),
-                            decodeNMAE: mean(decodeErr), greedyNMAE: greedyErr, greedyMaxRelative: rel, greedyIDsIdentical: same,
-                            ensembleNMAE: nil)
+        return Pool(s1KL: s1KL, s2KL: s2KL, s1Agree: s1Agree, s2Agree: s2Agree, ctxAgree: ctxAgree, decodeErr: decodeErr,
+                    greedyErr: [greedyErr], greedyRel: [rel], greedyIDs: [same])
     }
 
     /// Mean of `samples` sampled paths (denormalized) [P, 6], with the options' seed and sampler.

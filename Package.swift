@@ -53,7 +53,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "KronosBenchCLI",
-            dependencies: ["KronosRuntime", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["KronosRuntime", "KronosBundle", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "KronosVerify", dependencies: ["KronosRuntime", "KronosCheckpoint", "KronosConvert", "KronosBundle"]),
         .executableTarget(

@@ -3,9 +3,9 @@
 #   tools/bench.sh [WORK_DIR]        (default WORK_DIR: /tmp/kronos-bench)
 # Synthesizes Kronos-small and Kronos-base checkpoints (tools/synth_checkpoint.py), then measures:
 #   - conversion of Kronos-base to q8 and q4: seconds and peak RSS (GNU time), against the source size;
-#   - forecast with Kronos-small f32 / q8 bundles, lookback 512, pred-len 48, 1 and 5 samples
-#     (input: golden/sample_4h.csv, synthetic candles): load and forecast seconds, peak RSS;
-#   - the same with lookback 256 (the window grows, so the KV cache applies).
+#   - kronos-bench kernels: matmul GFLOP/s and weight GB/s per type and shape beside numpy;
+#   - kronos-bench forecast: prefill tokens/s, decode steps/s, whole-forecast seconds (exact and
+#     approx-slide caching) and peak RSS of small / base bundles (f32, q8, q4), 1 and 5 samples.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-/tmp/kronos-bench}
@@ -36,33 +36,21 @@ print(f"| {q} | {r['parameters']/1e6:.1f}M | {r['source_bytes']/2**20:.1f} MiB |
 PY
 done
 
-echo
-echo "## Forecast (synthesized Kronos-small, lookback 512, pred-len 48, max context 512)"
-echo
-echo "| bundle | samples | load s | forecast s | total wall s | peak RSS | reference (PyTorch) s |"
-echo "|---|---|---|---|---|---|---|"
-for q in f32 q8; do
-  $BIN/kronos-convert --tokenizer "$WORK/small/tokenizer" --predictor "$WORK/small/predictor" --quantize $q \
-    -o "$WORK/small-$q.kq" --force >/dev/null
-  for s in 1 5; do
-    $TIME -f "%e %M" $BIN/kronos-run "$WORK/small-$q.kq" --input golden/sample_4h.csv --lookback 512 --pred-len 48 \
-      --samples $s --seed 1 --timings >/dev/null 2>"$WORK/run.txt"
-    load=$(grep -o 'load [0-9.]*' "$WORK/run.txt" | cut -d' ' -f2)
-    fc=$(grep -o 'forecast [0-9.]*' "$WORK/run.txt" | cut -d' ' -f2)
-    read -r wall kb < <(tail -1 "$WORK/run.txt")
-    ref=$([ $s = 1 ] && echo 6.98 || echo 33.2)
-    echo "| small $q | $s | $load | $fc | $wall | $((kb / 1024)) MiB | $ref |"
+for preset in small base; do
+  for q in f32 q8 q4; do
+    [ -f "$WORK/$preset-$q.kq" ] || $BIN/kronos-convert --tokenizer "$WORK/$preset/tokenizer" --predictor "$WORK/$preset/predictor" \
+      --quantize $q -o "$WORK/$preset-$q.kq" --force >/dev/null
   done
 done
 
 echo
-echo "## Forecast with a growing window (Kronos-small, lookback 256, pred-len 48: the KV cache is exact)"
+echo "## Matmul kernels ($(nproc) cores; numpy/OpenBLAS f32 in the same run)"
 echo
-echo "| bundle | load s | forecast s | reference (PyTorch) s |"
-echo "|---|---|---|---|"
-for q in f32 q8; do
-  $BIN/kronos-run "$WORK/small-$q.kq" --input golden/sample_4h.csv --lookback 256 --pred-len 48 --timings >/dev/null 2>"$WORK/run.txt"
-  load=$(grep -o 'load [0-9.]*' "$WORK/run.txt" | cut -d' ' -f2)
-  fc=$(grep -o 'forecast [0-9.]*' "$WORK/run.txt" | cut -d' ' -f2)
-  echo "| small $q | $load | $fc | 3.58 |"
-done
+$BIN/kronos-bench kernels --seconds 0.2
+
+echo
+echo "## Forecast end to end (synthetic 512-row series, pred-len 48, window 512; reference PyTorch: small 6.98 s / 33.2 s for 1 / 5 samples)"
+echo
+$BIN/kronos-bench forecast "$WORK"/small-{f32,q8,q4}.kq --samples 1 --samples 5 --cache exact --cache approx-slide --seconds 0
+echo
+$BIN/kronos-bench forecast "$WORK"/base-{f32,q8,q4}.kq --samples 1 --samples 5 --cache approx-slide --seconds 0

@@ -3,14 +3,22 @@
 // matmul (OpenBLAS) on the same f32 shapes. Parses arguments and prints; timing is in KronosRuntime.
 import ArgumentParser
 import Foundation
+import KronosBundle
 import KronosQuant
 import KronosRuntime
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kronos-bench",
-        abstract: "Benchmark the runtime's matmul kernels (release build).",
-        discussion: "Example: swift run -c release kronos-bench --rows 1 --rows 512")
+        abstract: "Benchmark the runtime (release build): matmul kernels, and whole forecasts of bundles.",
+        subcommands: [Kernels.self, ForecastBench.self, ForecastOne.self],
+        defaultSubcommand: Kernels.self)
+}
+
+struct Kernels: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "GFLOP/s and weight GB/s of matmul per type and shape, beside numpy (the default).",
+        discussion: "Example: swift run -c release kronos-bench kernels --rows 1 --rows 512")
 
     @Option(help: "Input rows per call (repeatable): 1 = decode step, 512 = prefill of a full window.")
     var rows: [Int] = [1, 512]
@@ -18,6 +26,8 @@ struct Bench: ParsableCommand {
     var seconds: Double = 0.3
     @Flag(help: "Skip the numpy comparison.")
     var noNumpy = false
+    @Option(help: ArgumentHelp("Time this weight shape instead of the Kronos ones (repeatable), e.g. 8192x1024.", valueName: "OUTxIN"))
+    var shape: [String] = []
 
     func run() throws {
         let shapes: [(String, Int, Int)] = [
@@ -25,9 +35,14 @@ struct Bench: ParsableCommand {
             ("head [1024,512]", 1024, 512), ("base attn [832,832]", 832, 832), ("base w1/w3 [2048,832]", 2048, 832),
             ("base w2 [832,2048]", 832, 2048), ("base head [1024,832]", 1024, 832),
         ]
+        let custom: [(String, Int, Int)] = try shape.map { text in
+            let parts = text.split(separator: "x").compactMap { Int($0) }
+            guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--shape \(text): expected OUTxIN, e.g. 8192x1024") }
+            return ("[\(parts[0]),\(parts[1])]", parts[0], parts[1])
+        }
         print("| shape | rows | numpy f32 GFLOP/s | type | GFLOP/s | % of numpy | weight GB/s |")
         print("|---|---|---|---|---|---|---|")
-        for (name, out, inner) in shapes {
+        for (name, out, inner) in custom.isEmpty ? shapes : custom {
             for r in rows {
                 let np = noNumpy ? nil : KernelBenchmark.numpyGFLOPs(out: out, inner: inner, rows: r, minSeconds: seconds)
                 for type in [TensorType.f32, .f16, .q8_0, .q4_1, .q4_k] where type.canStore(rowLength: inner) {
@@ -40,5 +55,70 @@ struct Bench: ParsableCommand {
         }
     }
 }
+
+struct ForecastBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forecast",
+        abstract: "Prefill tokens/s, decode steps/s and whole-forecast seconds of bundles, with peak memory.",
+        discussion: """
+        Each (bundle, samples) pair runs in a child process, so its peak resident memory is its own.
+        Example: kronos-bench forecast small-q8.kq base-q8.kq --samples 1 --samples 5 --lookback 512 --pred-len 48
+        """)
+    @Argument(help: "Bundles to time.") var bundles: [String]
+    @Option(help: "Paths per series (repeatable).") var samples: [Int] = [1, 5]
+    @Option(help: "Input rows (a synthetic random walk).") var lookback = 512
+    @Option(help: "Forecast steps.") var predLen = 48
+    @Option(help: "Cache modes of the whole-forecast timing (repeatable).") var cache: [CacheMode] = [.exact, .approxSlide]
+    @Option(help: "Seconds of repetitions per measurement.") var seconds = 1.0
+
+    func run() throws {
+        let me = URL(fileURLWithPath: CommandLine.arguments[0]).path
+        print("| bundle | decoded MiB | samples | prefill tok/s | decode steps/s | " + cache.map { "forecast \($0.rawValue) s" }.joined(separator: " | ")
+              + " | peak RSS MiB | RSS - decoded MiB |")
+        print("|---|---|---|---|---|" + cache.map { _ in "---|" }.joined() + "---|---|")
+        for bundle in bundles {
+            let decoded = try BundleReader(path: bundle).manifest.tensors.reduce(0) { $0 + $1.rawSize }
+            for s in samples {
+                let p = Process()
+                p.executableURL = URL(fileURLWithPath: me)
+                p.arguments = ["forecast-one", bundle, "--samples", "\(s)", "--lookback", "\(lookback)", "--pred-len", "\(predLen)",
+                               "--seconds", "\(seconds)"] + cache.flatMap { ["--cache", $0.rawValue] }
+                let pipe = Pipe()
+                p.standardOutput = pipe
+                try p.run()
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                p.waitUntilExit()
+                guard p.terminationStatus == 0 else { throw ValidationError("forecast-one \(bundle) failed") }
+                let t = try JSONDecoder().decode(ForecastTiming.self, from: data)
+                let mib = { (b: Double) in String(format: "%.1f", b / 1_048_576) }
+                let rss = t.peakResidentBytes.map { Double($0) }
+                print("| \((bundle as NSString).lastPathComponent) | \(mib(Double(decoded))) | \(s) | "
+                      + String(format: "%.0f | %.1f | ", t.prefillTokensPerSecond, t.decodeStepsPerSecond)
+                      + cache.map { String(format: "%.3f", t.forecastSeconds[$0.rawValue] ?? .nan) }.joined(separator: " | ")
+                      + " | \(rss.map(mib) ?? "-") | \(rss.map { mib($0 - Double(decoded)) } ?? "-") |")
+            }
+        }
+    }
+}
+
+struct ForecastOne: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "forecast-one", abstract: "One bundle, as JSON (used by forecast).",
+                                                    shouldDisplay: false)
+    @Argument var bundle: String
+    @Option var samples = 1
+    @Option var lookback = 512
+    @Option var predLen = 48
+    @Option var cache: [CacheMode] = [.exact]
+    @Option var seconds = 1.0
+
+    func run() throws {
+        let model = try KronosModel(path: bundle)
+        let t = try ForecastBenchmark.measure(model: model, samples: samples, lookback: lookback, predictionLength: predLen,
+                                              modes: cache, minSeconds: seconds)
+        print(String(decoding: try JSONEncoder().encode(t), as: UTF8.self))
+    }
+}
+
+extension CacheMode: ExpressibleByArgument {}
 
 Bench.main()

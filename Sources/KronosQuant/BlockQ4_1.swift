@@ -94,8 +94,8 @@ public enum BlockQ4_1 {
         let m = floatFromF16(UInt16(littleEndian: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
         let qs = block.advanced(by: 4).assumingMemoryBound(to: UInt8.self)
         for j in 0..<16 {
-            y[j] = d * Float(qs[j] & 0x0F) + m
-            y[j + 16] = d * Float(qs[j] >> 4) + m
+            y[j] = m.addingProduct(d, Float(qs[j] & 0x0F))   // fused d·q + m
+            y[j + 16] = m.addingProduct(d, Float(qs[j] >> 4))
         }
     }
 

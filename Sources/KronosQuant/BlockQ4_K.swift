@@ -109,9 +109,9 @@ public enum BlockQ4_K {
         let qs = block.advanced(by: 16).assumingMemoryBound(to: UInt8.self)
         for j in 0..<subBlocks {
             let s = d * Float(f[j]), m = dmin * Float(f[8 + j])
-            for i in 0..<16 {
-                y[32 * j + i] = s * Float(qs[16 * j + i] & 0x0F) - m
-                y[32 * j + i + 16] = s * Float(qs[16 * j + i] >> 4) - m
+            for i in 0..<16 {   // fused s·q − m
+                y[32 * j + i] = (-m).addingProduct(s, Float(qs[16 * j + i] & 0x0F))
+                y[32 * j + i + 16] = (-m).addingProduct(s, Float(qs[16 * j + i] >> 4))
             }
         }
     }

@@ -22,6 +22,18 @@ struct SamplingOptions: ParsableArguments {
     var seed: UInt64 = 0
 }
 
+extension CacheMode: ExpressibleByArgument {}
+
+struct CacheOption: ParsableArguments {
+    @Option(help: ArgumentHelp("""
+        Key / value reuse between steps: exact (default: cache while the window grows, recompute \
+        once it slides, as exact as the reference), recompute (every step, as the reference does), \
+        approx-slide (APPROXIMATION: keep the cache when the window slides; much faster once \
+        lookback + pred-len exceeds the window, drift measured by `verify --cache approx-slide`).
+        """, valueName: "mode"))
+    var cache: CacheMode = .exact
+}
+
 struct Root: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kronos-run",
@@ -55,6 +67,7 @@ struct Forecast: ParsableCommand {
     @Option(help: "Spacing of future timestamps, e.g. 4h, 15m, 1d (default: the input's most common spacing).")
     var interval: String?
     @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var cacheOption: CacheOption
     @Option(help: "Output format: csv or json.")
     var format: String = "csv"
     @Option(name: [.short, .long], help: ArgumentHelp("Write the forecast here (atomically) instead of stdout.", valueName: "file"))
@@ -80,6 +93,7 @@ struct Forecast: ParsableCommand {
         options.sampling = SamplingSettings(temperature: sampling.temperature, topK: sampling.topK, topP: sampling.topP)
         options.samples = sampling.samples
         options.seed = sampling.seed
+        options.cache = cacheOption.cache
         try options.check()
         let model = try KronosModel(path: bundle)
         let interactive = isatty(STDERR_FILENO) != 0
@@ -135,6 +149,7 @@ struct VerifyCommand: ParsableCommand {
     @Option(help: "Gate: maximum ensemble_nmae.") var maxEnsembleNmae: Double?
     @Option(help: "Gate: maximum greedy_max_rel.") var maxGreedyRel: Double?
     @Option(help: "Gate: maximum bits per weight of the bundle.") var maxBitsPerWeight: Double?
+    @OptionGroup var cacheOption: CacheOption
 
     func validate() throws {
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
@@ -154,6 +169,7 @@ struct VerifyCommand: ParsableCommand {
         var options = VerifyOptions()
         options.samples = samples; options.seed = seed; options.thresholds = t
         options.ensemble = !noEnsemble; options.writeEnsembles = writeEnsembles
+        options.cache = cacheOption.cache
         let report = try Verify.run(bundle: bundle, golden: golden, options: options)
         if json {
             let e = JSONEncoder()

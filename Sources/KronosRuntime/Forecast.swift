@@ -3,6 +3,20 @@
 import Foundation
 import KronosBundle
 
+/// How generation reuses keys / values between steps (KRONOS.md §6).
+public enum CacheMode: String, Sendable, Codable, CaseIterable {
+    /// Exact (default): the KV cache while the window grows from position 0, the whole window
+    /// recomputed once it slides. Equal to `recompute`, bit for bit (the tests compare them).
+    case exact
+    /// Recompute the whole window at every step, as the reference does (slow; for checks).
+    case recompute
+    /// Approximation: once the window slides, evict the oldest row and keep the cached keys / values
+    /// of the others, which were computed while the evicted rows were still in the window (rotary
+    /// positions keep counting, so relative positions stay exact). One row per step instead of a
+    /// window; the drift it costs is measured by `kronos-run verify --cache approx-slide`.
+    case approxSlide = "approx-slide"
+}
+
 public struct ForecastSettings: Sendable, Codable, Equatable {
     public var predictionLength: Int
     /// Model window (default: the bundle's max context).
@@ -13,9 +27,8 @@ public struct ForecastSettings: Sendable, Codable, Equatable {
     public var seed: UInt64
     /// Values are clipped to ±clip after normalization.
     public var clip: Float = 5
-    /// Recompute the whole window at every step, as the reference does (slower; the KV cache is
-    /// exactly equal, which the tests prove by comparing both).
-    public var recomputeEveryStep = false
+    /// Reuse of keys / values between steps.
+    public var cache: CacheMode = .exact
 
     public init(predictionLength: Int, maxContext: Int, sampling: SamplingSettings = SamplingSettings(), samples: Int = 1, seed: UInt64 = 0) {
         self.predictionLength = predictionLength; self.maxContext = maxContext; self.sampling = sampling
@@ -25,7 +38,7 @@ public struct ForecastSettings: Sendable, Codable, Equatable {
         case predictionLength = "pred_len"
         case maxContext = "max_context"
         case sampling, samples, seed, clip
-        case recomputeEveryStep = "recompute_every_step"
+        case cache
     }
 }
 
@@ -128,17 +141,19 @@ extension KronosModel {
         }
 
         // 5: generation. The cache is exact while the window starts at position 0; once it slides,
-        // the window is recomputed from scratch (as the reference does at every step).
+        // the window is recomputed from scratch (as the reference does at every step) unless the
+        // approx-slide approximation was asked for.
         var rng = KronosRNG(seed: settings.seed)
         let session = PredictorSession(model: predictor, batch: batch, capacity: window)
         for i in 0..<P {
-            session.advance(to: T + i, s1: s1, s2: s2, stamps: stamps, window: window, recompute: settings.recomputeEveryStep)
+            session.advance(to: T + i, s1: s1, s2: s2, stamps: stamps, window: window, mode: settings.cache)
             let logits1 = session.s1Logits
             var picks1 = [Int](repeating: 0, count: batch)
             for b in 0..<batch {
                 picks1[b] = Sampling.sample(Array(logits1[(b * V1)..<((b + 1) * V1)]), settings.sampling, rng: &rng)
             }
-            let logits2 = session.s2Logits(picks: picks1)
+            session.computeS2Logits(picks: picks1)
+            let logits2 = session.s2Logits
             var picks2 = [Int](repeating: 0, count: batch)
             for b in 0..<batch {
                 picks2[b] = Sampling.sample(Array(logits2[(b * V2)..<((b + 1) * V2)]), settings.sampling, rng: &rng)
@@ -183,17 +198,21 @@ extension KronosModel {
 }
 
 extension PredictorSession {
-    /// Brings the session to the window ending at token n (the last min(n, window) tokens): one
-    /// appended row when the window still grows from position 0 and the cache holds the n - 1
-    /// before it, else a recomputation of the whole window.
-    func advance(to n: Int, s1: [[Int]], s2: [[Int]], stamps: [[TimeStamp]], window: Int, recompute: Bool) {
+    /// Brings the session to the window ending at token n (tokens max(0, n - window) ..< n): one
+    /// appended row when the cache holds the tokens up to n - 1 and the mode allows it (exact: the
+    /// window still starts at token 0; approx-slide: always, evicting the oldest row when full), else
+    /// a recomputation of the whole window.
+    func advance(to n: Int, s1: [[Int]], s2: [[Int]], stamps: [[TimeStamp]], window: Int, mode: CacheMode) {
         let lo = max(0, n - window)
-        if !recompute && n <= window && length == n - 1 && length > 0 {
+        let extendable = length > 0 && consumed == n - 1
+        if extendable && (mode == .approxSlide || (mode == .exact && lo == 0)) {
+            if length == window { evictOldest() }
             append(s1: s1.map { $0[(n - 1)..<n] }, s2: s2.map { $0[(n - 1)..<n] }, stamps: stamps.map { $0[(n - 1)..<n] })
         } else {
             reset()
             append(s1: s1.map { $0[lo..<n] }, s2: s2.map { $0[lo..<n] }, stamps: stamps.map { $0[lo..<n] })
         }
+        consumed = n
     }
 }
 
@@ -202,15 +221,16 @@ extension KronosModel {
     /// the tokens generated so far are `path` (s1 conditioned on the path's own s2 for the s2 logits).
     /// contextS1 / contextS2 [T], stamps [T + P], path [P] -> s1 logits [P][V1], s2 logits [P][V2].
     public func teacherForcedLogits(contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathS1: [Int], pathS2: [Int],
-                                    maxContext window: Int) -> (s1: [[Float]], s2: [[Float]]) {
+                                    maxContext window: Int, cache: CacheMode = .exact) -> (s1: [[Float]], s2: [[Float]]) {
         let T = contextS1.count, P = pathS1.count
         let session = PredictorSession(model: predictor, batch: 1, capacity: window)
         let s1 = [contextS1 + pathS1], s2 = [contextS2 + pathS2]
         var l1 = [[Float]](), l2 = [[Float]]()
         for i in 0..<P {
-            session.advance(to: T + i, s1: s1, s2: s2, stamps: [stamps], window: window, recompute: false)
+            session.advance(to: T + i, s1: s1, s2: s2, stamps: [stamps], window: window, mode: cache)
             l1.append(session.s1Logits)
-            l2.append(session.s2Logits(picks: [pathS1[i]]))
+            session.computeS2Logits(picks: [pathS1[i]])
+            l2.append(session.s2Logits)
         }
         return (l1, l2)
     }

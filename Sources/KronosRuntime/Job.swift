@@ -12,6 +12,7 @@ public struct RunOptions: Sendable {
     public var sampling = SamplingSettings()
     public var samples = 1
     public var seed: UInt64 = 0
+    public var cache: CacheMode = .exact
     public init(inputs: [String], predictionLength: Int) { self.inputs = inputs; self.predictionLength = predictionLength }
 
     /// Value checks (exit 1 with one line each).
@@ -84,7 +85,8 @@ public enum ForecastJob {
         if tables[0].rows > window {
             notes.append("\(tables[0].rows) input rows exceed the \(window)-row context: the model sees the last \(window) (the tokenizer encodes all)")
         }
-        let settings = ForecastSettings(predictionLength: P, maxContext: window, sampling: o.sampling, samples: o.samples, seed: o.seed)
+        var settings = ForecastSettings(predictionLength: P, maxContext: window, sampling: o.sampling, samples: o.samples, seed: o.seed)
+        settings.cache = o.cache
         let start = Date()
         let forecasts = try model.forecast(inputs, settings: settings, progress: progress)
         let seconds = Date().timeIntervalSince(start)

@@ -31,11 +31,12 @@ public enum KernelBenchmark {
         let y = UnsafeMutablePointer<Float>.allocate(capacity: rows * out)
         defer { w.deallocate(); x.deallocate(); y.deallocate() }
         let m = WeightMatrix(type: type, rows: out, columns: inner, data: w)
-        KronosRuntime.matmul(m, bias: nil, x, rows: rows, y)  // warm up
+        let workspace = Workspace(columns: inner, positions: 0)
+        KronosRuntime.matmul(m, bias: nil, x, rows: rows, y, workspace: workspace)  // warm up
         var best = Double.infinity, total = 0.0
         while total < minSeconds {
             let t0 = Date()
-            KronosRuntime.matmul(m, bias: nil, x, rows: rows, y)
+            KronosRuntime.matmul(m, bias: nil, x, rows: rows, y, workspace: workspace)
             let dt = Date().timeIntervalSince(t0)
             best = min(best, dt); total += dt
         }
@@ -67,5 +68,100 @@ public enum KernelBenchmark {
         p.waitUntilExit()
         guard p.terminationStatus == 0 else { return nil }
         return Double(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+}
+
+/// End-to-end figures of one bundle (used by kronos-bench).
+public struct ForecastTiming: Sendable, Codable {
+    public var samples: Int
+    public var window: Int
+    /// Predictor prefill of a full window for every sequence: rows × sequences per second.
+    public var prefillTokensPerSecond: Double
+    /// Decode steps per second: every sequence gets one row, its s1 logits and its s2 logits.
+    public var decodeStepsPerSecond: Double
+    /// Whole forecast (normalize, tokenizer encode, generation, tokenizer decode) per cache mode, seconds.
+    public var forecastSeconds: [String: Double]
+    /// Peak resident memory of the process so far (VmHWM), bytes; nil where /proc is missing.
+    public var peakResidentBytes: UInt64?
+}
+
+public enum ForecastBenchmark {
+    /// `rows` + `future` hourly stamps and a deterministic random-walk candle series of `rows` rows.
+    public static func syntheticSeries(rows: Int, future: Int, seed: UInt64 = 7) -> SeriesInput {
+        var rng = KronosRNG(seed: seed)
+        var values = [Float](), price = 100.0
+        for _ in 0..<rows {
+            let open = price
+            price *= 1 + 0.01 * (rng.nextDouble() - 0.5)
+            let high = max(open, price) * (1 + 0.003 * rng.nextDouble()), low = min(open, price) * (1 - 0.003 * rng.nextDouble())
+            let volume = 1000 * (0.5 + rng.nextDouble())
+            values += [open, high, low, price, volume, volume * price].map { Float($0) }
+        }
+        let t0: Int64 = 1_700_000_000 - 1_700_000_000 % 14400
+        let stamps = (0..<(rows + future)).map { Candles.stamp(t0 + Int64($0) * 14400) }
+        return SeriesInput(values: values, stamps: Array(stamps.prefix(rows)), futureStamps: Array(stamps.suffix(future)))
+    }
+
+    /// Prefill, decode and whole-forecast timings of `model` for one series, `samples` paths, a
+    /// lookback of `lookback` rows and `predictionLength` steps (best of repetitions up to `minSeconds`).
+    public static func measure(model: KronosModel, samples: Int, lookback: Int, predictionLength: Int,
+                               modes: [CacheMode], minSeconds: Double = 1) throws(RuntimeError) -> ForecastTiming {
+        let window = model.maxContext
+        let input = syntheticSeries(rows: lookback, future: predictionLength)
+        func best(_ body: () throws(RuntimeError) -> Void) throws(RuntimeError) -> Double {
+            var best = Double.infinity, total = 0.0, runs = 0
+            while total < minSeconds || runs < 1 {
+                let t0 = Date()
+                try body()
+                let dt = Date().timeIntervalSince(t0)
+                best = min(best, dt); total += dt; runs += 1
+            }
+            return best
+        }
+        // Ids of the series, repeated for every sample.
+        let norm = KronosModel.normalize(input.values, rows: lookback, clip: 5)
+        let ids = model.encode(norm.normalized, rows: lookback)
+        let stamps = [[TimeStamp]](repeating: input.stamps + input.futureStamps, count: samples)
+        let s1 = [[Int]](repeating: ids.s1 + [Int](repeating: 1, count: predictionLength), count: samples)
+        let s2 = [[Int]](repeating: ids.s2 + [Int](repeating: 1, count: predictionLength), count: samples)
+        let session = PredictorSession(model: model.predictor, batch: samples, capacity: window)
+        let prefillRows = min(lookback, window)
+        let prefill = try best { () throws(RuntimeError) in
+            session.reset()
+            session.advance(to: prefillRows, s1: s1, s2: s2, stamps: stamps, window: window, mode: .exact)
+        }
+        // Decode: one row per step after a half window (the window grows, so every step is one row).
+        let steps = min(predictionLength, window / 2), start = min(lookback, window / 2)
+        let picks = [Int](repeating: 1, count: samples)
+        var stepBest = Double.infinity, total = 0.0, runs = 0
+        while total < minSeconds || runs < 2 {
+            session.reset()
+            session.advance(to: start, s1: s1, s2: s2, stamps: stamps, window: window, mode: .exact)
+            let t0 = Date()
+            for i in 1...steps {
+                session.advance(to: start + i, s1: s1, s2: s2, stamps: stamps, window: window, mode: .exact)
+                session.computeS2Logits(picks: picks)
+            }
+            let dt = Date().timeIntervalSince(t0)
+            stepBest = min(stepBest, dt / Double(steps)); total += dt; runs += 1
+        }
+        var forecast = [String: Double]()
+        for mode in modes {
+            var settings = ForecastSettings(predictionLength: predictionLength, maxContext: window, samples: samples, seed: 1)
+            settings.cache = mode
+            forecast[mode.rawValue] = try best { () throws(RuntimeError) in _ = try model.forecast([input], settings: settings) }
+        }
+        return ForecastTiming(samples: samples, window: window,
+                              prefillTokensPerSecond: Double(prefillRows * samples) / prefill,
+                              decodeStepsPerSecond: 1 / stepBest, forecastSeconds: forecast,
+                              peakResidentBytes: peakResidentBytes())
+    }
+
+    /// VmHWM of /proc/self/status in bytes (Linux), nil elsewhere.
+    public static func peakResidentBytes() -> UInt64? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return nil }
+        let kb = line.split(separator: " ").compactMap { UInt64($0) }.first
+        return kb.map { $0 * 1024 }
     }
 }

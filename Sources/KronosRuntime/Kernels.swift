@@ -81,17 +81,19 @@ func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float
     for i in 0..<n { y[i] += a * x[i] }
 }
 
-/// Runs `body(chunk)` over `count` items split into contiguous chunks across the cores.
+/// Runs `body(worker, chunk)` over `count` items split into contiguous chunks across the cores;
+/// `worker` (0 ..< Runtime.threads) is unique among the chunks running at the same time, so it
+/// indexes per-worker scratch.
 @inline(__always)
-func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, _ body: (Int, Range<Int>) -> Void) {
     let workers = min(Runtime.threads, max(1, count / max(minimumPerChunk, 1)))
-    if workers <= 1 { body(0..<count); return }
+    if workers <= 1 { body(0, 0..<count); return }
     let per = (count + workers - 1) / workers
     withoutActuallyEscaping(body) { escapable in
         let task = UncheckedSendable(escapable)
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             let lo = w * per, hi = min(count, lo + per)
-            if lo < hi { task.value(lo..<hi) }
+            if lo < hi { task.value(w, lo..<hi) }
         }
     }
 }
@@ -107,46 +109,154 @@ public enum Runtime {
     nonisolated(unsafe) public static var threads = ProcessInfo.processInfo.activeProcessorCount
 }
 
+/// Per-worker scratch of the kernels, allocated once (per forecast, per tokenizer pass, per benchmark)
+/// so that no kernel call allocates: `floatsPerWorker` floats for each of Runtime.threads workers.
+public final class Workspace: @unchecked Sendable {
+    public let workers: Int
+    public let floatsPerWorker: Int
+    private let base: UnsafeMutablePointer<Float>
+
+    public init(floatsPerWorker: Int) {
+        workers = max(1, Runtime.threads)
+        self.floatsPerWorker = (max(floatsPerWorker, 16) + 15) / 16 * 16   // 64-byte multiples
+        base = .allocate(capacity: workers * self.floatsPerWorker)
+    }
+    deinit { base.deallocate() }
+
+    /// Scratch needed by matmul over rows of up to `columns` values and by attention over up to
+    /// `positions` keys.
+    public convenience init(columns: Int, positions: Int) {
+        self.init(floatsPerWorker: max(matmulGroup * columns, attentionQueryBlock * positions))
+    }
+
+    @inline(__always) func scratch(_ worker: Int) -> UnsafeMutablePointer<Float> {
+        precondition(worker < workers)
+        return base + worker * floatsPerWorker
+    }
+}
+
+/// Weight rows per group of the batched (prefill) path: decoded once, multiplied with every input row.
+let matmulGroup = 4
+/// Input rows from which matmul takes the batched path; fewer go through the in-register matvec.
+let matvecMaxRows = 3
+
 // Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias [W.rows])
-// Weight rows are taken 4 at a time (dequantized once into a per-thread buffer unless f32) and
-// multiplied with 2 input rows at a time by the register tile; leftovers go through dot().
-// Output rows are split across the cores.
-func matmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, rows: Int, _ y: UnsafeMutablePointer<Float>) {
+// Every (input row, weight row) pair is summed in dot()'s order whichever path computes it:
+// - rows <= matvecMaxRows (decode): 8 weight rows at a time, dequantized in registers straight from
+//   the stored blocks (RowDecoder), 8 independent accumulators;
+// - more rows (prefill, batches): 4 weight rows at a time decoded once into the worker's scratch
+//   (f32 rows are used in place), then the 4x2 register tile over the input rows.
+// Weight-row groups are split across the cores.
+func matmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, rows: Int,
+            _ y: UnsafeMutablePointer<Float>, workspace: Workspace) {
+    switch w.type {
+    case .f32: matmul(F32Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
+    case .f16: matmul(F16Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
+    case .q8_0: matmul(Q8_0Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
+    case .q4_1: matmul(Q4_1Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
+    case .q4_k: matmul(Q4_KRows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
+    case .i64: preconditionFailure("i64 tensors are not weight matrices")
+    }
+}
+
+@inline(__always)
+private func matmul<D: RowDecoder>(_ decoder: D.Type, _ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>,
+                                   rows: Int, _ y: UnsafeMutablePointer<Float>, workspace: Workspace) {
     let n = w.columns, out = w.rows
+    let big = out * rows * n >= 1 << 16   // below this, one core is faster than waking a second
+    if rows <= matvecMaxRows {
+        let groups = (out + 7) / 8
+        parallelChunks(groups, minimumPerChunk: big ? 1 : groups) { _, range in
+            for g in range {
+                let j0 = 8 * g
+                for t in 0..<rows {
+                    let xt = x + t * n, yt = y + t * out
+                    if j0 + 8 <= out {
+                        let s = matvec8(D.self, w, j0, xt)
+                        for r in 0..<8 { yt[j0 + r] = s[r] + (bias?[j0 + r] ?? 0) }
+                    } else {
+                        for j in j0..<out { yt[j] = matvec1(D.self, w.row(j), xt, n) + (bias?[j] ?? 0) }
+                    }
+                }
+            }
+        }
+        return
+    }
+    precondition(workspace.floatsPerWorker >= matmulGroup * n, "workspace too small for \(n) columns")
     let groups = (out + 3) / 4
-    let work = out * rows * n
-    parallelChunks(groups, minimumPerChunk: work > 1 << 16 ? 1 : groups) { range in
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 4 * n)
-        defer { scratch.deallocate() }
+    parallelChunks(groups, minimumPerChunk: big ? 1 : groups) { worker, range in
+        let scratch = workspace.scratch(worker)
         for g in range {
             let j0 = 4 * g, count = min(4, out - j0)
-            // A: the group's weight rows as f32, row stride lda.
-            let a: UnsafePointer<Float>, lda: Int
-            if w.type == .f32 {
-                a = w.row(j0).assumingMemoryBound(to: Float.self); lda = n
+            // A: the group's weight rows as f32, row stride n.
+            let a: UnsafePointer<Float>
+            if D.self == F32Rows.self {
+                a = w.row(j0).assumingMemoryBound(to: Float.self)
             } else {
-                for r in 0..<count { w.decodeRow(j0 + r, into: scratch + r * n) }
-                a = UnsafePointer(scratch); lda = n
+                for r in 0..<count { D.decode(w.row(j0 + r), columns: n, into: scratch + r * n) }
+                a = UnsafePointer(scratch)
             }
             if count == 4 {
                 let bv = bias.map { SIMD4<Float>($0[j0], $0[j0 + 1], $0[j0 + 2], $0[j0 + 3]) } ?? SIMD4<Float>()
                 var t = 0
                 while t + 2 <= rows {
-                    tile4x2(a, lda, x + t * n, n, n, y + t * out + j0, out, bias: bv)
+                    tile4x2(a, n, x + t * n, n, n, y + t * out + j0, out, bias: bv)
                     t += 2
                 }
                 while t < rows {
-                    for r in 0..<4 { y[t * out + j0 + r] = dot(a + r * lda, x + t * n, n) + bv[r] }
+                    for r in 0..<4 { y[t * out + j0 + r] = dot(a + r * n, x + t * n, n) + bv[r] }
                     t += 1
                 }
             } else {
                 for r in 0..<count {
                     let b = bias?[j0 + r] ?? 0
-                    for t in 0..<rows { y[t * out + j0 + r] = dot(a + r * lda, x + t * n, n) + b }
+                    for t in 0..<rows { y[t * out + j0 + r] = dot(a + r * n, x + t * n, n) + b }
                 }
             }
         }
     }
+}
+
+// s [8] = W rows j0 ..< j0+8 (stored, dequantized in registers) . x [n], each in dot()'s order.
+@inline(__always)
+private func matvec8<D: RowDecoder>(_: D.Type, _ w: WeightMatrix, _ j0: Int, _ x: UnsafePointer<Float>) -> SIMD8<Float> {
+    let n = w.columns, units = n / D.unitValues
+    let p = w.row(j0), rb = w.rowBytes
+    let xr = UnsafeRawPointer(x)
+    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+    var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
+    for u in 0..<units {
+        let xb = xr + 4 * u * D.unitValues
+        @inline(__always) func xv(_ i: Int) -> SIMD8<Float> { xb.loadUnaligned(fromByteOffset: 32 * i, as: SIMD8<Float>.self) }
+        D.unit(p, u) { i, v in a0.addProduct(v, xv(i)) }
+        D.unit(p + rb, u) { i, v in a1.addProduct(v, xv(i)) }
+        D.unit(p + 2 * rb, u) { i, v in a2.addProduct(v, xv(i)) }
+        D.unit(p + 3 * rb, u) { i, v in a3.addProduct(v, xv(i)) }
+        D.unit(p + 4 * rb, u) { i, v in a4.addProduct(v, xv(i)) }
+        D.unit(p + 5 * rb, u) { i, v in a5.addProduct(v, xv(i)) }
+        D.unit(p + 6 * rb, u) { i, v in a6.addProduct(v, xv(i)) }
+        D.unit(p + 7 * rb, u) { i, v in a7.addProduct(v, xv(i)) }
+    }
+    var s = SIMD8<Float>(a0.sum(), a1.sum(), a2.sum(), a3.sum(), a4.sum(), a5.sum(), a6.sum(), a7.sum())
+    for k in (units * D.unitValues)..<n {
+        for r in 0..<8 { s[r] += D.value(p + r * rb, k) * x[k] }
+    }
+    return s
+}
+
+// stored row [n] (dequantized in registers) . x [n] -> scalar, in dot()'s order.
+@inline(__always)
+private func matvec1<D: RowDecoder>(_: D.Type, _ row: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    let units = n / D.unitValues
+    let xr = UnsafeRawPointer(x)
+    var acc = SIMD8<Float>()
+    for u in 0..<units {
+        let xb = xr + 4 * u * D.unitValues
+        D.unit(row, u) { i, v in acc.addProduct(v, xb.loadUnaligned(fromByteOffset: 32 * i, as: SIMD8<Float>.self)) }
+    }
+    var s = acc.sum()
+    for k in (units * D.unitValues)..<n { s += D.value(row, k) * x[k] }
+    return s
 }
 
 // x [rows, n] -> x / sqrt(mean(x^2) + eps) * weight [n], into y (may alias x)
@@ -212,5 +322,73 @@ final class RotaryTable: @unchecked Sendable {
                 v[j + half] = b * cp[j] + a * sp[j]
             }
         } }
+    }
+}
+
+/// Public entry points to the kernels, for their tests and benchmarks.
+public enum Kernels {
+    /// Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias), through the path the runtime takes for
+    /// this many rows (matvec for rows <= 3, batched tiles above).
+    public static func matmul(_ w: WeightMatrix, bias: [Float]? = nil, _ x: [Float], rows: Int) -> [Float] {
+        precondition(x.count == rows * w.columns)
+        let workspace = Workspace(columns: w.columns, positions: 0)
+        var y = [Float](repeating: .nan, count: rows * w.rows)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                if let bias {
+                    bias.withUnsafeBufferPointer { KronosRuntime.matmul(w, bias: $0.baseAddress!, xp.baseAddress!, rows: rows, yp.baseAddress!, workspace: workspace) }
+                } else {
+                    KronosRuntime.matmul(w, bias: nil, xp.baseAddress!, rows: rows, yp.baseAddress!, workspace: workspace)
+                }
+            }
+        }
+        return y
+    }
+
+    /// Row r of W decoded by the in-register decoder (RowDecoder) into floats.
+    public static func decodeRow(_ w: WeightMatrix, _ r: Int) -> [Float] {
+        [Float](unsafeUninitializedCapacity: w.columns) { b, n in
+            switch w.type {
+            case .f32: F32Rows.decode(w.row(r), columns: w.columns, into: b.baseAddress!)
+            case .f16: F16Rows.decode(w.row(r), columns: w.columns, into: b.baseAddress!)
+            case .q8_0: Q8_0Rows.decode(w.row(r), columns: w.columns, into: b.baseAddress!)
+            case .q4_1: Q4_1Rows.decode(w.row(r), columns: w.columns, into: b.baseAddress!)
+            case .q4_k: Q4_KRows.decode(w.row(r), columns: w.columns, into: b.baseAddress!)
+            case .i64: preconditionFailure("i64 tensors are not weight matrices")
+            }
+            n = w.columns
+        }
+    }
+
+    /// Causal self-attention of one sequence: q, k, v [rows, heads·hd] (rotary already applied)
+    /// -> out [rows, heads·hd], row t attending to rows 0...t, computed the way a prefill does
+    /// (blocks of attentionQueryBlock queries) when `blocked`, else one query at a time as decode steps do.
+    public static func causalAttention(q: [Float], k: [Float], v: [Float], rows: Int, heads: Int, headDimension hd: Int,
+                                       blocked: Bool) -> [Float] {
+        let D = heads * hd
+        precondition(q.count == rows * D && k.count == rows * D && v.count == rows * D)
+        let cache = KVCache(batch: 1, capacity: rows, width: D)
+        cache.keys.update(from: k, count: rows * D)
+        cache.values.update(from: v, count: rows * D)
+        cache.length = rows
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock * rows)
+        defer { scores.deallocate() }
+        var out = [Float](repeating: .nan, count: rows * D)
+        let scale = 1 / Float(hd).squareRoot()
+        q.withUnsafeBufferPointer { qp in
+            out.withUnsafeMutableBufferPointer { op in
+                for h in 0..<heads {
+                    var t = 0
+                    while t < rows {
+                        let qb = blocked ? min(attentionQueryBlock, rows - t) : 1
+                        cache.attend(sequence: 0, column: h * hd, headDimension: hd, visible: t + 1, queries: qb,
+                                     q: qp.baseAddress! + t * D + h * hd, qStride: D, scale: scale, scores: scores,
+                                     out: op.baseAddress! + t * D + h * hd, outStride: D)
+                        t += qb
+                    }
+                }
+            }
+        }
+        return out
     }
 }

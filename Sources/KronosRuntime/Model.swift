@@ -23,14 +23,18 @@ final class TokenizerModel: @unchecked Sendable {
         head = try s.linear(.tokenizer, "head")
     }
 
-    private func runBlocks(_ blocks: [Block], _ x: UnsafeMutablePointer<Float>, batch: Int, rows: Int) {
-        let D = config.modelDimension
-        let scratch = BlockScratch(rows: batch * rows, D: D, F: config.feedForwardDimension)
-        let cache = KVCache(batch: batch, capacity: rows, width: D)  // one cache, emptied for every block
+    // x [batch, rows, D] through `blocks` (positions from 0 in every sequence), in place.
+    private func runBlocks(_ blocks: [Block], _ x: UnsafeMutablePointer<Float>, batch: Int, rows: Int, scratch: BlockScratch) {
+        let cache = KVCache(batch: batch, capacity: rows, width: config.modelDimension)  // one cache, emptied for every block
         for b in blocks {
-            cache.length = 0
+            cache.clear()
             b.forward(x, batch: batch, newRows: rows, cache: cache, scratch: scratch)
         }
+    }
+
+    private func scratch(rows: Int, positions: Int) -> BlockScratch {
+        BlockScratch(rows: rows, D: config.modelDimension, F: config.feedForwardDimension,
+                     columns: max(6, config.codeBits), positions: positions)
     }
 
     /// x [rows, 6] normalized candles -> (s1, s2) [rows] ids (binary spherical quantization).
@@ -39,9 +43,10 @@ final class TokenizerModel: @unchecked Sendable {
         let h = UnsafeMutablePointer<Float>.allocate(capacity: rows * D)
         let z = UnsafeMutablePointer<Float>.allocate(capacity: rows * C)
         defer { h.deallocate(); z.deallocate() }
-        x.withUnsafeBufferPointer { embed($0.baseAddress!, rows: rows, into: h) }
-        runBlocks(encoder, h, batch: 1, rows: rows)
-        quantEmbed(h, rows: rows, into: z)
+        let s = scratch(rows: rows, positions: rows)
+        x.withUnsafeBufferPointer { embed($0.baseAddress!, rows: rows, into: h, s.workspace) }
+        runBlocks(encoder, h, batch: 1, rows: rows, scratch: s)
+        quantEmbed(h, rows: rows, into: z, s.workspace)
         var s1 = [Int](repeating: 0, count: rows), s2 = [Int](repeating: 0, count: rows)
         for t in 0..<rows {
             // The L2 normalization does not change signs; bit k = z_k > 0, lowest bit first.
@@ -66,10 +71,11 @@ final class TokenizerModel: @unchecked Sendable {
                 for k in 0..<config.s2Bits { q[r + config.s1Bits + k] = (s2[b][t] >> k) & 1 == 1 ? mag : -mag }
             }
         }
-        postQuantEmbed(q, rows: n, into: h)
-        runBlocks(decoder, h, batch: batch, rows: rows)
+        let s = scratch(rows: n, positions: rows)
+        postQuantEmbed(q, rows: n, into: h, s.workspace)
+        runBlocks(decoder, h, batch: batch, rows: rows, scratch: s)
         var out = [Float](repeating: 0, count: n * 6)
-        out.withUnsafeMutableBufferPointer { head(h, rows: n, into: $0.baseAddress!) }
+        out.withUnsafeMutableBufferPointer { head(h, rows: n, into: $0.baseAddress!, s.workspace) }
         return out
     }
 }
@@ -123,20 +129,21 @@ final class PredictorModel: @unchecked Sendable {
 
     /// Input embedding of one token: fusion(concat(emb_s1[s1]·√D, emb_s2[s2]·√D)) + time(stamp) -> out [D].
     func embed(s1: Int, s2: Int, stamp: TimeStamp, pair: UnsafeMutablePointer<Float>, time: UnsafeMutablePointer<Float>,
-               out: UnsafeMutablePointer<Float>) {
+               out: UnsafeMutablePointer<Float>, workspace: Workspace) {
         let D = config.modelDimension
         let scale = Float(D).squareRoot()
         embS1.decodeRow(s1, into: pair)
         embS2.decodeRow(s2, into: pair + D)
         for i in 0..<(2 * D) { pair[i] *= scale }
-        fusion(pair, rows: 1, into: out)
+        fusion(pair, rows: 1, into: out, workspace)
         // time = hour + weekday + day + month + minute, in that order
         hourTable.decodeRow(stamp.hour, into: time)
         let tmp = pair  // reuse as scratch for the other rows
-        for (table, index) in [(weekdayTable, stamp.weekday), (dayTable, stamp.day), (monthTable, stamp.month), (minuteTable, stamp.minute)] {
+        func add(_ table: WeightMatrix, _ index: Int) {
             table.decodeRow(index, into: tmp)
             for i in 0..<D { time[i] += tmp[i] }
         }
+        add(weekdayTable, stamp.weekday); add(dayTable, stamp.day); add(monthTable, stamp.month); add(minuteTable, stamp.minute)
         for i in 0..<D { out[i] += time[i] }
     }
 }

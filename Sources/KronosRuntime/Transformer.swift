@@ -1,13 +1,20 @@
 // Transformer blocks over a batch of sequences, with a per-layer KV cache.
 import Foundation
 
-/// Keys and values of one layer for `batch` sequences, up to `capacity` positions each.
+/// Keys and values of one layer for `batch` sequences: a ring of `capacity` positions per sequence.
+/// The cached rows are the absolute positions offset ..< offset + length; position a lives in slot
+/// a mod capacity, so evicting the oldest row (the keep-cache approximation of a sliding window)
+/// moves nothing.
 final class KVCache: @unchecked Sendable {
     let batch: Int, capacity: Int, width: Int
-    var keys: UnsafeMutablePointer<Float>     // [batch, capacity, width]
-    var values: UnsafeMutablePointer<Float>   // [batch, capacity, width]
-    /// Positions filled (the same for every sequence).
+    let keys: UnsafeMutablePointer<Float>     // [batch, capacity, width]
+    let values: UnsafeMutablePointer<Float>   // [batch, capacity, width]
+    /// Absolute position of the oldest cached row (the same for every sequence).
+    private(set) var offset = 0
+    /// Rows cached (the same for every sequence).
     var length = 0
+    /// Absolute position of the next row.
+    var end: Int { offset + length }
 
     init(batch: Int, capacity: Int, width: Int) {
         self.batch = batch; self.capacity = capacity; self.width = width
@@ -16,30 +23,119 @@ final class KVCache: @unchecked Sendable {
     }
     deinit { keys.deallocate(); values.deallocate() }
 
-    @inline(__always) func key(_ b: Int, _ p: Int) -> UnsafeMutablePointer<Float> { keys + (b * capacity + p) * width }
-    @inline(__always) func value(_ b: Int, _ p: Int) -> UnsafeMutablePointer<Float> { values + (b * capacity + p) * width }
+    func clear() { offset = 0; length = 0 }
+    /// Forgets the oldest row of every sequence.
+    func evictOldest() { precondition(length > 0); offset += 1; length -= 1 }
 
-    // One head of attention for sequence b: query [hd] against the cached keys / values of
-    // positions 0 ..< n (head slice h) -> out [hd] = softmax(q k^T * scale) v. scores: [n] scratch.
-    @inline(__always)
-    func attend(sequence b: Int, head h: Int, headDimension hd: Int, positions n: Int, query: UnsafePointer<Float>,
-                scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
-        for p in 0..<n { scores[p] = dot(query, key(b, p) + h * hd, hd) * scale }
-        softmaxInPlace(scores, n)
-        out.initialize(repeating: 0, count: hd)
-        for p in 0..<n { axpy(scores[p], value(b, p) + h * hd, out, hd) }
+    /// Row of sequence b at absolute position a (keys / values [width]).
+    @inline(__always) func key(_ b: Int, position a: Int) -> UnsafeMutablePointer<Float> { keys + (b * capacity + a % capacity) * width }
+    @inline(__always) func value(_ b: Int, position a: Int) -> UnsafeMutablePointer<Float> { values + (b * capacity + a % capacity) * width }
+}
+
+/// Queries per block of the causal attention: each cached key / value is loaded once per block.
+let attentionQueryBlock = 4
+
+extension KVCache {
+    // Attention of qb (1...attentionQueryBlock) consecutive queries of sequence b, head slice
+    // [column, column + hd): query i [hd] at q + i·qStride sees the oldest n0 + i cached rows and
+    // writes out + i·outStride [hd]. scores: scratch of qb·(n0 + qb - 1) floats.
+    // For every query the arithmetic is the same whatever qb is: scores[p] = dot(q, k_p)·scale in
+    // dot()'s order, softmaxInPlace, then out[e] = Σ_p w_p·v_p[e] by fused multiply-add in position
+    // order (oldest first). So a cached decode step equals recomputing the window, bit for bit.
+    func attend(sequence b: Int, column: Int, headDimension hd: Int, visible n0: Int, queries qb: Int,
+                q: UnsafePointer<Float>, qStride: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
+                out: UnsafeMutablePointer<Float>, outStride: Int) {
+        precondition(qb >= 1 && qb <= attentionQueryBlock && n0 >= 1 && n0 + qb - 1 <= length)
+        let ld = n0 + qb - 1   // scores row stride
+        let ring = capacity, origin = offset % ring
+        let kBase = keys + b * ring * width + column, vBase = values + b * ring * width + column
+        @inline(__always) func slot(_ p: Int) -> Int { let s = origin + p; return s >= ring ? s - ring : s }
+
+        // Scores: the first n0 keys are seen by every query (4 at a time when qb == 4).
+        var p = 0
+        if qb == 4 {
+            while p < n0 {
+                let s = dot4(q, qStride, kBase + slot(p) * width, hd)
+                for i in 0..<4 { scores[i * ld + p] = s[i] * scale }
+                p += 1
+            }
+        }
+        for i in 0..<qb {
+            for pp in p..<(n0 + i) { scores[i * ld + pp] = dot(q + i * qStride, kBase + slot(pp) * width, hd) * scale }
+            softmaxInPlace(scores + i * ld, n0 + i)
+        }
+
+        // Weighted values, 8 columns at a time; the keys seen by every query first, 4 queries at once.
+        var c = 0
+        while c + 8 <= hd {
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            var p = 0
+            if qb == 4 {
+                while p < n0 {
+                    let v = UnsafeRawPointer(vBase + slot(p) * width + c).loadUnaligned(as: SIMD8<Float>.self)
+                    a0.addProduct(SIMD8(repeating: scores[p]), v)
+                    a1.addProduct(SIMD8(repeating: scores[ld + p]), v)
+                    a2.addProduct(SIMD8(repeating: scores[2 * ld + p]), v)
+                    a3.addProduct(SIMD8(repeating: scores[3 * ld + p]), v)
+                    p += 1
+                }
+            }
+            for i in 0..<qb {
+                var a = i == 0 ? a0 : i == 1 ? a1 : i == 2 ? a2 : a3
+                for pp in p..<(n0 + i) {
+                    let v = UnsafeRawPointer(vBase + slot(pp) * width + c).loadUnaligned(as: SIMD8<Float>.self)
+                    a.addProduct(SIMD8(repeating: scores[i * ld + pp]), v)
+                }
+                UnsafeMutableRawPointer(out + i * outStride + c).storeBytes(of: a, as: SIMD8<Float>.self)
+            }
+            c += 8
+        }
+        while c < hd {   // head dimensions that are not a multiple of 8 (e.g. 52)
+            for i in 0..<qb {
+                var a: Float = 0
+                for pp in 0..<(n0 + i) { a = a.addingProduct(scores[i * ld + pp], vBase[slot(pp) * width + c]) }
+                out[i * outStride + c] = a
+            }
+            c += 1
+        }
     }
 }
 
-/// Scratch for block forward passes over up to `rows` rows of width D and F.
+// s [4] = (q0, q1, q2, q3) . k [n], queries at q + i·stride, each pair in dot()'s order.
+@inline(__always)
+func dot4(_ q: UnsafePointer<Float>, _ stride: Int, _ k: UnsafePointer<Float>, _ n: Int) -> SIMD4<Float> {
+    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+    let rq = UnsafeRawPointer(q), rk = UnsafeRawPointer(k), sq = 4 * stride
+    var i = 0
+    while i + 8 <= n {
+        let kv = rk.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+        a0.addProduct(rq.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), kv)
+        a1.addProduct(rq.loadUnaligned(fromByteOffset: 4 * i + sq, as: SIMD8<Float>.self), kv)
+        a2.addProduct(rq.loadUnaligned(fromByteOffset: 4 * i + 2 * sq, as: SIMD8<Float>.self), kv)
+        a3.addProduct(rq.loadUnaligned(fromByteOffset: 4 * i + 3 * sq, as: SIMD8<Float>.self), kv)
+        i += 8
+    }
+    var s = SIMD4<Float>(a0.sum(), a1.sum(), a2.sum(), a3.sum())
+    while i < n {
+        for j in 0..<4 { s[j] += q[j * stride + i] * k[i] }
+        i += 1
+    }
+    return s
+}
+
+/// Scratch for block forward passes over up to `rows` rows of width D and F, and the kernels'
+/// per-worker workspace: everything a pass needs, allocated once.
 final class BlockScratch {
     let h, q, k, v, att, f1, f3: UnsafeMutablePointer<Float>
     let rows: Int
-    init(rows: Int, D: Int, F: Int) {
+    let workspace: Workspace
+    /// `columns`: the widest input of any other matmul run with this scratch.
+    init(rows: Int, D: Int, F: Int, columns: Int = 0, positions: Int) {
         self.rows = rows
         h = .allocate(capacity: rows * D); q = .allocate(capacity: rows * D); k = .allocate(capacity: rows * D)
         v = .allocate(capacity: rows * D); att = .allocate(capacity: rows * D)
         f1 = .allocate(capacity: rows * F); f3 = .allocate(capacity: rows * F)
+        workspace = Workspace(columns: max(D, F, columns), positions: positions)
     }
     deinit { for p in [h, q, k, v, att, f1, f3] { p.deallocate() } }
 }
@@ -49,19 +145,19 @@ extension Block {
     var hidden: Int { w1.outputs }
 
     /// x [batch, newRows, D] (in place): one block over the new rows of every sequence, whose
-    /// positions are cache.length ..< cache.length + newRows; their keys / values are appended.
-    /// Attention is causal over the cached and new positions.
+    /// absolute positions are cache.end ..< cache.end + newRows; their keys / values are appended.
+    /// Attention is causal over the cached and new rows.
     func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, newRows: Int, cache: KVCache, scratch s: BlockScratch) {
         let D = width, F = hidden, rows = batch * newRows
-        let hd = D / heads
-        let start = cache.length
-        precondition(start + newRows <= cache.capacity && rows <= s.rows)
+        let hd = D / heads, ws = s.workspace
+        let start = cache.end
+        precondition(cache.length + newRows <= cache.capacity && rows <= s.rows)
         rotary.ensure(start + newRows)
 
         norm1.withUnsafeBufferPointer { rmsNorm(x, weight: $0.baseAddress!, rows: rows, n: D, s.h) }
-        q(s.h, rows: rows, into: s.q)
-        k(s.h, rows: rows, into: s.k)
-        v(s.h, rows: rows, into: s.v)
+        q(s.h, rows: rows, into: s.q, ws)
+        k(s.h, rows: rows, into: s.k, ws)
+        v(s.h, rows: rows, into: s.v, ws)
         // Rotary on queries and keys, then keys / values into the cache.
         for b in 0..<batch {
             for t in 0..<newRows {
@@ -70,41 +166,44 @@ extension Block {
                     rotary.apply(s.q + r * D + h * hd, position: p)
                     rotary.apply(s.k + r * D + h * hd, position: p)
                 }
-                cache.key(b, p).update(from: s.k + r * D, count: D)
-                cache.value(b, p).update(from: s.v + r * D, count: D)
+                cache.key(b, position: p).update(from: s.k + r * D, count: D)
+                cache.value(b, position: p).update(from: s.v + r * D, count: D)
             }
         }
-        cache.length = start + newRows
-        attention(batch: batch, newRows: newRows, start: start, cache: cache, q: s.q, out: s.att, D: D, hd: hd)
+        let before = cache.length
+        cache.length += newRows
+        attention(batch: batch, newRows: newRows, before: before, cache: cache, q: s.q, out: s.att, D: D, hd: hd, workspace: ws)
         // x += out_proj(att)
-        out(s.att, rows: rows, into: s.h)
+        out(s.att, rows: rows, into: s.h, ws)
         for i in 0..<(rows * D) { x[i] += s.h[i] }
         // x += w2(silu(w1 h) * w3 h), h = norm2(x)
         norm2.withUnsafeBufferPointer { rmsNorm(x, weight: $0.baseAddress!, rows: rows, n: D, s.h) }
-        w1(s.h, rows: rows, into: s.f1)
-        w3(s.h, rows: rows, into: s.f3)
+        w1(s.h, rows: rows, into: s.f1, ws)
+        w3(s.h, rows: rows, into: s.f3, ws)
         for i in 0..<(rows * F) { s.f1[i] = silu(s.f1[i]) * s.f3[i] }
-        w2(s.f1, rows: rows, into: s.h)
+        w2(s.f1, rows: rows, into: s.h, ws)
         for i in 0..<(rows * D) { x[i] += s.h[i] }
     }
 
-    // q [batch*newRows, D] against cached keys / values 0...(start+t) -> out [batch*newRows, D]
-    func attention(batch: Int, newRows: Int, start: Int, cache: KVCache, q: UnsafeMutablePointer<Float>,
-                   out: UnsafeMutablePointer<Float>, D: Int, hd: Int) {
+    // q [batch*newRows, D]: new row t of sequence b sees the `before` older cached rows and new rows
+    // 0...t -> out [batch*newRows, D]. Tasks are (sequence, head, block of attentionQueryBlock new
+    // rows), dealt round-robin to the workers (causal blocks get longer towards the end).
+    func attention(batch: Int, newRows: Int, before: Int, cache: KVCache, q: UnsafeMutablePointer<Float>,
+                   out: UnsafeMutablePointer<Float>, D: Int, hd: Int, workspace: Workspace) {
         let scale = 1 / Float(hd).squareRoot()
-        let tasks = batch * newRows * heads
-        let total = start + newRows
-        // Tasks are dealt round-robin: causal rows get longer towards the end of the window.
-        let workers = tasks * total * hd > 1 << 14 ? Runtime.threads : 1
-        parallelChunks(workers) { range in
-            let scores = UnsafeMutablePointer<Float>.allocate(capacity: total)
-            defer { scores.deallocate() }
+        let blocks = (newRows + attentionQueryBlock - 1) / attentionQueryBlock
+        let tasks = batch * heads * blocks
+        let workers = tasks > 1 && batch * heads * newRows * (before + newRows) * hd > 1 << 15 ? workspace.workers : 1
+        precondition(workspace.floatsPerWorker >= attentionQueryBlock * (before + newRows), "workspace too small for attention")
+        parallelChunks(workers) { worker, range in
+            let scores = workspace.scratch(worker)
             for task in stride(from: range.lowerBound, to: tasks, by: workers) {
-                let h = task % heads, r = task / heads
-                let b = r / newRows, t = r % newRows
-                let n = start + t + 1
-                cache.attend(sequence: b, head: h, headDimension: hd, positions: n, query: q + r * D + h * hd,
-                             scale: scale, scores: scores, out: out + r * D + h * hd)
+                let blk = task % blocks, h = (task / blocks) % heads, b = task / (blocks * heads)
+                let t0 = blk * attentionQueryBlock, qb = min(attentionQueryBlock, newRows - t0)
+                let r0 = b * newRows + t0
+                cache.attend(sequence: b, column: h * hd, headDimension: hd, visible: before + t0 + 1, queries: qb,
+                             q: q + r0 * D + h * hd, qStride: D, scale: scale, scores: scores,
+                             out: out + r0 * D + h * hd, outStride: D)
             }
         }
     }

@@ -11,11 +11,11 @@ struct Linear: @unchecked Sendable {
     var inputs: Int { weight.columns }
 
     // X [rows, in] -> Y [rows, out]
-    func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+    func callAsFunction(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, _ workspace: Workspace) {
         if let bias {
-            bias.withUnsafeBufferPointer { matmul(weight, bias: $0.baseAddress!, x, rows: rows, y) }
+            bias.withUnsafeBufferPointer { matmul(weight, bias: $0.baseAddress!, x, rows: rows, y, workspace: workspace) }
         } else {
-            matmul(weight, bias: nil, x, rows: rows, y)
+            matmul(weight, bias: nil, x, rows: rows, y, workspace: workspace)
         }
     }
 }

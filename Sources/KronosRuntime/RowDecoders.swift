@@ -1,0 +1,119 @@
+// In-register dequantization. Each stored row format yields its values eight at a time as
+// SIMD8<Float>, bit for bit the floats of `TensorType.decodeRow` (the same operations on the same
+// operands, never fused), so a kernel that multiplies straight from the stored row computes exactly
+// what it would compute on the decoded row: the fast paths and the reference paths agree bitwise on
+// the weights, and only the summation order (fixed, see Kernels.swift) defines the result.
+import KronosQuant
+
+protocol RowDecoder {
+    /// Values decoded by one call of `unit` (the type's block or super-block; a multiple of 8).
+    static var unitValues: Int { get }
+    /// Values u·unitValues ..< (u+1)·unitValues of `row`, in order: emit(i, v) receives values
+    /// u·unitValues + 8i ..< u·unitValues + 8i + 8.
+    static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void)
+    /// Value k of `row` (for the tail of a row whose length is not a multiple of unitValues: f32, f16).
+    static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float
+}
+
+/// f32 rows: 8 values per unit, loaded as they are.
+enum F32Rows: RowDecoder {
+    static var unitValues: Int { 8 }
+    @inline(__always)
+    static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void) {
+        emit(0, row.loadUnaligned(fromByteOffset: 32 * u, as: SIMD8<Float>.self))
+    }
+    @inline(__always)
+    static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float { row.loadUnaligned(fromByteOffset: 4 * k, as: Float.self) }
+}
+
+/// f16 rows: 8 halves per unit, widened (vcvtph2ps with F16C).
+enum F16Rows: RowDecoder {
+    static var unitValues: Int { 8 }
+    @inline(__always)
+    static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void) {
+        let bits = row.loadUnaligned(fromByteOffset: 16 * u, as: SIMD8<UInt16>.self)
+        emit(0, SIMD8<Float>(unsafeBitCast(bits, to: SIMD8<Float16>.self)))
+    }
+    @inline(__always)
+    static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float {
+        floatFromF16(UInt16(littleEndian: row.loadUnaligned(fromByteOffset: 2 * k, as: UInt16.self)))
+    }
+}
+
+/// Q8_0 rows: one 34-byte block per unit; value = d * q.
+enum Q8_0Rows: RowDecoder {
+    static var unitValues: Int { BlockQ8_0.count }
+    @inline(__always)
+    static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void) {
+        let block = row + u * BlockQ8_0.byteCount
+        let d = SIMD8<Float>(repeating: floatFromF16(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self))))
+        for i in 0..<4 {
+            let q = block.loadUnaligned(fromByteOffset: 2 + 8 * i, as: SIMD8<Int8>.self)
+            emit(i, d * SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: q)))
+        }
+    }
+    static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float { preconditionFailure("q8_0 rows are whole blocks") }
+}
+
+/// Q4_1 rows: one 20-byte block per unit; value = fma(d, q, m) (low nibbles: values 0-15, high: 16-31).
+enum Q4_1Rows: RowDecoder {
+    static var unitValues: Int { BlockQ4_1.count }
+    @inline(__always)
+    static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void) {
+        let block = row + u * BlockQ4_1.byteCount
+        let d = SIMD8<Float>(repeating: floatFromF16(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self))))
+        let m = SIMD8<Float>(repeating: floatFromF16(UInt16(littleEndian: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self))))
+        nibbles(block + 4) { i, q in emit(i, m.addingProduct(d, q)) }
+    }
+    static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float { preconditionFailure("q4_1 rows are whole blocks") }
+}
+
+/// Q4_K rows: one 144-byte super-block per unit; value = fma(d·sc[j], q, −dmin·mn[j]) in sub-block j.
+enum Q4_KRows: RowDecoder {
+    static var unitValues: Int { BlockQ4_K.count }
+    @inline(__always)
+    static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void) {
+        let block = row + u * BlockQ4_K.byteCount
+        let d = floatFromF16(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self)))
+        let dmin = floatFromF16(UInt16(littleEndian: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+        // The 16 six-bit fields (bits 6k ..< 6k+6 of bytes 4-15): scales in bits 0-47, minimums in 48-95.
+        let lo = UInt64(littleEndian: block.loadUnaligned(fromByteOffset: 4, as: UInt64.self))
+        let hi = UInt64(UInt32(littleEndian: block.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
+        let shifts = SIMD8<UInt64>(0, 6, 12, 18, 24, 30, 36, 42)
+        let sc = (SIMD8<UInt64>(repeating: lo) &>> shifts) & 63
+        let mn = (SIMD8<UInt64>(repeating: (lo >> 48) | (hi << 16)) &>> shifts) & 63
+        let scales = d * SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: sc))
+        let minimums = -(dmin * SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: mn)))
+        for j in 0..<8 {
+            let s = SIMD8<Float>(repeating: scales[j]), m = SIMD8<Float>(repeating: minimums[j])
+            nibbles(block + 16 + 16 * j) { i, q in emit(4 * j + i, m.addingProduct(s, q)) }
+        }
+    }
+    static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float { preconditionFailure("q4_k rows are whole super-blocks") }
+}
+
+/// 16 bytes of packed 4-bit codes -> the 32 codes as floats, 8 at a time: emit(0/1, low nibbles of
+/// bytes 0-7 / 8-15), emit(2/3, high nibbles of bytes 0-7 / 8-15).
+@inline(__always)
+private func nibbles(_ p: UnsafeRawPointer, _ emit: (Int, SIMD8<Float>) -> Void) {
+    let b = p.loadUnaligned(as: SIMD16<UInt8>.self)
+    let lo = b & 0x0F, hi = b &>> 4
+    emit(0, SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: lo.lowHalf)))
+    emit(1, SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: lo.highHalf)))
+    emit(2, SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: hi.lowHalf)))
+    emit(3, SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: hi.highHalf)))
+}
+
+extension RowDecoder {
+    // row [n] stored -> out [n] f32 (vectorized decodeRow).
+    @inline(__always)
+    static func decode(_ row: UnsafeRawPointer, columns n: Int, into out: UnsafeMutablePointer<Float>) {
+        let units = n / unitValues
+        let raw = UnsafeMutableRawPointer(out)
+        for u in 0..<units {
+            let base = 4 * u * unitValues
+            unit(row, u) { i, v in raw.storeBytes(of: v, toByteOffset: base + 32 * i, as: SIMD8<Float>.self) }
+        }
+        for k in (units * unitValues)..<n { out[k] = value(row, k) }
+    }
+}

@@ -77,7 +77,7 @@ struct ForecastBench: ParsableCommand {
               + " | peak RSS MiB | RSS - decoded MiB |")
         print("|---|---|---|---|---|" + cache.map { _ in "---|" }.joined() + "---|---|")
         for bundle in bundles {
-            let decoded = try BundleReader(path: bundle).manifest.tensors.reduce(0) { $0 + $1.rawSize }
+            let decoded = try BundleReader(path: bundle).manifest.decodedBytes
             for s in samples {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: me)

@@ -123,6 +123,8 @@ public struct Manifest: Codable, Sendable, Equatable {
     public var sources: [SourceFile]
     public var notes: [String]
     public var tensors: [TensorRecord]
+    /// Bytes of every tensor once decompressed (what a loaded bundle occupies in memory).
+    public var decodedBytes: UInt64 { tensors.reduce(0) { $0 + UInt64($1.rawSize) } }
 
     enum CodingKeys: String, CodingKey {
         case format

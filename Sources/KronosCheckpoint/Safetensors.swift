@@ -71,7 +71,7 @@ public struct SafetensorsTensor: @unchecked Sendable {
         case .f32:
             UnsafeMutableRawPointer(out).copyMemory(from: b, byteCount: n * 4)
         case .f16:
-            for i in 0..<n { out[i] = floatFromF16(UInt16(littleEndian: b.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+            for i in 0..<n { out[i] = loadF16(b, at: 2 * i) }
         case .bf16:
             for i in 0..<n { out[i] = floatFromBF16(UInt16(littleEndian: b.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
         case .i64:

@@ -90,8 +90,8 @@ public enum BlockQ4_1 {
 
     /// Reference dequantizer: block [20 bytes] -> y [32].
     public static func dequantize(_ block: UnsafeRawPointer, into y: UnsafeMutablePointer<Float>) {
-        let d = floatFromF16(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self)))
-        let m = floatFromF16(UInt16(littleEndian: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+        let d = loadF16(block)
+        let m = loadF16(block, at: 2)
         let qs = block.advanced(by: 4).assumingMemoryBound(to: UInt8.self)
         for j in 0..<16 {
             y[j] = m.addingProduct(d, Float(qs[j] & 0x0F))   // fused d·q + m
@@ -102,8 +102,8 @@ public enum BlockQ4_1 {
     /// Reference dot product of one block with x [32].
     @inline(__always)
     public static func dot(_ block: UnsafeRawPointer, _ x: UnsafePointer<Float>) -> Float {
-        let d = floatFromF16(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self)))
-        let m = floatFromF16(UInt16(littleEndian: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+        let d = loadF16(block)
+        let m = loadF16(block, at: 2)
         let qs = block.advanced(by: 4).assumingMemoryBound(to: UInt8.self)
         var sqx: Float = 0, sx: Float = 0
         for j in 0..<16 {

@@ -91,8 +91,8 @@ public enum BlockQ4_K {
     /// The 16 six-bit fields (8 scales, then 8 minimums).
     @inline(__always)
     static func fields(_ block: UnsafeRawPointer) -> (d: Float, dmin: Float, sm: SIMD16<UInt8>) {
-        let d = floatFromF16(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self)))
-        let dmin = floatFromF16(UInt16(littleEndian: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+        let d = loadF16(block)
+        let dmin = loadF16(block, at: 2)
         let sm = block.advanced(by: 4).assumingMemoryBound(to: UInt8.self)
         var f = SIMD16<UInt8>()
         for k in 0..<16 {

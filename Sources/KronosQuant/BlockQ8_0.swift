@@ -34,7 +34,7 @@ public enum BlockQ8_0 {
 
     /// Reference dequantizer: block [34 bytes] -> y [32].
     public static func dequantize(_ block: UnsafeRawPointer, into y: UnsafeMutablePointer<Float>) {
-        let d = floatFromF16(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self)))
+        let d = loadF16(block)
         let qs = block.advanced(by: 2).assumingMemoryBound(to: Int8.self)
         for i in 0..<count { y[i] = d * Float(qs[i]) }
     }
@@ -42,7 +42,7 @@ public enum BlockQ8_0 {
     /// Reference dot product of one block with x [32].
     @inline(__always)
     public static func dot(_ block: UnsafeRawPointer, _ x: UnsafePointer<Float>) -> Float {
-        let d = floatFromF16(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self)))
+        let d = loadF16(block)
         let qs = block.advanced(by: 2).assumingMemoryBound(to: Int8.self)
         var s: Float = 0
         for i in 0..<count { s += Float(qs[i]) * x[i] }

@@ -7,9 +7,15 @@ public func floatFromBF16(_ bits: UInt16) -> Float {
 }
 
 /// f16 bits -> f32 (exact).
-@inline(__always)
+@inlinable @inline(__always)
 public func floatFromF16(_ bits: UInt16) -> Float {
     Float(Float16(bitPattern: bits))
+}
+
+/// The little-endian f16 at `p + offset` as f32 (exact; any alignment).
+@inlinable @inline(__always)
+public func loadF16(_ p: UnsafeRawPointer, at offset: Int = 0) -> Float {
+    floatFromF16(UInt16(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self)))
 }
 
 /// f32 -> f16 bits, round to nearest even (overflow becomes ±inf, as IEEE requires).

@@ -54,7 +54,7 @@ extension TensorType {
             UnsafeMutableRawPointer(dst).copyMemory(from: src, byteCount: columns * 4)
         case .f16:
             for i in 0..<columns {
-                dst[i] = floatFromF16(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                dst[i] = loadF16(src, at: 2 * i)
             }
         case .q8_0:
             for b in 0..<(columns / BlockQ8_0.count) {
@@ -82,7 +82,7 @@ extension TensorType {
             for i in 0..<columns { s += w[i] * x[i] }
         case .f16:
             for i in 0..<columns {
-                s += floatFromF16(UInt16(littleEndian: row.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) * x[i]
+                s += loadF16(row, at: 2 * i) * x[i]
             }
         case .q8_0:
             for b in 0..<(columns / BlockQ8_0.count) {

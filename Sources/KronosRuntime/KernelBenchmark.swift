@@ -108,15 +108,20 @@ public enum ForecastBenchmark {
                                modes: [CacheMode], minSeconds: Double = 1) throws(RuntimeError) -> ForecastTiming {
         let window = model.maxContext
         let input = syntheticSeries(rows: lookback, future: predictionLength)
-        func best(_ body: () throws(RuntimeError) -> Void) throws(RuntimeError) -> Double {
-            var best = Double.infinity, total = 0.0, runs = 0
-            while total < minSeconds || runs < 1 {
+        // Smallest of the seconds `body` reports, repeated until minSeconds have passed (at least once).
+        func best(_ body: () throws(RuntimeError) -> Double) throws(RuntimeError) -> Double {
+            var best = Double.infinity, total = 0.0
+            repeat {
                 let t0 = Date()
-                try body()
-                let dt = Date().timeIntervalSince(t0)
-                best = min(best, dt); total += dt; runs += 1
-            }
+                best = min(best, try body())
+                total += Date().timeIntervalSince(t0)
+            } while total < minSeconds
             return best
+        }
+        func seconds(_ body: () throws(RuntimeError) -> Void) throws(RuntimeError) -> Double {
+            let t0 = Date()
+            try body()
+            return Date().timeIntervalSince(t0)
         }
         // Ids of the series, repeated for every sample.
         let norm = KronosModel.normalize(input.values, rows: lookback, clip: 5)
@@ -128,32 +133,30 @@ public enum ForecastBenchmark {
         let prefillRows = min(lookback, window)
         let prefill = try best { () throws(RuntimeError) in
             session.reset()
-            session.advance(to: prefillRows, s1: s1, s2: s2, stamps: stamps, window: window, mode: .exact)
+            return try seconds { session.advance(to: prefillRows, s1: s1, s2: s2, stamps: stamps, window: window, mode: .exact) }
         }
         // Decode: one row per step after a half window (the window grows, so every step is one row).
         let steps = min(predictionLength, window / 2), start = min(lookback, window / 2)
         let picks = [Int](repeating: 1, count: samples)
-        var stepBest = Double.infinity, total = 0.0, runs = 0
-        while total < minSeconds || runs < 2 {
+        let step = try best { () throws(RuntimeError) in
             session.reset()
             session.advance(to: start, s1: s1, s2: s2, stamps: stamps, window: window, mode: .exact)
-            let t0 = Date()
-            for i in 1...steps {
-                session.advance(to: start + i, s1: s1, s2: s2, stamps: stamps, window: window, mode: .exact)
-                session.computeS2Logits(picks: picks)
-            }
-            let dt = Date().timeIntervalSince(t0)
-            stepBest = min(stepBest, dt / Double(steps)); total += dt; runs += 1
+            return try seconds {
+                for i in 1...steps {
+                    session.advance(to: start + i, s1: s1, s2: s2, stamps: stamps, window: window, mode: .exact)
+                    session.computeS2Logits(picks: picks)
+                }
+            } / Double(steps)
         }
         var forecast = [String: Double]()
         for mode in modes {
             var settings = ForecastSettings(predictionLength: predictionLength, maxContext: window, samples: samples, seed: 1)
             settings.cache = mode
-            forecast[mode.rawValue] = try best { () throws(RuntimeError) in _ = try model.forecast([input], settings: settings) }
+            forecast[mode.rawValue] = try best { () throws(RuntimeError) in try seconds { () throws(RuntimeError) in _ = try model.forecast([input], settings: settings) } }
         }
         return ForecastTiming(samples: samples, window: window,
                               prefillTokensPerSecond: Double(prefillRows * samples) / prefill,
-                              decodeStepsPerSecond: 1 / stepBest, forecastSeconds: forecast,
+                              decodeStepsPerSecond: 1 / step, forecastSeconds: forecast,
                               peakResidentBytes: peakResidentBytes())
     }
 

@@ -346,6 +346,8 @@ public enum Kernels {
     }
 
     /// Row r of W decoded by the in-register decoder (RowDecoder) into floats.
+    /// (A switch on concrete types, as in matmul: returning `any RowDecoder.Type` from a shared helper
+    /// instead cost the matvec kernels 2-8x, measured with kronos-bench kernels --shape 16384x1024.)
     public static func decodeRow(_ w: WeightMatrix, _ r: Int) -> [Float] {
         [Float](unsafeUninitializedCapacity: w.columns) { b, n in
             switch w.type {

@@ -164,7 +164,7 @@ public final class KronosModel: @unchecked Sendable {
         let start = Date()
         let reader: BundleReader
         do { reader = try BundleReader(path: path) } catch { throw .bundle(error) }
-        let decoded = reader.manifest.tensors.reduce(UInt64(0)) { $0 + UInt64($1.rawSize) }
+        let decoded = reader.manifest.decodedBytes
         guard decoded <= ProcessInfo.processInfo.physicalMemory else {
             throw .model("\(path): the bundle decodes to \(decoded) bytes, more than this machine's \(ProcessInfo.processInfo.physicalMemory) bytes of memory")
         }

@@ -57,7 +57,7 @@ final class PredictorSession {
     }
 
     /// Forgets the oldest row of every sequence, keeping the keys / values the remaining rows got
-    /// while it was in the window (the keep-cache approximation, WindowSlide.keepCache).
+    /// while it was in the window (CacheMode.approxSlide).
     func evictOldest() {
         for c in caches { c.evictOldest() }
         depCache.evictOldest()

@@ -36,7 +36,7 @@ enum F16Rows: RowDecoder {
     }
     @inline(__always)
     static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float {
-        floatFromF16(UInt16(littleEndian: row.loadUnaligned(fromByteOffset: 2 * k, as: UInt16.self)))
+        loadF16(row, at: 2 * k)
     }
 }
 
@@ -46,7 +46,7 @@ enum Q8_0Rows: RowDecoder {
     @inline(__always)
     static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void) {
         let block = row + u * BlockQ8_0.byteCount
-        let d = SIMD8<Float>(repeating: floatFromF16(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self))))
+        let d = SIMD8<Float>(repeating: loadF16(block))
         for i in 0..<4 {
             let q = block.loadUnaligned(fromByteOffset: 2 + 8 * i, as: SIMD8<Int8>.self)
             emit(i, d * SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: q)))
@@ -61,8 +61,8 @@ enum Q4_1Rows: RowDecoder {
     @inline(__always)
     static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void) {
         let block = row + u * BlockQ4_1.byteCount
-        let d = SIMD8<Float>(repeating: floatFromF16(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self))))
-        let m = SIMD8<Float>(repeating: floatFromF16(UInt16(littleEndian: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self))))
+        let d = SIMD8<Float>(repeating: loadF16(block))
+        let m = SIMD8<Float>(repeating: loadF16(block, at: 2))
         nibbles(block + 4) { i, q in emit(i, m.addingProduct(d, q)) }
     }
     static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float { preconditionFailure("q4_1 rows are whole blocks") }
@@ -74,8 +74,8 @@ enum Q4_KRows: RowDecoder {
     @inline(__always)
     static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void) {
         let block = row + u * BlockQ4_K.byteCount
-        let d = floatFromF16(UInt16(littleEndian: block.loadUnaligned(as: UInt16.self)))
-        let dmin = floatFromF16(UInt16(littleEndian: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+        let d = loadF16(block)
+        let dmin = loadF16(block, at: 2)
         // The 16 six-bit fields (bits 6k ..< 6k+6 of bytes 4-15): scales in bits 0-47, minimums in 48-95.
         let lo = UInt64(littleEndian: block.loadUnaligned(fromByteOffset: 4, as: UInt64.self))
         let hi = UInt64(UInt32(littleEndian: block.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))

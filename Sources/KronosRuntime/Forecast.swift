@@ -144,7 +144,9 @@ extension KronosModel {
         // the window is recomputed from scratch (as the reference does at every step) unless the
         // approx-slide approximation was asked for.
         var rng = KronosRNG(seed: settings.seed)
-        let session = PredictorSession(model: predictor, batch: batch, capacity: window)
+        // The S samples of a series share its T context tokens: their rows are computed and cached once.
+        let session = PredictorSession(model: predictor, batch: batch, perGroup: S, sharedTokens: T, capacity: window,
+                                       privateRows: P)
         for i in 0..<P {
             session.advance(to: T + i, s1: s1, s2: s2, stamps: stamps, window: window, mode: settings.cache)
             let logits1 = session.s1Logits
@@ -207,10 +209,10 @@ extension PredictorSession {
         let extendable = length > 0 && consumed == n - 1
         if extendable && (mode == .approxSlide || (mode == .exact && lo == 0)) {
             if length == window { evictOldest() }
-            append(s1: s1.map { $0[(n - 1)..<n] }, s2: s2.map { $0[(n - 1)..<n] }, stamps: stamps.map { $0[(n - 1)..<n] })
+            append(s1: s1, s2: s2, stamps: stamps, tokens: n - 1, n)
         } else {
             reset()
-            append(s1: s1.map { $0[lo..<n] }, s2: s2.map { $0[lo..<n] }, stamps: stamps.map { $0[lo..<n] })
+            append(s1: s1, s2: s2, stamps: stamps, tokens: lo, n)
         }
         consumed = n
     }
@@ -222,15 +224,30 @@ extension KronosModel {
     /// contextS1 / contextS2 [T], stamps [T + P], path [P] -> s1 logits [P][V1], s2 logits [P][V2].
     public func teacherForcedLogits(contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathS1: [Int], pathS2: [Int],
                                     maxContext window: Int, cache: CacheMode = .exact) -> (s1: [[Float]], s2: [[Float]]) {
-        let T = contextS1.count, P = pathS1.count
-        let session = PredictorSession(model: predictor, batch: 1, capacity: window)
-        let s1 = [contextS1 + pathS1], s2 = [contextS2 + pathS2]
-        var l1 = [[Float]](), l2 = [[Float]]()
+        let r = teacherForcedLogits(contextS1: contextS1, contextS2: contextS2, stamps: stamps, pathsS1: [pathS1], pathsS2: [pathS2],
+                                    maxContext: window, cache: cache)
+        return (r.s1[0], r.s2[0])
+    }
+
+    /// Teacher forcing along several paths after one context, run as a batch of samples (the
+    /// context rows computed and cached once for all paths, as a forecast's samples do):
+    /// paths [k][P] -> s1 logits [k][P][V1], s2 logits [k][P][V2].
+    public func teacherForcedLogits(contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathsS1: [[Int]], pathsS2: [[Int]],
+                                    maxContext window: Int, cache: CacheMode = .exact) -> (s1: [[[Float]]], s2: [[[Float]]]) {
+        let T = contextS1.count, k = pathsS1.count, P = pathsS1[0].count
+        precondition(k >= 1 && pathsS2.count == k && pathsS1.allSatisfy { $0.count == P } && pathsS2.allSatisfy { $0.count == P })
+        let V1 = predictor.config.s1Vocabulary, V2 = predictor.config.s2Vocabulary
+        let session = PredictorSession(model: predictor, batch: k, perGroup: k, sharedTokens: T, capacity: window, privateRows: P)
+        let s1 = pathsS1.map { contextS1 + $0 }, s2 = pathsS2.map { contextS2 + $0 }
+        let allStamps = [[TimeStamp]](repeating: stamps, count: k)
+        var l1 = [[[Float]]](repeating: [], count: k), l2 = [[[Float]]](repeating: [], count: k)
         for i in 0..<P {
-            session.advance(to: T + i, s1: s1, s2: s2, stamps: [stamps], window: window, mode: cache)
-            l1.append(session.s1Logits)
-            session.computeS2Logits(picks: [pathS1[i]])
-            l2.append(session.s2Logits)
+            session.advance(to: T + i, s1: s1, s2: s2, stamps: allStamps, window: window, mode: cache)
+            session.computeS2Logits(picks: pathsS1.map { $0[i] })
+            for b in 0..<k {
+                l1[b].append(Array(session.s1Logits[(b * V1)..<((b + 1) * V1)]))
+                l2[b].append(Array(session.s2Logits[(b * V2)..<((b + 1) * V2)]))
+            }
         }
         return (l1, l2)
     }

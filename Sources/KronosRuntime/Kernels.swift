@@ -83,17 +83,21 @@ func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float
 
 /// Runs `body(worker, chunk)` over `count` items split into contiguous chunks across the cores;
 /// `worker` (0 ..< Runtime.threads) is unique among the chunks running at the same time, so it
-/// indexes per-worker scratch.
+/// indexes per-worker scratch. The calling thread runs chunk 0; the others go to the persistent
+/// WorkerPool (or, when another thread is using the pool, to Dispatch).
 @inline(__always)
 func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, _ body: (Int, Range<Int>) -> Void) {
     let workers = min(Runtime.threads, max(1, count / max(minimumPerChunk, 1)))
     if workers <= 1 { body(0, 0..<count); return }
     let per = (count + workers - 1) / workers
     withoutActuallyEscaping(body) { escapable in
-        let task = UncheckedSendable(escapable)
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
+        let chunk: (Int) -> Void = { w in
             let lo = w * per, hi = min(count, lo + per)
-            if lo < hi { task.value(w, lo..<hi) }
+            if lo < hi { escapable(w, lo..<hi) }
+        }
+        if !WorkerPool.shared.run(workers: workers, chunk) {
+            let task = UncheckedSendable(chunk)
+            DispatchQueue.concurrentPerform(iterations: workers) { w in task.value(w) }
         }
     }
 }

@@ -6,12 +6,19 @@ import KronosBundle
 final class PredictorSession {
     let model: PredictorModel
     let batch: Int
+    /// Sequences per group: the sequences b of group b / perGroup have the same tokens before
+    /// `sharedTokens` (the samples of one series share its context), so those rows are computed
+    /// and cached once per group.
+    let perGroup: Int
+    let sharedTokens: Int
     let capacity: Int
     private let caches: [KVCache]
     private let depCache: KVCache          // dep_layer k/v projections of the context rows
-    // Scratch, sized once for a full window of every sequence: no allocation per step.
-    private let scratch: BlockScratch      // [batch * capacity] rows
-    private let x: UnsafeMutablePointer<Float>       // [batch * capacity, D] hidden states
+    // Scratch, sized once: no allocation per step. Long runs of rows go through in chunks of
+    // `scratch.rows` rows (all sequences of a pass together), which changes no result: every row's
+    // arithmetic is independent of how rows are grouped (Kernels.swift, attend).
+    private let scratch: BlockScratch
+    private let x: UnsafeMutablePointer<Float>       // [scratch.rows, D] hidden states
     private let pair: UnsafeMutablePointer<Float>    // [2D] scaled (emb_s1, emb_s2) of one token
     private let time: UnsafeMutablePointer<Float>    // [D] time embedding of one token
     private let emb: UnsafeMutablePointer<Float>     // [batch, D] dependency-layer queries before projection
@@ -25,19 +32,30 @@ final class PredictorSession {
     /// s2 logits of the last `computeS2Logits` [batch, V2].
     private(set) var s2Logits: [Float]
 
+    /// Rows of a forward pass at most (a longer run is chunked): enough for the GEMMs to reuse each
+    /// weight row over many input rows, small enough to keep the scratch a few MB.
+    static let passRows = 128
+
     /// Rows cached per sequence.
     var length: Int { depCache.length }
     /// Tokens of the sequences consumed so far: the cached rows are tokens consumed - length ..< consumed.
     var consumed = 0
 
-    init(model: PredictorModel, batch: Int, capacity: Int) {
+    /// `batch` sequences with windows of up to `capacity` rows; with perGroup > 1, groups of perGroup
+    /// sequences share tokens 0 ..< sharedTokens and have at most `privateRows` rows beyond them.
+    init(model: PredictorModel, batch: Int, perGroup: Int = 1, sharedTokens: Int = 0, capacity: Int, privateRows: Int = 0) {
+        precondition(perGroup >= 1 && batch % perGroup == 0)
         self.model = model; self.batch = batch; self.capacity = capacity
+        self.perGroup = perGroup; self.sharedTokens = perGroup > 1 ? sharedTokens : 0
         let D = model.config.modelDimension
-        caches = (0..<model.blocks.count).map { _ in KVCache(batch: batch, capacity: capacity, width: D) }
-        depCache = KVCache(batch: batch, capacity: capacity, width: D)
-        scratch = BlockScratch(rows: batch * capacity, D: D, F: model.config.feedForwardDimension, columns: 2 * D,
-                               positions: capacity)
-        x = .allocate(capacity: batch * capacity * D)
+        let own = perGroup > 1 ? min(privateRows, capacity) : 0
+        caches = (0..<model.blocks.count).map { _ in
+            KVCache(batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D)
+        }
+        depCache = KVCache(batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D)
+        let rows = max(batch, min(Self.passRows, batch * capacity))
+        scratch = BlockScratch(rows: rows, D: D, F: model.config.feedForwardDimension, columns: 2 * D, positions: capacity)
+        x = .allocate(capacity: rows * D)
         pair = .allocate(capacity: 2 * D); time = .allocate(capacity: D)
         emb = .allocate(capacity: batch * D); query = .allocate(capacity: batch * D)
         attended = .allocate(capacity: batch * D); mixed = .allocate(capacity: batch * D)
@@ -50,7 +68,7 @@ final class PredictorSession {
         for p in [x, pair, time, emb, query, attended, mixed] { p.deallocate() }
     }
 
-    /// Forgets every position (the next `append` starts at position 0).
+    /// Forgets every position (the next row starts at position 0).
     func reset() {
         for c in caches { c.clear() }
         depCache.clear()
@@ -63,37 +81,67 @@ final class PredictorSession {
         depCache.evictOldest()
     }
 
-    /// Appends `rows` tokens to every sequence (s1 / s2 / stamps [batch][rows]) at the next
-    /// positions, and computes the s1 logits of the last row.
-    func append(s1: [ArraySlice<Int>], s2: [ArraySlice<Int>], stamps: [ArraySlice<TimeStamp>]) {
-        let rows = stamps[0].count
-        let D = model.config.modelDimension, n = batch * rows, ws = scratch.workspace
-        precondition(length + rows <= capacity)
-        for b in 0..<batch {
-            for t in 0..<rows {
-                model.embed(s1: s1[b][s1[b].startIndex + t], s2: s2[b][s2[b].startIndex + t],
-                            stamp: stamps[b][stamps[b].startIndex + t], pair: pair, time: time, out: x + (b * rows + t) * D,
-                            workspace: ws)
+    /// Appends tokens lo ..< hi of every sequence (s1 / s2 / stamps [batch][tokens]) at the next
+    /// positions and computes the s1 logits of the last row. Tokens below sharedTokens are run once
+    /// per group (they are the same for every sequence of a group), the others per sequence.
+    func append(s1: [[Int]], s2: [[Int]], stamps: [[TimeStamp]], tokens lo: Int, _ hi: Int) {
+        precondition(lo < hi && length + hi - lo <= capacity)
+        let shared = min(hi, max(lo, sharedTokens))
+        if lo < shared {
+            run(sequences: batch / perGroup, stride: perGroup, s1: s1, s2: s2, stamps: stamps, tokens: lo, shared)
+        }
+        if shared < hi {
+            if perGroup > 1 && caches[0].split == Int.max {
+                for c in caches { c.seal() }
+                depCache.seal()
             }
+            run(sequences: batch, stride: 1, s1: s1, s2: s2, stamps: stamps, tokens: shared, hi)
         }
-        for (i, block) in model.blocks.enumerated() {
-            block.forward(x, batch: batch, newRows: rows, cache: caches[i], scratch: scratch)
-        }
-        // context = norm(x); the dependency layer's keys / values of every context row are cached.
-        model.norm.withUnsafeBufferPointer { rmsNorm(x, weight: $0.baseAddress!, rows: n, n: D, x) }
-        let start = depCache.end
-        model.depK(x, rows: n, into: scratch.k, ws)
-        model.depV(x, rows: n, into: scratch.v, ws)
-        for b in 0..<batch {
-            for t in 0..<rows {
-                depCache.key(b, position: start + t).update(from: scratch.k + (b * rows + t) * D, count: D)
-                depCache.value(b, position: start + t).update(from: scratch.v + (b * rows + t) * D, count: D)
-            }
-            lastContext.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: b * D).update(from: x + (b * rows + rows - 1) * D, count: D) }
-        }
-        depCache.length += rows
+        let ws = scratch.workspace
         lastContext.withUnsafeBufferPointer { c in
             s1Logits.withUnsafeMutableBufferPointer { model.projS1(c.baseAddress!, rows: batch, into: $0.baseAddress!, ws) }
+        }
+    }
+
+    // Tokens lo ..< hi of sequences 0, stride, 2·stride, ... (count of them) through the blocks, in
+    // chunks of scratch.rows rows; their dependency-layer keys / values are cached and the last row's
+    // normed context goes to lastContext of the run sequence and the stride - 1 that follow it.
+    private func run(sequences count: Int, stride: Int, s1: [[Int]], s2: [[Int]], stamps: [[TimeStamp]], tokens lo: Int, _ hi: Int) {
+        let D = model.config.modelDimension, ws = scratch.workspace
+        let chunk = max(1, scratch.rows / count)
+        var c0 = lo
+        while c0 < hi {
+            let c1 = min(hi, c0 + chunk), rows = c1 - c0, n = count * rows
+            for i in 0..<count {
+                let b = i * stride
+                for t in 0..<rows {
+                    model.embed(s1: s1[b][c0 + t], s2: s2[b][c0 + t], stamp: stamps[b][c0 + t], pair: pair, time: time,
+                                out: x + (i * rows + t) * D, workspace: ws)
+                }
+            }
+            for (l, block) in model.blocks.enumerated() {
+                block.forward(x, batch: count, sequenceStride: stride, newRows: rows, cache: caches[l], scratch: scratch)
+            }
+            // context = norm(x); the dependency layer's keys / values of every context row are cached.
+            model.norm.withUnsafeBufferPointer { rmsNorm(x, weight: $0.baseAddress!, rows: n, n: D, x) }
+            let start = depCache.end
+            model.depK(x, rows: n, into: scratch.k, ws)
+            model.depV(x, rows: n, into: scratch.v, ws)
+            for i in 0..<count {
+                for t in 0..<rows {
+                    depCache.key(i * stride, position: start + t).update(from: scratch.k + (i * rows + t) * D, count: D)
+                    depCache.value(i * stride, position: start + t).update(from: scratch.v + (i * rows + t) * D, count: D)
+                }
+            }
+            depCache.length += rows
+            if c1 == hi {
+                lastContext.withUnsafeMutableBufferPointer { c in
+                    for i in 0..<count {
+                        for j in 0..<stride { (c.baseAddress! + (i * stride + j) * D).update(from: x + (i * rows + rows - 1) * D, count: D) }
+                    }
+                }
+            }
+            c0 = c1
         }
     }
 

@@ -1,35 +1,58 @@
 // Transformer blocks over a batch of sequences, with a per-layer KV cache.
 import Foundation
 
-/// Keys and values of one layer for `batch` sequences: a ring of `capacity` positions per sequence.
-/// The cached rows are the absolute positions offset ..< offset + length; position a lives in slot
-/// a mod capacity, so evicting the oldest row (the keep-cache approximation of a sliding window)
-/// moves nothing.
+/// Keys and values of one layer for `batch` sequences in lockstep, in groups of `perGroup`
+/// sequences that share their oldest rows (the samples of one series share its context).
+/// - Shared rows (absolute positions below `split`) are stored once per group, in a ring of
+///   `capacity` positions: position a lives in slot a mod capacity, so evicting the oldest row (the
+///   keep-cache approximation of a sliding window) moves nothing.
+/// - Private rows (positions from `split` on, once `seal()` set it) are stored per sequence:
+///   position a in private slot a - split (at most `privateCapacity` of them).
+/// Without sharing (perGroup 1, or before `seal()`), every row lives in the group ring.
 final class KVCache: @unchecked Sendable {
-    let batch: Int, capacity: Int, width: Int
-    let keys: UnsafeMutablePointer<Float>     // [batch, capacity, width]
-    let values: UnsafeMutablePointer<Float>   // [batch, capacity, width]
+    let batch: Int, perGroup: Int, capacity: Int, privateCapacity: Int, width: Int
+    var groups: Int { batch / perGroup }
+    let keys: UnsafeMutablePointer<Float>            // [groups, capacity, width] shared rows
+    let values: UnsafeMutablePointer<Float>          // [groups, capacity, width]
+    let privateKeys: UnsafeMutablePointer<Float>     // [batch, privateCapacity, width] private rows
+    let privateValues: UnsafeMutablePointer<Float>   // [batch, privateCapacity, width]
     /// Absolute position of the oldest cached row (the same for every sequence).
     private(set) var offset = 0
     /// Rows cached (the same for every sequence).
     var length = 0
     /// Absolute position of the next row.
     var end: Int { offset + length }
+    /// Absolute position of the first private row (Int.max: none, every row is shared).
+    private(set) var split = Int.max
 
-    init(batch: Int, capacity: Int, width: Int) {
-        self.batch = batch; self.capacity = capacity; self.width = width
-        keys = .allocate(capacity: batch * capacity * width)
-        values = .allocate(capacity: batch * capacity * width)
+    init(batch: Int, perGroup: Int = 1, capacity: Int, privateCapacity: Int = 0, width: Int) {
+        precondition(perGroup >= 1 && batch % perGroup == 0)
+        self.batch = batch; self.perGroup = perGroup; self.capacity = capacity
+        self.privateCapacity = privateCapacity; self.width = width
+        keys = .allocate(capacity: batch / perGroup * capacity * width)
+        values = .allocate(capacity: batch / perGroup * capacity * width)
+        privateKeys = .allocate(capacity: batch * privateCapacity * width)
+        privateValues = .allocate(capacity: batch * privateCapacity * width)
     }
-    deinit { keys.deallocate(); values.deallocate() }
+    deinit { keys.deallocate(); values.deallocate(); privateKeys.deallocate(); privateValues.deallocate() }
 
-    func clear() { offset = 0; length = 0 }
+    func clear() { offset = 0; length = 0; split = Int.max }
     /// Forgets the oldest row of every sequence.
     func evictOldest() { precondition(length > 0); offset += 1; length -= 1 }
+    /// Rows appended from now on are each sequence's own.
+    func seal() { precondition(split == Int.max); split = end }
 
     /// Row of sequence b at absolute position a (keys / values [width]).
-    @inline(__always) func key(_ b: Int, position a: Int) -> UnsafeMutablePointer<Float> { keys + (b * capacity + a % capacity) * width }
-    @inline(__always) func value(_ b: Int, position a: Int) -> UnsafeMutablePointer<Float> { values + (b * capacity + a % capacity) * width }
+    @inline(__always) func key(_ b: Int, position a: Int) -> UnsafeMutablePointer<Float> {
+        a < split ? keys + ((b / perGroup) * capacity + a % capacity) * width : privateKeys + privateSlot(b, a) * width
+    }
+    @inline(__always) func value(_ b: Int, position a: Int) -> UnsafeMutablePointer<Float> {
+        a < split ? values + ((b / perGroup) * capacity + a % capacity) * width : privateValues + privateSlot(b, a) * width
+    }
+    @inline(__always) private func privateSlot(_ b: Int, _ a: Int) -> Int {
+        precondition(a - split < privateCapacity, "private rows exceed the cache")
+        return b * privateCapacity + a - split
+    }
 }
 
 /// Queries per block of the causal attention: each cached key / value is loaded once per block.
@@ -48,20 +71,27 @@ extension KVCache {
         precondition(qb >= 1 && qb <= attentionQueryBlock && n0 >= 1 && n0 + qb - 1 <= length)
         let ld = n0 + qb - 1   // scores row stride
         let ring = capacity, origin = offset % ring
-        let kBase = keys + b * ring * width + column, vBase = values + b * ring * width + column
+        let g = b / perGroup
+        let kShared = keys + g * ring * width + column, vShared = values + g * ring * width + column
+        // Visible row p (0 = oldest) is shared while p < firstPrivate, else private row p - firstPrivate.
+        let firstPrivate = split == Int.max ? Int.max : split - offset
+        let own = firstPrivate == Int.max ? 0 : b * privateCapacity * width + column - firstPrivate * width
+        let kOwn = privateKeys + own, vOwn = privateValues + own
         @inline(__always) func slot(_ p: Int) -> Int { let s = origin + p; return s >= ring ? s - ring : s }
+        @inline(__always) func kRow(_ p: Int) -> UnsafeMutablePointer<Float> { p < firstPrivate ? kShared + slot(p) * width : kOwn + p * width }
+        @inline(__always) func vRow(_ p: Int) -> UnsafeMutablePointer<Float> { p < firstPrivate ? vShared + slot(p) * width : vOwn + p * width }
 
         // Scores: the first n0 keys are seen by every query (4 at a time when qb == 4).
         var p = 0
         if qb == 4 {
             while p < n0 {
-                let s = dot4(q, qStride, kBase + slot(p) * width, hd)
+                let s = dot4(q, qStride, kRow(p), hd)
                 for i in 0..<4 { scores[i * ld + p] = s[i] * scale }
                 p += 1
             }
         }
         for i in 0..<qb {
-            for pp in p..<(n0 + i) { scores[i * ld + pp] = dot(q + i * qStride, kBase + slot(pp) * width, hd) * scale }
+            for pp in p..<(n0 + i) { scores[i * ld + pp] = dot(q + i * qStride, kRow(pp), hd) * scale }
             softmaxInPlace(scores + i * ld, n0 + i)
         }
 
@@ -72,7 +102,7 @@ extension KVCache {
             var p = 0
             if qb == 4 {
                 while p < n0 {
-                    let v = UnsafeRawPointer(vBase + slot(p) * width + c).loadUnaligned(as: SIMD8<Float>.self)
+                    let v = UnsafeRawPointer(vRow(p) + c).loadUnaligned(as: SIMD8<Float>.self)
                     a0.addProduct(SIMD8(repeating: scores[p]), v)
                     a1.addProduct(SIMD8(repeating: scores[ld + p]), v)
                     a2.addProduct(SIMD8(repeating: scores[2 * ld + p]), v)
@@ -83,7 +113,7 @@ extension KVCache {
             for i in 0..<qb {
                 var a = i == 0 ? a0 : i == 1 ? a1 : i == 2 ? a2 : a3
                 for pp in p..<(n0 + i) {
-                    let v = UnsafeRawPointer(vBase + slot(pp) * width + c).loadUnaligned(as: SIMD8<Float>.self)
+                    let v = UnsafeRawPointer(vRow(pp) + c).loadUnaligned(as: SIMD8<Float>.self)
                     a.addProduct(SIMD8(repeating: scores[i * ld + pp]), v)
                 }
                 UnsafeMutableRawPointer(out + i * outStride + c).storeBytes(of: a, as: SIMD8<Float>.self)
@@ -93,7 +123,7 @@ extension KVCache {
         while c < hd {   // head dimensions that are not a multiple of 8 (e.g. 52)
             for i in 0..<qb {
                 var a: Float = 0
-                for pp in 0..<(n0 + i) { a = a.addingProduct(scores[i * ld + pp], vBase[slot(pp) * width + c]) }
+                for pp in 0..<(n0 + i) { a = a.addingProduct(scores[i * ld + pp], vRow(pp)[c]) }
                 out[i * outStride + c] = a
             }
             c += 1
@@ -144,10 +174,12 @@ extension Block {
     var width: Int { norm1.count }
     var hidden: Int { w1.outputs }
 
-    /// x [batch, newRows, D] (in place): one block over the new rows of every sequence, whose
-    /// absolute positions are cache.end ..< cache.end + newRows; their keys / values are appended.
-    /// Attention is causal over the cached and new rows.
-    func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, newRows: Int, cache: KVCache, scratch s: BlockScratch) {
+    /// x [batch, newRows, D] (in place): one block over the new rows of `batch` sequences (b-th row
+    /// block = cache sequence b·sequenceStride: stride perGroup runs one sequence per group, for
+    /// shared rows), whose absolute positions are cache.end ..< cache.end + newRows; their keys /
+    /// values are appended. Attention is causal over the cached and new rows.
+    func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, sequenceStride: Int = 1, newRows: Int, cache: KVCache,
+                 scratch s: BlockScratch) {
         let D = width, F = hidden, rows = batch * newRows
         let hd = D / heads, ws = s.workspace
         let start = cache.end
@@ -166,13 +198,13 @@ extension Block {
                     rotary.apply(s.q + r * D + h * hd, position: p)
                     rotary.apply(s.k + r * D + h * hd, position: p)
                 }
-                cache.key(b, position: p).update(from: s.k + r * D, count: D)
-                cache.value(b, position: p).update(from: s.v + r * D, count: D)
+                cache.key(b * sequenceStride, position: p).update(from: s.k + r * D, count: D)
+                cache.value(b * sequenceStride, position: p).update(from: s.v + r * D, count: D)
             }
         }
         let before = cache.length
         cache.length += newRows
-        attention(batch: batch, newRows: newRows, before: before, cache: cache, q: s.q, out: s.att, D: D, hd: hd, workspace: ws)
+        attention(batch: batch, sequenceStride: sequenceStride, newRows: newRows, before: before, cache: cache, q: s.q, out: s.att, D: D, hd: hd, workspace: ws)
         // x += out_proj(att)
         out(s.att, rows: rows, into: s.h, ws)
         for i in 0..<(rows * D) { x[i] += s.h[i] }
@@ -188,7 +220,7 @@ extension Block {
     // q [batch*newRows, D]: new row t of sequence b sees the `before` older cached rows and new rows
     // 0...t -> out [batch*newRows, D]. Tasks are (sequence, head, block of attentionQueryBlock new
     // rows), dealt round-robin to the workers (causal blocks get longer towards the end).
-    func attention(batch: Int, newRows: Int, before: Int, cache: KVCache, q: UnsafeMutablePointer<Float>,
+    func attention(batch: Int, sequenceStride: Int, newRows: Int, before: Int, cache: KVCache, q: UnsafeMutablePointer<Float>,
                    out: UnsafeMutablePointer<Float>, D: Int, hd: Int, workspace: Workspace) {
         let scale = 1 / Float(hd).squareRoot()
         let blocks = (newRows + attentionQueryBlock - 1) / attentionQueryBlock
@@ -201,7 +233,7 @@ extension Block {
                 let blk = task % blocks, h = (task / blocks) % heads, b = task / (blocks * heads)
                 let t0 = blk * attentionQueryBlock, qb = min(attentionQueryBlock, newRows - t0)
                 let r0 = b * newRows + t0
-                cache.attend(sequence: b, column: h * hd, headDimension: hd, visible: before + t0 + 1, queries: qb,
+                cache.attend(sequence: b * sequenceStride, column: h * hd, headDimension: hd, visible: before + t0 + 1, queries: qb,
                              q: q + r0 * D + h * hd, qStride: D, scale: scale, scores: scores,
                              out: out + r0 * D + h * hd, outStride: D)
             }

@@ -60,4 +60,36 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
         let moved = (firstSlide..<P).filter { t1.stepS1Logits[$0] != t2.stepS1Logits[$0] }
         #expect(moved.count == P - firstSlide, "after the slide the approximation differs from the exact window on every step")
     }
+
+    /// The samples of a series share its context rows (computed and cached once per series, private
+    /// rows per sample after it): every path's logits equal running that path alone, bit for bit, in
+    /// every cache mode, before and after the window slides, with a context shorter and longer than it.
+    @Test(arguments: [CacheMode.exact, .approxSlide, .recompute])
+    func sharedContextEqualsSeparateSequences(cache: CacheMode) throws {
+        let bundle = try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: .q8)
+        let model = try KronosModel(path: bundle)
+        for (T, P, window) in [(40, 30, 48), (70, 20, 64)] {   // slides from step 9; context longer than the window
+            let input = try sampleInput(rows: T, future: P)
+            let ids = model.encode(KronosModel.normalize(input.values, rows: T, clip: 5).normalized, rows: T)
+            // Three different paths (deterministic, within the vocabularies).
+            let probe = model.teacherForcedLogits(contextS1: ids.s1, contextS2: ids.s2, stamps: input.stamps + input.futureStamps,
+                                                  pathS1: [0], pathS2: [0], maxContext: window)
+            let V1 = probe.s1[0].count, V2 = probe.s2[0].count
+            let paths1 = (0..<3).map { k in (0..<P).map { ($0 * 7 + k * 13 + 1) % V1 } }
+            let paths2 = (0..<3).map { k in (0..<P).map { ($0 * 5 + k * 3 + 2) % V2 } }
+            let stamps = input.stamps + input.futureStamps
+            let together = model.teacherForcedLogits(contextS1: ids.s1, contextS2: ids.s2, stamps: stamps, pathsS1: paths1, pathsS2: paths2,
+                                                     maxContext: window, cache: cache)
+            for k in 0..<3 {
+                let alone = model.teacherForcedLogits(contextS1: ids.s1, contextS2: ids.s2, stamps: stamps, pathS1: paths1[k], pathS2: paths2[k],
+                                                      maxContext: window, cache: cache)
+                for i in 0..<P {
+                    #expect(together.s1[k][i] == alone.s1[i], "T \(T) window \(window) path \(k) step \(i): s1 logits differ")
+                    #expect(together.s2[k][i] == alone.s2[i], "T \(T) window \(window) path \(k) step \(i): s2 logits differ")
+                }
+            }
+            // The paths differ, so their logits do after the first step (the test is not vacuous).
+            #expect(together.s1[0][P - 1] != together.s1[1][P - 1])
+        }
+    }
 }

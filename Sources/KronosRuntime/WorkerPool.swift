@@ -1,0 +1,73 @@
+// Persistent kernel threads. A decode step makes ~60 kernel calls of tens of microseconds each;
+// waking Dispatch's threads for every one of them cost ~15 % of the step. The pool's threads spin
+// briefly on a job counter between calls (so back-to-back kernels start at once) and sleep on a
+// condition variable when no job came for a while (so an idle process burns no CPU).
+import Foundation
+import Synchronization
+
+final class WorkerPool: @unchecked Sendable {
+    /// Threads besides the caller's: Runtime.threads - 1 at first use (fewer workers than asked for
+    /// a job fall back to Dispatch).
+    static let shared = WorkerPool(threads: max(0, Runtime.threads - 1))
+
+    /// Spin iterations before a worker sleeps (~50-100 µs).
+    private static let spinLimit = 20_000
+
+    private let threadCount: Int
+    private let generation = Atomic<Int>(0)   // bumped once per job
+    private let pending = Atomic<Int>(0)      // workers still running the current job
+    private let sleeping = Atomic<Int>(0)     // workers waiting on the condition
+    private let busy = Atomic<Bool>(false)    // a caller owns the pool
+    private let condition = NSCondition()
+    // The current job: read by workers only between a generation bump and their pending decrement.
+    private var job: ((Int) -> Void)?
+    private var jobWorkers = 0
+
+    private init(threads: Int) {
+        threadCount = threads
+        for index in 0..<threads {
+            let thread = Thread { [unowned self] in self.loop(index: index + 1) }
+            thread.name = "kronos-worker-\(index + 1)"
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    /// Runs chunk(w) for w in 0 ..< workers: w = 0 on the calling thread, the others on the pool's
+    /// threads; returns when all are done. False (nothing run) when the pool is in use by another
+    /// caller or has too few threads.
+    func run(workers: Int, _ chunk: @escaping (Int) -> Void) -> Bool {
+        guard workers - 1 <= threadCount,
+              busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
+        job = chunk; jobWorkers = workers
+        pending.store(threadCount, ordering: .sequentiallyConsistent)
+        generation.add(1, ordering: .sequentiallyConsistent)
+        if sleeping.load(ordering: .sequentiallyConsistent) > 0 {
+            condition.lock(); condition.broadcast(); condition.unlock()
+        }
+        chunk(0)
+        while pending.load(ordering: .acquiring) > 0 {}
+        job = nil
+        busy.store(false, ordering: .releasing)
+        return true
+    }
+
+    private func loop(index: Int) {
+        var seen = 0
+        while true {
+            var spins = 0
+            while generation.load(ordering: .acquiring) == seen {
+                spins += 1
+                if spins < Self.spinLimit { continue }
+                condition.lock()
+                sleeping.add(1, ordering: .sequentiallyConsistent)
+                while generation.load(ordering: .sequentiallyConsistent) == seen { condition.wait() }
+                sleeping.subtract(1, ordering: .sequentiallyConsistent)
+                condition.unlock()
+            }
+            seen = generation.load(ordering: .acquiring)
+            if index < jobWorkers, let job { job(index) }
+            pending.subtract(1, ordering: .releasing)
+        }
+    }
+}

@@ -139,6 +139,7 @@ public final class BundleReader: @unchecked Sendable {
     public func verifyAllFrames() throws(BundleError) {
         for t in manifest.tensors {
             let h = XXH64.hash(frame(t))
+            releaseFrame(t)
             guard XXH64.hex(h) == t.xxh64 else {
                 throw .frame(file: path, tensor: "\(t.part.rawValue)/\(t.name)", offset: BundleFormat.headerSize + t.offset,
                              message: "xxh64 mismatch: expected \(t.xxh64), found \(XXH64.hex(h)) (bundle corrupted)")
@@ -162,7 +163,14 @@ public final class BundleReader: @unchecked Sendable {
         do { try Zstd.decompress(frame(t), into: buffer.bytes) } catch {
             throw .frame(file: path, tensor: "\(t.part.rawValue)/\(t.name)", offset: BundleFormat.headerSize + t.offset, message: "\(error)")
         }
+        releaseFrame(t)
         return TensorData(record: t, buffer: buffer)
+    }
+
+    /// The frame's pages leave memory once it has been read (they are read again from the file if needed).
+    private func releaseFrame(_ t: TensorRecord) {
+        let start = BundleFormat.headerSize + t.offset
+        file.release(start..<(start + t.storedSize))
     }
 
     /// Loads every tensor, frames decoded in parallel.

@@ -31,6 +31,19 @@ public final class MappedFile: @unchecked Sendable {
 
     public var count: Int { length }
 
+    /// Gives back the resident pages that lie wholly inside `range` (file offsets): the bytes stay
+    /// readable (a later read faults them in from the file again), but a loader that has consumed a
+    /// frame stops holding it in memory, so its peak is not the file plus everything decoded.
+    public func release(_ range: Range<Int>) {
+        #if canImport(Glibc)
+        guard let base = bytes.baseAddress, range.lowerBound >= 0, range.upperBound <= length else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (range.lowerBound + page - 1) / page * page, end = range.upperBound / page * page
+        guard start < end else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+        #endif
+    }
+
     deinit {
         if let b = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: b), length) }
     }

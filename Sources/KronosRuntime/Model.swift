@@ -56,9 +56,21 @@ final class TokenizerModel: @unchecked Sendable {
         return (s1, s2)
     }
 
-    /// ids [batch, rows] -> candles [batch, rows, 6] (positions from 0 in every sequence).
+    /// ids [batch, rows] -> candles [batch, rows, 6] (positions from 0 in every sequence). One
+    /// sequence at a time: the scratch is one sequence's, whatever the batch (results do not depend
+    /// on how sequences are grouped).
     func decode(s1: [[Int]], s2: [[Int]]) -> [Float] {
-        let batch = s1.count, rows = s1.first?.count ?? 0
+        let rows = s1.first?.count ?? 0
+        var out = [Float]()
+        out.reserveCapacity(s1.count * rows * 6)
+        for b in s1.indices { out += decodeOne(s1: s1[b], s2: s2[b]) }
+        return out
+    }
+
+    // ids [rows] -> candles [rows, 6].
+    private func decodeOne(s1: [Int], s2: [Int]) -> [Float] {
+        let batch = 1, rows = s1.count
+        let s1 = [s1], s2 = [s2]
         let D = config.modelDimension, C = config.codeBits, n = batch * rows
         let q = UnsafeMutablePointer<Float>.allocate(capacity: n * C)
         let h = UnsafeMutablePointer<Float>.allocate(capacity: n * D)

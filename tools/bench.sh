@@ -54,3 +54,7 @@ echo
 $BIN/kronos-bench forecast "$WORK"/small-{f32,q8,q4}.kq --samples 1 --samples 5 --cache exact --cache approx-slide --seconds 0
 echo
 $BIN/kronos-bench forecast "$WORK"/base-{f32,q8,q4}.kq --samples 1 --samples 5 --cache approx-slide --seconds 0
+echo
+echo "With --int8-activations (q8 bundles):"
+echo
+$BIN/kronos-bench forecast "$WORK"/{small,base}-q8.kq --samples 1 --samples 5 --cache approx-slide --int8-activations --seconds 0

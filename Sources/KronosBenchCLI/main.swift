@@ -45,10 +45,11 @@ struct Kernels: ParsableCommand {
         for (name, out, inner) in custom.isEmpty ? shapes : custom {
             for r in rows {
                 let np = noNumpy ? nil : KernelBenchmark.numpyGFLOPs(out: out, inner: inner, rows: r, minSeconds: seconds)
-                for type in [TensorType.f32, .f16, .q8_0, .q4_1, .q4_k] where type.canStore(rowLength: inner) {
-                    let t = KernelBenchmark.matmul(type: type, out: out, inner: inner, rows: r, minSeconds: seconds)
+                let cases: [(TensorType, Bool)] = [(.f32, false), (.f16, false), (.q8_0, false), (.q8_0, true), (.q4_1, false), (.q4_k, false)]
+                for (type, integer) in cases where type.canStore(rowLength: inner) {
+                    let t = KernelBenchmark.matmul(type: type, out: out, inner: inner, rows: r, minSeconds: seconds, integerActivations: integer)
                     let share = np.map { String(format: "%.0f %%", 100 * t.gflops / $0) } ?? "-"
-                    print("| \(name) | \(r) | \(np.map { String(format: "%.1f", $0) } ?? "-") | \(type.rawValue) | "
+                    print("| \(name) | \(r) | \(np.map { String(format: "%.1f", $0) } ?? "-") | \(t.type) | "
                           + String(format: "%.1f", t.gflops) + " | \(share) | " + String(format: "%.2f", t.weightGBps) + " |")
                 }
             }
@@ -71,6 +72,9 @@ struct ForecastBench: ParsableCommand {
     @Option(help: "Cache modes of the whole-forecast timing (repeatable).") var cache: [CacheMode] = [.exact, .approxSlide]
     @Option(help: "Seconds of repetitions per measurement.") var seconds = 1.0
 
+    @Flag(name: .customLong("int8-activations"), help: "Time the int8-activation approximation (q8_0 weights).")
+    var int8Activations = false
+
     func run() throws {
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).path
         print("| bundle | decoded MiB | samples | prefill tok/s | decode steps/s | " + cache.map { "forecast \($0.rawValue) s" }.joined(separator: " | ")
@@ -83,6 +87,7 @@ struct ForecastBench: ParsableCommand {
                 p.executableURL = URL(fileURLWithPath: me)
                 p.arguments = ["forecast-one", bundle, "--samples", "\(s)", "--lookback", "\(lookback)", "--pred-len", "\(predLen)",
                                "--seconds", "\(seconds)"] + cache.flatMap { ["--cache", $0.rawValue] }
+                               + (int8Activations ? ["--int8-activations"] : [])
                 let pipe = Pipe()
                 p.standardOutput = pipe
                 try p.run()
@@ -110,11 +115,12 @@ struct ForecastOne: ParsableCommand {
     @Option var predLen = 48
     @Option var cache: [CacheMode] = [.exact]
     @Option var seconds = 1.0
+    @Flag(name: .customLong("int8-activations")) var int8Activations = false
 
     func run() throws {
         let model = try KronosModel(path: bundle)
         let t = try ForecastBenchmark.measure(model: model, samples: samples, lookback: lookback, predictionLength: predLen,
-                                              modes: cache, minSeconds: seconds)
+                                              modes: cache, minSeconds: seconds, integerActivations: int8Activations)
         print(String(decoding: try JSONEncoder().encode(t), as: UTF8.self))
     }
 }

@@ -13,6 +13,7 @@ public struct RunOptions: Sendable {
     public var samples = 1
     public var seed: UInt64 = 0
     public var cache: CacheMode = .exact
+    public var integerActivations = false
     public init(inputs: [String], predictionLength: Int) { self.inputs = inputs; self.predictionLength = predictionLength }
 
     /// Value checks (exit 1 with one line each).
@@ -87,6 +88,7 @@ public enum ForecastJob {
         }
         var settings = ForecastSettings(predictionLength: P, maxContext: window, sampling: o.sampling, samples: o.samples, seed: o.seed)
         settings.cache = o.cache
+        settings.integerActivations = o.integerActivations
         let start = Date()
         let forecasts = try model.forecast(inputs, settings: settings, progress: progress)
         let seconds = Date().timeIntervalSince(start)

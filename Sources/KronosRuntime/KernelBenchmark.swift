@@ -14,7 +14,9 @@ public struct KernelTiming: Sendable, Codable {
 
 public enum KernelBenchmark {
     /// Times Y [rows, out] = X [rows, inner] @ W^T for W stored as `type` (random normal weights).
-    public static func matmul(type: TensorType, out: Int, inner: Int, rows: Int, minSeconds: Double = 0.3) -> KernelTiming {
+    /// With integerActivations (q8_0), the int8-activation path, reported as type "q8_0+i8".
+    public static func matmul(type: TensorType, out: Int, inner: Int, rows: Int, minSeconds: Double = 0.3,
+                              integerActivations: Bool = false) -> KernelTiming {
         var state: UInt64 = 0x1234_5678
         func next() -> Float {
             state = state &* 6364136223846793005 &+ 1442695040888963407
@@ -32,6 +34,7 @@ public enum KernelBenchmark {
         defer { w.deallocate(); x.deallocate(); y.deallocate() }
         let m = WeightMatrix(type: type, rows: out, columns: inner, data: w)
         let workspace = Workspace(columns: inner, positions: 0)
+        workspace.integerActivations = integerActivations
         KronosRuntime.matmul(m, bias: nil, x, rows: rows, y, workspace: workspace)  // warm up
         var best = Double.infinity, total = 0.0
         while total < minSeconds {
@@ -41,7 +44,7 @@ public enum KernelBenchmark {
             best = min(best, dt); total += dt
         }
         let flops = 2.0 * Double(rows * out * inner)
-        return KernelTiming(type: type.rawValue, rows: rows, out: out, inner: inner, seconds: best,
+        return KernelTiming(type: type.rawValue + (integerActivations && type == .q8_0 ? "+i8" : ""), rows: rows, out: out, inner: inner, seconds: best,
                             gflops: flops / best / 1e9, weightGBps: Double(out * rowBytes) / best / 1e9)
     }
 
@@ -105,7 +108,7 @@ public enum ForecastBenchmark {
     /// Prefill, decode and whole-forecast timings of `model` for one series, `samples` paths, a
     /// lookback of `lookback` rows and `predictionLength` steps (best of repetitions up to `minSeconds`).
     public static func measure(model: KronosModel, samples: Int, lookback: Int, predictionLength: Int,
-                               modes: [CacheMode], minSeconds: Double = 1) throws(RuntimeError) -> ForecastTiming {
+                               modes: [CacheMode], minSeconds: Double = 1, integerActivations: Bool = false) throws(RuntimeError) -> ForecastTiming {
         let window = model.maxContext
         let input = syntheticSeries(rows: lookback, future: predictionLength)
         // Smallest of the seconds `body` reports, repeated until minSeconds have passed (at least once).
@@ -129,7 +132,7 @@ public enum ForecastBenchmark {
         let stamps = [[TimeStamp]](repeating: input.stamps + input.futureStamps, count: samples)
         let s1 = [[Int]](repeating: ids.s1 + [Int](repeating: 1, count: predictionLength), count: samples)
         let s2 = [[Int]](repeating: ids.s2 + [Int](repeating: 1, count: predictionLength), count: samples)
-        let session = PredictorSession(model: model.predictor, batch: samples, capacity: window)
+        let session = PredictorSession(model: model.predictor, batch: samples, capacity: window, integerActivations: integerActivations)
         let prefillRows = min(lookback, window)
         let prefill = try best { () throws(RuntimeError) in
             session.reset()
@@ -152,6 +155,7 @@ public enum ForecastBenchmark {
         for mode in modes {
             var settings = ForecastSettings(predictionLength: predictionLength, maxContext: window, samples: samples, seed: 1)
             settings.cache = mode
+            settings.integerActivations = integerActivations
             forecast[mode.rawValue] = try best { () throws(RuntimeError) in try seconds { () throws(RuntimeError) in _ = try model.forecast([input], settings: settings) } }
         }
         return ForecastTiming(samples: samples, window: window,

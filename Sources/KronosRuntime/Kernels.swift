@@ -125,12 +125,32 @@ public final class Workspace: @unchecked Sendable {
         self.floatsPerWorker = (max(floatsPerWorker, 16) + 15) / 16 * 16   // 64-byte multiples
         base = .allocate(capacity: workers * self.floatsPerWorker)
     }
-    deinit { base.deallocate() }
+    deinit { base.deallocate(); activationQ?.deallocate(); activationD?.deallocate() }
 
     /// Scratch needed by matmul over rows of up to `columns` values and by attention over up to
     /// `positions` keys.
     public convenience init(columns: Int, positions: Int) {
         self.init(floatsPerWorker: max(matmulGroup * columns, attentionQueryBlock * positions))
+    }
+
+    /// q8_0 weights multiply int8-quantized activations (IntegerActivations.swift) in the kernels
+    /// run with this workspace: an approximation, off by default.
+    public var integerActivations = false
+    private var activationQ: UnsafeMutablePointer<Int16>?
+    private var activationD: UnsafeMutablePointer<Float>?
+    private var activationCapacity = 0
+
+    /// Buffers for `rows` rows of `columns` quantized activations (q [rows, columns], d [rows,
+    /// columns / 32]); grown when a larger matmul comes, never shrunk (a decode loop allocates nothing).
+    func activations(rows: Int, columns: Int) -> (q: UnsafeMutablePointer<Int16>, d: UnsafeMutablePointer<Float>) {
+        let count = rows * columns
+        if count > activationCapacity {
+            activationQ?.deallocate(); activationD?.deallocate()
+            activationCapacity = max(count, 2 * activationCapacity)
+            activationQ = .allocate(capacity: activationCapacity)
+            activationD = .allocate(capacity: activationCapacity / activationBlock + 1)
+        }
+        return (activationQ!, activationD!)
     }
 
     @inline(__always) func scratch(_ worker: Int) -> UnsafeMutablePointer<Float> {
@@ -156,7 +176,9 @@ func matmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<F
     switch w.type {
     case .f32: matmul(F32Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
     case .f16: matmul(F16Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
-    case .q8_0: matmul(Q8_0Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
+    case .q8_0:
+        if workspace.integerActivations { integerMatmul(w, bias: bias, x, rows: rows, y, workspace: workspace); return }
+        matmul(Q8_0Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
     case .q4_1: matmul(Q4_1Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
     case .q4_k: matmul(Q4_KRows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
     case .i64: preconditionFailure("i64 tensors are not weight matrices")
@@ -333,9 +355,11 @@ final class RotaryTable: @unchecked Sendable {
 public enum Kernels {
     /// Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias), through the path the runtime takes for
     /// this many rows (matvec for rows <= 3, batched tiles above).
-    public static func matmul(_ w: WeightMatrix, bias: [Float]? = nil, _ x: [Float], rows: Int) -> [Float] {
+    /// With `integerActivations`, q8_0 weights take the integer path (activations quantized per block).
+    public static func matmul(_ w: WeightMatrix, bias: [Float]? = nil, _ x: [Float], rows: Int, integerActivations: Bool = false) -> [Float] {
         precondition(x.count == rows * w.columns)
         let workspace = Workspace(columns: w.columns, positions: 0)
+        workspace.integerActivations = integerActivations
         var y = [Float](repeating: .nan, count: rows * w.rows)
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
@@ -347,6 +371,18 @@ public enum Kernels {
             }
         }
         return y
+    }
+
+    /// x [n] (n a multiple of 32) quantized as the integer path does: q [n] in -127...127, d [n / 32].
+    public static func quantizeActivations(_ x: [Float]) -> (q: [Int16], d: [Float]) {
+        precondition(x.count % activationBlock == 0)
+        var q = [Int16](repeating: 0, count: x.count), d = [Float](repeating: .nan, count: x.count / activationBlock)
+        x.withUnsafeBufferPointer { xp in
+            q.withUnsafeMutableBufferPointer { qp in
+                d.withUnsafeMutableBufferPointer { KronosRuntime.quantizeActivations(xp.baseAddress!, x.count, q: qp.baseAddress!, d: $0.baseAddress!) }
+            }
+        }
+        return (q, d)
     }
 
     /// Row r of W decoded by the in-register decoder (RowDecoder) into floats.

@@ -43,7 +43,9 @@ final class PredictorSession {
 
     /// `batch` sequences with windows of up to `capacity` rows; with perGroup > 1, groups of perGroup
     /// sequences share tokens 0 ..< sharedTokens and have at most `privateRows` rows beyond them.
-    init(model: PredictorModel, batch: Int, perGroup: Int = 1, sharedTokens: Int = 0, capacity: Int, privateRows: Int = 0) {
+    /// integerActivations: q8_0 weights multiply int8-quantized activations (an approximation).
+    init(model: PredictorModel, batch: Int, perGroup: Int = 1, sharedTokens: Int = 0, capacity: Int, privateRows: Int = 0,
+         integerActivations: Bool = false) {
         precondition(perGroup >= 1 && batch % perGroup == 0)
         self.model = model; self.batch = batch; self.capacity = capacity
         self.perGroup = perGroup; self.sharedTokens = perGroup > 1 ? sharedTokens : 0
@@ -55,6 +57,7 @@ final class PredictorSession {
         depCache = KVCache(batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D)
         let rows = max(batch, min(Self.passRows, batch * capacity))
         scratch = BlockScratch(rows: rows, D: D, F: model.config.feedForwardDimension, columns: 2 * D, positions: capacity)
+        scratch.workspace.integerActivations = integerActivations
         x = .allocate(capacity: rows * D)
         pair = .allocate(capacity: 2 * D); time = .allocate(capacity: D)
         emb = .allocate(capacity: batch * D); query = .allocate(capacity: batch * D)

@@ -84,6 +84,8 @@ public struct VerifyOptions: Sendable {
     /// Cache mode of the bundle under test (approx-slide measures that approximation's drift; the
     /// golden ensembles are always exact).
     public var cache: CacheMode = .exact
+    /// The int8-activation approximation in the bundle under test (the golden ensembles never use it).
+    public var integerActivations = false
     public init() {}
 }
 
@@ -114,7 +116,7 @@ public enum Verify {
         var pooled = Pool()
         for (dir, name) in caseFiles.cases {
             let c = try GoldenCase(directory: dir, name: name)
-            var casePool = try measure(model, c, cache: options.cache)
+            var casePool = try measure(model, c, cache: options.cache, integerActivations: options.integerActivations)
             if options.ensemble {
                 let stored = dir + "/\(name)_ensemble.csv"
                 var golden: [Float]?
@@ -122,11 +124,12 @@ public enum Verify {
                     golden = try readEnsemble(stored, rows: c.predLen)
                 } else if let root = goldenRoot {
                     if ensembleModel == nil { ensembleModel = try referenceModel(root) }
-                    golden = try ensemble(ensembleModel!, c, options, cache: .exact)
+                    golden = try ensemble(ensembleModel!, c, options, cache: .exact, integerActivations: false)
                     if options.writeEnsembles { try writeEnsemble(golden!, c, options, to: stored) }
                 }
                 if let golden {
-                    casePool.ensemble.append(nmae(try ensemble(model, c, options, cache: options.cache), golden, std: c.std))
+                    casePool.ensemble.append(nmae(try ensemble(model, c, options, cache: options.cache, integerActivations: options.integerActivations),
+                                                  golden, std: c.std))
                 }
             }
             metrics.append(casePool.summary(name: c.name))
@@ -187,7 +190,7 @@ public enum Verify {
     }
 
     /// Every metric of one case but the ensemble one.
-    static func measure(_ model: KronosModel, _ c: GoldenCase, cache: CacheMode) throws -> Pool {
+    static func measure(_ model: KronosModel, _ c: GoldenCase, cache: CacheMode, integerActivations: Bool) throws -> Pool {
         // Tokenizer: encode the golden normalized input.
         let ids = model.encode(c.xNorm, rows: c.rows)
         let ctxAgree = (0..<c.rows).map { ids.s1[$0] == c.contextS1[$0] && ids.s2[$0] == c.contextS2[$0] }
@@ -197,7 +200,8 @@ public enum Verify {
         let decodeErr = zip(recon, c.contextRecon).map { Double(abs($0 - $1)) }
         // Teacher forcing along the golden path.
         let tf = model.teacherForcedLogits(contextS1: c.contextS1, contextS2: c.contextS2, stamps: c.stamps + c.futureStamps,
-                                           pathS1: c.genS1, pathS2: c.genS2, maxContext: c.maxContext, cache: cache)
+                                           pathS1: c.genS1, pathS2: c.genS2, maxContext: c.maxContext, cache: cache,
+                                           integerActivations: integerActivations)
         var s1KL = [Double](), s2KL = [Double](), s1Agree = [Bool](), s2Agree = [Bool]()
         for i in 0..<c.predLen {
             s1KL.append(kl(c.stepS1[i], tf.s1[i])); s2KL.append(kl(c.stepS2[i], tf.s2[i]))
@@ -207,6 +211,7 @@ public enum Verify {
         var settings = ForecastSettings(predictionLength: c.predLen, maxContext: c.maxContext,
                                         sampling: SamplingSettings(temperature: 1, topK: 1, topP: 1), samples: 1, seed: 0)
         settings.cache = cache
+        settings.integerActivations = integerActivations
         let greedy = try model.forecast([c.input], settings: settings)[0]
         let greedyErr = nmae(greedy.mean, c.forecast, std: c.std)
         var rel = 0.0
@@ -218,10 +223,11 @@ public enum Verify {
     }
 
     /// Mean of `samples` sampled paths (denormalized) [P, 6], with the options' seed and sampler.
-    static func ensemble(_ model: KronosModel, _ c: GoldenCase, _ o: VerifyOptions, cache: CacheMode) throws -> [Float] {
+    static func ensemble(_ model: KronosModel, _ c: GoldenCase, _ o: VerifyOptions, cache: CacheMode, integerActivations: Bool) throws -> [Float] {
         var settings = ForecastSettings(predictionLength: c.predLen, maxContext: c.maxContext, sampling: o.sampling,
                                         samples: o.samples, seed: o.seed)
         settings.cache = cache
+        settings.integerActivations = integerActivations
         return try model.forecast([c.input], settings: settings)[0].mean
     }
 

@@ -14,14 +14,16 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
 @Suite struct CacheTests {
     /// Every step of a long run: the KV-cached forecast sees exactly (bitwise) the logits of
     /// recomputing the window, before and after the window starts sliding.
-    @Test(arguments: [QuantizeChoice.f32, .q8, .q4])
-    func cacheEqualsRecomputeOnEveryStep(quantize: QuantizeChoice) throws {
+    /// (q8 with int8 activations too: the integer path computes the same numbers for one row and many.)
+    @Test(arguments: [(QuantizeChoice.f32, false), (.q8, false), (.q4, false), (.q8, true)])
+    func cacheEqualsRecomputeOnEveryStep(quantize: QuantizeChoice, integerActivations: Bool) throws {
         let bundle = try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: quantize)
         let model = try KronosModel(path: bundle)
         let T = 40, P = 110, window = 128  // slides after 88 steps
         let input = try sampleInput(rows: T, future: P)
         var cached = ForecastSettings(predictionLength: P, maxContext: window, sampling: SamplingSettings(temperature: 1, topK: 0, topP: 0.9),
                                       samples: 3, seed: 11)
+        cached.integerActivations = integerActivations
         var recompute = cached
         recompute.cache = .recompute
         cached.cache = .exact
@@ -35,6 +37,13 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
         }
         #expect(a[0].s1 == b[0].s1 && a[0].s2 == b[0].s2)
         #expect(a[0].mean == b[0].mean)
+        if integerActivations {   // the integer path was taken: its logits are not the float path's
+            var float = cached
+            float.integerActivations = false
+            var t3 = ForecastTrace()
+            _ = try model.forecast([input], settings: float, trace: &t3)
+            #expect(t3.stepS1Logits[0] != t1.stepS1Logits[0])
+        }
         // The sampled paths actually differ from each other (the test exercises sampling, not greedy).
         #expect(Set(a[0].s1).count > 1)
     }

@@ -142,4 +142,80 @@ let attentionRelativeTolerance = 1e-5
             }
         }
     }
+
+    // MARK: int8 activations (q8_0 weights)
+
+    /// The activation quantizer against its scalar definition: d = max|x| / 127 per 32 values,
+    /// q = x·(1/d) rounded to nearest, ties to even; an all-zero block gives d = 0, q = 0.
+    @Test func activationQuantizationIsItsScalarDefinition() {
+        var rng = Lcg(state: 77)
+        var x = rng.array(32 * 5)
+        for i in 32..<64 { x[i] = 0 }                         // a zero block
+        for i in 64..<96 { x[i] = Float(i - 80) * 0.5 }       // exact halves: ties
+        x[100] = -3e4; x[130] = 1e-30                          // a large and a tiny block maximum
+        let (q, d) = Kernels.quantizeActivations(x)
+        for b in 0..<5 {
+            let block = x[(32 * b)..<(32 * b + 32)]
+            let amax = block.map { abs($0) }.max()!
+            let scale = amax / 127
+            #expect(d[b] == scale, "block \(b) scale")
+            let inverse: Float = scale > 0 ? 1 / scale : 0
+            for (i, v) in block.enumerated() {
+                let expected = Int16((v * inverse).rounded(.toNearestOrEven))
+                #expect(q[32 * b + i] == expected, "block \(b) value \(i): \(v)")
+                #expect(abs(q[32 * b + i]) <= 127)
+            }
+        }
+    }
+
+    /// The integer q8_0 path against (1) a double-precision reference of the same quantized sums,
+    /// within the f32 accumulation bound, (2) the float dot on the dequantized weights, within the
+    /// activation-quantization bound Σ_blocks (d_x / 2)·Σ|w| (plus accumulation), and (3) itself:
+    /// one row at a time equals a batch of rows, bit for bit.
+    @Test func integerMatmulMatchesItsReferenceAndTheFloatDot() throws {
+        for n in [32, 96, 512] {
+            for (out, rows) in [(1, 1), (7, 3), (9, 5), (13, 2), (16, 7)] {
+                let storage = try weights(.q8_0, out: out, columns: n, seed: UInt64(n * 31 + out))
+                var rng = Lcg(state: UInt64(n + rows))
+                let x = rng.array(rows * n)
+                let bias = rng.array(out)
+                try storage.withUnsafeBytes { raw in
+                    let w = WeightMatrix(type: .q8_0, rows: out, columns: n, data: raw.baseAddress!)
+                    let fast = Kernels.matmul(w, bias: bias, x, rows: rows, integerActivations: true)
+                    for t in 0..<rows {
+                        let xt = Array(x[(t * n)..<((t + 1) * n)])
+                        let (q, d) = Kernels.quantizeActivations(xt)
+                        let single = Kernels.matmul(w, bias: bias, xt, rows: 1, integerActivations: true)
+                        #expect(single.map(\.bitPattern) == fast[(t * out)..<((t + 1) * out)].map(\.bitPattern),
+                                "n=\(n) out=\(out) row \(t): one row differs from the batch")
+                        for j in 0..<out {
+                            var wj = [Float](repeating: 0, count: n)
+                            wj.withUnsafeMutableBufferPointer { w.decodeRow(j, into: $0.baseAddress!) }
+                            var exact = 0.0, terms = 0.0, float = 0.0, floatAbs = 0.0, quantBound = 0.0
+                            for b in 0..<(n / 32) {
+                                // d_w from the dequantized weights: w = d_w · q_w exactly, q_w integer.
+                                let dw = Double(floatFromF16(w.row(j).advanced(by: b * 34).loadUnaligned(as: UInt16.self)))
+                                var isum = 0, wAbs = 0.0
+                                for i in 0..<32 {
+                                    let qw = Int(w.row(j).advanced(by: b * 34 + 2 + i).load(as: Int8.self))
+                                    isum += qw * Int(q[b * 32 + i])
+                                    wAbs += abs(Double(wj[b * 32 + i]))
+                                    float += Double(wj[b * 32 + i]) * Double(xt[b * 32 + i])
+                                    floatAbs += abs(Double(wj[b * 32 + i]) * Double(xt[b * 32 + i]))
+                                }
+                                let term = dw * Double(d[b]) * Double(isum)
+                                exact += term; terms += abs(term)
+                                quantBound += Double(d[b]) / 2 * wAbs
+                            }
+                            let got = Double(fast[t * out + j]) - Double(bias[j])
+                            let accumulation = summationBound(columns: 2 * n / 32 + 8, absoluteSum: terms) + 4 * unitRoundoff * abs(Double(bias[j]))
+                            #expect(abs(got - exact) <= accumulation, "n=\(n) out=\(out) row \(t) col \(j): \(got) vs reference \(exact)")
+                            #expect(abs(got - float) <= quantBound + accumulation + summationBound(columns: n, absoluteSum: floatAbs),
+                                    "n=\(n) row \(t) col \(j): \(got) vs float dot \(float), bound \(quantBound)")
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -37,6 +37,22 @@ func bundle(_ quantize: QuantizeChoice, model: String = golden) throws -> String
         #expect(strict.stderr.contains("s1_kld") && strict.stderr.contains("(case synth_a)"), "\(strict.stderr)")
     }
 
+    /// The execution approximations are measured, not hidden: verify runs the bundle the way it is
+    /// asked to (int8 activations, approx-slide cache) and the drift it reports moves accordingly.
+    @Test func verifyMeasuresTheExecutionApproximations() throws {
+        let q8 = try bundle(.q8)
+        let plain = try Verify.run(bundle: q8, golden: golden)
+        var options = VerifyOptions()
+        options.integerActivations = true
+        let integer = try Verify.run(bundle: q8, golden: golden, options: options)
+        #expect(integer.overall.s1KLD != plain.overall.s1KLD)
+        #expect(integer.overall.contextIDs == plain.overall.contextIDs, "the tokenizer never takes the integer path")
+        options = VerifyOptions()
+        options.cache = .approxSlide
+        let slide = try Verify.run(bundle: q8, golden: golden, options: options)
+        #expect(slide.overall.s1KLD != plain.overall.s1KLD)
+    }
+
     @Test func anotherModelFailsEveryGate() throws {
         // Random weights with the tiny shapes: nothing agrees with the golden model.
         let dir = temporaryDirectory("other")

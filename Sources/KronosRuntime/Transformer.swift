@@ -131,6 +131,88 @@ extension KVCache {
     }
 }
 
+extension KVCache {
+    // Decode-step attention of the perGroup sequences of group g at once, head slice [column,
+    // column + hd): query i [hd] (sequence g·perGroup + i) at q + i·qStride sees its n visible
+    // rows and writes out + i·outStride. The group's shared rows are loaded once for 4 queries at
+    // a time (dot4, 4 accumulators); each query's own rows follow. scores: perGroup·n floats.
+    // Per query the arithmetic is attend's (same dot order, softmax, FMA sum in position order),
+    // so the result is bitwise the per-sequence one.
+    func attendGroup(_ g: Int, column: Int, headDimension hd: Int, visible n: Int, q: UnsafePointer<Float>, qStride: Int,
+                     scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, outStride: Int) {
+        precondition(n >= 1 && n <= length && split != Int.max)
+        let S = perGroup, ring = capacity, origin = offset % ring
+        let kShared = keys + g * ring * width + column, vShared = values + g * ring * width + column
+        let firstPrivate = split - offset
+        let shared = min(n, max(0, firstPrivate))
+        @inline(__always) func slot(_ p: Int) -> Int { let s = origin + p; return s >= ring ? s - ring : s }
+        @inline(__always) func own(_ i: Int) -> Int { (g * S + i) * privateCapacity * width + column - firstPrivate * width }
+
+        // Scores.
+        var i0 = 0
+        while i0 + 4 <= S {
+            for p in 0..<shared {
+                let s = dot4(q + i0 * qStride, qStride, kShared + slot(p) * width, hd)
+                for j in 0..<4 { scores[(i0 + j) * n + p] = s[j] * scale }
+            }
+            i0 += 4
+        }
+        for i in i0..<S {
+            for p in 0..<shared { scores[i * n + p] = dot(q + i * qStride, kShared + slot(p) * width, hd) * scale }
+        }
+        for i in 0..<S {
+            let k = privateKeys + own(i)
+            for p in shared..<n { scores[i * n + p] = dot(q + i * qStride, k + p * width, hd) * scale }
+            softmaxInPlace(scores + i * n, n)
+        }
+
+        // Weighted values, 8 columns at a time.
+        var c = 0
+        while c + 8 <= hd {
+            @inline(__always) func finish(_ i: Int, _ a: SIMD8<Float>) {
+                var a = a
+                let v = privateValues + own(i) + c
+                for p in shared..<n {
+                    a.addProduct(SIMD8(repeating: scores[i * n + p]), UnsafeRawPointer(v + p * width).loadUnaligned(as: SIMD8<Float>.self))
+                }
+                UnsafeMutableRawPointer(out + i * outStride + c).storeBytes(of: a, as: SIMD8<Float>.self)
+            }
+            var i0 = 0
+            while i0 + 4 <= S {
+                var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+                let s0 = scores + i0 * n
+                for p in 0..<shared {
+                    let v = UnsafeRawPointer(vShared + slot(p) * width + c).loadUnaligned(as: SIMD8<Float>.self)
+                    a0.addProduct(SIMD8(repeating: s0[p]), v)
+                    a1.addProduct(SIMD8(repeating: s0[n + p]), v)
+                    a2.addProduct(SIMD8(repeating: s0[2 * n + p]), v)
+                    a3.addProduct(SIMD8(repeating: s0[3 * n + p]), v)
+                }
+                finish(i0, a0); finish(i0 + 1, a1); finish(i0 + 2, a2); finish(i0 + 3, a3)
+                i0 += 4
+            }
+            for i in i0..<S {
+                var a = SIMD8<Float>()
+                for p in 0..<shared {
+                    a.addProduct(SIMD8(repeating: scores[i * n + p]), UnsafeRawPointer(vShared + slot(p) * width + c).loadUnaligned(as: SIMD8<Float>.self))
+                }
+                finish(i, a)
+            }
+            c += 8
+        }
+        while c < hd {   // head dimensions that are not a multiple of 8
+            for i in 0..<S {
+                var a: Float = 0
+                for p in 0..<shared { a = a.addingProduct(scores[i * n + p], vShared[slot(p) * width + c]) }
+                let v = privateValues + own(i) + c
+                for p in shared..<n { a = a.addingProduct(scores[i * n + p], v[p * width]) }
+                out[i * outStride + c] = a
+            }
+            c += 1
+        }
+    }
+}
+
 // s [4] = (q0, q1, q2, q3) . k [n], queries at q + i·stride, each pair in dot()'s order.
 @inline(__always)
 func dot4(_ q: UnsafePointer<Float>, _ stride: Int, _ k: UnsafePointer<Float>, _ n: Int) -> SIMD4<Float> {
@@ -223,6 +305,21 @@ extension Block {
     func attention(batch: Int, sequenceStride: Int, newRows: Int, before: Int, cache: KVCache, q: UnsafeMutablePointer<Float>,
                    out: UnsafeMutablePointer<Float>, D: Int, hd: Int, workspace: Workspace) {
         let scale = 1 / Float(hd).squareRoot()
+        if newRows == 1 && sequenceStride == 1 && cache.perGroup > 1 && cache.split != Int.max {
+            // A decode step of groups that share rows: one task per (group, head).
+            let S = cache.perGroup, tasks = cache.groups * heads, n = before + 1
+            precondition(workspace.floatsPerWorker >= S * n, "workspace too small for group attention")
+            let workers = tasks > 1 && batch * heads * n * hd > 1 << 15 ? workspace.workers : 1
+            parallelChunks(workers) { worker, range in
+                let scores = workspace.scratch(worker)
+                for task in stride(from: range.lowerBound, to: tasks, by: workers) {
+                    let h = task % heads, g = task / heads
+                    cache.attendGroup(g, column: h * hd, headDimension: hd, visible: n, q: q + g * S * D + h * hd, qStride: D,
+                                      scale: scale, scores: scores, out: out + g * S * D + h * hd, outStride: D)
+                }
+            }
+            return
+        }
         let blocks = (newRows + attentionQueryBlock - 1) / attentionQueryBlock
         let tasks = batch * heads * blocks
         let workers = tasks > 1 && batch * heads * newRows * (before + newRows) * hd > 1 << 15 ? workspace.workers : 1

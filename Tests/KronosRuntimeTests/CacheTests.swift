@@ -80,16 +80,16 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
         for (T, P, window) in [(40, 30, 48), (70, 20, 64)] {   // slides from step 9; context longer than the window
             let input = try sampleInput(rows: T, future: P)
             let ids = model.encode(KronosModel.normalize(input.values, rows: T, clip: 5).normalized, rows: T)
-            // Three different paths (deterministic, within the vocabularies).
+            // Five different paths (a decode step takes 4 at a time, then 1), deterministic, within the vocabularies.
             let probe = model.teacherForcedLogits(contextS1: ids.s1, contextS2: ids.s2, stamps: input.stamps + input.futureStamps,
                                                   pathS1: [0], pathS2: [0], maxContext: window)
             let V1 = probe.s1[0].count, V2 = probe.s2[0].count
-            let paths1 = (0..<3).map { k in (0..<P).map { ($0 * 7 + k * 13 + 1) % V1 } }
-            let paths2 = (0..<3).map { k in (0..<P).map { ($0 * 5 + k * 3 + 2) % V2 } }
+            let paths1 = (0..<5).map { k in (0..<P).map { ($0 * 7 + k * 13 + 1) % V1 } }
+            let paths2 = (0..<5).map { k in (0..<P).map { ($0 * 5 + k * 3 + 2) % V2 } }
             let stamps = input.stamps + input.futureStamps
             let together = model.teacherForcedLogits(contextS1: ids.s1, contextS2: ids.s2, stamps: stamps, pathsS1: paths1, pathsS2: paths2,
                                                      maxContext: window, cache: cache)
-            for k in 0..<3 {
+            for k in 0..<5 {
                 let alone = model.teacherForcedLogits(contextS1: ids.s1, contextS2: ids.s2, stamps: stamps, pathS1: paths1[k], pathS2: paths2[k],
                                                       maxContext: window, cache: cache)
                 for i in 0..<P {

@@ -148,33 +148,42 @@ extension KronosModel {
         // the window is recomputed from scratch (as the reference does at every step) unless the
         // approx-slide approximation was asked for.
         var rng = KronosRNG(seed: settings.seed)
-        // The S samples of a series share its T context tokens: their rows are computed and cached once.
-        let session = PredictorSession(model: predictor, batch: batch, perGroup: S, sharedTokens: T, capacity: window,
-                                       privateRows: P, integerActivations: settings.integerActivations)
-        for i in 0..<P {
-            session.advance(to: T + i, s1: s1, s2: s2, stamps: stamps, window: window, mode: settings.cache)
-            let logits1 = session.s1Logits
-            var picks1 = [Int](repeating: 0, count: batch)
-            for b in 0..<batch {
-                picks1[b] = Sampling.sample(Array(logits1[(b * V1)..<((b + 1) * V1)]), settings.sampling, rng: &rng)
+        do {   // (the session's caches are freed before the tokenizer decodes)
+            // The S samples of a series share its T context tokens: their rows are computed and cached once.
+            let session = PredictorSession(model: predictor, batch: batch, perGroup: S, sharedTokens: T, capacity: window,
+                                           privateRows: P, integerActivations: settings.integerActivations)
+            for i in 0..<P {
+                session.advance(to: T + i, s1: s1, s2: s2, stamps: stamps, window: window, mode: settings.cache)
+                let logits1 = session.s1Logits
+                var picks1 = [Int](repeating: 0, count: batch)
+                for b in 0..<batch {
+                    picks1[b] = Sampling.sample(Array(logits1[(b * V1)..<((b + 1) * V1)]), settings.sampling, rng: &rng)
+                }
+                session.computeS2Logits(picks: picks1)
+                let logits2 = session.s2Logits
+                var picks2 = [Int](repeating: 0, count: batch)
+                for b in 0..<batch {
+                    picks2[b] = Sampling.sample(Array(logits2[(b * V2)..<((b + 1) * V2)]), settings.sampling, rng: &rng)
+                }
+                if let trace {
+                    trace.pointee.stepS1Logits.append(Array(logits1[0..<V1]))
+                    trace.pointee.stepS2Logits.append(Array(logits2[0..<V2]))
+                }
+                for b in 0..<batch { s1[b].append(picks1[b]); s2[b].append(picks2[b]) }
+                progress?(.step(done: i + 1, total: P))
             }
-            session.computeS2Logits(picks: picks1)
-            let logits2 = session.s2Logits
-            var picks2 = [Int](repeating: 0, count: batch)
-            for b in 0..<batch {
-                picks2[b] = Sampling.sample(Array(logits2[(b * V2)..<((b + 1) * V2)]), settings.sampling, rng: &rng)
-            }
-            if let trace {
-                trace.pointee.stepS1Logits.append(Array(logits1[0..<V1]))
-                trace.pointee.stepS2Logits.append(Array(logits2[0..<V2]))
-            }
-            for b in 0..<batch { s1[b].append(picks1[b]); s2[b].append(picks2[b]) }
-            progress?(.step(done: i + 1, total: P))
         }
 
-        // 6: decode the last min(T + P, window) tokens, keep the last P rows.
+        // 6: decode the last min(T + P, window) tokens, keep the last P rows. The context part of
+        // that window is the same for every sample of a series: it is decoded once per series.
         let keep = min(T + P, window)
-        let decoded = tokenizer.decode(s1: s1.map { Array($0.suffix(keep)) }, s2: s2.map { Array($0.suffix(keep)) })
+        var decoded = [[Float]]()   // [batch][P, 6]
+        for k in inputs.indices {
+            let first = k * S
+            decoded += tokenizer.decode(prefixS1: Array(s1[first][(T + P - keep)..<T]), prefixS2: Array(s2[first][(T + P - keep)..<T]),
+                                        suffixesS1: (first..<(first + S)).map { Array(s1[$0][T...]) },
+                                        suffixesS2: (first..<(first + S)).map { Array(s2[$0][T...]) })
+        }
         // 7-8: average the samples of each series, denormalize.
         var results = [SeriesForecast]()
         for (k, norm) in norms.enumerated() {
@@ -185,7 +194,7 @@ extension KronosModel {
                 var path = [Float](repeating: 0, count: P * 6)
                 for t in 0..<P {
                     for c in 0..<6 {
-                        let v = decoded[(b * keep + keep - P + t) * 6 + c]
+                        let v = decoded[b][t * 6 + c]
                         mean[t * 6 + c] += v
                         path[t * 6 + c] = v * (norm.std[c] + 1e-5) + norm.mean[c]
                     }

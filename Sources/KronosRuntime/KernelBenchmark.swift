@@ -132,22 +132,26 @@ public enum ForecastBenchmark {
         let stamps = [[TimeStamp]](repeating: input.stamps + input.futureStamps, count: samples)
         let s1 = [[Int]](repeating: ids.s1 + [Int](repeating: 1, count: predictionLength), count: samples)
         let s2 = [[Int]](repeating: ids.s2 + [Int](repeating: 1, count: predictionLength), count: samples)
+        // Prefill: `samples` independent sequences of the context in one batch (tokens/s of the batched kernels).
         let session = PredictorSession(model: model.predictor, batch: samples, capacity: window, integerActivations: integerActivations)
         let prefillRows = min(lookback, window)
         let prefill = try best { () throws(RuntimeError) in
             session.reset()
             return try seconds { session.advance(to: prefillRows, s1: s1, s2: s2, stamps: stamps, window: window, mode: .exact) }
         }
-        // Decode: one row per step after a half window (the window grows, so every step is one row).
+        // Decode: one row per sample and step after a half window of shared context (the window grows,
+        // so every step is one row), as a forecast's samples run.
         let steps = min(predictionLength, window / 2), start = min(lookback, window / 2)
+        let decoder = PredictorSession(model: model.predictor, batch: samples, perGroup: samples, sharedTokens: start, capacity: window,
+                                       privateRows: steps + 1, integerActivations: integerActivations)
         let picks = [Int](repeating: 1, count: samples)
         let step = try best { () throws(RuntimeError) in
-            session.reset()
-            session.advance(to: start, s1: s1, s2: s2, stamps: stamps, window: window, mode: .exact)
+            decoder.reset()
+            decoder.advance(to: start, s1: s1, s2: s2, stamps: stamps, window: window, mode: .exact)
             return try seconds {
                 for i in 1...steps {
-                    session.advance(to: start + i, s1: s1, s2: s2, stamps: stamps, window: window, mode: .exact)
-                    session.computeS2Logits(picks: picks)
+                    decoder.advance(to: start + i, s1: s1, s2: s2, stamps: stamps, window: window, mode: .exact)
+                    decoder.computeS2Logits(picks: picks)
                 }
             } / Double(steps)
         }

@@ -23,35 +23,34 @@ final class TokenizerModel: @unchecked Sendable {
         head = try s.linear(.tokenizer, "head")
     }
 
-    // x [batch, rows, D] through `blocks` (positions from 0 in every sequence), in place.
-    private func runBlocks(_ blocks: [Block], _ x: UnsafeMutablePointer<Float>, batch: Int, rows: Int, scratch: BlockScratch) {
-        let cache = KVCache(batch: batch, capacity: rows, width: config.modelDimension)  // one cache, emptied for every block
-        for b in blocks {
-            cache.clear()
-            b.forward(x, batch: batch, newRows: rows, cache: cache, scratch: scratch)
-        }
-    }
-
     private func scratch(rows: Int, positions: Int) -> BlockScratch {
         BlockScratch(rows: rows, D: config.modelDimension, F: config.feedForwardDimension,
                      columns: max(6, config.codeBits), positions: positions)
     }
 
     /// x [rows, 6] normalized candles -> (s1, s2) [rows] ids (binary spherical quantization).
+    /// The encoder is causal: rows go through it passRows at a time, each block's keys / values
+    /// cached (results do not depend on the chunking), so the scratch stays small for long inputs.
     func encode(_ x: [Float], rows: Int) -> (s1: [Int], s2: [Int]) {
-        let D = config.modelDimension, C = config.codeBits
-        let h = UnsafeMutablePointer<Float>.allocate(capacity: rows * D)
-        let z = UnsafeMutablePointer<Float>.allocate(capacity: rows * C)
+        let D = config.modelDimension, C = config.codeBits, chunk = max(1, min(rows, Self.passRows))
+        let h = UnsafeMutablePointer<Float>.allocate(capacity: chunk * D)
+        let z = UnsafeMutablePointer<Float>.allocate(capacity: chunk * C)
         defer { h.deallocate(); z.deallocate() }
-        let s = scratch(rows: rows, positions: rows)
-        x.withUnsafeBufferPointer { embed($0.baseAddress!, rows: rows, into: h, s.workspace) }
-        runBlocks(encoder, h, batch: 1, rows: rows, scratch: s)
-        quantEmbed(h, rows: rows, into: z, s.workspace)
+        let s = scratch(rows: chunk, positions: rows)
+        let caches = encoder.map { _ in KVCache(batch: 1, capacity: max(rows, 1), width: D) }
         var s1 = [Int](repeating: 0, count: rows), s2 = [Int](repeating: 0, count: rows)
-        for t in 0..<rows {
-            // The L2 normalization does not change signs; bit k = z_k > 0, lowest bit first.
-            for k in 0..<config.s1Bits where z[t * C + k] > 0 { s1[t] |= 1 << k }
-            for k in 0..<config.s2Bits where z[t * C + config.s1Bits + k] > 0 { s2[t] |= 1 << k }
+        var c0 = 0
+        while c0 < rows {
+            let n = min(chunk, rows - c0)
+            x.withUnsafeBufferPointer { embed($0.baseAddress! + c0 * 6, rows: n, into: h, s.workspace) }
+            for (i, block) in encoder.enumerated() { block.forward(h, batch: 1, newRows: n, cache: caches[i], scratch: s) }
+            quantEmbed(h, rows: n, into: z, s.workspace)
+            for t in 0..<n {
+                // The L2 normalization does not change signs; bit k = z_k > 0, lowest bit first.
+                for k in 0..<config.s1Bits where z[t * C + k] > 0 { s1[c0 + t] |= 1 << k }
+                for k in 0..<config.s2Bits where z[t * C + config.s1Bits + k] > 0 { s2[c0 + t] |= 1 << k }
+            }
+            c0 += n
         }
         return (s1, s2)
     }
@@ -63,33 +62,54 @@ final class TokenizerModel: @unchecked Sendable {
         let rows = s1.first?.count ?? 0
         var out = [Float]()
         out.reserveCapacity(s1.count * rows * 6)
-        for b in s1.indices { out += decodeOne(s1: s1[b], s2: s2[b]) }
+        for b in s1.indices { out += decode(prefixS1: [], prefixS2: [], suffixesS1: [s1[b]], suffixesS2: [s2[b]])[0] }
         return out
     }
 
-    // ids [rows] -> candles [rows, 6].
-    private func decodeOne(s1: [Int], s2: [Int]) -> [Float] {
-        let batch = 1, rows = s1.count
-        let s1 = [s1], s2 = [s2]
-        let D = config.modelDimension, C = config.codeBits, n = batch * rows
-        let q = UnsafeMutablePointer<Float>.allocate(capacity: n * C)
-        let h = UnsafeMutablePointer<Float>.allocate(capacity: n * D)
+    /// ids of a prefix [m] shared by several sequences, then each sequence's own suffix [k][r] ->
+    /// candles of the suffix rows [k][r, 6]. The decoder is causal, so the prefix rows are the same
+    /// in every sequence: they run once, their keys / values cached per block, and each suffix runs
+    /// after them (positions m ..< m + r). Equal, bit for bit, to decoding each whole sequence and
+    /// keeping its last r rows.
+    func decode(prefixS1: [Int], prefixS2: [Int], suffixesS1: [[Int]], suffixesS2: [[Int]]) -> [[Float]] {
+        let m = prefixS1.count, r = suffixesS1.first?.count ?? 0
+        let rows = max(1, min(max(m, r), Self.passRows))
+        let D = config.modelDimension, C = config.codeBits
+        let q = UnsafeMutablePointer<Float>.allocate(capacity: rows * C)
+        let h = UnsafeMutablePointer<Float>.allocate(capacity: rows * D)
         defer { q.deallocate(); h.deallocate() }
+        let s = scratch(rows: rows, positions: m + r)
+        let caches = decoder.map { _ in KVCache(batch: 1, capacity: max(m + r, 1), width: D) }
         let mag = 1 / Float(C).squareRoot()
-        for b in 0..<batch {
-            for t in 0..<rows {
-                let r = (b * rows + t) * C
-                for k in 0..<config.s1Bits { q[r + k] = (s1[b][t] >> k) & 1 == 1 ? mag : -mag }
-                for k in 0..<config.s2Bits { q[r + config.s1Bits + k] = (s2[b][t] >> k) & 1 == 1 ? mag : -mag }
+        // ids [count] -> post_quant_embed of their ±1/√C codes, then the decoder blocks after the
+        // cached rows, `rows` rows at a time; head(rows) of each chunk -> out [count, 6] when given.
+        func run(_ s1: [Int], _ s2: [Int], into out: UnsafeMutablePointer<Float>?) {
+            var c0 = 0
+            while c0 < s1.count {
+                let n = min(rows, s1.count - c0)
+                for t in 0..<n {
+                    for k in 0..<config.s1Bits { q[t * C + k] = (s1[c0 + t] >> k) & 1 == 1 ? mag : -mag }
+                    for k in 0..<config.s2Bits { q[t * C + config.s1Bits + k] = (s2[c0 + t] >> k) & 1 == 1 ? mag : -mag }
+                }
+                postQuantEmbed(q, rows: n, into: h, s.workspace)
+                for (i, block) in decoder.enumerated() { block.forward(h, batch: 1, newRows: n, cache: caches[i], scratch: s) }
+                if let out { head(h, rows: n, into: out + c0 * 6, s.workspace) }
+                c0 += n
             }
         }
-        let s = scratch(rows: n, positions: rows)
-        postQuantEmbed(q, rows: n, into: h, s.workspace)
-        runBlocks(decoder, h, batch: batch, rows: rows, scratch: s)
-        var out = [Float](repeating: 0, count: n * 6)
-        out.withUnsafeMutableBufferPointer { head(h, rows: n, into: $0.baseAddress!, s.workspace) }
+        run(prefixS1, prefixS2, into: nil)
+        var out = [[Float]]()
+        for (k, suffix) in suffixesS1.enumerated() {
+            for c in caches { c.length = m }   // back to the prefix: the suffix rows overwrite the previous suffix's
+            var candles = [Float](repeating: 0, count: r * 6)
+            candles.withUnsafeMutableBufferPointer { run(suffix, suffixesS2[k], into: $0.baseAddress!) }
+            out.append(candles)
+        }
         return out
     }
+
+    /// Rows of one encoder / decoder pass at most (longer runs are chunked; results do not depend on it).
+    static let passRows = 128
 }
 
 /// Calendar features of one timestamp, as the time tables index them.
@@ -195,4 +215,9 @@ public final class KronosModel: @unchecked Sendable {
 
     /// ids [batch][rows] -> candles [batch, rows, 6] normalized.
     public func decode(s1: [[Int]], s2: [[Int]]) -> [Float] { tokenizer.decode(s1: s1, s2: s2) }
+    /// A prefix [m] shared by several sequences, then each one's suffix [k][r] -> the suffix rows'
+    /// candles [k][r, 6] (the prefix decoded once; equal to decoding each whole sequence).
+    public func decode(prefixS1: [Int], prefixS2: [Int], suffixesS1: [[Int]], suffixesS2: [[Int]]) -> [[Float]] {
+        tokenizer.decode(prefixS1: prefixS1, prefixS2: prefixS2, suffixesS1: suffixesS1, suffixesS2: suffixesS2)
+    }
 }

@@ -101,4 +101,35 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
             #expect(together.s1[0][P - 1] != together.s1[1][P - 1])
         }
     }
+
+    /// The tokenizer decodes a forecast's window as the series' context (once) and each sample's
+    /// generated rows after it: equal, bit for bit, to decoding every whole sequence.
+    @Test(arguments: [QuantizeChoice.f32, .q8])
+    func sharedPrefixDecodeEqualsWholeSequences(quantize: QuantizeChoice) throws {
+        let bundle = try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: quantize)
+        let model = try KronosModel(path: bundle)
+        let input = try sampleInput(rows: 60, future: 1)
+        let ids = model.encode(KronosModel.normalize(input.values, rows: 60, clip: 5).normalized, rows: 60)
+        for (m, r) in [(41, 7), (0, 9), (30, 1)] {
+            let prefix1 = Array(ids.s1.prefix(m)), prefix2 = Array(ids.s2.prefix(m))
+            // Three different suffixes drawn from the encoded rows (valid ids).
+            var suffixes1 = [[Int]](), suffixes2 = [[Int]]()
+            for k in 0..<3 {
+                var a = [Int](), b = [Int]()
+                for t in 0..<r {
+                    a.append(ids.s1[(k * 11 + t * 7 + 3) % 60])
+                    b.append(ids.s2[(k * 5 + t * 13 + 1) % 60])
+                }
+                suffixes1.append(a); suffixes2.append(b)
+            }
+            let shared = model.decode(prefixS1: prefix1, prefixS2: prefix2, suffixesS1: suffixes1, suffixesS2: suffixes2)
+            for k in 0..<3 {
+                let whole = model.decode(s1: [prefix1 + suffixes1[k]], s2: [prefix2 + suffixes2[k]])
+                let expected: [UInt32] = whole.suffix(r * 6).map { $0.bitPattern }
+                let got: [UInt32] = shared[k].map { $0.bitPattern }
+                #expect(got == expected, "prefix \(m) suffix \(r) sequence \(k)")
+            }
+            #expect(r == 1 || shared[0] != shared[1])
+        }
+    }
 }

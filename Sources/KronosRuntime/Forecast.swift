@@ -152,22 +152,22 @@ extension KronosModel {
             // The S samples of a series share its T context tokens: their rows are computed and cached once.
             let session = PredictorSession(model: predictor, batch: batch, perGroup: S, sharedTokens: T, capacity: window,
                                            privateRows: P, integerActivations: settings.integerActivations)
+            // Everything a step needs is allocated here, once (the step itself allocates nothing).
+            let sampler = Sampler(capacity: max(V1, V2))
+            var picks1 = [Int](repeating: 0, count: batch), picks2 = [Int](repeating: 0, count: batch)
+            for b in 0..<batch { s1[b].reserveCapacity(T + P); s2[b].reserveCapacity(T + P) }
             for i in 0..<P {
                 session.advance(to: T + i, s1: s1, s2: s2, stamps: stamps, window: window, mode: settings.cache)
-                let logits1 = session.s1Logits
-                var picks1 = [Int](repeating: 0, count: batch)
-                for b in 0..<batch {
-                    picks1[b] = Sampling.sample(Array(logits1[(b * V1)..<((b + 1) * V1)]), settings.sampling, rng: &rng)
+                session.s1Logits.withUnsafeBufferPointer { l in
+                    for b in 0..<batch { picks1[b] = sampler.sample(l.baseAddress! + b * V1, V1, settings.sampling, rng: &rng) }
                 }
                 session.computeS2Logits(picks: picks1)
-                let logits2 = session.s2Logits
-                var picks2 = [Int](repeating: 0, count: batch)
-                for b in 0..<batch {
-                    picks2[b] = Sampling.sample(Array(logits2[(b * V2)..<((b + 1) * V2)]), settings.sampling, rng: &rng)
+                session.s2Logits.withUnsafeBufferPointer { l in
+                    for b in 0..<batch { picks2[b] = sampler.sample(l.baseAddress! + b * V2, V2, settings.sampling, rng: &rng) }
                 }
                 if let trace {
-                    trace.pointee.stepS1Logits.append(Array(logits1[0..<V1]))
-                    trace.pointee.stepS2Logits.append(Array(logits2[0..<V2]))
+                    trace.pointee.stepS1Logits.append(Array(session.s1Logits[0..<V1]))
+                    trace.pointee.stepS2Logits.append(Array(session.s2Logits[0..<V2]))
                 }
                 for b in 0..<batch { s1[b].append(picks1[b]); s2[b].append(picks2[b]) }
                 progress?(.step(done: i + 1, total: P))

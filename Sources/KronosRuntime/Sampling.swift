@@ -114,3 +114,89 @@ public struct KronosRNG: Sendable {
 
     public mutating func nextDouble() -> Double { Double(next() >> 11) * 0x1p-53 }
 }
+
+/// The forecast loop's sampler: Sampling.filter + draw on one logits row at a time, the same
+/// arithmetic in the same order (tested against them), with every buffer allocated once for up to
+/// `capacity` logits, so a decode step allocates nothing.
+public final class Sampler {
+    public let capacity: Int
+    private let l: UnsafeMutablePointer<Float>        // filtered logits [n]
+    private let order: UnsafeMutablePointer<Int>      // indices, best first [n]
+    private let probs: UnsafeMutablePointer<Float>    // top-p: softmax in `order` [n]
+    private let remove: UnsafeMutablePointer<Bool>    // top-p: drop mask in `order` [n]
+    private let p: UnsafeMutablePointer<Double>       // draw: probabilities [n]
+
+    public init(capacity: Int) {
+        self.capacity = capacity
+        l = .allocate(capacity: capacity); order = .allocate(capacity: capacity); probs = .allocate(capacity: capacity)
+        remove = .allocate(capacity: capacity); p = .allocate(capacity: capacity)
+    }
+    deinit { l.deallocate(); order.deallocate(); probs.deallocate(); remove.deallocate(); p.deallocate() }
+
+    /// Draws an index from logits [n] with settings `s` and one uniform number of `rng`.
+    public func sample(_ logits: UnsafePointer<Float>, _ n: Int, _ s: SamplingSettings, rng: inout KronosRNG) -> Int {
+        precondition(n >= 1 && n <= capacity)
+        for i in 0..<n { l[i] = logits[i] / s.temperature }
+        if s.topK > 0 {
+            let k = min(s.topK, n)
+            sortOrder(n)
+            let threshold = l[order[k - 1]]   // the k-th largest value
+            for i in 0..<n where l[i] < threshold { l[i] = -.infinity }
+        } else if s.topP < 1 {
+            sortOrder(n)
+            let m = l[order[0]]
+            var total: Float = 0
+            for i in 0..<n { probs[i] = expf32(l[order[i]] - m); total += probs[i] }
+            var cumulative: Float = 0
+            for i in 0..<n {
+                probs[i] /= total
+                cumulative += probs[i]
+                remove[i] = cumulative > s.topP
+            }
+            for i in stride(from: n - 1, to: 0, by: -1) { remove[i] = remove[i - 1] }
+            remove[0] = false
+            for i in 0..<n where remove[i] { l[order[i]] = -.infinity }
+        }
+        // Softmax in Double (index order), then the cumulative walk.
+        var m = l[0]
+        for i in 1..<max(n, 1) where m < l[i] { m = l[i] }
+        var sum = 0.0
+        for i in 0..<n { p[i] = l[i] == -.infinity ? 0 : Double(expf32(l[i] - m)); sum += p[i] }
+        for i in 0..<n { p[i] /= sum }
+        let u = rng.nextDouble()
+        var c = 0.0, last = 0
+        for i in 0..<n where p[i] > 0 {
+            c += p[i]
+            last = i
+            if u < c { return i }
+        }
+        return last
+    }
+
+    // order [n] = 0 ..< n sorted by descending l, ties by index (a strict total order, so any
+    // correct sort gives the stable order Sampling.filter uses); in place (heapsort), no allocation.
+    private func sortOrder(_ n: Int) {
+        let l = self.l, order = self.order
+        for i in 0..<n { order[i] = i }
+        // Max-heap on "comes later": the last-to-come is on top and is swapped to the end.
+        @inline(__always) func after(_ a: Int, _ b: Int) -> Bool { l[a] != l[b] ? l[a] < l[b] : a > b }
+        func siftDown(_ start: Int, _ end: Int) {
+            var root = start
+            while true {
+                var child = 2 * root + 1
+                if child >= end { return }
+                if child + 1 < end && after(order[child + 1], order[child]) { child += 1 }
+                if after(order[child], order[root]) { order.swapAt(root, child); root = child } else { return }
+            }
+        }
+        for start in stride(from: n / 2 - 1, through: 0, by: -1) { siftDown(start, n) }
+        for end in stride(from: n - 1, to: 0, by: -1) {
+            order.swapAt(0, end)
+            siftDown(0, end)
+        }
+    }
+}
+
+private extension UnsafeMutablePointer {
+    @inline(__always) func swapAt(_ i: Int, _ j: Int) { let t = self[i]; self[i] = self[j]; self[j] = t }
+}

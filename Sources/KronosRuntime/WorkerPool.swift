@@ -20,8 +20,8 @@ final class WorkerPool: @unchecked Sendable {
     private let busy = Atomic<Bool>(false)    // a caller owns the pool
     private let condition = NSCondition()
     // The current job: read by workers only between a generation bump and their pending decrement.
-    private var job: ((Int) -> Void)?
-    private var jobWorkers = 0
+    private var job: ((Int, Range<Int>) -> Void)?
+    private var jobWorkers = 0, jobCount = 0, jobPer = 0
 
     private init(threads: Int) {
         threadCount = threads
@@ -33,23 +33,28 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// Runs chunk(w) for w in 0 ..< workers: w = 0 on the calling thread, the others on the pool's
-    /// threads; returns when all are done. False (nothing run) when the pool is in use by another
-    /// caller or has too few threads.
-    func run(workers: Int, _ chunk: @escaping (Int) -> Void) -> Bool {
+    /// Runs body(w, w·per ..< min(count, (w+1)·per)) for w in 0 ..< workers (empty ranges skipped):
+    /// w = 0 on the calling thread, the others on the pool's threads; returns when all are done.
+    /// False (nothing run) when the pool is in use by another caller or has too few threads.
+    func run(workers: Int, count: Int, per: Int, _ body: @escaping (Int, Range<Int>) -> Void) -> Bool {
         guard workers - 1 <= threadCount,
               busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
-        job = chunk; jobWorkers = workers
+        job = body; jobWorkers = workers; jobCount = count; jobPer = per
         pending.store(threadCount, ordering: .sequentiallyConsistent)
         generation.add(1, ordering: .sequentiallyConsistent)
         if sleeping.load(ordering: .sequentiallyConsistent) > 0 {
             condition.lock(); condition.broadcast(); condition.unlock()
         }
-        chunk(0)
+        runChunk(0)
         while pending.load(ordering: .acquiring) > 0 {}
         job = nil
         busy.store(false, ordering: .releasing)
         return true
+    }
+
+    @inline(__always) private func runChunk(_ w: Int) {
+        let lo = w * jobPer, hi = min(jobCount, lo + jobPer)
+        if lo < hi, let job { job(w, lo..<hi) }
     }
 
     private func loop(index: Int) {
@@ -66,7 +71,7 @@ final class WorkerPool: @unchecked Sendable {
                 condition.unlock()
             }
             seen = generation.load(ordering: .acquiring)
-            if index < jobWorkers, let job { job(index) }
+            if index < jobWorkers { runChunk(index) }
             pending.subtract(1, ordering: .releasing)
         }
     }

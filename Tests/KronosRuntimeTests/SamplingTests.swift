@@ -53,4 +53,29 @@ import Testing
         #expect(chi2 < 37.7, "chi2 \(chi2) with \(dof) dof")
         #expect(dof >= 1)
     }
+
+    /// The forecast loop's allocation-free Sampler draws exactly what Sampling.sample draws (same
+    /// index, same generator state after) for top-k, top-p and plain settings, with ties and n = 1.
+    @Test func samplerIsSamplingWithoutAllocation() {
+        var g = KronosRNG(seed: 5)
+        let sampler = Sampler(capacity: 1024)
+        let settings = [SamplingSettings(temperature: 1, topK: 0, topP: 0.9), SamplingSettings(temperature: 0.7, topK: 0, topP: 0.5),
+                        SamplingSettings(temperature: 1.5, topK: 0, topP: 1), SamplingSettings(temperature: 1, topK: 1, topP: 1),
+                        SamplingSettings(temperature: 0.9, topK: 5, topP: 0.9), SamplingSettings(temperature: 1, topK: 2000, topP: 1)]
+        for n in [1, 2, 16, 1024] {
+            for s in settings {
+                for trial in 0..<20 {
+                    // Coarse values (many ties) on even trials, fine ones on odd.
+                    let logits = (0..<n).map { _ in trial % 2 == 0 ? Float(Int(g.nextDouble() * 8)) - 4 : Float(g.nextDouble() * 12 - 6) }
+                    var a = KronosRNG(seed: UInt64(trial)), b = KronosRNG(seed: UInt64(trial))
+                    for _ in 0..<5 {
+                        let expected = Sampling.sample(logits, s, rng: &a)
+                        let got = logits.withUnsafeBufferPointer { sampler.sample($0.baseAddress!, n, s, rng: &b) }
+                        #expect(got == expected, "n \(n) \(s) trial \(trial)")
+                    }
+                    #expect(a.next() == b.next())
+                }
+            }
+        }
+    }
 }

@@ -32,8 +32,8 @@ public enum BlockQ4_1 {
         var best = Candidate(d16: 0, m16: Float16(lo))
         var bestError = best.error(x)
         if hi > lo {
-            for (d, m) in affineCandidates(x, lo: lo, hi: hi, searchSteps: searchSteps)
-            where d <= float16Max && abs(m) <= float16Max {
+            forEachAffineCandidate(x, lo: lo, hi: hi, searchSteps: searchSteps) { d, m in
+                guard d <= float16Max && abs(m) <= float16Max else { return }
                 let c = Candidate(d16: Float16(d), m16: Float16(m))
                 let e = c.error(x)
                 if e < bestError { best = c; bestError = e }
@@ -50,9 +50,12 @@ public enum BlockQ4_1 {
 
     /// Candidate affine pairs (d, m), x ≈ d q + m, for a block with range lo < hi: the plain min/max
     /// grid, then for `searchSteps` trial scales around 15 / (hi - lo) the codes they give and the
-    /// least-squares refit of (d, m) to those codes (pairs with d ≤ 0 are dropped).
-    static func affineCandidates(_ x: UnsafePointer<Float>, lo: Float, hi: Float, searchSteps: Int) -> [(Float, Float)] {
-        var out = [((hi - lo) / 15, lo)]
+    /// least-squares refit of (d, m) to those codes (pairs with d ≤ 0 are dropped), each passed to
+    /// `body` in that order (no array per block: the converter runs this for every block).
+    @inline(__always)
+    static func forEachAffineCandidate(_ x: UnsafePointer<Float>, lo: Float, hi: Float, searchSteps: Int,
+                                       _ body: (Float, Float) -> Void) {
+        body((hi - lo) / 15, lo)
         for step in 0..<searchSteps {
             let levels = 15 + (Float(step) - Float(searchSteps - 1) / 2) * (2 / Float(max(searchSteps - 1, 1)))
             let iscale = levels / (hi - lo)
@@ -66,9 +69,8 @@ public enum BlockQ4_1 {
             guard det > 0 else { continue }
             let d = (n * sxq - sq * sx) / det
             let m = (sx - d * sq) / n
-            if d > 0 { out.append((d, m)) }
+            if d > 0 { body(d, m) }
         }
-        return out
     }
 
     /// The affine pair (s, m) with x ≈ s q + m minimizing the squared error over the same candidates
@@ -79,7 +81,7 @@ public enum BlockQ4_1 {
         guard lo.isFinite, hi.isFinite, (hi - lo).isFinite else { return nil }
         guard hi > lo else { return (0, lo) }
         var best = (Float(0), lo), bestError = Float.infinity
-        for (d, m) in affineCandidates(x, lo: lo, hi: hi, searchSteps: searchSteps) {
+        forEachAffineCandidate(x, lo: lo, hi: hi, searchSteps: searchSteps) { d, m in
             let id: Float = 1 / d
             var e: Float = 0
             for i in 0..<count { let r = x[i] - (d * quantCode(x[i], m, id) + m); e += r * r }

@@ -39,19 +39,16 @@ final class TokenizerModel: @unchecked Sendable {
         let s = scratch(rows: chunk, positions: rows)
         let caches = encoder.map { _ in KVCache(batch: 1, capacity: max(rows, 1), width: D) }
         var s1 = [Int](repeating: 0, count: rows), s2 = [Int](repeating: 0, count: rows)
-        var c0 = 0
-        while c0 < rows {
-            let n = min(chunk, rows - c0)
+        runChunked(encoder, caches: caches, count: rows, h: h, scratch: s, input: { c0, n in
             x.withUnsafeBufferPointer { embed($0.baseAddress! + c0 * 6, rows: n, into: h, s.workspace) }
-            for (i, block) in encoder.enumerated() { block.forward(h, batch: 1, newRows: n, cache: caches[i], scratch: s) }
+        }, output: { c0, n in
             quantEmbed(h, rows: n, into: z, s.workspace)
             for t in 0..<n {
                 // The L2 normalization does not change signs; bit k = z_k > 0, lowest bit first.
                 for k in 0..<config.s1Bits where z[t * C + k] > 0 { s1[c0 + t] |= 1 << k }
                 for k in 0..<config.s2Bits where z[t * C + config.s1Bits + k] > 0 { s2[c0 + t] |= 1 << k }
             }
-            c0 += n
-        }
+        })
         return (s1, s2)
     }
 
@@ -82,20 +79,17 @@ final class TokenizerModel: @unchecked Sendable {
         let caches = decoder.map { _ in KVCache(batch: 1, capacity: max(m + r, 1), width: D) }
         let mag = 1 / Float(C).squareRoot()
         // ids [count] -> post_quant_embed of their ±1/√C codes, then the decoder blocks after the
-        // cached rows, `rows` rows at a time; head(rows) of each chunk -> out [count, 6] when given.
+        // cached rows; head of every row -> out [count, 6] when given.
         func run(_ s1: [Int], _ s2: [Int], into out: UnsafeMutablePointer<Float>?) {
-            var c0 = 0
-            while c0 < s1.count {
-                let n = min(rows, s1.count - c0)
+            runChunked(decoder, caches: caches, count: s1.count, h: h, scratch: s, input: { c0, n in
                 for t in 0..<n {
                     for k in 0..<config.s1Bits { q[t * C + k] = (s1[c0 + t] >> k) & 1 == 1 ? mag : -mag }
                     for k in 0..<config.s2Bits { q[t * C + config.s1Bits + k] = (s2[c0 + t] >> k) & 1 == 1 ? mag : -mag }
                 }
                 postQuantEmbed(q, rows: n, into: h, s.workspace)
-                for (i, block) in decoder.enumerated() { block.forward(h, batch: 1, newRows: n, cache: caches[i], scratch: s) }
+            }, output: { c0, n in
                 if let out { head(h, rows: n, into: out + c0 * 6, s.workspace) }
-                c0 += n
-            }
+            })
         }
         run(prefixS1, prefixS2, into: nil)
         var out = [[Float]]()
@@ -110,6 +104,21 @@ final class TokenizerModel: @unchecked Sendable {
 
     /// Rows of one encoder / decoder pass at most (longer runs are chunked; results do not depend on it).
     static let passRows = 128
+
+    // Rows 0 ..< count through `blocks` (causal) after the rows already in `caches`, scratch.rows at
+    // a time: input(c0, n) writes the block input of rows c0 ..< c0 + n into h [n, D], output(c0, n)
+    // reads the chunk's result from h.
+    private func runChunked(_ blocks: [Block], caches: [KVCache], count: Int, h: UnsafeMutablePointer<Float>, scratch s: BlockScratch,
+                            input: (Int, Int) -> Void, output: (Int, Int) -> Void) {
+        var c0 = 0
+        while c0 < count {
+            let n = min(s.rows, count - c0)
+            input(c0, n)
+            for (i, block) in blocks.enumerated() { block.forward(h, batch: 1, newRows: n, cache: caches[i], scratch: s) }
+            output(c0, n)
+            c0 += n
+        }
+    }
 }
 
 /// Calendar features of one timestamp, as the time tables index them.

@@ -56,10 +56,7 @@ final class PredictorSession {
         }
         depCache = KVCache(batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D)
         let rows = max(batch, min(Self.passRows, batch * capacity))
-        // Attention scores: 4 queries per block, or a whole group's in a shared decode step.
-        let queries = max(attentionQueryBlock, perGroup)
-        scratch = BlockScratch(rows: rows, D: D, F: model.config.feedForwardDimension, columns: 2 * D,
-                               positions: (capacity * queries + attentionQueryBlock - 1) / attentionQueryBlock)
+        scratch = BlockScratch(rows: rows, D: D, F: model.config.feedForwardDimension, columns: 2 * D, positions: capacity)
         scratch.workspace.integerActivations = integerActivations
         x = .allocate(capacity: rows * D)
         pair = .allocate(capacity: 2 * D); time = .allocate(capacity: D)

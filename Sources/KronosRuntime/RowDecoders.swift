@@ -11,7 +11,8 @@ protocol RowDecoder {
     /// Values u·unitValues ..< (u+1)·unitValues of `row`, in order: emit(i, v) receives values
     /// u·unitValues + 8i ..< u·unitValues + 8i + 8.
     static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void)
-    /// Value k of `row` (for the tail of a row whose length is not a multiple of unitValues: f32, f16).
+    /// Value k of `row` (for the tail of a row whose length is not a multiple of unitValues: f32, f16;
+    /// the block types keep the default, which traps).
     static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float
 }
 
@@ -52,7 +53,6 @@ enum Q8_0Rows: RowDecoder {
             emit(i, d * SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: q)))
         }
     }
-    static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float { preconditionFailure("q8_0 rows are whole blocks") }
 }
 
 /// Q4_1 rows: one 20-byte block per unit; value = fma(d, q, m) (low nibbles: values 0-15, high: 16-31).
@@ -65,7 +65,6 @@ enum Q4_1Rows: RowDecoder {
         let m = SIMD8<Float>(repeating: loadF16(block, at: 2))
         nibbles(block + 4) { i, q in emit(i, m.addingProduct(d, q)) }
     }
-    static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float { preconditionFailure("q4_1 rows are whole blocks") }
 }
 
 /// Q4_K rows: one 144-byte super-block per unit; value = fma(d·sc[j], q, −dmin·mn[j]) in sub-block j.
@@ -89,7 +88,6 @@ enum Q4_KRows: RowDecoder {
             nibbles(block + 16 + 16 * j) { i, q in emit(4 * j + i, m.addingProduct(s, q)) }
         }
     }
-    static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float { preconditionFailure("q4_k rows are whole super-blocks") }
 }
 
 /// 16 bytes of packed 4-bit codes -> the 32 codes as floats, 8 at a time: emit(0/1, low nibbles of
@@ -105,6 +103,9 @@ private func nibbles(_ p: UnsafeRawPointer, _ emit: (Int, SIMD8<Float>) -> Void)
 }
 
 extension RowDecoder {
+    /// Block types have no tail: their rows are whole units.
+    static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float { preconditionFailure("\(Self.self) rows are whole units") }
+
     // row [n] stored -> out [n] f32 (vectorized decodeRow).
     @inline(__always)
     static func decode(_ row: UnsafeRawPointer, columns n: Int, into out: UnsafeMutablePointer<Float>) {

@@ -43,15 +43,13 @@ final class KVCache: @unchecked Sendable {
     func seal() { precondition(split == Int.max); split = end }
 
     /// Row of sequence b at absolute position a (keys / values [width]).
-    @inline(__always) func key(_ b: Int, position a: Int) -> UnsafeMutablePointer<Float> {
-        a < split ? keys + ((b / perGroup) * capacity + a % capacity) * width : privateKeys + privateSlot(b, a) * width
-    }
-    @inline(__always) func value(_ b: Int, position a: Int) -> UnsafeMutablePointer<Float> {
-        a < split ? values + ((b / perGroup) * capacity + a % capacity) * width : privateValues + privateSlot(b, a) * width
-    }
-    @inline(__always) private func privateSlot(_ b: Int, _ a: Int) -> Int {
+    @inline(__always) func key(_ b: Int, position a: Int) -> UnsafeMutablePointer<Float> { row(keys, privateKeys, b, a) }
+    @inline(__always) func value(_ b: Int, position a: Int) -> UnsafeMutablePointer<Float> { row(values, privateValues, b, a) }
+    @inline(__always) private func row(_ shared: UnsafeMutablePointer<Float>, _ own: UnsafeMutablePointer<Float>, _ b: Int, _ a: Int)
+        -> UnsafeMutablePointer<Float> {
+        if a < split { return shared + ((b / perGroup) * capacity + a % capacity) * width }
         precondition(a - split < privateCapacity, "private rows exceed the cache")
-        return b * privateCapacity + a - split
+        return own + (b * privateCapacity + a - split) * width
     }
 }
 
@@ -62,14 +60,12 @@ extension KVCache {
     // Attention of qb (1...attentionQueryBlock) consecutive queries of sequence b, head slice
     // [column, column + hd): query i [hd] at q + i·qStride sees the oldest n0 + i cached rows and
     // writes out + i·outStride [hd]. scores: scratch of qb·(n0 + qb - 1) floats.
-    // For every query the arithmetic is the same whatever qb is: scores[p] = dot(q, k_p)·scale in
-    // dot()'s order, softmaxInPlace, then out[e] = Σ_p w_p·v_p[e] by fused multiply-add in position
-    // order (oldest first). So a cached decode step equals recomputing the window, bit for bit.
+    // For every query the arithmetic is the same whatever qb is (attendRows), so a cached decode
+    // step equals recomputing the window, bit for bit.
     func attend(sequence b: Int, column: Int, headDimension hd: Int, visible n0: Int, queries qb: Int,
                 q: UnsafePointer<Float>, qStride: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
                 out: UnsafeMutablePointer<Float>, outStride: Int) {
         precondition(qb >= 1 && qb <= attentionQueryBlock && n0 >= 1 && n0 + qb - 1 <= length)
-        let ld = n0 + qb - 1   // scores row stride
         let ring = capacity, origin = offset % ring
         let g = b / perGroup
         let kShared = keys + g * ring * width + column, vShared = values + g * ring * width + column
@@ -80,132 +76,98 @@ extension KVCache {
         @inline(__always) func slot(_ p: Int) -> Int { let s = origin + p; return s >= ring ? s - ring : s }
         @inline(__always) func kRow(_ p: Int) -> UnsafeMutablePointer<Float> { p < firstPrivate ? kShared + slot(p) * width : kOwn + p * width }
         @inline(__always) func vRow(_ p: Int) -> UnsafeMutablePointer<Float> { p < firstPrivate ? vShared + slot(p) * width : vOwn + p * width }
+        // The first n0 rows are seen by every query; query i also sees the i rows after them.
+        attendRows(queries: qb, headDimension: hd, q: q, qStride: qStride, scale: scale, scores: scores, ld: n0 + qb - 1,
+                   out: out, outStride: outStride, common: n0, extra: { $0 },
+                   commonKey: kRow, commonValue: vRow, ownKey: { _, p in kRow(n0 + p) }, ownValue: { _, p in vRow(n0 + p) })
+    }
 
-        // Scores: the first n0 keys are seen by every query (4 at a time when qb == 4).
-        var p = 0
-        if qb == 4 {
-            while p < n0 {
-                let s = dot4(q, qStride, kRow(p), hd)
-                for i in 0..<4 { scores[i * ld + p] = s[i] * scale }
-                p += 1
+    // Decode-step attention of the perGroup sequences of group g at once, head slice [column,
+    // column + hd): query i [hd] (sequence g·perGroup + i) at q + i·qStride sees its n visible
+    // rows and writes out + i·outStride. The group's shared rows are loaded once for 4 queries at
+    // a time; each query's own rows follow. scores: 4·n floats. Per query the arithmetic is
+    // attend's (attendRows), so the result is bitwise the per-sequence one.
+    func attendGroup(_ g: Int, column: Int, headDimension hd: Int, visible n: Int, q: UnsafePointer<Float>, qStride: Int,
+                     scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, outStride: Int) {
+        precondition(n >= 1 && n <= length && split != Int.max)
+        let ring = capacity, origin = offset % ring
+        let kShared = keys + g * ring * width + column, vShared = values + g * ring * width + column
+        let firstPrivate = split - offset
+        let shared = min(n, max(0, firstPrivate))
+        @inline(__always) func slot(_ p: Int) -> Int { let s = origin + p; return s >= ring ? s - ring : s }
+        var i0 = 0
+        while i0 < perGroup {
+            let qb = min(attentionQueryBlock, perGroup - i0)
+            // Private row p of query i (sequence g·perGroup + i0 + i) is visible row shared + p.
+            @inline(__always) func own(_ i: Int, _ p: Int) -> Int {
+                ((g * perGroup + i0 + i) * privateCapacity + shared - firstPrivate + p) * width + column
             }
+            attendRows(queries: qb, headDimension: hd, q: q + i0 * qStride, qStride: qStride, scale: scale, scores: scores, ld: n,
+                       out: out + i0 * outStride, outStride: outStride, common: shared, extra: { _ in n - shared },
+                       commonKey: { kShared + slot($0) * width }, commonValue: { vShared + slot($0) * width },
+                       ownKey: { privateKeys + own($0, $1) }, ownValue: { privateValues + own($0, $1) })
+            i0 += qb
+        }
+    }
+
+    // The arithmetic of every attention: qb (1...4) queries, query i [hd] at q + i·qStride sees the
+    // `common` rows commonKey / commonValue(p) (oldest first; loaded once for all 4 queries when qb is
+    // 4), then its own extra(i) rows ownKey / ownValue(i, p). Per query, whatever qb is: scores =
+    // dot(q, k)·scale in dot()'s order (scores row i at scores + i·ld), softmaxInPlace, then
+    // out[e] = Σ w·v[e] by fused multiply-add in row order, written to out + i·outStride [hd].
+    @inline(__always)
+    private func attendRows(queries qb: Int, headDimension hd: Int, q: UnsafePointer<Float>, qStride: Int, scale: Float,
+                            scores: UnsafeMutablePointer<Float>, ld: Int, out: UnsafeMutablePointer<Float>, outStride: Int,
+                            common: Int, extra: (Int) -> Int,
+                            commonKey: (Int) -> UnsafeMutablePointer<Float>, commonValue: (Int) -> UnsafeMutablePointer<Float>,
+                            ownKey: (Int, Int) -> UnsafeMutablePointer<Float>, ownValue: (Int, Int) -> UnsafeMutablePointer<Float>) {
+        // Scores.
+        var start = 0
+        if qb == 4 {
+            for p in 0..<common {
+                let s = dot4(q, qStride, commonKey(p), hd)
+                for i in 0..<4 { scores[i * ld + p] = s[i] * scale }
+            }
+            start = common
         }
         for i in 0..<qb {
-            for pp in p..<(n0 + i) { scores[i * ld + pp] = dot(q + i * qStride, kRow(pp), hd) * scale }
-            softmaxInPlace(scores + i * ld, n0 + i)
+            let row = scores + i * ld, qi = q + i * qStride
+            for p in start..<common { row[p] = dot(qi, commonKey(p), hd) * scale }
+            for p in 0..<extra(i) { row[common + p] = dot(qi, ownKey(i, p), hd) * scale }
+            softmaxInPlace(row, common + extra(i))
         }
 
-        // Weighted values, 8 columns at a time; the keys seen by every query first, 4 queries at once.
+        // Weighted values, 8 columns at a time.
+        @inline(__always) func v8(_ row: UnsafePointer<Float>, _ c: Int) -> SIMD8<Float> {
+            UnsafeRawPointer(row + c).loadUnaligned(as: SIMD8<Float>.self)
+        }
         var c = 0
         while c + 8 <= hd {
             var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-            var p = 0
             if qb == 4 {
-                while p < n0 {
-                    let v = UnsafeRawPointer(vRow(p) + c).loadUnaligned(as: SIMD8<Float>.self)
+                for p in 0..<common {
+                    let v = v8(commonValue(p), c)
                     a0.addProduct(SIMD8(repeating: scores[p]), v)
                     a1.addProduct(SIMD8(repeating: scores[ld + p]), v)
                     a2.addProduct(SIMD8(repeating: scores[2 * ld + p]), v)
                     a3.addProduct(SIMD8(repeating: scores[3 * ld + p]), v)
-                    p += 1
                 }
             }
             for i in 0..<qb {
+                let row = scores + i * ld
                 var a = i == 0 ? a0 : i == 1 ? a1 : i == 2 ? a2 : a3
-                for pp in p..<(n0 + i) {
-                    let v = UnsafeRawPointer(vRow(pp) + c).loadUnaligned(as: SIMD8<Float>.self)
-                    a.addProduct(SIMD8(repeating: scores[i * ld + pp]), v)
-                }
+                for p in start..<common { a.addProduct(SIMD8(repeating: row[p]), v8(commonValue(p), c)) }
+                for p in 0..<extra(i) { a.addProduct(SIMD8(repeating: row[common + p]), v8(ownValue(i, p), c)) }
                 UnsafeMutableRawPointer(out + i * outStride + c).storeBytes(of: a, as: SIMD8<Float>.self)
             }
             c += 8
         }
         while c < hd {   // head dimensions that are not a multiple of 8 (e.g. 52)
             for i in 0..<qb {
+                let row = scores + i * ld
                 var a: Float = 0
-                for pp in 0..<(n0 + i) { a = a.addingProduct(scores[i * ld + pp], vRow(pp)[c]) }
-                out[i * outStride + c] = a
-            }
-            c += 1
-        }
-    }
-}
-
-extension KVCache {
-    // Decode-step attention of the perGroup sequences of group g at once, head slice [column,
-    // column + hd): query i [hd] (sequence g·perGroup + i) at q + i·qStride sees its n visible
-    // rows and writes out + i·outStride. The group's shared rows are loaded once for 4 queries at
-    // a time (dot4, 4 accumulators); each query's own rows follow. scores: perGroup·n floats.
-    // Per query the arithmetic is attend's (same dot order, softmax, FMA sum in position order),
-    // so the result is bitwise the per-sequence one.
-    func attendGroup(_ g: Int, column: Int, headDimension hd: Int, visible n: Int, q: UnsafePointer<Float>, qStride: Int,
-                     scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, outStride: Int) {
-        precondition(n >= 1 && n <= length && split != Int.max)
-        let S = perGroup, ring = capacity, origin = offset % ring
-        let kShared = keys + g * ring * width + column, vShared = values + g * ring * width + column
-        let firstPrivate = split - offset
-        let shared = min(n, max(0, firstPrivate))
-        @inline(__always) func slot(_ p: Int) -> Int { let s = origin + p; return s >= ring ? s - ring : s }
-        @inline(__always) func own(_ i: Int) -> Int { (g * S + i) * privateCapacity * width + column - firstPrivate * width }
-
-        // Scores.
-        var i0 = 0
-        while i0 + 4 <= S {
-            for p in 0..<shared {
-                let s = dot4(q + i0 * qStride, qStride, kShared + slot(p) * width, hd)
-                for j in 0..<4 { scores[(i0 + j) * n + p] = s[j] * scale }
-            }
-            i0 += 4
-        }
-        for i in i0..<S {
-            for p in 0..<shared { scores[i * n + p] = dot(q + i * qStride, kShared + slot(p) * width, hd) * scale }
-        }
-        for i in 0..<S {
-            let k = privateKeys + own(i)
-            for p in shared..<n { scores[i * n + p] = dot(q + i * qStride, k + p * width, hd) * scale }
-            softmaxInPlace(scores + i * n, n)
-        }
-
-        // Weighted values, 8 columns at a time.
-        var c = 0
-        while c + 8 <= hd {
-            @inline(__always) func finish(_ i: Int, _ a: SIMD8<Float>) {
-                var a = a
-                let v = privateValues + own(i) + c
-                for p in shared..<n {
-                    a.addProduct(SIMD8(repeating: scores[i * n + p]), UnsafeRawPointer(v + p * width).loadUnaligned(as: SIMD8<Float>.self))
-                }
-                UnsafeMutableRawPointer(out + i * outStride + c).storeBytes(of: a, as: SIMD8<Float>.self)
-            }
-            var i0 = 0
-            while i0 + 4 <= S {
-                var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-                let s0 = scores + i0 * n
-                for p in 0..<shared {
-                    let v = UnsafeRawPointer(vShared + slot(p) * width + c).loadUnaligned(as: SIMD8<Float>.self)
-                    a0.addProduct(SIMD8(repeating: s0[p]), v)
-                    a1.addProduct(SIMD8(repeating: s0[n + p]), v)
-                    a2.addProduct(SIMD8(repeating: s0[2 * n + p]), v)
-                    a3.addProduct(SIMD8(repeating: s0[3 * n + p]), v)
-                }
-                finish(i0, a0); finish(i0 + 1, a1); finish(i0 + 2, a2); finish(i0 + 3, a3)
-                i0 += 4
-            }
-            for i in i0..<S {
-                var a = SIMD8<Float>()
-                for p in 0..<shared {
-                    a.addProduct(SIMD8(repeating: scores[i * n + p]), UnsafeRawPointer(vShared + slot(p) * width + c).loadUnaligned(as: SIMD8<Float>.self))
-                }
-                finish(i, a)
-            }
-            c += 8
-        }
-        while c < hd {   // head dimensions that are not a multiple of 8
-            for i in 0..<S {
-                var a: Float = 0
-                for p in 0..<shared { a = a.addingProduct(scores[i * n + p], vShared[slot(p) * width + c]) }
-                let v = privateValues + own(i) + c
-                for p in shared..<n { a = a.addingProduct(scores[i * n + p], v[p * width]) }
+                for p in 0..<common { a = a.addingProduct(row[p], commonValue(p)[c]) }
+                for p in 0..<extra(i) { a = a.addingProduct(row[common + p], ownValue(i, p)[c]) }
                 out[i * outStride + c] = a
             }
             c += 1
@@ -305,28 +267,22 @@ extension Block {
     func attention(batch: Int, sequenceStride: Int, newRows: Int, before: Int, cache: KVCache, q: UnsafeMutablePointer<Float>,
                    out: UnsafeMutablePointer<Float>, D: Int, hd: Int, workspace: Workspace) {
         let scale = 1 / Float(hd).squareRoot()
-        if newRows == 1 && sequenceStride == 1 && cache.perGroup > 1 && cache.split != Int.max {
-            // A decode step of groups that share rows: one task per (group, head).
-            let S = cache.perGroup, tasks = cache.groups * heads, n = before + 1
-            precondition(workspace.floatsPerWorker >= S * n, "workspace too small for group attention")
-            let workers = tasks > 1 && batch * heads * n * hd > 1 << 15 ? workspace.workers : 1
-            parallelChunks(workers) { worker, range in
-                let scores = workspace.scratch(worker)
-                for task in stride(from: range.lowerBound, to: tasks, by: workers) {
-                    let h = task % heads, g = task / heads
-                    cache.attendGroup(g, column: h * hd, headDimension: hd, visible: n, q: q + g * S * D + h * hd, qStride: D,
-                                      scale: scale, scores: scores, out: out + g * S * D + h * hd, outStride: D)
-                }
-            }
-            return
-        }
+        // A decode step of groups that share rows runs one task per (group, head): the group's
+        // queries together over its shared rows.
+        let grouped = newRows == 1 && sequenceStride == 1 && cache.perGroup > 1 && cache.split != Int.max
         let blocks = (newRows + attentionQueryBlock - 1) / attentionQueryBlock
-        let tasks = batch * heads * blocks
+        let tasks = grouped ? cache.groups * heads : batch * heads * blocks
         let workers = tasks > 1 && batch * heads * newRows * (before + newRows) * hd > 1 << 15 ? workspace.workers : 1
         precondition(workspace.floatsPerWorker >= attentionQueryBlock * (before + newRows), "workspace too small for attention")
         parallelChunks(workers) { worker, range in
             let scores = workspace.scratch(worker)
             for task in stride(from: range.lowerBound, to: tasks, by: workers) {
+                if grouped {
+                    let h = task % heads, r0 = (task / heads) * cache.perGroup
+                    cache.attendGroup(task / heads, column: h * hd, headDimension: hd, visible: before + 1, q: q + r0 * D + h * hd,
+                                      qStride: D, scale: scale, scores: scores, out: out + r0 * D + h * hd, outStride: D)
+                    continue
+                }
                 let blk = task % blocks, h = (task / blocks) % heads, b = task / (blocks * heads)
                 let t0 = blk * attentionQueryBlock, qb = min(attentionQueryBlock, newRows - t0)
                 let r0 = b * newRows + t0

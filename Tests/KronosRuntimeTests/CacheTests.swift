@@ -49,7 +49,7 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
     }
 
     /// approx-slide is the exact cache until the window slides (bitwise), and an approximation after:
-    /// the logits move, but stay close (its drift is measured by `verify --cache approx-slide`).
+    /// the logits move on every sliding step (how far is measured by `verify --cache approx-slide`).
     @Test func approxSlideIsExactUntilTheWindowSlides() throws {
         let bundle = try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: .f32)
         let model = try KronosModel(path: bundle)

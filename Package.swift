@@ -39,6 +39,7 @@ let package = Package(
             pkgConfig: "libzstd",
             providers: [.apt(["libzstd-dev"])]
         ),
+        .target(name: "CKronosHints"),
         .target(name: "KronosQuant", swiftSettings: numericSettings),
         .target(name: "KronosBundle", dependencies: ["KronosQuant", "CZstd"]),
         .target(
@@ -46,7 +47,7 @@ let package = Package(
             dependencies: ["KronosBundle", "KronosQuant", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(name: "KronosConvert", dependencies: ["KronosCheckpoint", "KronosBundle", "KronosQuant"]),
-        .target(name: "KronosRuntime", dependencies: ["KronosBundle", "KronosQuant"], swiftSettings: numericSettings),
+        .target(name: "KronosRuntime", dependencies: ["KronosBundle", "KronosQuant", "CKronosHints"], swiftSettings: numericSettings),
         .executableTarget(
             name: "KronosConvertCLI",
             dependencies: ["KronosConvert", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]

@@ -71,6 +71,7 @@ struct ForecastBench: ParsableCommand {
     @Option(help: "Forecast steps.") var predLen = 48
     @Option(help: "Cache modes of the whole-forecast timing (repeatable).") var cache: [CacheMode] = [.exact, .approxSlide]
     @Option(help: "Seconds of repetitions per measurement.") var seconds = 1.0
+    @Option(help: "Worker threads (default: all cores).") var threads: Int?
 
     @Flag(name: .customLong("int8-activations"), help: "Time the int8-activation approximation (q8_0 weights).")
     var int8Activations = false
@@ -87,7 +88,7 @@ struct ForecastBench: ParsableCommand {
                 p.executableURL = URL(fileURLWithPath: me)
                 p.arguments = ["forecast-one", bundle, "--samples", "\(s)", "--lookback", "\(lookback)", "--pred-len", "\(predLen)",
                                "--seconds", "\(seconds)"] + cache.flatMap { ["--cache", $0.rawValue] }
-                               + (int8Activations ? ["--int8-activations"] : [])
+                               + (int8Activations ? ["--int8-activations"] : []) + (threads.map { ["--threads", "\($0)"] } ?? [])
                 let pipe = Pipe()
                 p.standardOutput = pipe
                 try p.run()
@@ -116,8 +117,10 @@ struct ForecastOne: ParsableCommand {
     @Option var cache: [CacheMode] = [.exact]
     @Option var seconds = 1.0
     @Flag(name: .customLong("int8-activations")) var int8Activations = false
+    @Option var threads: Int?
 
     func run() throws {
+        if let threads { Runtime.threads = max(1, threads) }
         let model = try KronosModel(path: bundle)
         let t = try ForecastBenchmark.measure(model: model, samples: samples, lookback: lookback, predictionLength: predLen,
                                               modes: cache, minSeconds: seconds, integerActivations: int8Activations)

@@ -3,6 +3,7 @@
 // processed together, so a KV-cached step is bitwise equal to recomputing the window.
 import Foundation
 import KronosQuant
+import CKronosHints
 
 /// A weight matrix as stored in the bundle: `rows` rows of `columns` elements of `type`.
 public struct WeightMatrix: @unchecked Sendable {
@@ -252,8 +253,15 @@ private func matvec8<D: RowDecoder>(_: D.Type, _ w: WeightMatrix, _ j0: Int, _ x
     let xr = UnsafeRawPointer(x)
     var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
     var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
+    // The next group's 8 rows (contiguous, 8·rb bytes) are prefetched a slice per unit (past the
+    // last row for the last group: a prefetch never faults).
+    let next = p + 8 * rb, slice = 8 * D.unitBytes
     for u in 0..<units {
         let xb = xr + 4 * u * D.unitValues
+        if D.prefetchesRows {
+            var o = u * slice
+            while o < (u + 1) * slice { kronos_prefetch(next + o); o += 64 }
+        }
         @inline(__always) func xv(_ i: Int) -> SIMD8<Float> { xb.loadUnaligned(fromByteOffset: 32 * i, as: SIMD8<Float>.self) }
         D.unit(p, u) { i, v in a0.addProduct(v, xv(i)) }
         D.unit(p + rb, u) { i, v in a1.addProduct(v, xv(i)) }

@@ -197,6 +197,10 @@ func dot4(_ q: UnsafePointer<Float>, _ stride: Int, _ k: UnsafePointer<Float>, _
     return s
 }
 
+/// Rows per core from which the row-wise steps of a block (norms, rotary, gating, residuals) are
+/// split across cores: below, waking a second core costs more than the rows.
+let rowwiseMinimumRows = 8
+
 /// Scratch for block forward passes over up to `rows` rows of width D and F, and the kernels'
 /// per-worker workspace: everything a pass needs, allocated once.
 final class BlockScratch {
@@ -230,14 +234,21 @@ extension Block {
         precondition(cache.length + newRows <= cache.capacity && rows <= s.rows)
         rotary.ensure(start + newRows)
 
-        norm1.withUnsafeBufferPointer { rmsNorm(x, weight: $0.baseAddress!, rows: rows, n: D, s.h) }
+        // The row-wise steps between the matmuls run on every core for long passes (rows split in
+        // chunks: each row's arithmetic is unchanged); a decode step's few rows stay on one.
+        @inline(__always) func perRows(_ body: (Range<Int>) -> Void) {
+            parallelChunks(rows, minimumPerChunk: rowwiseMinimumRows) { _, range in body(range) }
+        }
+        norm1.withUnsafeBufferPointer { w in
+            perRows { r in rmsNorm(x + r.lowerBound * D, weight: w.baseAddress!, rows: r.count, n: D, s.h + r.lowerBound * D) }
+        }
         q(s.h, rows: rows, into: s.q, ws)
         k(s.h, rows: rows, into: s.k, ws)
         v(s.h, rows: rows, into: s.v, ws)
         // Rotary on queries and keys, then keys / values into the cache.
-        for b in 0..<batch {
-            for t in 0..<newRows {
-                let r = b * newRows + t, p = start + t
+        perRows { range in
+            for r in range {
+                let b = r / newRows, p = start + r % newRows
                 for h in 0..<heads {
                     rotary.apply(s.q + r * D + h * hd, position: p)
                     rotary.apply(s.k + r * D + h * hd, position: p)
@@ -249,16 +260,24 @@ extension Block {
         let before = cache.length
         cache.length += newRows
         attention(batch: batch, sequenceStride: sequenceStride, newRows: newRows, before: before, cache: cache, q: s.q, out: s.att, D: D, hd: hd, workspace: ws)
-        // x += out_proj(att)
+        // x += out_proj(att); h = norm2(x)
         out(s.att, rows: rows, into: s.h, ws)
-        for i in 0..<(rows * D) { x[i] += s.h[i] }
-        // x += w2(silu(w1 h) * w3 h), h = norm2(x)
-        norm2.withUnsafeBufferPointer { rmsNorm(x, weight: $0.baseAddress!, rows: rows, n: D, s.h) }
+        norm2.withUnsafeBufferPointer { w in
+            perRows { r in
+                for i in (r.lowerBound * D)..<(r.upperBound * D) { x[i] += s.h[i] }
+                rmsNorm(x + r.lowerBound * D, weight: w.baseAddress!, rows: r.count, n: D, s.h + r.lowerBound * D)
+            }
+        }
+        // x += w2(silu(w1 h) * w3 h)
         w1(s.h, rows: rows, into: s.f1, ws)
         w3(s.h, rows: rows, into: s.f3, ws)
-        for i in 0..<(rows * F) { s.f1[i] = silu(s.f1[i]) * s.f3[i] }
+        perRows { r in
+            for i in (r.lowerBound * F)..<(r.upperBound * F) { s.f1[i] = silu(s.f1[i]) * s.f3[i] }
+        }
         w2(s.f1, rows: rows, into: s.h, ws)
-        for i in 0..<(rows * D) { x[i] += s.h[i] }
+        perRows { r in
+            for i in (r.lowerBound * D)..<(r.upperBound * D) { x[i] += s.h[i] }
+        }
     }
 
     // q [batch*newRows, D]: new row t of sequence b sees the `before` older cached rows and new rows

@@ -11,7 +11,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kronos-bench",
         abstract: "Benchmark the runtime (release build): matmul kernels, and whole forecasts of bundles.",
-        subcommands: [Kernels.self, ForecastBench.self, ForecastOne.self],
+        subcommands: [Kernels.self, Attention.self, ForecastBench.self, ForecastOne.self],
         defaultSubcommand: Kernels.self)
 }
 
@@ -52,6 +52,26 @@ struct Kernels: ParsableCommand {
                     print("| \(name) | \(r) | \(np.map { String(format: "%.1f", $0) } ?? "-") | \(t.type) | "
                           + String(format: "%.1f", t.gflops) + " | \(share) | " + String(format: "%.2f", t.weightGBps) + " |")
                 }
+            }
+        }
+    }
+}
+
+struct Attention: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "GFLOP/s of the prefill's causal attention (one sequence, every head).",
+        discussion: "Example: kronos-bench attention --rows 512 --rows 2048")
+    @Option(help: "Rows of the sequence (repeatable): 512 = Kronos-small / base window, 2048 = Kronos-mini.")
+    var rows: [Int] = [512, 2048]
+    @Option(help: "Seconds of repetitions per measurement.") var seconds = 0.5
+
+    func run() throws {
+        print("| model shape | rows | heads x dim | ms per pass | GFLOP/s |")
+        print("|---|---|---|---|---|")
+        for (name, heads, hd) in [("small", 8, 64), ("base", 16, 52)] {
+            for r in rows {
+                let t = KernelBenchmark.attention(rows: r, heads: heads, headDimension: hd, minSeconds: seconds)
+                print("| \(name) | \(r) | \(heads) x \(hd) | " + String(format: "%.2f | %.1f |", 1000 * t.seconds, t.gflops))
             }
         }
     }

@@ -48,6 +48,34 @@ public enum KernelBenchmark {
                             gflops: flops / best / 1e9, weightGBps: Double(out * rowBytes) / best / 1e9)
     }
 
+    /// Times the causal self-attention of a prefill: one sequence of `rows` new rows, `heads` heads
+    /// of `headDimension` (random queries, keys, values), as Block.forward runs it. Returns seconds
+    /// per pass and GFLOP/s counting 4·hd flops per (query, visible key) pair (scores and weighted sum).
+    public static func attention(rows: Int, heads: Int, headDimension hd: Int, minSeconds: Double = 0.3) -> (seconds: Double, gflops: Double) {
+        let D = heads * hd
+        var state: UInt64 = 0x9E37_79B9
+        func next() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 2_000_001 - 1_000_000) / 1e6
+        }
+        let cache = KVCache(batch: 1, capacity: rows, width: D)
+        for i in 0..<(rows * D) { cache.keys[i] = next(); cache.values[i] = next() }
+        cache.length = rows
+        let q = UnsafeMutablePointer<Float>.allocate(capacity: rows * D), out = UnsafeMutablePointer<Float>.allocate(capacity: rows * D)
+        defer { q.deallocate(); out.deallocate() }
+        for i in 0..<(rows * D) { q[i] = next() }
+        let workspace = Workspace(columns: D, positions: rows)
+        var best = Double.infinity, total = 0.0
+        repeat {
+            let t0 = Date()
+            cache.attention(heads: heads, batch: 1, sequenceStride: 1, newRows: rows, before: 0, q: q, out: out, D: D, hd: hd, workspace: workspace)
+            let dt = Date().timeIntervalSince(t0)
+            best = min(best, dt); total += dt
+        } while total < minSeconds
+        let pairs = Double(heads) * Double(rows) * Double(rows + 1) / 2
+        return (best, 4 * Double(hd) * pairs / best / 1e9)
+    }
+
     /// numpy's matmul (OpenBLAS) GFLOP/s for the same f32 shape, via python3; nil when unavailable.
     public static func numpyGFLOPs(out: Int, inner: Int, rows: Int, minSeconds: Double = 0.3) -> Double? {
         let script = """

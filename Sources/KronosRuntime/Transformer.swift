@@ -73,9 +73,10 @@ extension KVCache {
         let firstPrivate = split == Int.max ? Int.max : split - offset
         let own = firstPrivate == Int.max ? 0 : b * privateCapacity * width + column - firstPrivate * width
         let kOwn = privateKeys + own, vOwn = privateValues + own
-        @inline(__always) func slot(_ p: Int) -> Int { let s = origin + p; return s >= ring ? s - ring : s }
-        @inline(__always) func kRow(_ p: Int) -> UnsafeMutablePointer<Float> { p < firstPrivate ? kShared + slot(p) * width : kOwn + p * width }
-        @inline(__always) func vRow(_ p: Int) -> UnsafeMutablePointer<Float> { p < firstPrivate ? vShared + slot(p) * width : vOwn + p * width }
+        // (Wrapping arithmetic: the indices were checked against the cache's size above.)
+        @inline(__always) func slot(_ p: Int) -> Int { let s = origin &+ p; return s >= ring ? s &- ring : s }
+        @inline(__always) func kRow(_ p: Int) -> UnsafeMutablePointer<Float> { p < firstPrivate ? kShared + slot(p) &* width : kOwn + p &* width }
+        @inline(__always) func vRow(_ p: Int) -> UnsafeMutablePointer<Float> { p < firstPrivate ? vShared + slot(p) &* width : vOwn + p &* width }
         // The first n0 rows are seen by every query; query i also sees the i rows after them.
         attendRows(queries: qb, headDimension: hd, q: q, qStride: qStride, scale: scale, scores: scores, ld: n0 + qb - 1,
                    out: out, outStride: outStride, common: n0, extra: { $0 },
@@ -94,17 +95,17 @@ extension KVCache {
         let kShared = keys + g * ring * width + column, vShared = values + g * ring * width + column
         let firstPrivate = split - offset
         let shared = min(n, max(0, firstPrivate))
-        @inline(__always) func slot(_ p: Int) -> Int { let s = origin + p; return s >= ring ? s - ring : s }
+        @inline(__always) func slot(_ p: Int) -> Int { let s = origin &+ p; return s >= ring ? s &- ring : s }
         var i0 = 0
         while i0 < perGroup {
             let qb = min(attentionQueryBlock, perGroup - i0)
             // Private row p of query i (sequence g·perGroup + i0 + i) is visible row shared + p.
             @inline(__always) func own(_ i: Int, _ p: Int) -> Int {
-                ((g * perGroup + i0 + i) * privateCapacity + shared - firstPrivate + p) * width + column
+                ((g &* perGroup &+ i0 &+ i) &* privateCapacity &+ shared &- firstPrivate &+ p) &* width &+ column
             }
             attendRows(queries: qb, headDimension: hd, q: q + i0 * qStride, qStride: qStride, scale: scale, scores: scores, ld: n,
                        out: out + i0 * outStride, outStride: outStride, common: shared, extra: { _ in n - shared },
-                       commonKey: { kShared + slot($0) * width }, commonValue: { vShared + slot($0) * width },
+                       commonKey: { kShared + slot($0) &* width }, commonValue: { vShared + slot($0) &* width },
                        ownKey: { privateKeys + own($0, $1) }, ownValue: { privateValues + own($0, $1) })
             i0 += qb
         }
@@ -137,32 +138,76 @@ extension KVCache {
             softmaxInPlace(row, common + extra(i))
         }
 
-        // Weighted values, 8 columns at a time.
+        // Weighted values, 16 columns at a time (then 8): each value row is addressed once per 16
+        // columns and each weight broadcast serves two vectors.
         @inline(__always) func v8(_ row: UnsafePointer<Float>, _ c: Int) -> SIMD8<Float> {
             UnsafeRawPointer(row + c).loadUnaligned(as: SIMD8<Float>.self)
         }
+        @inline(__always) func store(_ a: SIMD8<Float>, _ i: Int, _ c: Int) {
+            UnsafeMutableRawPointer(out + i * outStride + c).storeBytes(of: a, as: SIMD8<Float>.self)
+        }
         var c = 0
+        while c + 16 <= hd {
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            var b0 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>(), b3 = SIMD8<Float>()
+            if qb == 4 {
+                for p in 0..<common {
+                    let row = commonValue(p)
+                    let va = v8(row, c), vb = v8(row, c &+ 8)
+                    let w0 = SIMD8(repeating: scores[p]), w1 = SIMD8(repeating: scores[ld &+ p])
+                    a0.addProduct(w0, va); b0.addProduct(w0, vb); a1.addProduct(w1, va); b1.addProduct(w1, vb)
+                    let w2 = SIMD8(repeating: scores[2 &* ld &+ p]), w3 = SIMD8(repeating: scores[3 &* ld &+ p])
+                    a2.addProduct(w2, va); b2.addProduct(w2, vb); a3.addProduct(w3, va); b3.addProduct(w3, vb)
+                }
+            }
+            for i in 0..<qb {
+                let weights = scores + i * ld
+                var a = i == 0 ? a0 : i == 1 ? a1 : i == 2 ? a2 : a3
+                var b = i == 0 ? b0 : i == 1 ? b1 : i == 2 ? b2 : b3
+                for p in start..<common {
+                    let row = commonValue(p), w = SIMD8(repeating: weights[p])
+                    a.addProduct(w, v8(row, c)); b.addProduct(w, v8(row, c &+ 8))
+                }
+                for p in 0..<extra(i) {
+                    let row = ownValue(i, p), w = SIMD8(repeating: weights[common &+ p])
+                    a.addProduct(w, v8(row, c)); b.addProduct(w, v8(row, c &+ 8))
+                }
+                store(a, i, c); store(b, i, c + 8)
+            }
+            c += 16
+        }
         while c + 8 <= hd {
             var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
             if qb == 4 {
                 for p in 0..<common {
                     let v = v8(commonValue(p), c)
                     a0.addProduct(SIMD8(repeating: scores[p]), v)
-                    a1.addProduct(SIMD8(repeating: scores[ld + p]), v)
-                    a2.addProduct(SIMD8(repeating: scores[2 * ld + p]), v)
-                    a3.addProduct(SIMD8(repeating: scores[3 * ld + p]), v)
+                    a1.addProduct(SIMD8(repeating: scores[ld &+ p]), v)
+                    a2.addProduct(SIMD8(repeating: scores[2 &* ld &+ p]), v)
+                    a3.addProduct(SIMD8(repeating: scores[3 &* ld &+ p]), v)
                 }
             }
             for i in 0..<qb {
-                let row = scores + i * ld
+                let weights = scores + i * ld
                 var a = i == 0 ? a0 : i == 1 ? a1 : i == 2 ? a2 : a3
-                for p in start..<common { a.addProduct(SIMD8(repeating: row[p]), v8(commonValue(p), c)) }
-                for p in 0..<extra(i) { a.addProduct(SIMD8(repeating: row[common + p]), v8(ownValue(i, p), c)) }
-                UnsafeMutableRawPointer(out + i * outStride + c).storeBytes(of: a, as: SIMD8<Float>.self)
+                for p in start..<common { a.addProduct(SIMD8(repeating: weights[p]), v8(commonValue(p), c)) }
+                for p in 0..<extra(i) { a.addProduct(SIMD8(repeating: weights[common &+ p]), v8(ownValue(i, p), c)) }
+                store(a, i, c)
             }
             c += 8
         }
-        while c < hd {   // head dimensions that are not a multiple of 8 (e.g. 52)
+        while c + 4 <= hd {   // head dimensions that are not a multiple of 8 (e.g. 52 = 3·16 + 4)
+            for i in 0..<qb {
+                let weights = scores + i * ld
+                var a = SIMD4<Float>()
+                @inline(__always) func v4(_ row: UnsafePointer<Float>) -> SIMD4<Float> { UnsafeRawPointer(row + c).loadUnaligned(as: SIMD4<Float>.self) }
+                for p in 0..<common { a.addProduct(SIMD4(repeating: weights[p]), v4(commonValue(p))) }
+                for p in 0..<extra(i) { a.addProduct(SIMD4(repeating: weights[common &+ p]), v4(ownValue(i, p))) }
+                UnsafeMutableRawPointer(out + i * outStride + c).storeBytes(of: a, as: SIMD4<Float>.self)
+            }
+            c += 4
+        }
+        while c < hd {
             for i in 0..<qb {
                 let row = scores + i * ld
                 var a: Float = 0
@@ -259,7 +304,8 @@ extension Block {
         }
         let before = cache.length
         cache.length += newRows
-        attention(batch: batch, sequenceStride: sequenceStride, newRows: newRows, before: before, cache: cache, q: s.q, out: s.att, D: D, hd: hd, workspace: ws)
+        cache.attention(heads: heads, batch: batch, sequenceStride: sequenceStride, newRows: newRows, before: before, q: s.q, out: s.att,
+                        D: D, hd: hd, workspace: ws)
         // x += out_proj(att); h = norm2(x)
         out(s.att, rows: rows, into: s.h, ws)
         norm2.withUnsafeBufferPointer { w in
@@ -279,12 +325,15 @@ extension Block {
             for i in (r.lowerBound * D)..<(r.upperBound * D) { x[i] += s.h[i] }
         }
     }
+}
 
+extension KVCache {
     // q [batch*newRows, D]: new row t of sequence b sees the `before` older cached rows and new rows
     // 0...t -> out [batch*newRows, D]. Tasks are (sequence, head, block of attentionQueryBlock new
     // rows), dealt round-robin to the workers (causal blocks get longer towards the end).
-    func attention(batch: Int, sequenceStride: Int, newRows: Int, before: Int, cache: KVCache, q: UnsafeMutablePointer<Float>,
+    func attention(heads: Int, batch: Int, sequenceStride: Int, newRows: Int, before: Int, q: UnsafeMutablePointer<Float>,
                    out: UnsafeMutablePointer<Float>, D: Int, hd: Int, workspace: Workspace) {
+        let cache = self
         let scale = 1 / Float(hd).squareRoot()
         // A decode step of groups that share rows runs one task per (group, head): the group's
         // queries together over its shared rows.

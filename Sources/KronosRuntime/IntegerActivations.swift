@@ -106,6 +106,7 @@ func integerDot(_ row: UnsafeRawPointer, _ q: UnsafePointer<Int16>, _ d: UnsafeP
 // Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias), W q8_0, through quantized activations:
 // X quantized once into the workspace, then 8 weight rows at a time against every input row (the
 // 8 rows' blocks stay in L1 across the input rows); weight-row groups split across the cores.
+@inline(never)   // kept out of matmul(): inlined there, it tipped the float paths out of inlining (f16 / q8_0 matvec 6x slower, measured)
 func integerMatmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, rows: Int,
                    _ y: UnsafeMutablePointer<Float>, workspace: Workspace) {
     let n = w.columns, out = w.rows, nb = n / activationBlock

@@ -34,7 +34,7 @@ struct ExecutionOptions: ParsableArguments {
     var cache: CacheMode = .exact
     @Flag(name: .customLong("int8-activations"), help: ArgumentHelp("""
         APPROXIMATION: the predictor's q8_0 matmuls quantize their activations to int8 per 32 values \
-        and sum in integers (decode steps ~1.3-1.8x faster on q8 bundles, prefill slower; drift \
+        and sum in integers (decode steps ~1.0-1.1x the float path on q8 bundles, prefill ~0.6x; drift \
         measured by `verify --int8-activations`). Other weight types are unaffected.
         """))
     var int8Activations = false

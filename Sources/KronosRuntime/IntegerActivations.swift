@@ -114,7 +114,10 @@ func integerMatmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePo
     for t in 0..<rows { quantizeActivations(x + t * n, n, q: q + t * n, d: d + t * nb) }
     let big = out * rows * n >= 1 << 16
     let groups = (out + 7) / 8
-    parallelChunks(groups, minimumPerChunk: big ? 1 : groups) { _, range in
+    parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: (MatmulArguments(w, bias, x, rows, y, workspace), q, d)) { raw, _, range in
+        let (arguments, q, d) = raw.load(as: (MatmulArguments, UnsafeMutablePointer<Int16>, UnsafeMutablePointer<Float>).self)
+        let (w, bias, _, rows, y) = arguments.values
+        let n = w.columns, out = w.rows, nb = n / activationBlock
         for g in range {
             let j0 = 8 * g
             for t in 0..<rows {

@@ -122,24 +122,47 @@ func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float
     for i in 0..<n { y[i] += a * x[i] }
 }
 
-/// Runs `body(worker, chunk)` over `count` items split into contiguous chunks across the cores;
-/// `worker` (0 ..< Runtime.threads) is unique among the chunks running at the same time, so it
-/// indexes per-worker scratch. The calling thread runs chunk 0; the others go to the persistent
-/// WorkerPool (or, when another thread is using the pool, to Dispatch).
+/// A parallel kernel body: (arguments, worker, chunk). It reads everything it needs from the
+/// arguments (a pointer to the caller's argument struct) and captures nothing, so handing it to the
+/// worker threads allocates nothing: a decode step's ~60 kernel calls stay allocation-free.
+typealias ChunkBody = (UnsafeRawPointer, Int, Range<Int>) -> Void
+
+/// Workers for `count` items of at least `minimumPerChunk` each (1: run on the calling thread).
 @inline(__always)
-func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, _ body: (Int, Range<Int>) -> Void) {
-    let workers = min(Runtime.threads, max(1, count / max(minimumPerChunk, 1)))
-    if workers <= 1 { body(0, 0..<count); return }
-    let per = (count + workers - 1) / workers
-    // The body goes to the pool as it is (no wrapping closure). Its context is still copied to the
-    // heap once per call (~2 small allocations per kernel call, measured): the escaping conversion.
-    withoutActuallyEscaping(body) { escapable in
-        if !WorkerPool.shared.run(workers: workers, count: count, per: per, escapable) {
-            let task = UncheckedSendable(escapable)
+func chunkWorkers(_ count: Int, minimumPerChunk: Int) -> Int {
+    min(Runtime.threads, max(1, count / max(minimumPerChunk, 1)))
+}
+
+/// Runs `body(&arguments, worker, chunk)` over `count` items split into contiguous chunks across
+/// the cores; `worker` (0 ..< Runtime.threads) is unique among the chunks running at the same time,
+/// so it indexes per-worker scratch. The calling thread runs chunk 0; the others go to the
+/// persistent WorkerPool (or, when another thread is using the pool, to Dispatch). `body` must
+/// capture nothing (a capture would put its context on the heap at every call).
+@inline(__always)
+func parallelChunks<Arguments>(_ count: Int, minimumPerChunk: Int = 1, arguments: Arguments, _ body: @escaping ChunkBody) {
+    withUnsafePointer(to: arguments) { p in
+        let raw = UnsafeRawPointer(p)
+        let workers = chunkWorkers(count, minimumPerChunk: minimumPerChunk)
+        if workers <= 1 { body(raw, 0, 0..<count); return }
+        let per = (count + workers - 1) / workers
+        if !WorkerPool.shared.run(workers: workers, count: count, per: per, arguments: raw, body) {
+            let task = UncheckedSendable((raw, body))
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 let lo = w * per, hi = min(count, lo + per)
-                if lo < hi { task.value(w, lo..<hi) }
+                if lo < hi { task.value.1(task.value.0, w, lo..<hi) }
             }
+        }
+    }
+}
+
+/// The closure form of parallelChunks, for work outside the decode loop (prefill-sized passes): the
+/// closure's context is copied to the heap once per call when it runs on several cores.
+@inline(__always)
+func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, _ body: (Int, Range<Int>) -> Void) {
+    if chunkWorkers(count, minimumPerChunk: minimumPerChunk) <= 1 { body(0, 0..<count); return }
+    withoutActuallyEscaping(body) { escapable in
+        parallelChunks(count, minimumPerChunk: minimumPerChunk, arguments: escapable) { raw, worker, range in
+            raw.load(as: ((Int, Range<Int>) -> Void).self)(worker, range)
         }
     }
 }
@@ -206,6 +229,21 @@ let matmulGroup = 4
 /// Input rows from which matmul takes the batched path; fewer go through the in-register matvec.
 let matvecMaxRows = 3
 
+/// The arguments of one matmul call, for its capture-free parallel body.
+struct MatmulArguments {
+    let w: WeightMatrix
+    let bias: UnsafePointer<Float>?
+    let x: UnsafePointer<Float>
+    let rows: Int
+    let y: UnsafeMutablePointer<Float>
+    let workspace: Workspace
+    init(_ w: WeightMatrix, _ bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, _ rows: Int, _ y: UnsafeMutablePointer<Float>,
+         _ workspace: Workspace) {
+        self.w = w; self.bias = bias; self.x = x; self.rows = rows; self.y = y; self.workspace = workspace
+    }
+    var values: (WeightMatrix, UnsafePointer<Float>?, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) { (w, bias, x, rows, y) }
+}
+
 // Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias [W.rows])
 // Every (input row, weight row) pair is summed in dot()'s order whichever path computes it:
 // - rows <= matvecMaxRows (decode): 8 weight rows at a time, dequantized in registers straight from
@@ -234,7 +272,9 @@ private func matmul<D: RowDecoder>(_ decoder: D.Type, _ w: WeightMatrix, bias: U
     let big = out * rows * n >= 1 << 16   // below this, one core is faster than waking a second
     if rows <= matvecMaxRows {
         let groups = (out + 7) / 8
-        parallelChunks(groups, minimumPerChunk: big ? 1 : groups) { _, range in
+        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: MatmulArguments(w, bias, x, rows, y, workspace)) { raw, _, range in
+            let (w, bias, x, rows, y) = raw.load(as: MatmulArguments.self).values
+            let n = w.columns, out = w.rows
             for g in range {
                 let j0 = 8 * g
                 for t in 0..<rows {
@@ -252,8 +292,11 @@ private func matmul<D: RowDecoder>(_ decoder: D.Type, _ w: WeightMatrix, bias: U
     }
     precondition(workspace.floatsPerWorker >= matmulGroup * n, "workspace too small for \(n) columns")
     let groups = (out + 3) / 4
-    parallelChunks(groups, minimumPerChunk: big ? 1 : groups) { worker, range in
-        let scratch = workspace.scratch(worker)
+    parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: MatmulArguments(w, bias, x, rows, y, workspace)) { raw, worker, range in
+        let arguments = raw.load(as: MatmulArguments.self)
+        let (w, bias, x, rows, y) = arguments.values
+        let n = w.columns, out = w.rows
+        let scratch = arguments.workspace.scratch(worker)
         for g in range {
             let j0 = 4 * g, count = min(4, out - j0)
             // A: the group's weight rows as f32, row stride n.

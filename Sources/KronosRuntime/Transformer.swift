@@ -342,22 +342,39 @@ extension KVCache {
         let tasks = grouped ? cache.groups * heads : batch * heads * blocks
         let workers = tasks > 1 && batch * heads * newRows * (before + newRows) * hd > 1 << 15 ? workspace.workers : 1
         precondition(workspace.floatsPerWorker >= attentionQueryBlock * (before + newRows), "workspace too small for attention")
-        parallelChunks(workers) { worker, range in
-            let scores = workspace.scratch(worker)
-            for task in stride(from: range.lowerBound, to: tasks, by: workers) {
-                if grouped {
+        let arguments = AttentionArguments(cache: cache, heads: heads, batch: batch, sequenceStride: sequenceStride, newRows: newRows,
+                                           before: before, q: q, out: out, D: D, hd: hd, workspace: workspace, scale: scale,
+                                           grouped: grouped, blocks: blocks, tasks: tasks, workers: workers)
+        parallelChunks(workers, arguments: arguments) { raw, worker, range in
+            let a = raw.load(as: AttentionArguments.self)
+            let (cache, heads, D, hd, q, out, before) = (a.cache, a.heads, a.D, a.hd, a.q, a.out, a.before)
+            let scores = a.workspace.scratch(worker)
+            for task in stride(from: range.lowerBound, to: a.tasks, by: a.workers) {
+                if a.grouped {
                     let h = task % heads, r0 = (task / heads) * cache.perGroup
                     cache.attendGroup(task / heads, column: h * hd, headDimension: hd, visible: before + 1, q: q + r0 * D + h * hd,
-                                      qStride: D, scale: scale, scores: scores, out: out + r0 * D + h * hd, outStride: D)
+                                      qStride: D, scale: a.scale, scores: scores, out: out + r0 * D + h * hd, outStride: D)
                     continue
                 }
-                let blk = task % blocks, h = (task / blocks) % heads, b = task / (blocks * heads)
-                let t0 = blk * attentionQueryBlock, qb = min(attentionQueryBlock, newRows - t0)
-                let r0 = b * newRows + t0
-                cache.attend(sequence: b * sequenceStride, column: h * hd, headDimension: hd, visible: before + t0 + 1, queries: qb,
-                             q: q + r0 * D + h * hd, qStride: D, scale: scale, scores: scores,
+                let blk = task % a.blocks, h = (task / a.blocks) % heads, b = task / (a.blocks * heads)
+                let t0 = blk * attentionQueryBlock, qb = min(attentionQueryBlock, a.newRows - t0)
+                let r0 = b * a.newRows + t0
+                cache.attend(sequence: b * a.sequenceStride, column: h * hd, headDimension: hd, visible: before + t0 + 1, queries: qb,
+                             q: q + r0 * D + h * hd, qStride: D, scale: a.scale, scores: scores,
                              out: out + r0 * D + h * hd, outStride: D)
             }
         }
     }
+}
+
+/// The arguments of one attention pass, for its capture-free parallel body.
+struct AttentionArguments {
+    let cache: KVCache
+    let heads, batch, sequenceStride, newRows, before: Int
+    let q, out: UnsafeMutablePointer<Float>
+    let D, hd: Int
+    let workspace: Workspace
+    let scale: Float
+    let grouped: Bool
+    let blocks, tasks, workers: Int
 }

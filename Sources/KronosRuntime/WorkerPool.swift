@@ -20,7 +20,8 @@ final class WorkerPool: @unchecked Sendable {
     private let busy = Atomic<Bool>(false)    // a caller owns the pool
     private let condition = NSCondition()
     // The current job: read by workers only between a generation bump and their pending decrement.
-    private var job: ((Int, Range<Int>) -> Void)?
+    private var job: ChunkBody?
+    private var jobArguments: UnsafeRawPointer?
     private var jobWorkers = 0, jobCount = 0, jobPer = 0
 
     private init(threads: Int) {
@@ -33,13 +34,13 @@ final class WorkerPool: @unchecked Sendable {
         }
     }
 
-    /// Runs body(w, w·per ..< min(count, (w+1)·per)) for w in 0 ..< workers (empty ranges skipped):
+    /// Runs body(arguments, w, w·per ..< min(count, (w+1)·per)) for w in 0 ..< workers (empty ranges skipped):
     /// w = 0 on the calling thread, the others on the pool's threads; returns when all are done.
     /// False (nothing run) when the pool is in use by another caller or has too few threads.
-    func run(workers: Int, count: Int, per: Int, _ body: @escaping (Int, Range<Int>) -> Void) -> Bool {
+    func run(workers: Int, count: Int, per: Int, arguments: UnsafeRawPointer, _ body: @escaping ChunkBody) -> Bool {
         guard workers - 1 <= threadCount,
               busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
-        job = body; jobWorkers = workers; jobCount = count; jobPer = per
+        job = body; jobArguments = arguments; jobWorkers = workers; jobCount = count; jobPer = per
         pending.store(threadCount, ordering: .sequentiallyConsistent)
         generation.add(1, ordering: .sequentiallyConsistent)
         if sleeping.load(ordering: .sequentiallyConsistent) > 0 {
@@ -47,14 +48,14 @@ final class WorkerPool: @unchecked Sendable {
         }
         runChunk(0)
         while pending.load(ordering: .acquiring) > 0 {}
-        job = nil
+        job = nil; jobArguments = nil
         busy.store(false, ordering: .releasing)
         return true
     }
 
     @inline(__always) private func runChunk(_ w: Int) {
         let lo = w * jobPer, hi = min(jobCount, lo + jobPer)
-        if lo < hi, let job { job(w, lo..<hi) }
+        if lo < hi, let job, let jobArguments { job(jobArguments, w, lo..<hi) }
     }
 
     private func loop(index: Int) {

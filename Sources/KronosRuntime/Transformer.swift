@@ -318,7 +318,7 @@ extension Block {
         w1(s.h, rows: rows, into: s.f1, ws)
         w3(s.h, rows: rows, into: s.f3, ws)
         perRows { r in
-            for i in (r.lowerBound * F)..<(r.upperBound * F) { s.f1[i] = silu(s.f1[i]) * s.f3[i] }
+            siluGate(s.f1 + r.lowerBound * F, s.f3 + r.lowerBound * F, r.count * F)
         }
         w2(s.f1, rows: rows, into: s.h, ws)
         perRows { r in

@@ -4,7 +4,6 @@
 // One kernel serves every row count, so a decode step and a prefill compute the same numbers.
 import Foundation
 import KronosQuant
-import CKronosHints
 
 /// Values per activation block (= the q8_0 weight block).
 let activationBlock = BlockQ8_0.count
@@ -74,8 +73,7 @@ func integerMatvec8(_ w: WeightMatrix, _ j0: Int, _ q: UnsafePointer<Int16>, _ d
     let qr = UnsafeRawPointer(q)
     let next = p + 8 * rb, slice = 8 * bb   // the next group's rows, prefetched as in matvec8
     for u in 0..<blocks {
-        var ahead = u * slice
-        while ahead < (u + 1) * slice { kronos_prefetch(next + ahead); ahead += 64 }
+        prefetchSlice(next, u, slice)
         let x0 = qr.loadUnaligned(fromByteOffset: 64 * u, as: SIMD16<Int16>.self)
         let x1 = qr.loadUnaligned(fromByteOffset: 64 * u + 32, as: SIMD16<Int16>.self)
         let dx = d[u], o = u * bb

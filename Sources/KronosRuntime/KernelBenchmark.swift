@@ -13,15 +13,12 @@ public struct KernelTiming: Sendable, Codable {
 }
 
 public enum KernelBenchmark {
-    /// Times Y [rows, out] = X [rows, inner] @ W^T for W stored as `type` (random normal weights).
+    /// Times Y [rows, out] = X [rows, inner] @ W^T for W stored as `type` (random uniform weights).
     /// With integerActivations (q8_0), the int8-activation path, reported as type "q8_0+i8".
     public static func matmul(type: TensorType, out: Int, inner: Int, rows: Int, minSeconds: Double = 0.3,
                               integerActivations: Bool = false) -> KernelTiming {
-        var state: UInt64 = 0x1234_5678
-        func next() -> Float {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int64(bitPattern: state >> 11) % 2_000_001 - 1_000_000) / 1e7
-        }
+        var rng = KronosRNG(seed: 0x1234_5678)
+        func next() -> Float { Float(0.2 * rng.nextDouble() - 0.1) }   // uniform in [-0.1, 0.1)
         let rowBytes = type.rowBytes(columns: inner)!
         let w = UnsafeMutableRawPointer.allocate(byteCount: out * rowBytes, alignment: 64)
         let row = [Float](unsafeUninitializedCapacity: inner) { b, n in for i in 0..<inner { b[i] = next() }; n = inner }
@@ -53,11 +50,8 @@ public enum KernelBenchmark {
     /// per pass and GFLOP/s counting 4·hd flops per (query, visible key) pair (scores and weighted sum).
     public static func attention(rows: Int, heads: Int, headDimension hd: Int, minSeconds: Double = 0.3) -> (seconds: Double, gflops: Double) {
         let D = heads * hd
-        var state: UInt64 = 0x9E37_79B9
-        func next() -> Float {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return Float(Int64(bitPattern: state >> 11) % 2_000_001 - 1_000_000) / 1e6
-        }
+        var rng = KronosRNG(seed: 0x9E37_79B9)
+        func next() -> Float { Float(2 * rng.nextDouble() - 1) }   // uniform in [-1, 1)
         let cache = KVCache(batch: 1, capacity: rows, width: D)
         for i in 0..<(rows * D) { cache.keys[i] = next(); cache.values[i] = next() }
         cache.length = rows

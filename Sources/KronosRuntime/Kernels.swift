@@ -116,12 +116,6 @@ func tile4x3(_ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _
     for j in 0..<4 { c[j] = r0[j]; c[ldc + j] = r1[j]; c[2 * ldc + j] = r2[j] }
 }
 
-/// y [n] += a * x [n]
-@inline(__always)
-func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-    for i in 0..<n { y[i] += a * x[i] }
-}
-
 /// A parallel kernel body: (arguments, worker, chunk). It reads everything it needs from the
 /// arguments (a pointer to the caller's argument struct) and captures nothing, so handing it to the
 /// worker threads allocates nothing: a decode step's ~60 kernel calls stay allocation-free.
@@ -332,6 +326,15 @@ private func matmul<D: RowDecoder>(_ decoder: D.Type, _ w: WeightMatrix, bias: U
     }
 }
 
+// Asks for bytes u·slice ..< (u+1)·slice of `base`, one cache line at a time: the matvec kernels
+// fetch the next group of weight rows a slice per unit of the current one (past the last row for
+// the last group: a prefetch never faults).
+@inline(__always)
+func prefetchSlice(_ base: UnsafeRawPointer, _ u: Int, _ slice: Int) {
+    var o = u * slice
+    while o < (u + 1) * slice { kronos_prefetch(base + o); o += 64 }
+}
+
 // s [8] = W rows j0 ..< j0+8 (stored, dequantized in registers) . x [n], each in dot()'s order.
 @inline(__always)
 private func matvec8<D: RowDecoder>(_: D.Type, _ w: WeightMatrix, _ j0: Int, _ x: UnsafePointer<Float>) -> SIMD8<Float> {
@@ -340,15 +343,11 @@ private func matvec8<D: RowDecoder>(_: D.Type, _ w: WeightMatrix, _ j0: Int, _ x
     let xr = UnsafeRawPointer(x)
     var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
     var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
-    // The next group's 8 rows (contiguous, 8·rb bytes) are prefetched a slice per unit (past the
-    // last row for the last group: a prefetch never faults).
+    // The next group's 8 rows (contiguous, 8·rb bytes) are prefetched a slice per unit.
     let next = p + 8 * rb, slice = 8 * D.unitBytes
     for u in 0..<units {
         let xb = xr + 4 * u * D.unitValues
-        if D.prefetchesRows {
-            var o = u * slice
-            while o < (u + 1) * slice { kronos_prefetch(next + o); o += 64 }
-        }
+        if D.prefetchesRows { prefetchSlice(next, u, slice) }
         @inline(__always) func xv(_ i: Int) -> SIMD8<Float> { xb.loadUnaligned(fromByteOffset: 32 * i, as: SIMD8<Float>.self) }
         D.unit(p, u) { i, v in a0.addProduct(v, xv(i)) }
         D.unit(p + rb, u) { i, v in a1.addProduct(v, xv(i)) }

@@ -342,7 +342,7 @@ extension KVCache {
         let tasks = grouped ? cache.groups * heads : batch * heads * blocks
         let workers = tasks > 1 && batch * heads * newRows * (before + newRows) * hd > 1 << 15 ? workspace.workers : 1
         precondition(workspace.floatsPerWorker >= attentionQueryBlock * (before + newRows), "workspace too small for attention")
-        let arguments = AttentionArguments(cache: cache, heads: heads, batch: batch, sequenceStride: sequenceStride, newRows: newRows,
+        let arguments = AttentionArguments(cache: cache, heads: heads, sequenceStride: sequenceStride, newRows: newRows,
                                            before: before, q: q, out: out, D: D, hd: hd, workspace: workspace, scale: scale,
                                            grouped: grouped, blocks: blocks, tasks: tasks, workers: workers)
         parallelChunks(workers, arguments: arguments) { raw, worker, range in
@@ -370,7 +370,7 @@ extension KVCache {
 /// The arguments of one attention pass, for its capture-free parallel body.
 struct AttentionArguments {
     let cache: KVCache
-    let heads, batch, sequenceStride, newRows, before: Int
+    let heads, sequenceStride, newRows, before: Int
     let q, out: UnsafeMutablePointer<Float>
     let D, hd: Int
     let workspace: Workspace

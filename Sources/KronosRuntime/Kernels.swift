@@ -220,8 +220,9 @@ public final class Workspace: @unchecked Sendable {
 
 /// Weight rows per group of the batched (prefill) path: decoded once, multiplied with every input row.
 let matmulGroup = 4
-/// Input rows from which matmul takes the batched path; fewer go through the in-register matvec.
-let matvecMaxRows = 3
+/// Input rows from which matmul takes the batched path; fewer go through the in-register matvecs
+/// (1 row: matvec8; 2 ... 6 rows, e.g. the samples of a decode step: matvecRows).
+let matvecMaxRows = 6
 
 /// The arguments of one matmul call, for its capture-free parallel body.
 struct MatmulArguments {
@@ -240,8 +241,10 @@ struct MatmulArguments {
 
 // Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias [W.rows])
 // Every (input row, weight row) pair is summed in dot()'s order whichever path computes it:
-// - rows <= matvecMaxRows (decode): 8 weight rows at a time, dequantized in registers straight from
-//   the stored blocks (RowDecoder), 8 independent accumulators;
+// - 1 row (decode): 8 weight rows at a time, dequantized in registers straight from the stored
+//   blocks (RowDecoder), 8 independent accumulators;
+// - 2 ... matvecMaxRows rows (a decode step of several samples): 2 weight rows at a time, dequantized
+//   in registers once for all the input rows (matvecRows);
 // - more rows (prefill, batches): 4 weight rows at a time decoded once into the worker's scratch
 //   (f32 rows are used in place), then the 4x2 register tile over the input rows.
 // Weight-row groups are split across the cores.
@@ -264,7 +267,17 @@ private func matmul<D: RowDecoder>(_ decoder: D.Type, _ w: WeightMatrix, bias: U
                                    rows: Int, _ y: UnsafeMutablePointer<Float>, workspace: Workspace) {
     let n = w.columns, out = w.rows
     let big = out * rows * n >= 1 << 16   // below this, one core is faster than waking a second
-    if rows <= matvecMaxRows {
+    if rows >= 2 && rows <= matvecMaxRows {
+        switch rows {
+        case 2: matvecRows(D.self, TwoInputRows.self, w, bias: bias, x, y, big: big, workspace: workspace)
+        case 3: matvecRows(D.self, ThreeInputRows.self, w, bias: bias, x, y, big: big, workspace: workspace)
+        case 4: matvecRows(D.self, FourInputRows.self, w, bias: bias, x, y, big: big, workspace: workspace)
+        case 5: matvecRows(D.self, FiveInputRows.self, w, bias: bias, x, y, big: big, workspace: workspace)
+        default: matvecRows(D.self, SixInputRows.self, w, bias: bias, x, y, big: big, workspace: workspace)
+        }
+        return
+    }
+    if rows <= 1 {
         let groups = (out + 7) / 8
         parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: MatmulArguments(w, bias, x, rows, y, workspace)) { raw, _, range in
             let (w, bias, x, rows, y) = raw.load(as: MatmulArguments.self).values
@@ -346,23 +359,122 @@ private func matvec8<D: RowDecoder>(_: D.Type, _ w: WeightMatrix, _ j0: Int, _ x
     // The next group's 8 rows (contiguous, 8·rb bytes) are prefetched a slice per unit.
     let next = p + 8 * rb, slice = 8 * D.unitBytes
     for u in 0..<units {
-        let xb = xr + 4 * u * D.unitValues
         if D.prefetchesRows { prefetchSlice(next, u, slice) }
-        @inline(__always) func xv(_ i: Int) -> SIMD8<Float> { xb.loadUnaligned(fromByteOffset: 32 * i, as: SIMD8<Float>.self) }
-        D.unit(p, u) { i, v in a0.addProduct(v, xv(i)) }
-        D.unit(p + rb, u) { i, v in a1.addProduct(v, xv(i)) }
-        D.unit(p + 2 * rb, u) { i, v in a2.addProduct(v, xv(i)) }
-        D.unit(p + 3 * rb, u) { i, v in a3.addProduct(v, xv(i)) }
-        D.unit(p + 4 * rb, u) { i, v in a4.addProduct(v, xv(i)) }
-        D.unit(p + 5 * rb, u) { i, v in a5.addProduct(v, xv(i)) }
-        D.unit(p + 6 * rb, u) { i, v in a6.addProduct(v, xv(i)) }
-        D.unit(p + 7 * rb, u) { i, v in a7.addProduct(v, xv(i)) }
+        // The 8 rows take turns per part of a unit (D.part, D.partValues values at a time). Written
+        // out twice: single-part types without the inner loop, because with it (one iteration) the
+        // f16 specialization spilled an accumulator (hot f16 matvec 150 -> 68 GFLOP/s), and the
+        // loop's body as a local function cost the q4_k one what the parts gained (45 -> 34).
+        if D.partValues == D.unitValues {
+            let xb = xr + 4 * u * D.unitValues
+            @inline(__always) func xv(_ i: Int) -> SIMD8<Float> { xb.loadUnaligned(fromByteOffset: 32 * i, as: SIMD8<Float>.self) }
+            D.unit(p, u) { i, v in a0.addProduct(v, xv(i)) }
+            D.unit(p + rb, u) { i, v in a1.addProduct(v, xv(i)) }
+            D.unit(p + 2 * rb, u) { i, v in a2.addProduct(v, xv(i)) }
+            D.unit(p + 3 * rb, u) { i, v in a3.addProduct(v, xv(i)) }
+            D.unit(p + 4 * rb, u) { i, v in a4.addProduct(v, xv(i)) }
+            D.unit(p + 5 * rb, u) { i, v in a5.addProduct(v, xv(i)) }
+            D.unit(p + 6 * rb, u) { i, v in a6.addProduct(v, xv(i)) }
+            D.unit(p + 7 * rb, u) { i, v in a7.addProduct(v, xv(i)) }
+        } else {
+            for j in 0..<(D.unitValues / D.partValues) {
+                let xb = xr + 4 * (u * D.unitValues + j * D.partValues)
+                @inline(__always) func xv(_ i: Int) -> SIMD8<Float> { xb.loadUnaligned(fromByteOffset: 32 * i, as: SIMD8<Float>.self) }
+                D.part(p, u, j) { i, v in a0.addProduct(v, xv(i)) }
+                D.part(p + rb, u, j) { i, v in a1.addProduct(v, xv(i)) }
+                D.part(p + 2 * rb, u, j) { i, v in a2.addProduct(v, xv(i)) }
+                D.part(p + 3 * rb, u, j) { i, v in a3.addProduct(v, xv(i)) }
+                D.part(p + 4 * rb, u, j) { i, v in a4.addProduct(v, xv(i)) }
+                D.part(p + 5 * rb, u, j) { i, v in a5.addProduct(v, xv(i)) }
+                D.part(p + 6 * rb, u, j) { i, v in a6.addProduct(v, xv(i)) }
+                D.part(p + 7 * rb, u, j) { i, v in a7.addProduct(v, xv(i)) }
+            }
+        }
     }
     var s = SIMD8<Float>(a0.sum(), a1.sum(), a2.sum(), a3.sum(), a4.sum(), a5.sum(), a6.sum(), a7.sum())
     for k in (units * D.unitValues)..<n {
         for r in 0..<8 { s[r] += D.value(p + r * rb, k) * x[k] }
     }
     return s
+}
+
+/// A count of input rows as a type, so that matvecRows gets one specialization per count with every
+/// accumulator in a register and no per-value branch.
+protocol InputRowCount { static var count: Int { get } }
+enum TwoInputRows: InputRowCount { static var count: Int { 2 } }
+enum ThreeInputRows: InputRowCount { static var count: Int { 3 } }
+enum FourInputRows: InputRowCount { static var count: Int { 4 } }
+enum FiveInputRows: InputRowCount { static var count: Int { 5 } }
+enum SixInputRows: InputRowCount { static var count: Int { 6 } }
+
+// Y [R, W.rows] = X [R, n] @ W^T (+ bias) for 2 <= R <= 6 input rows (a decode step of R samples),
+// weight rows split across the cores in pairs. Each weight vector is dequantized once in registers
+// and multiplies all R input rows (the batched path would store the decoded rows and reload them).
+@inline(__always)
+private func matvecRows<D: RowDecoder, R: InputRowCount>(_: D.Type, _: R.Type, _ w: WeightMatrix, bias: UnsafePointer<Float>?,
+                                                         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                                         big: Bool, workspace: Workspace) {
+    let groups = (w.rows + 1) / 2
+    parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: MatmulArguments(w, bias, x, R.count, y, workspace)) { raw, _, range in
+        let (w, bias, x, _, y) = raw.load(as: MatmulArguments.self).values
+        let n = w.columns, out = w.rows
+        for g in range {
+            let j0 = 2 * g
+            if j0 + 2 <= out {
+                let (s0, s1) = matvec2xR(D.self, R.self, w, j0, x)
+                let b0 = bias?[j0] ?? 0, b1 = bias?[j0 + 1] ?? 0
+                for t in 0..<R.count { y[t * out + j0] = s0[t] + b0; y[t * out + j0 + 1] = s1[t] + b1 }
+            } else {
+                for t in 0..<R.count { y[t * out + j0] = matvec1(D.self, w.row(j0), x + t * n, n) + (bias?[j0] ?? 0) }
+            }
+        }
+    }
+}
+
+// s0 [R], s1 [R] (lanes 0 ..< R) = W rows j0, j0+1 (stored, dequantized in registers) . x rows
+// 0 ..< R ([R, n], row stride n), each pair in dot()'s order. 2R <= 12 accumulators; the input
+// vectors are the fused multiply-adds' memory operands.
+@inline(__always)
+private func matvec2xR<D: RowDecoder, R: InputRowCount>(_: D.Type, _: R.Type, _ w: WeightMatrix, _ j0: Int,
+                                                        _ x: UnsafePointer<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
+    let n = w.columns, units = n / D.unitValues
+    let p = w.row(j0), rb = w.rowBytes
+    let xr = UnsafeRawPointer(x), sx = 4 * n
+    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>(), a4 = SIMD8<Float>(), a5 = SIMD8<Float>()
+    var b0 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>(), b3 = SIMD8<Float>(), b4 = SIMD8<Float>(), b5 = SIMD8<Float>()
+    // The next pair of rows (contiguous, 2·rb bytes) is prefetched a slice per unit.
+    let next = p + 2 * rb, slice = 2 * D.unitBytes
+    for u in 0..<units {
+        if D.prefetchesRows { prefetchSlice(next, u, slice) }
+        for j in 0..<(D.unitValues / D.partValues) {
+        let xb = xr + 4 * (u * D.unitValues + j * D.partValues)
+        @inline(__always) func xv(_ t: Int, _ i: Int) -> SIMD8<Float> {
+            xb.loadUnaligned(fromByteOffset: t &* sx &+ 32 &* i, as: SIMD8<Float>.self)
+        }
+        D.part(p, u, j) { i, v in
+            a0.addProduct(v, xv(0, i)); a1.addProduct(v, xv(1, i))
+            if R.count > 2 { a2.addProduct(v, xv(2, i)) }
+            if R.count > 3 { a3.addProduct(v, xv(3, i)) }
+            if R.count > 4 { a4.addProduct(v, xv(4, i)) }
+            if R.count > 5 { a5.addProduct(v, xv(5, i)) }
+        }
+        D.part(p + rb, u, j) { i, v in
+            b0.addProduct(v, xv(0, i)); b1.addProduct(v, xv(1, i))
+            if R.count > 2 { b2.addProduct(v, xv(2, i)) }
+            if R.count > 3 { b3.addProduct(v, xv(3, i)) }
+            if R.count > 4 { b4.addProduct(v, xv(4, i)) }
+            if R.count > 5 { b5.addProduct(v, xv(5, i)) }
+        }
+        }
+    }
+    var s0 = SIMD8<Float>(a0.sum(), a1.sum(), a2.sum(), a3.sum(), a4.sum(), a5.sum(), 0, 0)
+    var s1 = SIMD8<Float>(b0.sum(), b1.sum(), b2.sum(), b3.sum(), b4.sum(), b5.sum(), 0, 0)
+    for k in (units * D.unitValues)..<n {
+        for t in 0..<R.count {
+            s0[t] += D.value(p, k) * x[t * n + k]
+            s1[t] += D.value(p + rb, k) * x[t * n + k]
+        }
+    }
+    return (s0, s1)
 }
 
 // stored row [n] (dequantized in registers) . x [n] -> scalar, in dot()'s order.
@@ -509,7 +621,7 @@ final class RotaryTable: @unchecked Sendable {
 /// Public entry points to the kernels, for their tests and benchmarks.
 public enum Kernels {
     /// Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias), through the path the runtime takes for
-    /// this many rows (matvec for rows <= 3, batched tiles above).
+    /// this many rows (in-register matvecs for rows <= 6, batched tiles above).
     /// With `integerActivations`, q8_0 weights take the integer path (activations quantized per block).
     public static func matmul(_ w: WeightMatrix, bias: [Float]? = nil, _ x: [Float], rows: Int, integerActivations: Bool = false) -> [Float] {
         precondition(x.count == rows * w.columns)

@@ -18,6 +18,15 @@ protocol RowDecoder {
     /// Values u·unitValues ..< (u+1)·unitValues of `row`, in order: emit(i, v) receives values
     /// u·unitValues + 8i ..< u·unitValues + 8i + 8.
     static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void)
+    /// Values decoded by one call of `part` (a divisor of unitValues, a multiple of 8): the grain at
+    /// which the matvecs interleave their weight rows. unitValues for every type but Q4_K, whose
+    /// 256-value super-block would give each row's accumulator 32 dependent fused multiply-adds in a
+    /// row, more than the out-of-order window overlaps with the other rows' (latency-bound).
+    static var partValues: Int { get }
+    /// Values u·unitValues + j·partValues ..< u·unitValues + (j+1)·partValues of `row`, in order:
+    /// emit(i, v) receives the 8 values from u·unitValues + j·partValues + 8i; bit for bit what
+    /// `unit` emits for them.
+    static func part(_ row: UnsafeRawPointer, _ u: Int, _ j: Int, _ emit: (Int, SIMD8<Float>) -> Void)
     /// Value k of `row` (for the tail of a row whose length is not a multiple of unitValues: f32, f16;
     /// the block types keep the default, which traps).
     static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float
@@ -84,40 +93,52 @@ enum Q4_1Rows: RowDecoder {
 enum Q4_KRows: RowDecoder {
     static var unitValues: Int { BlockQ4_K.count }
     static var unitBytes: Int { BlockQ4_K.byteCount }
+    static var partValues: Int { 32 }
     @inline(__always)
     static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void) {
+        for j in 0..<8 { part(row, u, j) { i, v in emit(4 * j + i, v) } }
+    }
+    /// Sub-block j of super-block u.
+    @inline(__always)
+    static func part(_ row: UnsafeRawPointer, _ u: Int, _ j: Int, _ emit: (Int, SIMD8<Float>) -> Void) {
         let block = row + u * BlockQ4_K.byteCount
         let d = loadF16(block)
         let dmin = loadF16(block, at: 2)
         // The 16 six-bit fields (bits 6k ..< 6k+6 of bytes 4-15): scales in bits 0-47, minimums in 48-95.
+        // Scalar field extraction: the 8-lane UInt64 form was scalarized by the compiler anyway, with a
+        // lane extraction per sub-block on top (hot q4_k matvec 29 -> 33 GFLOP/s).
         let lo = UInt64(littleEndian: block.loadUnaligned(fromByteOffset: 4, as: UInt64.self))
         let hi = UInt64(UInt32(littleEndian: block.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
         let mins = (lo >> 48) | (hi << 16)
-        for j in 0..<8 {
-            // Scalar field extraction: the 8-lane UInt64 form was scalarized by the compiler anyway,
-            // with a lane extraction per sub-block on top (hot q4_k matvec 29 -> 33 GFLOP/s).
-            let sc = Float(Int32(truncatingIfNeeded: (lo >> UInt64(6 * j)) & 63))
-            let mn = Float(Int32(truncatingIfNeeded: (mins >> UInt64(6 * j)) & 63))
-            let s = SIMD8<Float>(repeating: d * sc), m = SIMD8<Float>(repeating: -(dmin * mn))
-            nibbles(block + 16 + 16 * j) { i, q in emit(4 * j + i, m.addingProduct(s, q)) }
-        }
+        let sc = Float(Int32(truncatingIfNeeded: (lo >> UInt64(6 * j)) & 63))
+        let mn = Float(Int32(truncatingIfNeeded: (mins >> UInt64(6 * j)) & 63))
+        let s = SIMD8<Float>(repeating: d * sc), m = SIMD8<Float>(repeating: -(dmin * mn))
+        nibbles(block + 16 + 16 * j) { i, q in emit(i, m.addingProduct(s, q)) }
     }
 }
 
 /// 16 bytes of packed 4-bit codes -> the 32 codes as floats, 8 at a time: emit(0/1, low nibbles of
 /// bytes 0-7 / 8-15), emit(2/3, high nibbles of bytes 0-7 / 8-15).
+// Each half of the bytes is widened to 32-bit lanes straight from memory (one vpmovzxbd each), and the
+// nibbles are split in those lanes (and, shift): AVX2 has no byte shift, and splitting the 16 bytes
+// first took 6 shuffle-port operations per 32 codes instead of 2 (hot q4_k matvec 34 -> ? GFLOP/s).
 @inline(__always)
 private func nibbles(_ p: UnsafeRawPointer, _ emit: (Int, SIMD8<Float>) -> Void) {
-    let b = p.loadUnaligned(as: SIMD16<UInt8>.self)
-    let lo = b & 0x0F, hi = b &>> 4
-    emit(0, SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: lo.lowHalf)))
-    emit(1, SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: lo.highHalf)))
-    emit(2, SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: hi.lowHalf)))
-    emit(3, SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: hi.highHalf)))
+    let b0 = SIMD8<Int32>(truncatingIfNeeded: p.loadUnaligned(as: SIMD8<UInt8>.self))
+    let b1 = SIMD8<Int32>(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: 8, as: SIMD8<UInt8>.self))
+    emit(0, SIMD8<Float>(b0 & 0x0F))
+    emit(1, SIMD8<Float>(b1 & 0x0F))
+    emit(2, SIMD8<Float>(b0 &>> 4))
+    emit(3, SIMD8<Float>(b1 &>> 4))
 }
 
 extension RowDecoder {
     static var prefetchesRows: Bool { true }
+
+    /// One part per unit unless the type says otherwise.
+    static var partValues: Int { unitValues }
+    @inline(__always)
+    static func part(_ row: UnsafeRawPointer, _ u: Int, _ j: Int, _ emit: (Int, SIMD8<Float>) -> Void) { unit(row, u, emit) }
 
     /// Block types have no tail: their rows are whole units.
     static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float { preconditionFailure("\(Self.self) rows are whole units") }

@@ -94,8 +94,8 @@ let attentionRelativeTolerance = 1e-5
         }
     }
 
-    /// The decode path (matvec, dequantized in registers) and the batched path (tiles over decoded
-    /// rows) give every (row, column) pair the same bits: the KV cache relies on it.
+    /// The decode paths (matvec of 1 row and of 2 ... 6 rows, dequantized in registers) and the batched
+    /// path (tiles over decoded rows) give every (row, column) pair the same bits: the KV cache relies on it.
     @Test(arguments: columnsPerType)
     func matvecAndBatchedPathsAgreeBitwise(type: TensorType, columnCounts: [Int]) throws {
         for n in columnCounts {
@@ -105,11 +105,14 @@ let attentionRelativeTolerance = 1e-5
             let x = rng.array(9 * n)
             try storage.withUnsafeBytes { raw in
                 let w = WeightMatrix(type: type, rows: out, columns: n, data: raw.baseAddress!)
-                let batched = Kernels.matmul(w, x, rows: 9)
-                for t in 0..<9 {
-                    let single = Kernels.matmul(w, Array(x[(t * n)..<((t + 1) * n)]), rows: 1)
-                    try #require(single.map(\.bitPattern) == batched[(t * out)..<((t + 1) * out)].map(\.bitPattern),
-                                 "\(type.rawValue) n=\(n) row \(t)")
+                let singles = (0..<9).map { t in Kernels.matmul(w, Array(x[(t * n)..<((t + 1) * n)]), rows: 1) }
+                // 9 rows: batched tiles; 2 ... 6: the multi-row matvec (one specialization each); 7, 8: tiles.
+                for rows in [9, 2, 3, 4, 5, 6, 7, 8] {
+                    let together = Kernels.matmul(w, Array(x[0..<(rows * n)]), rows: rows)
+                    for t in 0..<rows {
+                        try #require(singles[t].map(\.bitPattern) == together[(t * out)..<((t + 1) * out)].map(\.bitPattern),
+                                     "\(type.rawValue) n=\(n) rows \(rows): row \(t)")
+                    }
                 }
             }
         }

@@ -348,6 +348,16 @@ func prefetchSlice(_ base: UnsafeRawPointer, _ u: Int, _ slice: Int) {
     while o < (u + 1) * slice { kronos_prefetch(base + o); o += 64 }
 }
 
+/// Stack room for the unit headers (RowDecoder.header, up to 16 floats) of a matvec's 8 weight rows.
+struct UnitHeaders {
+    private var storage = (SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(),
+                           SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>())
+    /// The 128 floats (valid while the value lives on the caller's stack and is not moved).
+    var pointer: UnsafeMutablePointer<Float> {
+        mutating get { withUnsafeMutableBytes(of: &storage) { $0.baseAddress!.assumingMemoryBound(to: Float.self) } }
+    }
+}
+
 // s [8] = W rows j0 ..< j0+8 (stored, dequantized in registers) . x [n], each in dot()'s order.
 @inline(__always)
 private func matvec8<D: RowDecoder>(_: D.Type, _ w: WeightMatrix, _ j0: Int, _ x: UnsafePointer<Float>) -> SIMD8<Float> {
@@ -358,6 +368,7 @@ private func matvec8<D: RowDecoder>(_: D.Type, _ w: WeightMatrix, _ j0: Int, _ x
     var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
     // The next group's 8 rows (contiguous, 8·rb bytes) are prefetched a slice per unit.
     let next = p + 8 * rb, slice = 8 * D.unitBytes
+    var headers = UnitHeaders()
     for u in 0..<units {
         if D.prefetchesRows { prefetchSlice(next, u, slice) }
         // The 8 rows take turns per part of a unit (D.part, D.partValues values at a time). Written
@@ -376,17 +387,20 @@ private func matvec8<D: RowDecoder>(_: D.Type, _ w: WeightMatrix, _ j0: Int, _ x
             D.unit(p + 6 * rb, u) { i, v in a6.addProduct(v, xv(i)) }
             D.unit(p + 7 * rb, u) { i, v in a7.addProduct(v, xv(i)) }
         } else {
+            // The 8 rows' unit headers, decoded once per unit (on the stack, 16 floats per row).
+            let h = headers.pointer
+            for r in 0..<8 { D.header(p + r * rb, u, into: h + 16 * r) }
             for j in 0..<(D.unitValues / D.partValues) {
                 let xb = xr + 4 * (u * D.unitValues + j * D.partValues)
                 @inline(__always) func xv(_ i: Int) -> SIMD8<Float> { xb.loadUnaligned(fromByteOffset: 32 * i, as: SIMD8<Float>.self) }
-                D.part(p, u, j) { i, v in a0.addProduct(v, xv(i)) }
-                D.part(p + rb, u, j) { i, v in a1.addProduct(v, xv(i)) }
-                D.part(p + 2 * rb, u, j) { i, v in a2.addProduct(v, xv(i)) }
-                D.part(p + 3 * rb, u, j) { i, v in a3.addProduct(v, xv(i)) }
-                D.part(p + 4 * rb, u, j) { i, v in a4.addProduct(v, xv(i)) }
-                D.part(p + 5 * rb, u, j) { i, v in a5.addProduct(v, xv(i)) }
-                D.part(p + 6 * rb, u, j) { i, v in a6.addProduct(v, xv(i)) }
-                D.part(p + 7 * rb, u, j) { i, v in a7.addProduct(v, xv(i)) }
+                D.part(p, u, j, header: h) { i, v in a0.addProduct(v, xv(i)) }
+                D.part(p + rb, u, j, header: h + 16) { i, v in a1.addProduct(v, xv(i)) }
+                D.part(p + 2 * rb, u, j, header: h + 32) { i, v in a2.addProduct(v, xv(i)) }
+                D.part(p + 3 * rb, u, j, header: h + 48) { i, v in a3.addProduct(v, xv(i)) }
+                D.part(p + 4 * rb, u, j, header: h + 64) { i, v in a4.addProduct(v, xv(i)) }
+                D.part(p + 5 * rb, u, j, header: h + 80) { i, v in a5.addProduct(v, xv(i)) }
+                D.part(p + 6 * rb, u, j, header: h + 96) { i, v in a6.addProduct(v, xv(i)) }
+                D.part(p + 7 * rb, u, j, header: h + 112) { i, v in a7.addProduct(v, xv(i)) }
             }
         }
     }
@@ -443,21 +457,24 @@ private func matvec2xR<D: RowDecoder, R: InputRowCount>(_: D.Type, _: R.Type, _ 
     var b0 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>(), b3 = SIMD8<Float>(), b4 = SIMD8<Float>(), b5 = SIMD8<Float>()
     // The next pair of rows (contiguous, 2·rb bytes) is prefetched a slice per unit.
     let next = p + 2 * rb, slice = 2 * D.unitBytes
+    var headers = UnitHeaders()
     for u in 0..<units {
         if D.prefetchesRows { prefetchSlice(next, u, slice) }
+        let h = headers.pointer
+        D.header(p, u, into: h); D.header(p + rb, u, into: h + 16)
         for j in 0..<(D.unitValues / D.partValues) {
         let xb = xr + 4 * (u * D.unitValues + j * D.partValues)
         @inline(__always) func xv(_ t: Int, _ i: Int) -> SIMD8<Float> {
             xb.loadUnaligned(fromByteOffset: t &* sx &+ 32 &* i, as: SIMD8<Float>.self)
         }
-        D.part(p, u, j) { i, v in
+        D.part(p, u, j, header: h) { i, v in
             a0.addProduct(v, xv(0, i)); a1.addProduct(v, xv(1, i))
             if R.count > 2 { a2.addProduct(v, xv(2, i)) }
             if R.count > 3 { a3.addProduct(v, xv(3, i)) }
             if R.count > 4 { a4.addProduct(v, xv(4, i)) }
             if R.count > 5 { a5.addProduct(v, xv(5, i)) }
         }
-        D.part(p + rb, u, j) { i, v in
+        D.part(p + rb, u, j, header: h + 16) { i, v in
             b0.addProduct(v, xv(0, i)); b1.addProduct(v, xv(1, i))
             if R.count > 2 { b2.addProduct(v, xv(2, i)) }
             if R.count > 3 { b3.addProduct(v, xv(3, i)) }

@@ -23,10 +23,15 @@ protocol RowDecoder {
     /// 256-value super-block would give each row's accumulator 32 dependent fused multiply-adds in a
     /// row, more than the out-of-order window overlaps with the other rows' (latency-bound).
     static var partValues: Int { get }
-    /// Values u·unitValues + j·partValues ..< u·unitValues + (j+1)·partValues of `row`, in order:
-    /// emit(i, v) receives the 8 values from u·unitValues + j·partValues + 8i; bit for bit what
-    /// `unit` emits for them.
-    static func part(_ row: UnsafeRawPointer, _ u: Int, _ j: Int, _ emit: (Int, SIMD8<Float>) -> Void)
+    /// Floats of per-unit state (at most 16) that `part` reads instead of decoding it again for every
+    /// part: Q4_K's 8 sub-block scales d·sc and 8 negated minimums −dmin·mn; 0 for the other types.
+    static var headerFloats: Int { get }
+    /// Writes the header of unit u of `row` (headerFloats floats) into h.
+    static func header(_ row: UnsafeRawPointer, _ u: Int, into h: UnsafeMutablePointer<Float>)
+    /// Values u·unitValues + j·partValues ..< u·unitValues + (j+1)·partValues of `row`, in order, given
+    /// the unit's header in h: emit(i, v) receives the 8 values from u·unitValues + j·partValues + 8i;
+    /// bit for bit what `unit` emits for them.
+    static func part(_ row: UnsafeRawPointer, _ u: Int, _ j: Int, header h: UnsafePointer<Float>, _ emit: (Int, SIMD8<Float>) -> Void)
     /// Value k of `row` (for the tail of a row whose length is not a multiple of unitValues: f32, f16;
     /// the block types keep the default, which traps).
     static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float
@@ -94,13 +99,19 @@ enum Q4_KRows: RowDecoder {
     static var unitValues: Int { BlockQ4_K.count }
     static var unitBytes: Int { BlockQ4_K.byteCount }
     static var partValues: Int { 32 }
+    static var headerFloats: Int { 16 }
     @inline(__always)
     static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void) {
-        for j in 0..<8 { part(row, u, j) { i, v in emit(4 * j + i, v) } }
+        var h = (SIMD8<Float>(), SIMD8<Float>())
+        withUnsafeMutableBytes(of: &h) { raw in
+            let hp = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+            header(row, u, into: hp)
+            for j in 0..<8 { part(row, u, j, header: hp) { i, v in emit(4 * j + i, v) } }
+        }
     }
-    /// Sub-block j of super-block u.
+    /// h[j] = d·sc[j], h[8 + j] = −(dmin·mn[j]) of super-block u.
     @inline(__always)
-    static func part(_ row: UnsafeRawPointer, _ u: Int, _ j: Int, _ emit: (Int, SIMD8<Float>) -> Void) {
+    static func header(_ row: UnsafeRawPointer, _ u: Int, into h: UnsafeMutablePointer<Float>) {
         let block = row + u * BlockQ4_K.byteCount
         let d = loadF16(block)
         let dmin = loadF16(block, at: 2)
@@ -110,10 +121,16 @@ enum Q4_KRows: RowDecoder {
         let lo = UInt64(littleEndian: block.loadUnaligned(fromByteOffset: 4, as: UInt64.self))
         let hi = UInt64(UInt32(littleEndian: block.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
         let mins = (lo >> 48) | (hi << 16)
-        let sc = Float(Int32(truncatingIfNeeded: (lo >> UInt64(6 * j)) & 63))
-        let mn = Float(Int32(truncatingIfNeeded: (mins >> UInt64(6 * j)) & 63))
-        let s = SIMD8<Float>(repeating: d * sc), m = SIMD8<Float>(repeating: -(dmin * mn))
-        nibbles(block + 16 + 16 * j) { i, q in emit(i, m.addingProduct(s, q)) }
+        for j in 0..<8 {
+            h[j] = d * Float(Int32(truncatingIfNeeded: (lo >> UInt64(6 * j)) & 63))
+            h[8 + j] = -(dmin * Float(Int32(truncatingIfNeeded: (mins >> UInt64(6 * j)) & 63)))
+        }
+    }
+    /// Sub-block j of super-block u: value = fma(h[j], q, h[8 + j]).
+    @inline(__always)
+    static func part(_ row: UnsafeRawPointer, _ u: Int, _ j: Int, header h: UnsafePointer<Float>, _ emit: (Int, SIMD8<Float>) -> Void) {
+        let s = SIMD8<Float>(repeating: h[j]), m = SIMD8<Float>(repeating: h[8 + j])
+        nibbles(row + u * BlockQ4_K.byteCount + 16 + 16 * j) { i, q in emit(i, m.addingProduct(s, q)) }
     }
 }
 
@@ -121,7 +138,8 @@ enum Q4_KRows: RowDecoder {
 /// bytes 0-7 / 8-15), emit(2/3, high nibbles of bytes 0-7 / 8-15).
 // Each half of the bytes is widened to 32-bit lanes straight from memory (one vpmovzxbd each), and the
 // nibbles are split in those lanes (and, shift): AVX2 has no byte shift, and splitting the 16 bytes
-// first took 6 shuffle-port operations per 32 codes instead of 2 (hot q4_k matvec 34 -> ? GFLOP/s).
+// first took 6 shuffle-port operations per 32 codes instead of 2 (hot q4_1 matvec, 1 / 2 rows: 42 -> 47 /
+// 57 -> 85 GFLOP/s).
 @inline(__always)
 private func nibbles(_ p: UnsafeRawPointer, _ emit: (Int, SIMD8<Float>) -> Void) {
     let b0 = SIMD8<Int32>(truncatingIfNeeded: p.loadUnaligned(as: SIMD8<UInt8>.self))
@@ -137,8 +155,14 @@ extension RowDecoder {
 
     /// One part per unit unless the type says otherwise.
     static var partValues: Int { unitValues }
+    /// No header unless the type has one.
+    static var headerFloats: Int { 0 }
     @inline(__always)
-    static func part(_ row: UnsafeRawPointer, _ u: Int, _ j: Int, _ emit: (Int, SIMD8<Float>) -> Void) { unit(row, u, emit) }
+    static func header(_ row: UnsafeRawPointer, _ u: Int, into h: UnsafeMutablePointer<Float>) {}
+    @inline(__always)
+    static func part(_ row: UnsafeRawPointer, _ u: Int, _ j: Int, header h: UnsafePointer<Float>, _ emit: (Int, SIMD8<Float>) -> Void) {
+        unit(row, u, emit)
+    }
 
     /// Block types have no tail: their rows are whole units.
     static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float { preconditionFailure("\(Self.self) rows are whole units") }

@@ -220,9 +220,11 @@ public final class Workspace: @unchecked Sendable {
 
 /// Weight rows per group of the batched (prefill) path: decoded once, multiplied with every input row.
 let matmulGroup = 4
-/// Input rows from which matmul takes the batched path; fewer go through the in-register matvecs
-/// (1 row: matvec8; 2 ... 6 rows, e.g. the samples of a decode step: matvecRows).
-let matvecMaxRows = 6
+/// Input rows up to which matmul takes the in-register matvecs; more take the batched path. f32 / f16
+/// rows: matvec8 per input row up to matvecMaxRows; block types: matvec8 for 1 row, matvecRows
+/// for 2 ... blockMatvecMaxRows (e.g. the samples of a decode step).
+let matvecMaxRows = 3
+let blockMatvecMaxRows = 6
 
 /// The arguments of one matmul call, for its capture-free parallel body.
 struct MatmulArguments {
@@ -241,10 +243,10 @@ struct MatmulArguments {
 
 // Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias [W.rows])
 // Every (input row, weight row) pair is summed in dot()'s order whichever path computes it:
-// - 1 row (decode): 8 weight rows at a time, dequantized in registers straight from the stored
-//   blocks (RowDecoder), 8 independent accumulators;
-// - 2 ... matvecMaxRows rows (a decode step of several samples): 2 weight rows at a time, dequantized
-//   in registers once for all the input rows (matvecRows);
+// - 2 ... blockMatvecMaxRows rows of block-type weights (a decode step of several samples): 2 weight
+//   rows at a time, dequantized in registers once for all the input rows (matvecRows);
+// - otherwise up to matvecMaxRows rows (decode): per input row, 8 weight rows at a time, dequantized
+//   in registers straight from the stored rows (RowDecoder), 8 independent accumulators;
 // - more rows (prefill, batches): 4 weight rows at a time decoded once into the worker's scratch
 //   (f32 rows are used in place), then the 4x2 register tile over the input rows.
 // Weight-row groups are split across the cores.
@@ -267,7 +269,10 @@ private func matmul<D: RowDecoder>(_ decoder: D.Type, _ w: WeightMatrix, bias: U
                                    rows: Int, _ y: UnsafeMutablePointer<Float>, workspace: Workspace) {
     let n = w.columns, out = w.rows
     let big = out * rows * n >= 1 << 16   // below this, one core is faster than waking a second
-    if rows >= 2 && rows <= matvecMaxRows {
+    // Block types only: for f32 / f16 rows (no software prefetch; f32 multiplies in place in the
+    // tiles) matvecRows measured slower in the model than their former paths (small, 5 samples:
+    // f32 128 -> 108, f16 166 -> 146 decode steps/s), so they keep those.
+    if D.prefetchesRows && rows >= 2 && rows <= blockMatvecMaxRows {
         switch rows {
         case 2: matvecRows(D.self, TwoInputRows.self, w, bias: bias, x, y, big: big, workspace: workspace)
         case 3: matvecRows(D.self, ThreeInputRows.self, w, bias: bias, x, y, big: big, workspace: workspace)
@@ -277,7 +282,7 @@ private func matmul<D: RowDecoder>(_ decoder: D.Type, _ w: WeightMatrix, bias: U
         }
         return
     }
-    if rows <= 1 {
+    if rows <= matvecMaxRows {
         let groups = (out + 7) / 8
         parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: MatmulArguments(w, bias, x, rows, y, workspace)) { raw, _, range in
             let (w, bias, x, rows, y) = raw.load(as: MatmulArguments.self).values
@@ -638,7 +643,7 @@ final class RotaryTable: @unchecked Sendable {
 /// Public entry points to the kernels, for their tests and benchmarks.
 public enum Kernels {
     /// Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias), through the path the runtime takes for
-    /// this many rows (in-register matvecs for rows <= 6, batched tiles above).
+    /// this many rows (in-register matvecs for rows <= 3, <= 6 for block types; batched tiles above).
     /// With `integerActivations`, q8_0 weights take the integer path (activations quantized per block).
     public static func matmul(_ w: WeightMatrix, bias: [Float]? = nil, _ x: [Float], rows: Int, integerActivations: Bool = false) -> [Float] {
         precondition(x.count == rows * w.columns)

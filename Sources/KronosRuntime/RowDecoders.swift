@@ -115,16 +115,23 @@ enum Q4_KRows: RowDecoder {
         let block = row + u * BlockQ4_K.byteCount
         let d = loadF16(block)
         let dmin = loadF16(block, at: 2)
-        // The 16 six-bit fields (bits 6k ..< 6k+6 of bytes 4-15): scales in bits 0-47, minimums in 48-95.
-        // Scalar field extraction: the 8-lane UInt64 form was scalarized by the compiler anyway, with a
-        // lane extraction per sub-block on top (hot q4_k matvec 29 -> 33 GFLOP/s).
-        let lo = UInt64(littleEndian: block.loadUnaligned(fromByteOffset: 4, as: UInt64.self))
-        let hi = UInt64(UInt32(littleEndian: block.loadUnaligned(fromByteOffset: 12, as: UInt32.self)))
-        let mins = (lo >> 48) | (hi << 16)
-        for j in 0..<8 {
-            h[j] = d * Float(Int32(truncatingIfNeeded: (lo >> UInt64(6 * j)) & 63))
-            h[8 + j] = -(dmin * Float(Int32(truncatingIfNeeded: (mins >> UInt64(6 * j)) & 63)))
+        // The 16 six-bit fields (bits 6k ..< 6k+6 of bytes 4-15; scales 0-7, minimums 8-15), 8 at a
+        // time in 32-bit lanes: each lane holds a 32-bit window of the bit stream that contains its
+        // field whole, shifted down by the field's own offset in it (one variable shift, vpsrlvd).
+        // Scalar extraction cost ~5 operations per field (hot q4_k matvec, 1 row: 49.7 -> 52.7 GFLOP/s).
+        @inline(__always) func window(_ byte: Int) -> UInt32 {
+            UInt32(littleEndian: block.loadUnaligned(fromByteOffset: byte, as: UInt32.self))
         }
+        let w0 = window(4)    // bits 0-31: fields 0-4 at 0, 6, 12, 18, 24
+        let w1 = window(7)    // bits 24-55: fields 5-7 at 6, 12, 18
+        let w2 = window(10)   // bits 48-79: fields 8-12 at 0, 6, 12, 18, 24
+        let w3 = window(12)   // bits 64-95: fields 13-15 at 14, 20, 26
+        let sc = (SIMD8<UInt32>(w0, w0, w0, w0, w0, w1, w1, w1) &>> SIMD8<UInt32>(0, 6, 12, 18, 24, 6, 12, 18)) & 63
+        let mn = (SIMD8<UInt32>(w2, w2, w2, w2, w2, w3, w3, w3) &>> SIMD8<UInt32>(0, 6, 12, 18, 24, 14, 20, 26)) & 63
+        let raw = UnsafeMutableRawPointer(h)
+        raw.storeBytes(of: SIMD8<Float>(repeating: d) * SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: sc)), as: SIMD8<Float>.self)
+        raw.storeBytes(of: -(SIMD8<Float>(repeating: dmin) * SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: mn))),
+                       toByteOffset: 32, as: SIMD8<Float>.self)
     }
     /// Sub-block j of super-block u: value = fma(h[j], q, h[8 + j]).
     @inline(__always)

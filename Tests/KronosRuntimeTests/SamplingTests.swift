@@ -55,7 +55,8 @@ import Testing
     }
 
     /// The forecast loop's allocation-free Sampler draws exactly what Sampling.sample draws (same
-    /// index, same generator state after) for top-k, top-p and plain settings, with ties and n = 1.
+    /// index, same generator state after) for top-k, top-p and plain settings, with ties (+0 and -0
+    /// among them) and n = 1.
     @Test func samplerIsSamplingWithoutAllocation() {
         var g = KronosRNG(seed: 5)
         let sampler = Sampler(capacity: 1024)
@@ -65,8 +66,14 @@ import Testing
         for n in [1, 2, 16, 1024] {
             for s in settings {
                 for trial in 0..<20 {
-                    // Coarse values (many ties) on even trials, fine ones on odd.
-                    let logits = (0..<n).map { _ in trial % 2 == 0 ? Float(Int(g.nextDouble() * 8)) - 4 : Float(g.nextDouble() * 12 - 6) }
+                    // Coarse values (many ties) on even trials, fine ones on odd. Every fourth trial
+                    // draws from {-1, -0, +0, 1}: +0 and -0 are equal, and the top-p cut falls among them.
+                    let logits = (0..<n).map { _ -> Float in
+                        guard trial % 2 == 0 else { return Float(g.nextDouble() * 12 - 6) }
+                        guard trial % 4 == 0 else { return Float(Int(g.nextDouble() * 8)) - 4 }
+                        let v = Float(Int(g.nextDouble() * 3)) - 1
+                        return g.nextDouble() < 0.5 ? -v : v
+                    }
                     var a = KronosRNG(seed: UInt64(trial)), b = KronosRNG(seed: UInt64(trial))
                     for _ in 0..<5 {
                         let expected = Sampling.sample(logits, s, rng: &a)

@@ -428,10 +428,12 @@ enum SixInputRows: InputRowCount { static var count: Int { 6 } }
 // Y [R, W.rows] = X [R, n] @ W^T (+ bias) for 2 <= R <= 6 input rows (a decode step of R samples),
 // weight rows split across the cores in pairs. Each weight vector is dequantized once in registers
 // and multiplies all R input rows (the batched path would store the decoded rows and reload them).
+// Block types only: their rows are whole units (no tail).
 @inline(__always)
 private func matvecRows<D: RowDecoder, R: InputRowCount>(_: D.Type, _: R.Type, _ w: WeightMatrix, bias: UnsafePointer<Float>?,
                                                          _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                                          big: Bool, workspace: Workspace) {
+    precondition(w.columns % D.unitValues == 0, "matvecRows takes rows of whole \(D.self) units")
     let groups = (w.rows + 1) / 2
     parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: MatmulArguments(w, bias, x, R.count, y, workspace)) { raw, _, range in
         let (w, bias, x, _, y) = raw.load(as: MatmulArguments.self).values
@@ -449,9 +451,9 @@ private func matvecRows<D: RowDecoder, R: InputRowCount>(_: D.Type, _: R.Type, _
     }
 }
 
-// s0 [R], s1 [R] (lanes 0 ..< R) = W rows j0, j0+1 (stored, dequantized in registers) . x rows
-// 0 ..< R ([R, n], row stride n), each pair in dot()'s order. 2R <= 12 accumulators; the input
-// vectors are the fused multiply-adds' memory operands.
+// s0 [R], s1 [R] (lanes 0 ..< R) = W rows j0, j0+1 (stored as whole units, dequantized in registers)
+// . x rows 0 ..< R ([R, n], row stride n), each pair in dot()'s order. 2R <= 12 accumulators; the
+// input vectors are the fused multiply-adds' memory operands.
 @inline(__always)
 private func matvec2xR<D: RowDecoder, R: InputRowCount>(_: D.Type, _: R.Type, _ w: WeightMatrix, _ j0: Int,
                                                         _ x: UnsafePointer<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
@@ -468,35 +470,28 @@ private func matvec2xR<D: RowDecoder, R: InputRowCount>(_: D.Type, _: R.Type, _ 
         let h = headers.pointer
         D.header(p, u, into: h); D.header(p + rb, u, into: h + 16)
         for j in 0..<(D.unitValues / D.partValues) {
-        let xb = xr + 4 * (u * D.unitValues + j * D.partValues)
-        @inline(__always) func xv(_ t: Int, _ i: Int) -> SIMD8<Float> {
-            xb.loadUnaligned(fromByteOffset: t &* sx &+ 32 &* i, as: SIMD8<Float>.self)
-        }
-        D.part(p, u, j, header: h) { i, v in
-            a0.addProduct(v, xv(0, i)); a1.addProduct(v, xv(1, i))
-            if R.count > 2 { a2.addProduct(v, xv(2, i)) }
-            if R.count > 3 { a3.addProduct(v, xv(3, i)) }
-            if R.count > 4 { a4.addProduct(v, xv(4, i)) }
-            if R.count > 5 { a5.addProduct(v, xv(5, i)) }
-        }
-        D.part(p + rb, u, j, header: h + 16) { i, v in
-            b0.addProduct(v, xv(0, i)); b1.addProduct(v, xv(1, i))
-            if R.count > 2 { b2.addProduct(v, xv(2, i)) }
-            if R.count > 3 { b3.addProduct(v, xv(3, i)) }
-            if R.count > 4 { b4.addProduct(v, xv(4, i)) }
-            if R.count > 5 { b5.addProduct(v, xv(5, i)) }
-        }
-        }
-    }
-    var s0 = SIMD8<Float>(a0.sum(), a1.sum(), a2.sum(), a3.sum(), a4.sum(), a5.sum(), 0, 0)
-    var s1 = SIMD8<Float>(b0.sum(), b1.sum(), b2.sum(), b3.sum(), b4.sum(), b5.sum(), 0, 0)
-    for k in (units * D.unitValues)..<n {
-        for t in 0..<R.count {
-            s0[t] += D.value(p, k) * x[t * n + k]
-            s1[t] += D.value(p + rb, k) * x[t * n + k]
+            let xb = xr + 4 * (u * D.unitValues + j * D.partValues)
+            @inline(__always) func xv(_ t: Int, _ i: Int) -> SIMD8<Float> {
+                xb.loadUnaligned(fromByteOffset: t &* sx &+ 32 &* i, as: SIMD8<Float>.self)
+            }
+            D.part(p, u, j, header: h) { i, v in
+                a0.addProduct(v, xv(0, i)); a1.addProduct(v, xv(1, i))
+                if R.count > 2 { a2.addProduct(v, xv(2, i)) }
+                if R.count > 3 { a3.addProduct(v, xv(3, i)) }
+                if R.count > 4 { a4.addProduct(v, xv(4, i)) }
+                if R.count > 5 { a5.addProduct(v, xv(5, i)) }
+            }
+            D.part(p + rb, u, j, header: h + 16) { i, v in
+                b0.addProduct(v, xv(0, i)); b1.addProduct(v, xv(1, i))
+                if R.count > 2 { b2.addProduct(v, xv(2, i)) }
+                if R.count > 3 { b3.addProduct(v, xv(3, i)) }
+                if R.count > 4 { b4.addProduct(v, xv(4, i)) }
+                if R.count > 5 { b5.addProduct(v, xv(5, i)) }
+            }
         }
     }
-    return (s0, s1)
+    return (SIMD8<Float>(a0.sum(), a1.sum(), a2.sum(), a3.sum(), a4.sum(), a5.sum(), 0, 0),
+            SIMD8<Float>(b0.sum(), b1.sum(), b2.sum(), b3.sum(), b4.sum(), b5.sum(), 0, 0))
 }
 
 // stored row [n] (dequantized in registers) . x [n] -> scalar, in dot()'s order.

@@ -23,10 +23,9 @@ protocol RowDecoder {
     /// 256-value super-block would give each row's accumulator 32 dependent fused multiply-adds in a
     /// row, more than the out-of-order window overlaps with the other rows' (latency-bound).
     static var partValues: Int { get }
-    /// Floats of per-unit state (at most 16) that `part` reads instead of decoding it again for every
-    /// part: Q4_K's 8 sub-block scales d·sc and 8 negated minimums −dmin·mn; 0 for the other types.
-    static var headerFloats: Int { get }
-    /// Writes the header of unit u of `row` (headerFloats floats) into h.
+    /// Writes the header of unit u of `row` into h: per-unit state (at most 16 floats) that `part`
+    /// reads instead of decoding it again for every part. Q4_K's 8 sub-block scales d·sc and 8 negated
+    /// minimums −dmin·mn; nothing for the other types.
     static func header(_ row: UnsafeRawPointer, _ u: Int, into h: UnsafeMutablePointer<Float>)
     /// Values u·unitValues + j·partValues ..< u·unitValues + (j+1)·partValues of `row`, in order, given
     /// the unit's header in h: emit(i, v) receives the 8 values from u·unitValues + j·partValues + 8i;
@@ -99,7 +98,6 @@ enum Q4_KRows: RowDecoder {
     static var unitValues: Int { BlockQ4_K.count }
     static var unitBytes: Int { BlockQ4_K.byteCount }
     static var partValues: Int { 32 }
-    static var headerFloats: Int { 16 }
     @inline(__always)
     static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void) {
         var h = (SIMD8<Float>(), SIMD8<Float>())
@@ -163,7 +161,6 @@ extension RowDecoder {
     /// One part per unit unless the type says otherwise.
     static var partValues: Int { unitValues }
     /// No header unless the type has one.
-    static var headerFloats: Int { 0 }
     @inline(__always)
     static func header(_ row: UnsafeRawPointer, _ u: Int, into h: UnsafeMutablePointer<Float>) {}
     @inline(__always)

@@ -106,7 +106,8 @@ let attentionRelativeTolerance = 1e-5
             try storage.withUnsafeBytes { raw in
                 let w = WeightMatrix(type: type, rows: out, columns: n, data: raw.baseAddress!)
                 let singles = (0..<9).map { t in Kernels.matmul(w, Array(x[(t * n)..<((t + 1) * n)]), rows: 1) }
-                // 9 rows: batched tiles; 2 ... 6: the multi-row matvec (one specialization each); 7, 8: tiles.
+                // 9, 7, 8 rows: batched tiles; 2 ... 6: the multi-row matvec for block types (one
+                // specialization each), matvec8 per row (2, 3) or tiles (4 ... 6) for f32 / f16.
                 for rows in [9, 2, 3, 4, 5, 6, 7, 8] {
                     let together = Kernels.matmul(w, Array(x[0..<(rows * n)]), rows: rows)
                     for t in 0..<rows {
@@ -148,8 +149,6 @@ let attentionRelativeTolerance = 1e-5
 
     // MARK: int8 activations (q8_0 weights)
 
-    /// The activation quantizer against its scalar definition: d = max|x| / 127 per 32 values,
-    /// q = x·(1/d) rounded to nearest, ties to even; an all-zero block gives d = 0, q = 0.
     /// exp8 against Double exp over the clamped range [-87, 88] (a grid through it plus the ends):
     /// relative error within 4 ulp of f32 (measured max 6.8e-8, 0.6 ulp).
     @Test func vectorExpIsWithinFourUlp() {
@@ -185,6 +184,8 @@ let attentionRelativeTolerance = 1e-5
         }
     }
 
+    /// The activation quantizer against its scalar definition: d = max|x| / 127 per 32 values,
+    /// q = x·(1/d) rounded to nearest, ties to even; an all-zero block gives d = 0, q = 0.
     @Test func activationQuantizationIsItsScalarDefinition() {
         var rng = Lcg(state: 77)
         var x = rng.array(32 * 5)

@@ -64,14 +64,18 @@ struct Attention: ParsableCommand {
     @Option(help: "Rows of the sequence (repeatable): 512 = Kronos-small / base window, 2048 = Kronos-mini.")
     var rows: [Int] = [512, 2048]
     @Option(help: "Seconds of repetitions per measurement.") var seconds = 0.5
+    @Option(help: "Precisions of the cached keys / values (repeatable).") var kvCache: [KVCachePrecision] = [.f32]
 
     func run() throws {
-        print("| model shape | rows | heads x dim | ms per pass | GFLOP/s |")
-        print("|---|---|---|---|---|")
+        print("| model shape | rows | heads x dim | KV cache | ms per pass | GFLOP/s |")
+        print("|---|---|---|---|---|---|")
         for (name, heads, hd) in [("small", 8, 64), ("base", 16, 52)] {
             for r in rows {
-                let t = KernelBenchmark.attention(rows: r, heads: heads, headDimension: hd, minSeconds: seconds)
-                print("| \(name) | \(r) | \(heads) x \(hd) | " + String(format: "%.2f | %.1f |", 1000 * t.seconds, t.gflops))
+                for precision in kvCache {
+                    let t = KernelBenchmark.attention(rows: r, heads: heads, headDimension: hd, precision: precision, minSeconds: seconds)
+                    print("| \(name) | \(r) | \(heads) x \(hd) | \(precision.rawValue) | "
+                          + String(format: "%.2f | %.1f |", 1000 * t.seconds, t.gflops))
+                }
             }
         }
     }
@@ -95,6 +99,7 @@ struct ForecastBench: ParsableCommand {
 
     @Flag(name: .customLong("int8-activations"), help: "Time the int8-activation approximation (q8_0 weights).")
     var int8Activations = false
+    @Option(help: "Precision of the predictor's key / value cache (f16: an approximation).") var kvCache: KVCachePrecision = .f32
 
     func run() throws {
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).path
@@ -106,9 +111,10 @@ struct ForecastBench: ParsableCommand {
             for s in samples {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: me)
-                p.arguments = ["forecast-one", bundle, "--samples", "\(s)", "--lookback", "\(lookback)", "--pred-len", "\(predLen)",
-                               "--seconds", "\(seconds)"] + cache.flatMap { ["--cache", $0.rawValue] }
-                               + (int8Activations ? ["--int8-activations"] : []) + (threads.map { ["--threads", "\($0)"] } ?? [])
+                var arguments = ["forecast-one", bundle, "--samples", "\(s)", "--lookback", "\(lookback)", "--pred-len", "\(predLen)",
+                                 "--seconds", "\(seconds)", "--kv-cache", kvCache.rawValue] + cache.flatMap { ["--cache", $0.rawValue] }
+                arguments += (int8Activations ? ["--int8-activations"] : []) + (threads.map { ["--threads", "\($0)"] } ?? [])
+                p.arguments = arguments
                 let pipe = Pipe()
                 p.standardOutput = pipe
                 try p.run()
@@ -137,17 +143,19 @@ struct ForecastOne: ParsableCommand {
     @Option var cache: [CacheMode] = [.exact]
     @Option var seconds = 1.0
     @Flag(name: .customLong("int8-activations")) var int8Activations = false
+    @Option var kvCache: KVCachePrecision = .f32
     @Option var threads: Int?
 
     func run() throws {
         if let threads { Runtime.threads = max(1, threads) }
         let model = try KronosModel(path: bundle)
         let t = try ForecastBenchmark.measure(model: model, samples: samples, lookback: lookback, predictionLength: predLen,
-                                              modes: cache, minSeconds: seconds, integerActivations: int8Activations)
+                                              modes: cache, minSeconds: seconds, integerActivations: int8Activations, kvCache: kvCache)
         print(String(decoding: try JSONEncoder().encode(t), as: UTF8.self))
     }
 }
 
 extension CacheMode: ExpressibleByArgument {}
+extension KVCachePrecision: ExpressibleByArgument {}
 
 Bench.main()

@@ -32,6 +32,8 @@ public struct ForecastSettings: Sendable, Codable, Equatable {
     /// Approximation: the predictor's q8_0 matmuls quantize their activations to int8 per 32-value
     /// block and sum in integers (faster decode steps; drift measured by `verify --int8-activations`).
     public var integerActivations = false
+    /// Precision of the predictor's key / value cache (f16: an approximation, see KVCachePrecision).
+    public var kvCache: KVCachePrecision = .f32
 
     public init(predictionLength: Int, maxContext: Int, sampling: SamplingSettings = SamplingSettings(), samples: Int = 1, seed: UInt64 = 0) {
         self.predictionLength = predictionLength; self.maxContext = maxContext; self.sampling = sampling
@@ -43,6 +45,7 @@ public struct ForecastSettings: Sendable, Codable, Equatable {
         case sampling, samples, seed, clip
         case cache
         case integerActivations = "int8_activations"
+        case kvCache = "kv_cache"
     }
 }
 
@@ -151,7 +154,7 @@ extension KronosModel {
         do {   // (the session's caches are freed before the tokenizer decodes)
             // The S samples of a series share its T context tokens: their rows are computed and cached once.
             let session = PredictorSession(model: predictor, batch: batch, perGroup: S, sharedTokens: T, capacity: window,
-                                           privateRows: P, integerActivations: settings.integerActivations)
+                                           privateRows: P, integerActivations: settings.integerActivations, kvCache: settings.kvCache)
             // Everything a step needs is allocated here, once (the step itself allocates nothing).
             let sampler = Sampler(capacity: max(V1, V2))
             var picks1 = [Int](repeating: 0, count: batch), picks2 = [Int](repeating: 0, count: batch)
@@ -236,9 +239,10 @@ extension KronosModel {
     /// the tokens generated so far are `path` (s1 conditioned on the path's own s2 for the s2 logits).
     /// contextS1 / contextS2 [T], stamps [T + P], path [P] -> s1 logits [P][V1], s2 logits [P][V2].
     public func teacherForcedLogits(contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathS1: [Int], pathS2: [Int],
-                                    maxContext window: Int, cache: CacheMode = .exact, integerActivations: Bool = false) -> (s1: [[Float]], s2: [[Float]]) {
+                                    maxContext window: Int, cache: CacheMode = .exact, integerActivations: Bool = false,
+                                    kvCache: KVCachePrecision = .f32) -> (s1: [[Float]], s2: [[Float]]) {
         let r = teacherForcedLogits(contextS1: contextS1, contextS2: contextS2, stamps: stamps, pathsS1: [pathS1], pathsS2: [pathS2],
-                                    maxContext: window, cache: cache, integerActivations: integerActivations)
+                                    maxContext: window, cache: cache, integerActivations: integerActivations, kvCache: kvCache)
         return (r.s1[0], r.s2[0])
     }
 
@@ -246,12 +250,13 @@ extension KronosModel {
     /// context rows computed and cached once for all paths, as a forecast's samples do):
     /// paths [k][P] -> s1 logits [k][P][V1], s2 logits [k][P][V2].
     public func teacherForcedLogits(contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathsS1: [[Int]], pathsS2: [[Int]],
-                                    maxContext window: Int, cache: CacheMode = .exact, integerActivations: Bool = false) -> (s1: [[[Float]]], s2: [[[Float]]]) {
+                                    maxContext window: Int, cache: CacheMode = .exact, integerActivations: Bool = false,
+                                    kvCache: KVCachePrecision = .f32) -> (s1: [[[Float]]], s2: [[[Float]]]) {
         let T = contextS1.count, k = pathsS1.count, P = pathsS1[0].count
         precondition(k >= 1 && pathsS2.count == k && pathsS1.allSatisfy { $0.count == P } && pathsS2.allSatisfy { $0.count == P })
         let V1 = predictor.config.s1Vocabulary, V2 = predictor.config.s2Vocabulary
         let session = PredictorSession(model: predictor, batch: k, perGroup: k, sharedTokens: T, capacity: window, privateRows: P,
-                                       integerActivations: integerActivations)
+                                       integerActivations: integerActivations, kvCache: kvCache)
         let s1 = pathsS1.map { contextS1 + $0 }, s2 = pathsS2.map { contextS2 + $0 }
         let allStamps = [[TimeStamp]](repeating: stamps, count: k)
         var l1 = [[[Float]]](repeating: [], count: k), l2 = [[[Float]]](repeating: [], count: k)

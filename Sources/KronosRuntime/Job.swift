@@ -14,6 +14,7 @@ public struct RunOptions: Sendable {
     public var seed: UInt64 = 0
     public var cache: CacheMode = .exact
     public var integerActivations = false
+    public var kvCache: KVCachePrecision = .f32
     public init(inputs: [String], predictionLength: Int) { self.inputs = inputs; self.predictionLength = predictionLength }
 
     /// Value checks (exit 1 with one line each).
@@ -89,6 +90,7 @@ public enum ForecastJob {
         var settings = ForecastSettings(predictionLength: P, maxContext: window, sampling: o.sampling, samples: o.samples, seed: o.seed)
         settings.cache = o.cache
         settings.integerActivations = o.integerActivations
+        settings.kvCache = o.kvCache
         let start = Date()
         let forecasts = try model.forecast(inputs, settings: settings, progress: progress)
         let seconds = Date().timeIntervalSince(start)

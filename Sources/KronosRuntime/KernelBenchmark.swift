@@ -48,15 +48,20 @@ public enum KernelBenchmark {
     /// Times the causal self-attention of a prefill: one sequence of `rows` new rows, `heads` heads
     /// of `headDimension` (random queries, keys, values), as Block.forward runs it. Returns seconds
     /// per pass and GFLOP/s counting 4·hd flops per (query, visible key) pair (scores and weighted sum).
-    public static func attention(rows: Int, heads: Int, headDimension hd: Int, minSeconds: Double = 0.3) -> (seconds: Double, gflops: Double) {
+    public static func attention(rows: Int, heads: Int, headDimension hd: Int, precision: KVCachePrecision = .f32,
+                                 minSeconds: Double = 0.3) -> (seconds: Double, gflops: Double) {
         let D = heads * hd
         var rng = KronosRNG(seed: 0x9E37_79B9)
         func next() -> Float { Float(2 * rng.nextDouble() - 1) }   // uniform in [-1, 1)
-        let cache = KVCache(batch: 1, capacity: rows, width: D)
-        for i in 0..<(rows * D) { cache.keys[i] = next(); cache.values[i] = next() }
-        cache.length = rows
+        let cache = KVCache(batch: 1, capacity: rows, width: D, precision: precision)
         let q = UnsafeMutablePointer<Float>.allocate(capacity: rows * D), out = UnsafeMutablePointer<Float>.allocate(capacity: rows * D)
         defer { q.deallocate(); out.deallocate() }
+        var kv = [Float](repeating: 0, count: 2 * D)   // one random key and value per row
+        for t in 0..<rows {
+            for i in 0..<(2 * D) { kv[i] = next() }
+            kv.withUnsafeBufferPointer { cache.store(0, position: t, key: $0.baseAddress!, value: $0.baseAddress! + D) }
+        }
+        cache.length = rows
         for i in 0..<(rows * D) { q[i] = next() }
         let workspace = Workspace(columns: D, positions: rows)
         var best = Double.infinity, total = 0.0
@@ -130,7 +135,8 @@ public enum ForecastBenchmark {
     /// Prefill, decode and whole-forecast timings of `model` for one series, `samples` paths, a
     /// lookback of `lookback` rows and `predictionLength` steps (best of repetitions up to `minSeconds`).
     public static func measure(model: KronosModel, samples: Int, lookback: Int, predictionLength: Int,
-                               modes: [CacheMode], minSeconds: Double = 1, integerActivations: Bool = false) throws(RuntimeError) -> ForecastTiming {
+                               modes: [CacheMode], minSeconds: Double = 1, integerActivations: Bool = false,
+                               kvCache: KVCachePrecision = .f32) throws(RuntimeError) -> ForecastTiming {
         let window = model.maxContext
         let input = syntheticSeries(rows: lookback, future: predictionLength)
         // Smallest of the seconds `body` reports, repeated until minSeconds have passed (at least once).
@@ -155,7 +161,8 @@ public enum ForecastBenchmark {
         let s1 = [[Int]](repeating: ids.s1 + [Int](repeating: 1, count: predictionLength), count: samples)
         let s2 = [[Int]](repeating: ids.s2 + [Int](repeating: 1, count: predictionLength), count: samples)
         // Prefill: `samples` independent sequences of the context in one batch (tokens/s of the batched kernels).
-        let session = PredictorSession(model: model.predictor, batch: samples, capacity: window, integerActivations: integerActivations)
+        let session = PredictorSession(model: model.predictor, batch: samples, capacity: window, integerActivations: integerActivations,
+                                       kvCache: kvCache)
         let prefillRows = min(lookback, window)
         let prefill = try best { () throws(RuntimeError) in
             session.reset()
@@ -165,7 +172,7 @@ public enum ForecastBenchmark {
         // so every step is one row), as a forecast's samples run.
         let steps = min(predictionLength, window / 2), start = min(lookback, window / 2)
         let decoder = PredictorSession(model: model.predictor, batch: samples, perGroup: samples, sharedTokens: start, capacity: window,
-                                       privateRows: steps + 1, integerActivations: integerActivations)
+                                       privateRows: steps + 1, integerActivations: integerActivations, kvCache: kvCache)
         let picks = [Int](repeating: 1, count: samples)
         let step = try best { () throws(RuntimeError) in
             decoder.reset()
@@ -182,6 +189,7 @@ public enum ForecastBenchmark {
             var settings = ForecastSettings(predictionLength: predictionLength, maxContext: window, samples: samples, seed: 1)
             settings.cache = mode
             settings.integerActivations = integerActivations
+            settings.kvCache = kvCache
             forecast[mode.rawValue] = try best { () throws(RuntimeError) in try seconds { () throws(RuntimeError) in _ = try model.forecast([input], settings: settings) } }
         }
         return ForecastTiming(samples: samples, window: window,

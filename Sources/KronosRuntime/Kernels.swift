@@ -709,13 +709,17 @@ public enum Kernels {
     /// Causal self-attention of one sequence: q, k, v [rows, heads·hd] (rotary already applied)
     /// -> out [rows, heads·hd], row t attending to rows 0...t, computed the way a prefill does
     /// (blocks of attentionQueryBlock queries) when `blocked`, else one query at a time as decode steps do.
+    /// Keys and values are cached in `precision`.
     public static func causalAttention(q: [Float], k: [Float], v: [Float], rows: Int, heads: Int, headDimension hd: Int,
-                                       blocked: Bool) -> [Float] {
+                                       blocked: Bool, precision: KVCachePrecision = .f32) -> [Float] {
         let D = heads * hd
         precondition(q.count == rows * D && k.count == rows * D && v.count == rows * D)
-        let cache = KVCache(batch: 1, capacity: rows, width: D)
-        cache.keys.update(from: k, count: rows * D)
-        cache.values.update(from: v, count: rows * D)
+        let cache = KVCache(batch: 1, capacity: rows, width: D, precision: precision)
+        k.withUnsafeBufferPointer { kp in
+            v.withUnsafeBufferPointer { vp in
+                for t in 0..<rows { cache.store(0, position: t, key: kp.baseAddress! + t * D, value: vp.baseAddress! + t * D) }
+            }
+        }
         cache.length = rows
         let scores = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock * rows)
         defer { scores.deallocate() }

@@ -43,18 +43,19 @@ final class PredictorSession {
 
     /// `batch` sequences with windows of up to `capacity` rows; with perGroup > 1, groups of perGroup
     /// sequences share tokens 0 ..< sharedTokens and have at most `privateRows` rows beyond them.
-    /// integerActivations: q8_0 weights multiply int8-quantized activations (an approximation).
+    /// integerActivations: q8_0 weights multiply int8-quantized activations (an approximation);
+    /// kvCache: precision of the cached keys / values (f16: an approximation).
     init(model: PredictorModel, batch: Int, perGroup: Int = 1, sharedTokens: Int = 0, capacity: Int, privateRows: Int = 0,
-         integerActivations: Bool = false) {
+         integerActivations: Bool = false, kvCache: KVCachePrecision = .f32) {
         precondition(perGroup >= 1 && batch % perGroup == 0)
         self.model = model; self.batch = batch; self.capacity = capacity
         self.perGroup = perGroup; self.sharedTokens = perGroup > 1 ? sharedTokens : 0
         let D = model.config.modelDimension
         let own = perGroup > 1 ? min(privateRows, capacity) : 0
         caches = (0..<model.blocks.count).map { _ in
-            KVCache(batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D)
+            KVCache(batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D, precision: kvCache)
         }
-        depCache = KVCache(batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D)
+        depCache = KVCache(batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D, precision: kvCache)
         let rows = max(batch, min(Self.passRows, batch * capacity))
         scratch = BlockScratch(rows: rows, D: D, F: model.config.feedForwardDimension, columns: 2 * D, positions: capacity)
         scratch.workspace.integerActivations = integerActivations
@@ -132,8 +133,7 @@ final class PredictorSession {
             model.depV(x, rows: n, into: scratch.v, ws)
             for i in 0..<count {
                 for t in 0..<rows {
-                    depCache.key(i * stride, position: start + t).update(from: scratch.k + (i * rows + t) * D, count: D)
-                    depCache.value(i * stride, position: start + t).update(from: scratch.v + (i * rows + t) * D, count: D)
+                    depCache.store(i * stride, position: start + t, key: scratch.k + (i * rows + t) * D, value: scratch.v + (i * rows + t) * D)
                 }
             }
             depCache.length += rows

@@ -1,6 +1,67 @@
 // Transformer blocks over a batch of sequences, with a per-layer KV cache.
 import Foundation
 
+/// Precision of the predictor's cached keys / values.
+public enum KVCachePrecision: String, Sendable, Codable, CaseIterable {
+    /// Exact (default): keys and values as computed.
+    case f32
+    /// Approximation: keys and values rounded to f16 (round to nearest even) when cached, which
+    /// halves the cache (Kronos-base, 512 rows: 42 -> 21 MiB per series). Attention still computes
+    /// in f32 from the exactly widened f16 values; the drift it costs is measured by
+    /// `kronos-run verify --kv-cache f16`.
+    case f16
+
+    /// Bytes per cached value.
+    public var bytes: Int { self == .f32 ? 4 : 2 }
+}
+
+/// How one precision's cached values are read (widened to f32) and written.
+protocol KVStorage {
+    /// values i ..< i + 8 of the row at p.
+    static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float>
+    /// values i ..< i + 4 of the row at p.
+    static func load4(_ p: UnsafeRawPointer, _ i: Int) -> SIMD4<Float>
+    /// value i of the row at p.
+    static func load(_ p: UnsafeRawPointer, _ i: Int) -> Float
+    /// x [n] -> the row at p.
+    static func store(_ x: UnsafePointer<Float>, _ n: Int, to p: UnsafeMutableRawPointer)
+}
+
+enum F32Storage: KVStorage {
+    @inline(__always) static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
+        p.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
+    }
+    @inline(__always) static func load4(_ p: UnsafeRawPointer, _ i: Int) -> SIMD4<Float> {
+        p.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD4<Float>.self)
+    }
+    @inline(__always) static func load(_ p: UnsafeRawPointer, _ i: Int) -> Float { p.loadUnaligned(fromByteOffset: 4 &* i, as: Float.self) }
+    @inline(__always) static func store(_ x: UnsafePointer<Float>, _ n: Int, to p: UnsafeMutableRawPointer) {
+        p.copyMemory(from: x, byteCount: 4 * n)
+    }
+}
+
+enum F16Storage: KVStorage {
+    @inline(__always) static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
+        SIMD8<Float>(p.loadUnaligned(fromByteOffset: 2 &* i, as: SIMD8<Float16>.self))
+    }
+    @inline(__always) static func load4(_ p: UnsafeRawPointer, _ i: Int) -> SIMD4<Float> {
+        SIMD4<Float>(p.loadUnaligned(fromByteOffset: 2 &* i, as: SIMD4<Float16>.self))
+    }
+    @inline(__always) static func load(_ p: UnsafeRawPointer, _ i: Int) -> Float {
+        Float(p.loadUnaligned(fromByteOffset: 2 &* i, as: Float16.self))
+    }
+    @inline(__always) static func store(_ x: UnsafePointer<Float>, _ n: Int, to p: UnsafeMutableRawPointer) {
+        let rx = UnsafeRawPointer(x)
+        var i = 0
+        while i + 8 <= n {
+            p.storeBytes(of: SIMD8<Float16>(rx.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)), toByteOffset: 2 * i,
+                         as: SIMD8<Float16>.self)
+            i += 8
+        }
+        while i < n { p.storeBytes(of: Float16(x[i]), toByteOffset: 2 * i, as: Float16.self); i += 1 }
+    }
+}
+
 /// Keys and values of one layer for `batch` sequences in lockstep, in groups of `perGroup`
 /// sequences that share their oldest rows (the samples of one series share its context).
 /// - Shared rows (absolute positions below `split`) are stored once per group, in a ring of
@@ -9,13 +70,15 @@ import Foundation
 /// - Private rows (positions from `split` on, once `seal()` set it) are stored per sequence:
 ///   position a in private slot a - split (at most `privateCapacity` of them).
 /// Without sharing (perGroup 1, or before `seal()`), every row lives in the group ring.
+/// Rows hold `width` values of `precision` (f32, or f16 as an approximation).
 final class KVCache: @unchecked Sendable {
     let batch: Int, perGroup: Int, capacity: Int, privateCapacity: Int, width: Int
+    let precision: KVCachePrecision
     var groups: Int { batch / perGroup }
-    let keys: UnsafeMutablePointer<Float>            // [groups, capacity, width] shared rows
-    let values: UnsafeMutablePointer<Float>          // [groups, capacity, width]
-    let privateKeys: UnsafeMutablePointer<Float>     // [batch, privateCapacity, width] private rows
-    let privateValues: UnsafeMutablePointer<Float>   // [batch, privateCapacity, width]
+    let keys: UnsafeMutableRawPointer            // [groups, capacity, width] shared rows
+    let values: UnsafeMutableRawPointer          // [groups, capacity, width]
+    let privateKeys: UnsafeMutableRawPointer     // [batch, privateCapacity, width] private rows
+    let privateValues: UnsafeMutableRawPointer   // [batch, privateCapacity, width]
     /// Absolute position of the oldest cached row (the same for every sequence).
     private(set) var offset = 0
     /// Rows cached (the same for every sequence).
@@ -25,14 +88,13 @@ final class KVCache: @unchecked Sendable {
     /// Absolute position of the first private row (Int.max: none, every row is shared).
     private(set) var split = Int.max
 
-    init(batch: Int, perGroup: Int = 1, capacity: Int, privateCapacity: Int = 0, width: Int) {
+    init(batch: Int, perGroup: Int = 1, capacity: Int, privateCapacity: Int = 0, width: Int, precision: KVCachePrecision = .f32) {
         precondition(perGroup >= 1 && batch % perGroup == 0)
         self.batch = batch; self.perGroup = perGroup; self.capacity = capacity
-        self.privateCapacity = privateCapacity; self.width = width
-        keys = .allocate(capacity: batch / perGroup * capacity * width)
-        values = .allocate(capacity: batch / perGroup * capacity * width)
-        privateKeys = .allocate(capacity: batch * privateCapacity * width)
-        privateValues = .allocate(capacity: batch * privateCapacity * width)
+        self.privateCapacity = privateCapacity; self.width = width; self.precision = precision
+        let shared = batch / perGroup * capacity * width * precision.bytes, own = batch * privateCapacity * width * precision.bytes
+        keys = .allocate(byteCount: shared, alignment: 64); values = .allocate(byteCount: shared, alignment: 64)
+        privateKeys = .allocate(byteCount: own, alignment: 64); privateValues = .allocate(byteCount: own, alignment: 64)
     }
     deinit { keys.deallocate(); values.deallocate(); privateKeys.deallocate(); privateValues.deallocate() }
 
@@ -42,14 +104,18 @@ final class KVCache: @unchecked Sendable {
     /// Rows appended from now on are each sequence's own.
     func seal() { precondition(split == Int.max); split = end }
 
-    /// Row of sequence b at absolute position a (keys / values [width]).
-    @inline(__always) func key(_ b: Int, position a: Int) -> UnsafeMutablePointer<Float> { row(keys, privateKeys, b, a) }
-    @inline(__always) func value(_ b: Int, position a: Int) -> UnsafeMutablePointer<Float> { row(values, privateValues, b, a) }
-    @inline(__always) private func row(_ shared: UnsafeMutablePointer<Float>, _ own: UnsafeMutablePointer<Float>, _ b: Int, _ a: Int)
-        -> UnsafeMutablePointer<Float> {
-        if a < split { return shared + ((b / perGroup) * capacity + a % capacity) * width }
+    /// Stores key [width] and value [width] as the row of sequence b at absolute position a.
+    func store(_ b: Int, position a: Int, key: UnsafePointer<Float>, value: UnsafePointer<Float>) {
+        switch precision {
+        case .f32: F32Storage.store(key, width, to: row(keys, privateKeys, b, a)); F32Storage.store(value, width, to: row(values, privateValues, b, a))
+        case .f16: F16Storage.store(key, width, to: row(keys, privateKeys, b, a)); F16Storage.store(value, width, to: row(values, privateValues, b, a))
+        }
+    }
+    @inline(__always) private func row(_ shared: UnsafeMutableRawPointer, _ own: UnsafeMutableRawPointer, _ b: Int, _ a: Int)
+        -> UnsafeMutableRawPointer {
+        if a < split { return shared + ((b / perGroup) * capacity + a % capacity) * width * precision.bytes }
         precondition(a - split < privateCapacity, "private rows exceed the cache")
-        return own + (b * privateCapacity + a - split) * width
+        return own + (b * privateCapacity + a - split) * width * precision.bytes
     }
 }
 
@@ -65,20 +131,32 @@ extension KVCache {
     func attend(sequence b: Int, column: Int, headDimension hd: Int, visible n0: Int, queries qb: Int,
                 q: UnsafePointer<Float>, qStride: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
                 out: UnsafeMutablePointer<Float>, outStride: Int) {
+        switch precision {
+        case .f32: attend(F32Storage.self, sequence: b, column: column, headDimension: hd, visible: n0, queries: qb, q: q, qStride: qStride,
+                          scale: scale, scores: scores, out: out, outStride: outStride)
+        case .f16: attend(F16Storage.self, sequence: b, column: column, headDimension: hd, visible: n0, queries: qb, q: q, qStride: qStride,
+                          scale: scale, scores: scores, out: out, outStride: outStride)
+        }
+    }
+
+    private func attend<E: KVStorage>(_: E.Type, sequence b: Int, column: Int, headDimension hd: Int, visible n0: Int, queries qb: Int,
+                                      q: UnsafePointer<Float>, qStride: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
+                                      out: UnsafeMutablePointer<Float>, outStride: Int) {
         precondition(qb >= 1 && qb <= attentionQueryBlock && n0 >= 1 && n0 + qb - 1 <= length)
-        let ring = capacity, origin = offset % ring
+        let ring = capacity, origin = offset % ring, bytes = precision.bytes, rowBytes = width * bytes
         let g = b / perGroup
-        let kShared = keys + g * ring * width + column, vShared = values + g * ring * width + column
+        let kShared = UnsafeRawPointer(keys + g * ring * rowBytes + column * bytes)
+        let vShared = UnsafeRawPointer(values + g * ring * rowBytes + column * bytes)
         // Visible row p (0 = oldest) is shared while p < firstPrivate, else private row p - firstPrivate.
         let firstPrivate = split == Int.max ? Int.max : split - offset
-        let own = firstPrivate == Int.max ? 0 : b * privateCapacity * width + column - firstPrivate * width
-        let kOwn = privateKeys + own, vOwn = privateValues + own
+        let own = firstPrivate == Int.max ? 0 : b * privateCapacity * rowBytes + column * bytes - firstPrivate * rowBytes
+        let kOwn = UnsafeRawPointer(privateKeys + own), vOwn = UnsafeRawPointer(privateValues + own)
         // (Wrapping arithmetic: the indices were checked against the cache's size above.)
         @inline(__always) func slot(_ p: Int) -> Int { let s = origin &+ p; return s >= ring ? s &- ring : s }
-        @inline(__always) func kRow(_ p: Int) -> UnsafeMutablePointer<Float> { p < firstPrivate ? kShared + slot(p) &* width : kOwn + p &* width }
-        @inline(__always) func vRow(_ p: Int) -> UnsafeMutablePointer<Float> { p < firstPrivate ? vShared + slot(p) &* width : vOwn + p &* width }
+        @inline(__always) func kRow(_ p: Int) -> UnsafeRawPointer { p < firstPrivate ? kShared + slot(p) &* rowBytes : kOwn + p &* rowBytes }
+        @inline(__always) func vRow(_ p: Int) -> UnsafeRawPointer { p < firstPrivate ? vShared + slot(p) &* rowBytes : vOwn + p &* rowBytes }
         // The first n0 rows are seen by every query; query i also sees the i rows after them.
-        attendRows(queries: qb, headDimension: hd, q: q, qStride: qStride, scale: scale, scores: scores, ld: n0 + qb - 1,
+        attendRows(E.self, queries: qb, headDimension: hd, q: q, qStride: qStride, scale: scale, scores: scores, ld: n0 + qb - 1,
                    out: out, outStride: outStride, common: n0, extra: { $0 },
                    commonKey: kRow, commonValue: vRow, ownKey: { _, p in kRow(n0 + p) }, ownValue: { _, p in vRow(n0 + p) })
     }
@@ -90,9 +168,21 @@ extension KVCache {
     // attend's (attendRows), so the result is bitwise the per-sequence one.
     func attendGroup(_ g: Int, column: Int, headDimension hd: Int, visible n: Int, q: UnsafePointer<Float>, qStride: Int,
                      scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, outStride: Int) {
+        switch precision {
+        case .f32: attendGroup(F32Storage.self, g, column: column, headDimension: hd, visible: n, q: q, qStride: qStride, scale: scale,
+                               scores: scores, out: out, outStride: outStride)
+        case .f16: attendGroup(F16Storage.self, g, column: column, headDimension: hd, visible: n, q: q, qStride: qStride, scale: scale,
+                               scores: scores, out: out, outStride: outStride)
+        }
+    }
+
+    private func attendGroup<E: KVStorage>(_: E.Type, _ g: Int, column: Int, headDimension hd: Int, visible n: Int, q: UnsafePointer<Float>,
+                                           qStride: Int, scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
+                                           outStride: Int) {
         precondition(n >= 1 && n <= length && split != Int.max)
-        let ring = capacity, origin = offset % ring
-        let kShared = keys + g * ring * width + column, vShared = values + g * ring * width + column
+        let ring = capacity, origin = offset % ring, bytes = precision.bytes, rowBytes = width * bytes
+        let kShared = UnsafeRawPointer(keys + g * ring * rowBytes + column * bytes)
+        let vShared = UnsafeRawPointer(values + g * ring * rowBytes + column * bytes)
         let firstPrivate = split - offset
         let shared = min(n, max(0, firstPrivate))
         @inline(__always) func slot(_ p: Int) -> Int { let s = origin &+ p; return s >= ring ? s &- ring : s }
@@ -101,12 +191,12 @@ extension KVCache {
             let qb = min(attentionQueryBlock, perGroup - i0)
             // Private row p of query i (sequence g·perGroup + i0 + i) is visible row shared + p.
             @inline(__always) func own(_ i: Int, _ p: Int) -> Int {
-                ((g &* perGroup &+ i0 &+ i) &* privateCapacity &+ shared &- firstPrivate &+ p) &* width &+ column
+                ((g &* perGroup &+ i0 &+ i) &* privateCapacity &+ shared &- firstPrivate &+ p) &* rowBytes &+ column &* bytes
             }
-            attendRows(queries: qb, headDimension: hd, q: q + i0 * qStride, qStride: qStride, scale: scale, scores: scores, ld: n,
+            attendRows(E.self, queries: qb, headDimension: hd, q: q + i0 * qStride, qStride: qStride, scale: scale, scores: scores, ld: n,
                        out: out + i0 * outStride, outStride: outStride, common: shared, extra: { _ in n - shared },
-                       commonKey: { kShared + slot($0) &* width }, commonValue: { vShared + slot($0) &* width },
-                       ownKey: { privateKeys + own($0, $1) }, ownValue: { privateValues + own($0, $1) })
+                       commonKey: { kShared + slot($0) &* rowBytes }, commonValue: { vShared + slot($0) &* rowBytes },
+                       ownKey: { UnsafeRawPointer(privateKeys + own($0, $1)) }, ownValue: { UnsafeRawPointer(privateValues + own($0, $1)) })
             i0 += qb
         }
     }
@@ -117,32 +207,30 @@ extension KVCache {
     // dot(q, k)·scale in dot()'s order (scores row i at scores + i·ld), softmaxInPlace, then
     // out[e] = Σ w·v[e] by fused multiply-add in row order, written to out + i·outStride [hd].
     @inline(__always)
-    private func attendRows(queries qb: Int, headDimension hd: Int, q: UnsafePointer<Float>, qStride: Int, scale: Float,
-                            scores: UnsafeMutablePointer<Float>, ld: Int, out: UnsafeMutablePointer<Float>, outStride: Int,
-                            common: Int, extra: (Int) -> Int,
-                            commonKey: (Int) -> UnsafeMutablePointer<Float>, commonValue: (Int) -> UnsafeMutablePointer<Float>,
-                            ownKey: (Int, Int) -> UnsafeMutablePointer<Float>, ownValue: (Int, Int) -> UnsafeMutablePointer<Float>) {
+    private func attendRows<E: KVStorage>(_: E.Type, queries qb: Int, headDimension hd: Int, q: UnsafePointer<Float>, qStride: Int,
+                                          scale: Float, scores: UnsafeMutablePointer<Float>, ld: Int, out: UnsafeMutablePointer<Float>,
+                                          outStride: Int, common: Int, extra: (Int) -> Int,
+                                          commonKey: (Int) -> UnsafeRawPointer, commonValue: (Int) -> UnsafeRawPointer,
+                                          ownKey: (Int, Int) -> UnsafeRawPointer, ownValue: (Int, Int) -> UnsafeRawPointer) {
         // Scores.
         var start = 0
         if qb == 4 {
             for p in 0..<common {
-                let s = dot4(q, qStride, commonKey(p), hd)
+                let s = dot4(E.self, q, qStride, commonKey(p), hd)
                 for i in 0..<4 { scores[i * ld + p] = s[i] * scale }
             }
             start = common
         }
         for i in 0..<qb {
             let row = scores + i * ld, qi = q + i * qStride
-            for p in start..<common { row[p] = dot(qi, commonKey(p), hd) * scale }
-            for p in 0..<extra(i) { row[common + p] = dot(qi, ownKey(i, p), hd) * scale }
+            for p in start..<common { row[p] = dot(E.self, qi, commonKey(p), hd) * scale }
+            for p in 0..<extra(i) { row[common + p] = dot(E.self, qi, ownKey(i, p), hd) * scale }
             softmaxInPlace(row, common + extra(i))
         }
 
         // Weighted values, 16 columns at a time (then 8): each value row is addressed once per 16
         // columns and each weight broadcast serves two vectors.
-        @inline(__always) func v8(_ row: UnsafePointer<Float>, _ c: Int) -> SIMD8<Float> {
-            UnsafeRawPointer(row + c).loadUnaligned(as: SIMD8<Float>.self)
-        }
+        @inline(__always) func v8(_ row: UnsafeRawPointer, _ c: Int) -> SIMD8<Float> { E.load8(row, c) }
         @inline(__always) func store(_ a: SIMD8<Float>, _ i: Int, _ c: Int) {
             UnsafeMutableRawPointer(out + i * outStride + c).storeBytes(of: a, as: SIMD8<Float>.self)
         }
@@ -200,7 +288,7 @@ extension KVCache {
             for i in 0..<qb {
                 let weights = scores + i * ld
                 var a = SIMD4<Float>()
-                @inline(__always) func v4(_ row: UnsafePointer<Float>) -> SIMD4<Float> { UnsafeRawPointer(row + c).loadUnaligned(as: SIMD4<Float>.self) }
+                @inline(__always) func v4(_ row: UnsafeRawPointer) -> SIMD4<Float> { E.load4(row, c) }
                 for p in 0..<common { a.addProduct(SIMD4(repeating: weights[p]), v4(commonValue(p))) }
                 for p in 0..<extra(i) { a.addProduct(SIMD4(repeating: weights[common &+ p]), v4(ownValue(i, p))) }
                 UnsafeMutableRawPointer(out + i * outStride + c).storeBytes(of: a, as: SIMD4<Float>.self)
@@ -211,8 +299,8 @@ extension KVCache {
             for i in 0..<qb {
                 let row = scores + i * ld
                 var a: Float = 0
-                for p in 0..<common { a = a.addingProduct(row[p], commonValue(p)[c]) }
-                for p in 0..<extra(i) { a = a.addingProduct(row[common + p], ownValue(i, p)[c]) }
+                for p in 0..<common { a = a.addingProduct(row[p], E.load(commonValue(p), c)) }
+                for p in 0..<extra(i) { a = a.addingProduct(row[common + p], E.load(ownValue(i, p), c)) }
                 out[i * outStride + c] = a
             }
             c += 1
@@ -220,14 +308,15 @@ extension KVCache {
     }
 }
 
-// s [4] = (q0, q1, q2, q3) . k [n], queries at q + i·stride, each pair in dot()'s order.
+// s [4] = (q0, q1, q2, q3) . k [n] (cached values of E), queries at q + i·stride, each pair in
+// dot()'s order.
 @inline(__always)
-func dot4(_ q: UnsafePointer<Float>, _ stride: Int, _ k: UnsafePointer<Float>, _ n: Int) -> SIMD4<Float> {
+func dot4<E: KVStorage>(_: E.Type, _ q: UnsafePointer<Float>, _ stride: Int, _ k: UnsafeRawPointer, _ n: Int) -> SIMD4<Float> {
     var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-    let rq = UnsafeRawPointer(q), rk = UnsafeRawPointer(k), sq = 4 * stride
+    let rq = UnsafeRawPointer(q), sq = 4 * stride
     var i = 0
     while i + 8 <= n {
-        let kv = rk.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+        let kv = E.load8(k, i)
         a0.addProduct(rq.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), kv)
         a1.addProduct(rq.loadUnaligned(fromByteOffset: 4 * i + sq, as: SIMD8<Float>.self), kv)
         a2.addProduct(rq.loadUnaligned(fromByteOffset: 4 * i + 2 * sq, as: SIMD8<Float>.self), kv)
@@ -236,9 +325,25 @@ func dot4(_ q: UnsafePointer<Float>, _ stride: Int, _ k: UnsafePointer<Float>, _
     }
     var s = SIMD4<Float>(a0.sum(), a1.sum(), a2.sum(), a3.sum())
     while i < n {
-        for j in 0..<4 { s[j] += q[j * stride + i] * k[i] }
+        let ki = E.load(k, i)
+        for j in 0..<4 { s[j] += q[j * stride + i] * ki }
         i += 1
     }
+    return s
+}
+
+// q [n] . k [n] (cached values of E), in dot()'s order.
+@inline(__always)
+func dot<E: KVStorage>(_: E.Type, _ q: UnsafePointer<Float>, _ k: UnsafeRawPointer, _ n: Int) -> Float {
+    var acc = SIMD8<Float>()
+    var i = 0
+    let rq = UnsafeRawPointer(q)
+    while i + 8 <= n {
+        acc.addProduct(rq.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), E.load8(k, i))
+        i += 8
+    }
+    var s = acc.sum()
+    while i < n { s += q[i] * E.load(k, i); i += 1 }
     return s
 }
 
@@ -298,8 +403,7 @@ extension Block {
                     rotary.apply(s.q + r * D + h * hd, position: p)
                     rotary.apply(s.k + r * D + h * hd, position: p)
                 }
-                cache.key(b * sequenceStride, position: p).update(from: s.k + r * D, count: D)
-                cache.value(b * sequenceStride, position: p).update(from: s.v + r * D, count: D)
+                cache.store(b * sequenceStride, position: p, key: s.k + r * D, value: s.v + r * D)
             }
         }
         let before = cache.length

@@ -86,7 +86,16 @@ public struct VerifyOptions: Sendable {
     public var cache: CacheMode = .exact
     /// The int8-activation approximation in the bundle under test (the golden ensembles never use it).
     public var integerActivations = false
+    /// Key / value cache precision of the bundle under test (the golden ensembles are always f32).
+    public var kvCache: KVCachePrecision = .f32
     public init() {}
+
+    /// settings with this run's cache mode and approximations (those of the bundle under test).
+    func underTest(_ settings: ForecastSettings) -> ForecastSettings {
+        var s = settings
+        s.cache = cache; s.integerActivations = integerActivations; s.kvCache = kvCache
+        return s
+    }
 }
 
 public struct VerifyReport: Codable, Sendable {
@@ -116,7 +125,7 @@ public enum Verify {
         var pooled = Pool()
         for (dir, name) in caseFiles.cases {
             let c = try GoldenCase(directory: dir, name: name)
-            var casePool = try measure(model, c, cache: options.cache, integerActivations: options.integerActivations)
+            var casePool = try measure(model, c, options)
             if options.ensemble {
                 let stored = dir + "/\(name)_ensemble.csv"
                 var golden: [Float]?
@@ -124,12 +133,11 @@ public enum Verify {
                     golden = try readEnsemble(stored, rows: c.predLen)
                 } else if let root = goldenRoot {
                     if ensembleModel == nil { ensembleModel = try referenceModel(root) }
-                    golden = try ensemble(ensembleModel!, c, options, cache: .exact, integerActivations: false)
+                    golden = try ensemble(ensembleModel!, c, options, underTest: false)
                     if options.writeEnsembles { try writeEnsemble(golden!, c, options, to: stored) }
                 }
                 if let golden {
-                    casePool.ensemble.append(nmae(try ensemble(model, c, options, cache: options.cache, integerActivations: options.integerActivations),
-                                                  golden, std: c.std))
+                    casePool.ensemble.append(nmae(try ensemble(model, c, options, underTest: true), golden, std: c.std))
                 }
             }
             metrics.append(casePool.summary(name: c.name))
@@ -190,7 +198,7 @@ public enum Verify {
     }
 
     /// Every metric of one case but the ensemble one.
-    static func measure(_ model: KronosModel, _ c: GoldenCase, cache: CacheMode, integerActivations: Bool) throws -> Pool {
+    static func measure(_ model: KronosModel, _ c: GoldenCase, _ o: VerifyOptions) throws -> Pool {
         // Tokenizer: encode the golden normalized input.
         let ids = model.encode(c.xNorm, rows: c.rows)
         let ctxAgree = (0..<c.rows).map { ids.s1[$0] == c.contextS1[$0] && ids.s2[$0] == c.contextS2[$0] }
@@ -200,18 +208,16 @@ public enum Verify {
         let decodeErr = zip(recon, c.contextRecon).map { Double(abs($0 - $1)) }
         // Teacher forcing along the golden path.
         let tf = model.teacherForcedLogits(contextS1: c.contextS1, contextS2: c.contextS2, stamps: c.stamps + c.futureStamps,
-                                           pathS1: c.genS1, pathS2: c.genS2, maxContext: c.maxContext, cache: cache,
-                                           integerActivations: integerActivations)
+                                           pathS1: c.genS1, pathS2: c.genS2, maxContext: c.maxContext, cache: o.cache,
+                                           integerActivations: o.integerActivations, kvCache: o.kvCache)
         var s1KL = [Double](), s2KL = [Double](), s1Agree = [Bool](), s2Agree = [Bool]()
         for i in 0..<c.predLen {
             s1KL.append(kl(c.stepS1[i], tf.s1[i])); s2KL.append(kl(c.stepS2[i], tf.s2[i]))
             s1Agree.append(argmax(c.stepS1[i]) == argmax(tf.s1[i])); s2Agree.append(argmax(c.stepS2[i]) == argmax(tf.s2[i]))
         }
         // Free-running greedy forecast.
-        var settings = ForecastSettings(predictionLength: c.predLen, maxContext: c.maxContext,
-                                        sampling: SamplingSettings(temperature: 1, topK: 1, topP: 1), samples: 1, seed: 0)
-        settings.cache = cache
-        settings.integerActivations = integerActivations
+        let settings = o.underTest(ForecastSettings(predictionLength: c.predLen, maxContext: c.maxContext,
+                                                    sampling: SamplingSettings(temperature: 1, topK: 1, topP: 1), samples: 1, seed: 0))
         let greedy = try model.forecast([c.input], settings: settings)[0]
         let greedyErr = nmae(greedy.mean, c.forecast, std: c.std)
         var rel = 0.0
@@ -222,12 +228,12 @@ public enum Verify {
                     greedyErr: [greedyErr], greedyRel: [rel], greedyIDs: [same])
     }
 
-    /// Mean of `samples` sampled paths (denormalized) [P, 6], with the options' seed and sampler.
-    static func ensemble(_ model: KronosModel, _ c: GoldenCase, _ o: VerifyOptions, cache: CacheMode, integerActivations: Bool) throws -> [Float] {
-        var settings = ForecastSettings(predictionLength: c.predLen, maxContext: c.maxContext, sampling: o.sampling,
-                                        samples: o.samples, seed: o.seed)
-        settings.cache = cache
-        settings.integerActivations = integerActivations
+    /// Mean of `samples` sampled paths (denormalized) [P, 6], with the options' seed and sampler, and
+    /// the options' approximations when `underTest` (else exact, as the golden ensembles are).
+    static func ensemble(_ model: KronosModel, _ c: GoldenCase, _ o: VerifyOptions, underTest: Bool) throws -> [Float] {
+        let exact = ForecastSettings(predictionLength: c.predLen, maxContext: c.maxContext, sampling: o.sampling,
+                                     samples: o.samples, seed: o.seed)
+        let settings = underTest ? o.underTest(exact) : exact
         return try model.forecast([c.input], settings: settings)[0].mean
     }
 

@@ -14,9 +14,11 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
 @Suite struct CacheTests {
     /// Every step of a long run: the KV-cached forecast sees exactly (bitwise) the logits of
     /// recomputing the window, before and after the window starts sliding.
-    /// (q8 with int8 activations too: the integer path computes the same numbers for one row and many.)
-    @Test(arguments: [(QuantizeChoice.f32, false), (.q8, false), (.q4, false), (.q8, true)])
-    func cacheEqualsRecomputeOnEveryStep(quantize: QuantizeChoice, integerActivations: Bool) throws {
+    /// (q8 with int8 activations too: the integer path computes the same numbers for one row and many;
+    /// and with an f16 key / value cache, which prefill and decode steps read alike.)
+    @Test(arguments: [(QuantizeChoice.f32, false, KVCachePrecision.f32), (.q8, false, .f32), (.q4, false, .f32), (.q8, true, .f32),
+                      (.f32, false, .f16), (.q8, false, .f16)])
+    func cacheEqualsRecomputeOnEveryStep(quantize: QuantizeChoice, integerActivations: Bool, kvCache: KVCachePrecision) throws {
         let bundle = try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: quantize)
         let model = try KronosModel(path: bundle)
         let T = 40, P = 110, window = 128  // slides after 88 steps
@@ -24,6 +26,7 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
         var cached = ForecastSettings(predictionLength: P, maxContext: window, sampling: SamplingSettings(temperature: 1, topK: 0, topP: 0.9),
                                       samples: 3, seed: 11)
         cached.integerActivations = integerActivations
+        cached.kvCache = kvCache
         var recompute = cached
         recompute.cache = .recompute
         cached.cache = .exact
@@ -42,6 +45,13 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
             float.integerActivations = false
             var t3 = ForecastTrace()
             _ = try model.forecast([input], settings: float, trace: &t3)
+            #expect(t3.stepS1Logits[0] != t1.stepS1Logits[0])
+        }
+        if kvCache == .f16 {   // the f16 cache was used: its logits are not the f32 cache's
+            var f32 = cached
+            f32.kvCache = .f32
+            var t3 = ForecastTrace()
+            _ = try model.forecast([input], settings: f32, trace: &t3)
             #expect(t3.stepS1Logits[0] != t1.stepS1Logits[0])
         }
         // The sampled paths actually differ from each other (the test exercises sampling, not greedy).

@@ -120,25 +120,30 @@ let attentionRelativeTolerance = 1e-5
     }
 
     /// Blocked causal attention (prefill) equals one query at a time (decode) bitwise, and a
-    /// double-precision reference within the summation bound.
-    @Test(arguments: [(1, 8, 1), (5, 8, 2), (13, 52, 2), (70, 64, 3)])
-    func causalAttentionBlockedEqualsSingleAndReference(rows: Int, headDimension hd: Int, heads: Int) throws {
+    /// double-precision reference within the summation bound, with keys / values cached in f32 and
+    /// in f16 (the reference then takes the f16-rounded keys / values: the cache's only rounding).
+    @Test(arguments: [(1, 8, 1), (5, 8, 2), (13, 52, 2), (70, 64, 3)], KVCachePrecision.allCases)
+    func causalAttentionBlockedEqualsSingleAndReference(shape: (rows: Int, headDimension: Int, heads: Int),
+                                                         precision: KVCachePrecision) throws {
+        let (rows, hd, heads) = shape
         var rng = Lcg(state: UInt64(rows * 31 + hd))
         let D = heads * hd
         let q = rng.array(rows * D), k = rng.array(rows * D), v = rng.array(rows * D)
-        let blocked = Kernels.causalAttention(q: q, k: k, v: v, rows: rows, heads: heads, headDimension: hd, blocked: true)
-        let single = Kernels.causalAttention(q: q, k: k, v: v, rows: rows, heads: heads, headDimension: hd, blocked: false)
+        let blocked = Kernels.causalAttention(q: q, k: k, v: v, rows: rows, heads: heads, headDimension: hd, blocked: true, precision: precision)
+        let single = Kernels.causalAttention(q: q, k: k, v: v, rows: rows, heads: heads, headDimension: hd, blocked: false, precision: precision)
         #expect(blocked.map(\.bitPattern) == single.map(\.bitPattern))
+        let cached = { (x: [Float]) -> [Double] in x.map { precision == .f16 ? Double(Float16($0)) : Double($0) } }
+        let (kc, vc) = (cached(k), cached(v))
         let scale = 1 / Double(hd).squareRoot()
         for h in 0..<heads {
             for t in 0..<rows {
-                var s = (0...t).map { p in (0..<hd).reduce(0.0) { $0 + Double(q[t * D + h * hd + $1]) * Double(k[p * D + h * hd + $1]) } * scale }
+                var s = (0...t).map { p in (0..<hd).reduce(0.0) { $0 + Double(q[t * D + h * hd + $1]) * kc[p * D + h * hd + $1] } * scale }
                 let m = s.max()!
                 s = s.map { Foundation.exp($0 - m) }
                 let total = s.reduce(0, +)
                 for e in 0..<hd {
                     var value = 0.0, magnitude = 0.0
-                    for p in 0...t { value += s[p] / total * Double(v[p * D + h * hd + e]); magnitude += s[p] / total * Double(abs(v[p * D + h * hd + e])) }
+                    for p in 0...t { value += s[p] / total * vc[p * D + h * hd + e]; magnitude += s[p] / total * abs(vc[p * D + h * hd + e]) }
                     let bound = attentionRelativeTolerance * magnitude
                     try #require(abs(Double(blocked[t * D + h * hd + e]) - value) <= bound,
                                  "rows \(rows) hd \(hd) head \(h) row \(t) col \(e): \(blocked[t * D + h * hd + e]) vs \(value)")

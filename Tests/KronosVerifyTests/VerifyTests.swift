@@ -38,7 +38,8 @@ func bundle(_ quantize: QuantizeChoice, model: String = golden) throws -> String
     }
 
     /// The execution approximations are measured, not hidden: verify runs the bundle the way it is
-    /// asked to (int8 activations, approx-slide cache) and the drift it reports moves accordingly.
+    /// asked to (int8 activations, approx-slide cache, f16 key / value cache) and the drift it reports
+    /// moves accordingly.
     @Test func verifyMeasuresTheExecutionApproximations() throws {
         let q8 = try bundle(.q8)
         let plain = try Verify.run(bundle: q8, golden: golden)
@@ -51,6 +52,11 @@ func bundle(_ quantize: QuantizeChoice, model: String = golden) throws -> String
         options.cache = .approxSlide
         let slide = try Verify.run(bundle: q8, golden: golden, options: options)
         #expect(slide.overall.s1KLD != plain.overall.s1KLD)
+        options = VerifyOptions()
+        options.kvCache = .f16
+        let half = try Verify.run(bundle: q8, golden: golden, options: options)
+        #expect(half.overall.s1KLD != plain.overall.s1KLD)
+        #expect(half.overall.decodeNMAE == plain.overall.decodeNMAE, "the tokenizer's caches stay f32")
     }
 
     @Test func anotherModelFailsEveryGate() throws {

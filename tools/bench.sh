@@ -67,17 +67,19 @@ $BIN/kronos-bench attention
 echo
 echo "## Peak RSS of a forecast (kronos-run on golden/sample_4h.csv, lookback 512, pred-len 48, approx-slide)"
 echo
-echo "| bundle | decoded MiB | samples | peak RSS MiB | over decoded MiB |"
-echo "|---|---|---|---|---|"
+echo "| bundle | decoded MiB | samples | KV cache | peak RSS MiB | over decoded MiB |"
+echo "|---|---|---|---|---|---|"
 for preset in small base; do
   for q in f32 q8 q4; do
     b="$WORK/$preset-$q.kq"
     decoded=$($BIN/kronos-convert inspect --json "$b" | python3 -c "import json,sys; print(sum(t['raw_size'] for t in json.load(sys.stdin)['manifest']['tensors']))")
     for s in 1 5; do
-      $TIME -f "%M" -o "$WORK/time.txt" $BIN/kronos-run "$b" --input golden/sample_4h.csv --lookback 512 --pred-len 48 \
-        --samples $s --cache approx-slide >/dev/null
-      python3 -c "import sys; d, kb = int(sys.argv[1]), int(sys.argv[2]); print(f'| $preset-$q | {d/2**20:.1f} | $s | {kb/1024:.1f} | {kb/1024 - d/2**20:+.1f} |')" \
-        "$decoded" "$(tail -1 "$WORK/time.txt")"
+      for kv in f32 f16; do
+        $TIME -f "%M" -o "$WORK/time.txt" $BIN/kronos-run "$b" --input golden/sample_4h.csv --lookback 512 --pred-len 48 \
+          --samples $s --cache approx-slide --kv-cache $kv >/dev/null
+        python3 -c "import sys; d, kb = int(sys.argv[1]), int(sys.argv[2]); print(f'| $preset-$q | {d/2**20:.1f} | $s | $kv | {kb/1024:.1f} | {kb/1024 - d/2**20:+.1f} |')" \
+          "$decoded" "$(tail -1 "$WORK/time.txt")"
+      done
     done
   done
 done

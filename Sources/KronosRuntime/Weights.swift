@@ -56,6 +56,9 @@ public enum RuntimeError: Error, LocalizedError, Sendable {
 final class TensorStore: @unchecked Sendable {
     let tensors: [String: TensorData]
     let path: String
+    /// Rotary tables by inv_freq: blocks whose inv_freq buffers are equal (all of a released model's)
+    /// share one table (Kronos-base: 12 tables of 213 KB each would be the same numbers).
+    private var rotaryTables = [[UInt32]: RotaryTable]()   // keyed by inv_freq's bits
     init(tensors: [String: TensorData], path: String) { self.tensors = tensors; self.path = path }
 
     func data(_ part: ModelPart, _ name: String) throws(RuntimeError) -> TensorData {
@@ -79,11 +82,19 @@ final class TensorStore: @unchecked Sendable {
         Linear(weight: try matrix(part, name + ".weight"), bias: bias ? try vector(part, name + ".bias") : nil)
     }
 
+    func rotaryTable(invFreq: [Float], positions: Int) -> RotaryTable {
+        let key = invFreq.map(\.bitPattern)
+        if let t = rotaryTables[key] { t.ensure(positions); return t }
+        let t = RotaryTable(invFreq: invFreq, positions: positions)
+        rotaryTables[key] = t
+        return t
+    }
+
     func block(_ part: ModelPart, _ prefix: String, heads: Int, positions: Int) throws(RuntimeError) -> Block {
         Block(norm1: try vector(part, prefix + ".norm1.weight"),
               q: try linear(part, prefix + ".self_attn.q_proj"), k: try linear(part, prefix + ".self_attn.k_proj"),
               v: try linear(part, prefix + ".self_attn.v_proj"), out: try linear(part, prefix + ".self_attn.out_proj"),
-              rotary: RotaryTable(invFreq: try vector(part, prefix + ".self_attn.rotary.inv_freq"), positions: positions),
+              rotary: rotaryTable(invFreq: try vector(part, prefix + ".self_attn.rotary.inv_freq"), positions: positions),
               norm2: try vector(part, prefix + ".norm2.weight"),
               w1: try linear(part, prefix + ".ffn.w1", bias: false), w3: try linear(part, prefix + ".ffn.w3", bias: false),
               w2: try linear(part, prefix + ".ffn.w2", bias: false), heads: heads)

@@ -87,8 +87,10 @@ enum Q4_1Rows: RowDecoder {
     @inline(__always)
     static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void) {
         let block = row + u * BlockQ4_1.byteCount
-        let d = SIMD8<Float>(repeating: loadF16(block))
-        let m = SIMD8<Float>(repeating: loadF16(block, at: 2))
+        // d and m widened together (one 4-byte load, one vcvtph2ps), then broadcast.
+        let dm = SIMD4<Float>(SIMD4<Float16>(unsafeBitCast(SIMD2<UInt32>(UInt32(littleEndian: block.loadUnaligned(as: UInt32.self)), 0),
+                                                           to: SIMD4<Float16>.self)))
+        let d = SIMD8<Float>(repeating: dm[0]), m = SIMD8<Float>(repeating: dm[1])
         nibbles(block + 4) { i, q in emit(i, m.addingProduct(d, q)) }
     }
 }

@@ -148,6 +148,9 @@ public enum ForecastJob {
             "pred_len": r.settings.predictionLength, "max_context": r.settings.maxContext,
             "temperature": Double(r.settings.sampling.temperature), "top_k": r.settings.sampling.topK,
             "top_p": Double(r.settings.sampling.topP), "samples": r.settings.samples, "seed": r.settings.seed,
+            // the cache mode and the opt-in approximations the forecast ran with
+            "cache": r.settings.cache.rawValue, "int8_activations": r.settings.integerActivations,
+            "kv_cache": r.settings.kvCache.rawValue,
         ]
         let series: [[String: Any]] = r.series.map { s in
             var o: [String: Any] = ["input": s.file, "rows": s.history.rows, "forecast": rows(s, s.mean)]

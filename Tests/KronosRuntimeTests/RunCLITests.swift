@@ -51,6 +51,22 @@ let sample = goldenDirectory + "/sample_4h.csv"
         #expect((series["forecast"] as! [Any]).count == 8)
     }
 
+    /// The cache mode and the approximations a forecast ran with are in its JSON settings; a
+    /// precision that does not exist is a usage error naming the valid ones.
+    @Test func executionChoicesAreReportedAndChecked() throws {
+        let args = [try tinyBundle(), "--input", sample, "--pred-len", "4", "--format", "json"]
+        for (extra, cache, kv, int8) in [([String](), "exact", "f32", false),
+                                         (["--kv-cache", "f16", "--cache", "approx-slide", "--int8-activations"], "approx-slide", "f16", true)] {
+            let r = try run(args + extra)
+            #expect(r.status == 0, "\(r.stderr)")
+            let settings = (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any])["settings"] as! [String: Any]
+            #expect(settings["cache"] as? String == cache && settings["kv_cache"] as? String == kv, "\(settings)")
+            #expect(settings["int8_activations"] as? Bool == int8, "\(settings)")
+        }
+        let bad = try run(args + ["--kv-cache", "f8"])
+        #expect(bad.status == 2 && bad.stderr.contains("'f8'") && bad.stderr.contains("'f16'"), "\(bad.stderr)")
+    }
+
     @Test func batchOfInputsAndChart() throws {
         let b = try tinyBundle()
         let dir = temporaryDirectory("chart")

@@ -31,15 +31,22 @@ public struct WeightMatrix: @unchecked Sendable {
 // this order for every (row, column) pair, so results never depend on how rows are grouped.
 @inline(__always)
 func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+    dot(F32Storage.self, a, UnsafeRawPointer(b), n)
+}
+
+// dot() with b stored as E (the key / value cache's f32 or f16 rows, widened exactly): the same
+// operations in the same order, so for f32 it is dot() itself.
+@inline(__always)
+func dot<E: KVStorage>(_: E.Type, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ n: Int) -> Float {
     var acc = SIMD8<Float>()
     var i = 0
-    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+    let ra = UnsafeRawPointer(a)
     while i + 8 <= n {
-        acc.addProduct(ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self))
+        acc.addProduct(ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), E.load8(b, i))
         i += 8
     }
     var s = acc.sum()
-    while i < n { s += a[i] * b[i]; i += 1 }
+    while i < n { s += a[i] * E.load(b, i); i += 1 }
     return s
 }
 

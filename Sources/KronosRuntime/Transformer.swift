@@ -74,6 +74,8 @@ enum F16Storage: KVStorage {
 final class KVCache: @unchecked Sendable {
     let batch: Int, perGroup: Int, capacity: Int, privateCapacity: Int, width: Int
     let precision: KVCachePrecision
+    /// Bytes of one row: width · precision.bytes.
+    let rowBytes: Int
     var groups: Int { batch / perGroup }
     let keys: UnsafeMutableRawPointer            // [groups, capacity, width] shared rows
     let values: UnsafeMutableRawPointer          // [groups, capacity, width]
@@ -92,7 +94,8 @@ final class KVCache: @unchecked Sendable {
         precondition(perGroup >= 1 && batch % perGroup == 0)
         self.batch = batch; self.perGroup = perGroup; self.capacity = capacity
         self.privateCapacity = privateCapacity; self.width = width; self.precision = precision
-        let shared = batch / perGroup * capacity * width * precision.bytes, own = batch * privateCapacity * width * precision.bytes
+        rowBytes = width * precision.bytes
+        let shared = batch / perGroup * capacity * rowBytes, own = batch * privateCapacity * rowBytes
         keys = .allocate(byteCount: shared, alignment: 64); values = .allocate(byteCount: shared, alignment: 64)
         privateKeys = .allocate(byteCount: own, alignment: 64); privateValues = .allocate(byteCount: own, alignment: 64)
     }
@@ -106,16 +109,17 @@ final class KVCache: @unchecked Sendable {
 
     /// Stores key [width] and value [width] as the row of sequence b at absolute position a.
     func store(_ b: Int, position a: Int, key: UnsafePointer<Float>, value: UnsafePointer<Float>) {
+        let k = row(keys, privateKeys, b, a), v = row(values, privateValues, b, a)
         switch precision {
-        case .f32: F32Storage.store(key, width, to: row(keys, privateKeys, b, a)); F32Storage.store(value, width, to: row(values, privateValues, b, a))
-        case .f16: F16Storage.store(key, width, to: row(keys, privateKeys, b, a)); F16Storage.store(value, width, to: row(values, privateValues, b, a))
+        case .f32: F32Storage.store(key, width, to: k); F32Storage.store(value, width, to: v)
+        case .f16: F16Storage.store(key, width, to: k); F16Storage.store(value, width, to: v)
         }
     }
     @inline(__always) private func row(_ shared: UnsafeMutableRawPointer, _ own: UnsafeMutableRawPointer, _ b: Int, _ a: Int)
         -> UnsafeMutableRawPointer {
-        if a < split { return shared + ((b / perGroup) * capacity + a % capacity) * width * precision.bytes }
+        if a < split { return shared + ((b / perGroup) * capacity + a % capacity) * rowBytes }
         precondition(a - split < privateCapacity, "private rows exceed the cache")
-        return own + (b * privateCapacity + a - split) * width * precision.bytes
+        return own + (b * privateCapacity + a - split) * rowBytes
     }
 }
 
@@ -143,7 +147,7 @@ extension KVCache {
                                       q: UnsafePointer<Float>, qStride: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
                                       out: UnsafeMutablePointer<Float>, outStride: Int) {
         precondition(qb >= 1 && qb <= attentionQueryBlock && n0 >= 1 && n0 + qb - 1 <= length)
-        let ring = capacity, origin = offset % ring, bytes = precision.bytes, rowBytes = width * bytes
+        let ring = capacity, origin = offset % ring, bytes = precision.bytes, rowBytes = self.rowBytes
         let g = b / perGroup
         let kShared = UnsafeRawPointer(keys + g * ring * rowBytes + column * bytes)
         let vShared = UnsafeRawPointer(values + g * ring * rowBytes + column * bytes)
@@ -180,7 +184,7 @@ extension KVCache {
                                            qStride: Int, scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
                                            outStride: Int) {
         precondition(n >= 1 && n <= length && split != Int.max)
-        let ring = capacity, origin = offset % ring, bytes = precision.bytes, rowBytes = width * bytes
+        let ring = capacity, origin = offset % ring, bytes = precision.bytes, rowBytes = self.rowBytes
         let kShared = UnsafeRawPointer(keys + g * ring * rowBytes + column * bytes)
         let vShared = UnsafeRawPointer(values + g * ring * rowBytes + column * bytes)
         let firstPrivate = split - offset
@@ -329,21 +333,6 @@ func dot4<E: KVStorage>(_: E.Type, _ q: UnsafePointer<Float>, _ stride: Int, _ k
         for j in 0..<4 { s[j] += q[j * stride + i] * ki }
         i += 1
     }
-    return s
-}
-
-// q [n] . k [n] (cached values of E), in dot()'s order.
-@inline(__always)
-func dot<E: KVStorage>(_: E.Type, _ q: UnsafePointer<Float>, _ k: UnsafeRawPointer, _ n: Int) -> Float {
-    var acc = SIMD8<Float>()
-    var i = 0
-    let rq = UnsafeRawPointer(q)
-    while i + 8 <= n {
-        acc.addProduct(rq.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), E.load8(k, i))
-        i += 8
-    }
-    var s = acc.sum()
-    while i < n { s += q[i] * E.load(k, i); i += 1 }
     return s
 }
 

@@ -7,6 +7,7 @@
 //   KronosBundle      bundle format (.kq): spec in formats/, writer, validating reader, configs
 //   KronosCheckpoint  safetensors reader (single / sharded), config check against the tensor table
 //   KronosConvert     conversion pipeline (checkpoint -> bundle)
+//   KronosVNNI        int8 kernels for AVX-512 VNNI processors (called by the runtime after a cpuid check)
 //   KronosRuntime     model runtime and forecast (bundle -> candles)
 //   KronosVerify      accuracy drift of a bundle against golden FP32 cases
 //   kronos-convert, kronos-run: thin executables (argument parsing and printing only)
@@ -14,10 +15,15 @@ import PackageDescription
 
 // Numeric targets are compiled for x86-64-v3 (AVX2, FMA, F16C: every x86 CPU since 2013-2015) so that
 // the SIMD kernels use 256-bit registers and fused multiply-add instructions instead of libm calls.
+// KronosVNNI (the int8 kernels) is compiled for AVX-512 VL / BW / VNNI as well; the runtime calls
+// it only on processors that report those (cpuid), so the binaries still run on any x86-64-v3 CPU.
 #if arch(x86_64)
 let numericSettings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+let vnniSettings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell", "-Xcc", "-mavx512f", "-Xcc", "-mavx512bw",
+                                                  "-Xcc", "-mavx512vl", "-Xcc", "-mavx512vnni"])]
 #else
 let numericSettings: [SwiftSetting] = []
+let vnniSettings: [SwiftSetting] = []
 #endif
 
 let package = Package(
@@ -47,7 +53,8 @@ let package = Package(
             dependencies: ["KronosBundle", "KronosQuant", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(name: "KronosConvert", dependencies: ["KronosCheckpoint", "KronosBundle", "KronosQuant"]),
-        .target(name: "KronosRuntime", dependencies: ["KronosBundle", "KronosQuant", "CKronosHints"], swiftSettings: numericSettings),
+        .target(name: "KronosVNNI", dependencies: ["CKronosHints"], swiftSettings: vnniSettings),
+        .target(name: "KronosRuntime", dependencies: ["KronosBundle", "KronosQuant", "CKronosHints", "KronosVNNI"], swiftSettings: numericSettings),
         .executableTarget(
             name: "KronosConvertCLI",
             dependencies: ["KronosConvert", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]

@@ -1,18 +1,37 @@
 // The integer path of q8_0 weights (as ggml's q8_0 x q8_0 dot): the activations of a matmul are
-// quantized once per 32-value block to int8 values with an f32 scale, and each block's products are
-// summed exactly in 16-bit integers (vpmullw, two products per lane), then scaled by d_w · d_x.
-// One kernel serves every row count, so a decode step and a prefill compute the same numbers.
+// quantized once per 32-value block to int8 codes with an f32 scale, each block's products are
+// summed exactly in integers, and the block sums are accumulated in f32:
+//   per (weight row r, input row t): acc = 0; for each block u in order:
+//     acc = fma(Float(Σ_k w_rk · q_tk), d_w[r,u] · d_x[t,u], acc);   y = acc + bias[r]
+// Three kernels compute exactly that, bit for bit (tested): the scalar reference (int8ReferenceDot),
+// the portable SIMD path (any x86-64-v3 / other processor), and on AVX-512 VNNI processors the
+// KronosVNNI kernels (vpdpbusd: 32 byte products per instruction). So a decode step and a prefill
+// compute the same numbers on one machine, and every machine computes the same forecast.
 import Foundation
 import KronosQuant
+import KronosVNNI
+import CKronosHints
 
 /// Values per activation block (= the q8_0 weight block).
 let activationBlock = BlockQ8_0.count
 
-// x [n] -> q [n] (int8 values held as Int16, -127...127) and d [n / 32]: per block
-// d = max|x| / 127, q = x · (1/d) rounded to nearest, ties to even (d = 0, q = 0 for a zero block).
-// Contract: n is a multiple of 32.
+/// Which kernels the integer path runs here: the VNNI ones where the processor has them.
+enum Int8Kernels {
+    case vnni, portable
+    /// AVX-512 F / BW / VL + VNNI, checked once by cpuid (this code is compiled for x86-64-v3).
+    static let native: Int8Kernels = kronos_cpu_has_avx512_vnni() != 0 ? .vnni : .portable
+}
+
+/// Input rows from which the VNNI path repacks 16 weight rows and multiplies them with 4 input
+/// rows at a time (VNNI.gemm); fewer go straight through the stored rows (VNNI.matvec).
+let vnniGemmMinRows = 8
+
+// x [n] -> codes [n] (-127...127), d [n / 32] and sums [n / 32] (each block's codes summed): per
+// block d = max|x| / 127, code = x · (1/d) rounded to nearest, ties to even (d = 0, codes 0 for a
+// zero block). Contract: n is a multiple of 32.
 @inline(__always)
-func quantizeActivations(_ x: UnsafePointer<Float>, _ n: Int, q: UnsafeMutablePointer<Int16>, d: UnsafeMutablePointer<Float>) {
+func quantizeActivations(_ x: UnsafePointer<Float>, _ n: Int, codes q: UnsafeMutablePointer<Int8>, d: UnsafeMutablePointer<Float>,
+                         sums: UnsafeMutablePointer<Int32>) {
     for b in 0..<(n / activationBlock) {
         let xb = x + b * activationBlock
         var m = SIMD8<Float>()
@@ -26,105 +45,106 @@ func quantizeActivations(_ x: UnsafePointer<Float>, _ n: Int, q: UnsafeMutablePo
         let inverse = scale > 0 ? 1 / scale : 0
         d[b] = scale
         let qb = q + b * activationBlock
+        var sum: Int32 = 0
         for i in 0..<activationBlock {
             // |x · inverse| <= 127 (+ rounding): adding 1.5·2^23 leaves the rounded integer in the low
             // mantissa bits (branch-free, vectorizes; the default rounding mode is ties-to-even).
             let r = xb[i] * inverse + 12_582_912
-            qb[i] = Int16(truncatingIfNeeded: Int32(bitPattern: r.bitPattern) &- 0x4B40_0000)
+            let code = Int32(bitPattern: r.bitPattern) &- 0x4B40_0000
+            qb[i] = Int8(truncatingIfNeeded: code)
+            sum &+= code
         }
+        sums[b] = sum
     }
 }
 
-// Sign extension and conversion written as lane loops: LLVM turns them into vpmovsxbw /
-// vpmovsxwd + vcvtdq2ps, where the generic SIMD initializers were left as calls to the standard
-// library's prespecialized entry points inside this kernel (5x slower, measured).
+// The scalar reference: q8_0 row [n] . input row t of x, the integer path's arithmetic written out.
+func int8ReferenceDot(_ row: UnsafeRawPointer, _ x: Int8Activations, _ t: Int) -> Float {
+    let blocks = x.columns / activationBlock
+    var acc: Float = 0
+    for u in 0..<blocks {
+        let block = row + u * BlockQ8_0.byteCount
+        var sum: Int32 = 0
+        for k in 0..<activationBlock {
+            sum += Int32(block.load(fromByteOffset: 2 + k, as: Int8.self)) * Int32(x.codes[t * x.columns + u * activationBlock + k])
+        }
+        acc = acc.addingProduct(Float(sum), loadF16(block) * x.scales[t * blocks + u])
+    }
+    return acc
+}
+
+// The portable kernel: q8_0 row [n] . input row t, each block's 32 products summed in integers
+// (pairs in 16 bits, |2·128·127| < 2^15, then 32-bit lanes), then the reference's fma.
+@inline(__always)
+func int8PortableDot(_ row: UnsafeRawPointer, _ x: Int8Activations, _ t: Int) -> Float {
+    let blocks = x.columns / activationBlock
+    let q = UnsafeRawPointer(x.codes + t * x.columns), d = x.scales + t * blocks
+    var acc: Float = 0
+    for u in 0..<blocks {
+        let block = row + u * BlockQ8_0.byteCount
+        let w0 = widen(block.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self))
+        let w1 = widen(block.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self))
+        let x0 = widen(q.loadUnaligned(fromByteOffset: 32 * u, as: SIMD16<Int8>.self))
+        let x1 = widen(q.loadUnaligned(fromByteOffset: 32 * u + 16, as: SIMD16<Int8>.self))
+        let pairs = w0 &* x0 &+ w1 &* x1
+        var sum = SIMD8<Int32>()
+        for i in 0..<8 { sum[i] = Int32(pairs[i]) &+ Int32(pairs[8 + i]) }
+        acc = acc.addingProduct(Float(sum.wrappedSum()), loadF16(block) * d[u])
+    }
+    return acc
+}
+
+// Sign extension written as a lane loop: LLVM turns it into vpmovsxbw, where the generic SIMD
+// initializer was left as a call to the standard library's prespecialized entry point (5x slower).
 @inline(__always) func widen(_ v: SIMD16<Int8>) -> SIMD16<Int16> {
     var r = SIMD16<Int16>()
     for i in 0..<16 { r[i] = Int16(v[i]) }
     return r
 }
-@inline(__always) func floats(_ s: SIMD16<Int16>, half h: Int) -> SIMD8<Float> {
-    var r = SIMD8<Float>()
-    for i in 0..<8 { r[i] = Float(Int32(s[8 * h + i])) }
-    return r
-}
-
-// One q8_0 weight block (34 bytes at `block`) against one activation block (q [32] as x0, x1;
-// scale dx). Lane i of the 16-bit sum is w_i·x_i + w_{16+i}·x_{16+i}, exact (|.| <= 2·127² < 2^15);
-// then acc (8 lanes) += Float(lanes 0-7)·(d_w·dx), then += Float(lanes 8-15)·(d_w·dx), fused.
-@inline(__always)
-func accumulateBlock(_ acc: inout SIMD8<Float>, _ block: UnsafeRawPointer, _ x0: SIMD16<Int16>, _ x1: SIMD16<Int16>, _ dx: Float) {
-    let w0 = widen(block.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self))
-    let w1 = widen(block.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self))
-    let s = w0 &* x0 &+ w1 &* x1
-    let scale = SIMD8<Float>(repeating: loadF16(block) * dx)
-    acc.addProduct(floats(s, half: 0), scale)
-    acc.addProduct(floats(s, half: 1), scale)
-}
-
-// s [8] = q8_0 rows j0 ..< j0+8 of W . (q, d) quantized activations of one input row [n].
-// Per (weight row, input row) pair: lanes accumulate block after block, then lanes summed (sum()).
-@inline(__always)
-func integerMatvec8(_ w: WeightMatrix, _ j0: Int, _ q: UnsafePointer<Int16>, _ d: UnsafePointer<Float>) -> SIMD8<Float> {
-    let blocks = w.columns / activationBlock, rb = w.rowBytes, bb = BlockQ8_0.byteCount
-    let p = w.row(j0)
-    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-    var a4 = SIMD8<Float>(), a5 = SIMD8<Float>(), a6 = SIMD8<Float>(), a7 = SIMD8<Float>()
-    let qr = UnsafeRawPointer(q)
-    let next = p + 8 * rb, slice = 8 * bb   // the next group's rows, prefetched as in matvec8
-    for u in 0..<blocks {
-        prefetchSlice(next, u, slice)
-        let x0 = qr.loadUnaligned(fromByteOffset: 64 * u, as: SIMD16<Int16>.self)
-        let x1 = qr.loadUnaligned(fromByteOffset: 64 * u + 32, as: SIMD16<Int16>.self)
-        let dx = d[u], o = u * bb
-        accumulateBlock(&a0, p + o, x0, x1, dx)
-        accumulateBlock(&a1, p + rb + o, x0, x1, dx)
-        accumulateBlock(&a2, p + 2 * rb + o, x0, x1, dx)
-        accumulateBlock(&a3, p + 3 * rb + o, x0, x1, dx)
-        accumulateBlock(&a4, p + 4 * rb + o, x0, x1, dx)
-        accumulateBlock(&a5, p + 5 * rb + o, x0, x1, dx)
-        accumulateBlock(&a6, p + 6 * rb + o, x0, x1, dx)
-        accumulateBlock(&a7, p + 7 * rb + o, x0, x1, dx)
-    }
-    return SIMD8<Float>(a0.sum(), a1.sum(), a2.sum(), a3.sum(), a4.sum(), a5.sum(), a6.sum(), a7.sum())
-}
-
-// q8_0 row . (q, d) of one input row, the same arithmetic as one lane of integerMatvec8.
-@inline(__always)
-func integerDot(_ row: UnsafeRawPointer, _ q: UnsafePointer<Int16>, _ d: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc = SIMD8<Float>()
-    let qr = UnsafeRawPointer(q)
-    for u in 0..<(n / activationBlock) {
-        accumulateBlock(&acc, row + u * BlockQ8_0.byteCount, qr.loadUnaligned(fromByteOffset: 64 * u, as: SIMD16<Int16>.self),
-                        qr.loadUnaligned(fromByteOffset: 64 * u + 32, as: SIMD16<Int16>.self), d[u])
-    }
-    return acc.sum()
-}
 
 // Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias), W q8_0, through quantized activations:
-// X quantized once into the workspace, then 8 weight rows at a time against every input row (the
-// 8 rows' blocks stay in L1 across the input rows); weight-row groups split across the cores.
+// X quantized once into the workspace; weight-row groups split across the cores.
 @inline(never)   // kept out of matmul(): inlined there, it tipped the float paths out of inlining (f16 / q8_0 matvec 6x slower, measured)
 func integerMatmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, rows: Int,
-                   _ y: UnsafeMutablePointer<Float>, workspace: Workspace) {
+                   _ y: UnsafeMutablePointer<Float>, workspace: Workspace, kernels: Int8Kernels = Int8Kernels.native) {
     let n = w.columns, out = w.rows, nb = n / activationBlock
-    let (q, d) = workspace.activations(rows: rows, columns: n)
-    for t in 0..<rows { quantizeActivations(x + t * n, n, q: q + t * n, d: d + t * nb) }
+    let buffers = workspace.activations(rows: rows, columns: n)
+    // (a prefill's rows on every core; a decode step's few on this one)
+    parallelChunks(rows, minimumPerChunk: rowwiseMinimumRows) { _, range in
+        for t in range {
+            quantizeActivations(x + t * n, n, codes: buffers.codes + t * n, d: buffers.scales + t * nb, sums: buffers.sums + t * nb)
+        }
+    }
+    let a = Int8Activations(codes: buffers.codes, scales: buffers.scales, sums: buffers.sums, columns: n)
     let big = out * rows * n >= 1 << 16
-    let groups = (out + 7) / 8
-    parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: (MatmulArguments(w, bias, x, rows, y, workspace), q, d)) { raw, _, range in
-        let (arguments, q, d) = raw.load(as: (MatmulArguments, UnsafeMutablePointer<Int16>, UnsafeMutablePointer<Float>).self)
-        let (w, bias, _, rows, y) = arguments.values
-        let n = w.columns, out = w.rows, nb = n / activationBlock
-        for g in range {
-            let j0 = 8 * g
-            for t in 0..<rows {
-                let qt = q + t * n, dt = d + t * nb, yt = y + t * out
-                if j0 + 8 <= out {
-                    let s = integerMatvec8(w, j0, qt, dt)
-                    for r in 0..<8 { yt[j0 + r] = s[r] + (bias?[j0 + r] ?? 0) }
-                } else {
-                    for j in j0..<out { yt[j] = integerDot(w.row(j), qt, dt, n) + (bias?[j] ?? 0) }
+    let arguments = (MatmulArguments(w, bias, x, rows, y, workspace), a)
+    switch kernels {
+    case .vnni where rows >= vnniGemmMinRows:
+        precondition(workspace.floatsPerWorker * 4 >= VNNI.scratchBytes(columns: n), "workspace too small for \(n) columns")
+        let groups = (out + VNNI.groupRows - 1) / VNNI.groupRows
+        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: arguments) { raw, worker, range in
+            let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
+            let (w, bias, _, rows, y) = arguments.values
+            VNNI.gemm(weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y, ldy: w.rows,
+                      bias: bias, scratch: UnsafeMutableRawPointer(arguments.workspace.scratch(worker)))
+        }
+    case .vnni:
+        let groups = (out + VNNI.matvecRows - 1) / VNNI.matvecRows
+        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: arguments) { raw, _, range in
+            let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
+            let (w, bias, _, rows, y) = arguments.values
+            VNNI.matvec(weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y, ldy: w.rows, bias: bias)
+        }
+    case .portable:
+        let groups = (out + 7) / 8
+        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: arguments) { raw, _, range in
+            let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
+            let (w, bias, _, rows, y) = arguments.values
+            let out = w.rows
+            for g in range {
+                let rowsOfGroup = (8 * g)..<min(out, 8 * g + 8)
+                for t in 0..<rows {
+                    for j in rowsOfGroup { y[t * out + j] = int8PortableDot(w.row(j), a, t) + (bias?[j] ?? 0) }
                 }
             }
         }

@@ -4,6 +4,7 @@
 import Foundation
 import KronosQuant
 import CKronosHints
+import KronosVNNI
 
 /// A weight matrix as stored in the bundle: `rows` rows of `columns` elements of `type`.
 public struct WeightMatrix: @unchecked Sendable {
@@ -191,32 +192,36 @@ public final class Workspace: @unchecked Sendable {
         self.floatsPerWorker = (max(floatsPerWorker, 16) + 15) / 16 * 16   // 64-byte multiples
         base = .allocate(capacity: workers * self.floatsPerWorker)
     }
-    deinit { base.deallocate(); activationQ?.deallocate(); activationD?.deallocate() }
+    deinit { base.deallocate(); activationCodes?.deallocate(); activationScales?.deallocate(); activationSums?.deallocate() }
 
     /// Scratch needed by matmul over rows of up to `columns` values and by attention over up to
     /// `positions` keys.
     public convenience init(columns: Int, positions: Int) {
-        self.init(floatsPerWorker: max(matmulGroup * columns, attentionQueryBlock * positions))
+        self.init(floatsPerWorker: max(matmulGroup * columns, (VNNI.scratchBytes(columns: columns) + 3) / 4, attentionQueryBlock * positions))
     }
 
     /// q8_0 weights multiply int8-quantized activations (IntegerActivations.swift) in the kernels
     /// run with this workspace: an approximation, off by default.
     public var integerActivations = false
-    private var activationQ: UnsafeMutablePointer<Int16>?
-    private var activationD: UnsafeMutablePointer<Float>?
+    private var activationCodes: UnsafeMutablePointer<Int8>?
+    private var activationScales: UnsafeMutablePointer<Float>?
+    private var activationSums: UnsafeMutablePointer<Int32>?
     private var activationCapacity = 0
 
-    /// Buffers for `rows` rows of `columns` quantized activations (q [rows, columns], d [rows,
-    /// columns / 32]); grown when a larger matmul comes, never shrunk (a decode loop allocates nothing).
-    func activations(rows: Int, columns: Int) -> (q: UnsafeMutablePointer<Int16>, d: UnsafeMutablePointer<Float>) {
+    /// Buffers for `rows` rows of `columns` quantized activations (codes [rows, columns], scales and
+    /// block sums [rows, columns / 32]); grown when a larger matmul comes, never shrunk (a decode
+    /// loop allocates nothing).
+    func activations(rows: Int, columns: Int)
+        -> (codes: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Int32>) {
         let count = rows * columns
         if count > activationCapacity {
-            activationQ?.deallocate(); activationD?.deallocate()
+            activationCodes?.deallocate(); activationScales?.deallocate(); activationSums?.deallocate()
             activationCapacity = max(count, 2 * activationCapacity)
-            activationQ = .allocate(capacity: activationCapacity)
-            activationD = .allocate(capacity: activationCapacity / activationBlock + 1)
+            activationCodes = .allocate(capacity: activationCapacity)
+            activationScales = .allocate(capacity: activationCapacity / activationBlock + 1)
+            activationSums = .allocate(capacity: activationCapacity / activationBlock + 1)
         }
-        return (activationQ!, activationD!)
+        return (activationCodes!, activationScales!, activationSums!)
     }
 
     @inline(__always) func scratch(_ worker: Int) -> UnsafeMutablePointer<Float> {
@@ -684,16 +689,60 @@ public enum Kernels {
         return r
     }
 
-    /// x [n] (n a multiple of 32) quantized as the integer path does: q [n] in -127...127, d [n / 32].
-    public static func quantizeActivations(_ x: [Float]) -> (q: [Int16], d: [Float]) {
+    /// x [n] (n a multiple of 32) quantized as the integer path does: codes [n] in -127...127,
+    /// scales d [n / 32] and the sum of each block's codes [n / 32].
+    public static func quantizeActivations(_ x: [Float]) -> (q: [Int8], d: [Float], sums: [Int32]) {
         precondition(x.count % activationBlock == 0)
-        var q = [Int16](repeating: 0, count: x.count), d = [Float](repeating: .nan, count: x.count / activationBlock)
+        var q = [Int8](repeating: 0, count: x.count), d = [Float](repeating: .nan, count: x.count / activationBlock)
+        var sums = [Int32](repeating: .min, count: x.count / activationBlock)
         x.withUnsafeBufferPointer { xp in
             q.withUnsafeMutableBufferPointer { qp in
-                d.withUnsafeMutableBufferPointer { KronosRuntime.quantizeActivations(xp.baseAddress!, x.count, q: qp.baseAddress!, d: $0.baseAddress!) }
+                d.withUnsafeMutableBufferPointer { dp in
+                    sums.withUnsafeMutableBufferPointer {
+                        KronosRuntime.quantizeActivations(xp.baseAddress!, x.count, codes: qp.baseAddress!, d: dp.baseAddress!, sums: $0.baseAddress!)
+                    }
+                }
             }
         }
-        return (q, d)
+        return (q, d, sums)
+    }
+
+    /// The kernels of the integer q8_0 path: the scalar reference, the portable SIMD kernel, and
+    /// the AVX-512 VNNI kernels (only where `vnniAvailable`).
+    public enum IntegerKernels: Sendable { case reference, portable, vnni }
+
+    /// This processor runs the VNNI kernels (the integer path takes them).
+    public static var vnniAvailable: Bool { Int8Kernels.native == .vnni }
+
+    /// Y [rows, W.rows] = X @ W^T (+ bias) of q8_0 weights through the integer path's given kernels
+    /// (for `.vnni`: the batched kernel from 8 rows, the matvec below).
+    public static func integerMatmul(_ w: WeightMatrix, bias: [Float]? = nil, _ x: [Float], rows: Int, kernels: IntegerKernels) -> [Float] {
+        precondition(w.type == .q8_0 && x.count == rows * w.columns && (kernels != .vnni || vnniAvailable))
+        let workspace = Workspace(columns: w.columns, positions: 0)
+        var y = [Float](repeating: .nan, count: rows * w.rows)
+        let b = bias ?? [Float](repeating: 0, count: w.rows)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                b.withUnsafeBufferPointer { bp in
+                    switch kernels {
+                    case .vnni, .portable:
+                        KronosRuntime.integerMatmul(w, bias: bias == nil ? nil : bp.baseAddress!, xp.baseAddress!, rows: rows, yp.baseAddress!,
+                                                    workspace: workspace, kernels: kernels == .vnni ? .vnni : .portable)
+                    case .reference:
+                        let n = w.columns, buffers = workspace.activations(rows: rows, columns: n)
+                        for t in 0..<rows {
+                            KronosRuntime.quantizeActivations(xp.baseAddress! + t * n, n, codes: buffers.codes + t * n,
+                                                              d: buffers.scales + t * (n / activationBlock), sums: buffers.sums + t * (n / activationBlock))
+                        }
+                        let a = Int8Activations(codes: buffers.codes, scales: buffers.scales, sums: buffers.sums, columns: n)
+                        for t in 0..<rows {
+                            for j in 0..<w.rows { yp[t * w.rows + j] = int8ReferenceDot(w.row(j), a, t) + bp[j] }
+                        }
+                    }
+                }
+            }
+        }
+        return y
     }
 
     /// Row r of W decoded by the in-register decoder (RowDecoder) into floats.

@@ -190,22 +190,24 @@ let attentionRelativeTolerance = 1e-5
     }
 
     /// The activation quantizer against its scalar definition: d = max|x| / 127 per 32 values,
-    /// q = x·(1/d) rounded to nearest, ties to even; an all-zero block gives d = 0, q = 0.
+    /// q = x·(1/d) rounded to nearest, ties to even; an all-zero block gives d = 0, q = 0; the block
+    /// sums are the codes' sums (the VNNI kernels' correction term).
     @Test func activationQuantizationIsItsScalarDefinition() {
         var rng = Lcg(state: 77)
         var x = rng.array(32 * 5)
         for i in 32..<64 { x[i] = 0 }                         // a zero block
         for i in 64..<96 { x[i] = Float(i - 80) * 0.5 }       // exact halves: ties
         x[100] = -3e4; x[130] = 1e-30                          // a large and a tiny block maximum
-        let (q, d) = Kernels.quantizeActivations(x)
+        let (q, d, sums) = Kernels.quantizeActivations(x)
         for b in 0..<5 {
+            #expect(sums[b] == q[(32 * b)..<(32 * b + 32)].reduce(Int32(0)) { $0 + Int32($1) }, "block \(b) sum")
             let block = x[(32 * b)..<(32 * b + 32)]
             let amax = block.map { abs($0) }.max()!
             let scale = amax / 127
             #expect(d[b] == scale, "block \(b) scale")
             let inverse: Float = scale > 0 ? 1 / scale : 0
             for (i, v) in block.enumerated() {
-                let expected = Int16((v * inverse).rounded(.toNearestOrEven))
+                let expected = Int8((v * inverse).rounded(.toNearestOrEven))
                 #expect(q[32 * b + i] == expected, "block \(b) value \(i): \(v)")
                 #expect(abs(q[32 * b + i]) <= 127)
             }
@@ -228,7 +230,7 @@ let attentionRelativeTolerance = 1e-5
                     let fast = Kernels.matmul(w, bias: bias, x, rows: rows, integerActivations: true)
                     for t in 0..<rows {
                         let xt = Array(x[(t * n)..<((t + 1) * n)])
-                        let (q, d) = Kernels.quantizeActivations(xt)
+                        let (q, d, _) = Kernels.quantizeActivations(xt)
                         let single = Kernels.matmul(w, bias: bias, xt, rows: 1, integerActivations: true)
                         #expect(single.map(\.bitPattern) == fast[(t * out)..<((t + 1) * out)].map(\.bitPattern),
                                 "n=\(n) out=\(out) row \(t): one row differs from the batch")
@@ -258,6 +260,39 @@ let attentionRelativeTolerance = 1e-5
                                     "n=\(n) row \(t) col \(j): \(got) vs float dot \(float), bound \(quantBound)")
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// Every kernel of the integer path computes the scalar reference's numbers bit for bit: the
+    /// portable kernel, and (on VNNI processors) the batched VNNI kernel (8+ rows: 16-row groups,
+    /// 4-row tiles and their tails) and its matvec (fewer rows), on odd shapes, weight codes of
+    /// -128 included (a stored q8_0 row may hold them even if the quantizer never writes them).
+    @Test func portableIntegerKernelIsTheReferenceBitwise() throws { try checkIntegerKernels(.portable) }
+
+    @Test(.enabled(if: Kernels.vnniAvailable, "this processor has no AVX-512 VNNI"))
+    func vnniIntegerKernelsAreTheReferenceBitwise() throws { try checkIntegerKernels(.vnni) }
+
+    private func checkIntegerKernels(_ kernels: Kernels.IntegerKernels) throws {
+        for n in [32, 96, 512] {
+            for (out, rows) in [(1, 1), (7, 3), (9, 5), (13, 2), (16, 7), (17, 8), (33, 13), (40, 9), (8, 4), (24, 16)] {
+                var storage = try weights(.q8_0, out: out, columns: n, seed: UInt64(n * 7 + out * 3 + rows))
+                for j in stride(from: 0, to: out, by: 3) { storage[j * (n / 32) * 34 + 2 + j % 32] = 0x80 }   // codes -128
+                var rng = Lcg(state: UInt64(n + 5 * rows))
+                var x = rng.array(rows * n)
+                for i in stride(from: 0, to: x.count, by: 11) { x[i] *= 40 }   // uneven block scales
+                let bias = rng.array(out)
+                try storage.withUnsafeBytes { raw in
+                    let w = WeightMatrix(type: .q8_0, rows: out, columns: n, data: raw.baseAddress!)
+                    let reference = Kernels.integerMatmul(w, bias: bias, x, rows: rows, kernels: .reference)
+                    let fast = Kernels.integerMatmul(w, bias: bias, x, rows: rows, kernels: kernels)
+                    #expect(!reference.contains { $0.isNaN })
+                    let differ = fast.indices.filter { fast[$0].bitPattern != reference[$0].bitPattern }
+                    #expect(differ.isEmpty, "\(kernels) n=\(n) out=\(out) rows=\(rows): \(differ.count) outputs differ, first [\(differ.first.map { "\($0 / out), \($0 % out)]: \(fast[$0]) vs \(reference[$0])" } ?? "")")
+                    let noBias = Kernels.integerMatmul(w, x, rows: rows, kernels: kernels)
+                    let noBiasReference = Kernels.integerMatmul(w, x, rows: rows, kernels: .reference)
+                    #expect(noBias.map(\.bitPattern) == noBiasReference.map(\.bitPattern) ? true : false, "\(kernels) n=\(n) out=\(out) rows=\(rows) without bias")
                 }
             }
         }

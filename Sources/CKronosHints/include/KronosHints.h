@@ -1,4 +1,4 @@
-// Hints to the processor that Swift cannot spell. Header-only: the functions inline into the kernels.
+// Instructions and hints that Swift cannot spell. Header-only: the functions inline into the kernels.
 #ifndef KRONOS_HINTS_H
 #define KRONOS_HINTS_H
 
@@ -6,5 +6,78 @@
 static inline __attribute__((always_inline)) void kronos_prefetch(const void *p) {
     __builtin_prefetch(p, 0, 3);
 }
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+// 256-bit vectors as Swift sees them: SIMD8<Int32>, SIMD32<UInt8>, SIMD32<Int8>.
+typedef int kronos_i32x8 __attribute__((ext_vector_type(8)));
+typedef unsigned char kronos_u8x32 __attribute__((ext_vector_type(32)));
+typedef signed char kronos_i8x32 __attribute__((ext_vector_type(32)));
+typedef float kronos_f32x8 __attribute__((ext_vector_type(8)));
+typedef unsigned short kronos_u16x8 __attribute__((ext_vector_type(8)));
+typedef float kronos_f32x4 __attribute__((ext_vector_type(4)));
+
+// 1 when this processor (and the OS) run AVX-512 F / BW / VL with VNNI: the int8 kernels of the
+// KronosVNNI module may be called. Everything below that names avx512vnni needs it.
+static inline int kronos_cpu_has_avx512_vnni(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+
+// Lane i: acc[i] + a[4i]·b[4i] + ... + a[4i+3]·b[4i+3], a unsigned and b signed bytes, products and
+// sums exact in 32 bits, wrapping (vpdpbusd; 32 byte products per instruction).
+static inline __attribute__((always_inline, target("avx512vnni,avx512vl")))
+kronos_i32x8 kronos_dpbusd(kronos_i32x8 acc, kronos_u8x32 a, kronos_i8x32 b) {
+    return (kronos_i32x8)_mm256_dpbusd_epi32((__m256i)acc, (__m256i)a, (__m256i)b);
+}
+
+// Byte i: a[i] where b[i] > 0, -a[i] where b[i] < 0, 0 where b[i] = 0 (vpsignb).
+static inline __attribute__((always_inline, target("avx2")))
+kronos_i8x32 kronos_sign8(kronos_i8x32 a, kronos_i8x32 b) {
+    return (kronos_i8x32)_mm256_sign_epi8((__m256i)a, (__m256i)b);
+}
+
+// Byte i: |a[i]| as an unsigned byte (|-128| = 128) (vpabsb).
+static inline __attribute__((always_inline, target("avx2")))
+kronos_u8x32 kronos_abs8(kronos_i8x32 a) {
+    return (kronos_u8x32)_mm256_abs_epi8((__m256i)a);
+}
+
+// Lane r: the sum of the 8 lanes of p_r (exact, wrapping): 8 vectors of partial sums -> one vector
+// of totals (6 vphaddd, 2 vperm2i128, 1 vpaddd).
+static inline __attribute__((always_inline, target("avx2")))
+kronos_i32x8 kronos_sum8x8(kronos_i32x8 p0, kronos_i32x8 p1, kronos_i32x8 p2, kronos_i32x8 p3,
+                           kronos_i32x8 p4, kronos_i32x8 p5, kronos_i32x8 p6, kronos_i32x8 p7) {
+    __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32((__m256i)p0, (__m256i)p1), _mm256_hadd_epi32((__m256i)p2, (__m256i)p3));
+    __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32((__m256i)p4, (__m256i)p5), _mm256_hadd_epi32((__m256i)p6, (__m256i)p7));
+    // a = [p0 p1 p2 p3 (lanes 0-3 sums) | p0 p1 p2 p3 (lanes 4-7 sums)], b likewise for p4...p7.
+    return (kronos_i32x8)_mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+// Lane r: the sum of the 8 lanes of p_r in the order ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
+// (4 vhaddps, then the two halves added): 4 vectors of partial sums -> their 4 totals.
+static inline __attribute__((always_inline, target("avx2")))
+kronos_f32x4 kronos_sum4x8f(kronos_f32x8 p0, kronos_f32x8 p1, kronos_f32x8 p2, kronos_f32x8 p3) {
+    __m256 a = _mm256_hadd_ps(_mm256_hadd_ps((__m256)p0, (__m256)p1), _mm256_hadd_ps((__m256)p2, (__m256)p3));
+    return (kronos_f32x4)_mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+}
+
+// Lane i as a float (vcvtdq2ps: exact below 2^24).
+static inline __attribute__((always_inline, target("avx2")))
+kronos_f32x8 kronos_float8(kronos_i32x8 v) {
+    return (kronos_f32x8)_mm256_cvtepi32_ps((__m256i)v);
+}
+
+// 8 IEEE binary16 bit patterns -> floats, exactly (vcvtph2ps).
+static inline __attribute__((always_inline, target("avx2,f16c")))
+kronos_f32x8 kronos_halves8(kronos_u16x8 h) {
+    return (kronos_f32x8)_mm256_cvtph_ps((__m128i)h);
+}
+
+#else
+static inline int kronos_cpu_has_avx512_vnni(void) { return 0; }
+#endif
 
 #endif

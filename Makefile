@@ -42,6 +42,7 @@ verify: build
 	  $(BIN)/kronos-convert --tokenizer $(SHARED_MINI)/tokenizer --predictor $(SHARED_MINI)/predictor --quantize q4 -o $(OUT)/mini-q4.kq --force >/dev/null && \
 	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) && \
 	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) --kv-cache f16 && \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) --int8-activations && \
 	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI); \
 	else echo "$(SHARED_MINI) not found: mini drift gate skipped"; fi
 

@@ -1,5 +1,6 @@
 // Transformer blocks over a batch of sequences, with a per-layer KV cache.
 import Foundation
+import CKronosHints
 
 /// Precision of the predictor's cached keys / values.
 public enum KVCachePrecision: String, Sendable, Codable, CaseIterable {
@@ -206,9 +207,9 @@ extension KVCache {
     }
 
     // The arithmetic of every attention: qb (1...4) queries, query i [hd] at q + i·qStride sees the
-    // `common` rows commonKey / commonValue(p) (oldest first; loaded once for all 4 queries when qb is
+    // `common` rows commonKey / commonValue(p) (oldest first; shared by pairs of queries when qb is
     // 4), then its own extra(i) rows ownKey / ownValue(i, p). Per query, whatever qb is: scores =
-    // dot(q, k)·scale in dot()'s order (scores row i at scores + i·ld), softmaxInPlace, then
+    // (q · k)·scale in scores4's order (scores row i at scores + i·ld), softmaxInPlace, then
     // out[e] = Σ w·v[e] by fused multiply-add in row order, written to out + i·outStride [hd].
     @inline(__always)
     private func attendRows<E: KVStorage>(_: E.Type, queries qb: Int, headDimension hd: Int, q: UnsafePointer<Float>, qStride: Int,
@@ -216,21 +217,36 @@ extension KVCache {
                                           outStride: Int, common: Int, extra: (Int) -> Int,
                                           commonKey: (Int) -> UnsafeRawPointer, commonValue: (Int) -> UnsafeRawPointer,
                                           ownKey: (Int, Int) -> UnsafeRawPointer, ownValue: (Int, Int) -> UnsafeRawPointer) {
-        // Scores.
-        var start = 0
+        // Scores, 4 keys at a time (scores4; over the common rows two queries at a time when qb is 4,
+        // scores2x4): every grouping computes the same numbers.
+        @inline(__always) func put(_ s: SIMD4<Float>, _ row: UnsafeMutablePointer<Float>, _ p: Int, _ count: Int) {
+            for j in 0..<count { row[p &+ j] = s[j] * scale }
+        }
+        var paired = 0   // common rows scored for all 4 queries by scores2x4
         if qb == 4 {
-            for p in 0..<common {
-                let s = dot4(E.self, q, qStride, commonKey(p), hd)
-                for i in 0..<4 { scores[i * ld + p] = s[i] * scale }
+            while paired + 4 <= common {
+                let p = paired, k0 = commonKey(p), k1 = commonKey(p &+ 1), k2 = commonKey(p &+ 2), k3 = commonKey(p &+ 3)
+                let (s0, s1) = scores2x4(E.self, q, q + qStride, k0, k1, k2, k3, hd)
+                let (s2, s3) = scores2x4(E.self, q + 2 * qStride, q + 3 * qStride, k0, k1, k2, k3, hd)
+                put(s0, scores, p, 4); put(s1, scores + ld, p, 4); put(s2, scores + 2 * ld, p, 4); put(s3, scores + 3 * ld, p, 4)
+                paired += 4
             }
-            start = common
         }
         for i in 0..<qb {
-            let row = scores + i * ld, qi = q + i * qStride
-            for p in start..<common { row[p] = dot(E.self, qi, commonKey(p), hd) * scale }
-            for p in 0..<extra(i) { row[common + p] = dot(E.self, qi, ownKey(i, p), hd) * scale }
-            softmaxInPlace(row, common + extra(i))
+            let row = scores + i * ld, qi = q + i * qStride, total = common + extra(i)
+            @inline(__always) func key(_ p: Int) -> UnsafeRawPointer { p < common ? commonKey(p) : ownKey(i, p &- common) }
+            var p = paired
+            while p < total {
+                // (past the last key, the last key again; its extra scores are not stored)
+                let last = total &- 1
+                let s = scores4(E.self, qi, key(p), key(min(p &+ 1, last)), key(min(p &+ 2, last)), key(min(p &+ 3, last)), hd)
+                put(s, row, p, min(4, total &- p))
+                p &+= 4
+            }
+            softmaxInPlace(row, total)
         }
+        // The weighted sums: common rows once for all 4 queries when qb is 4, then per query from `start`.
+        let start = qb == 4 ? common : 0
 
         // Weighted values, 16 columns at a time (then 8): each value row is addressed once per 16
         // columns and each weight broadcast serves two vectors.
@@ -312,28 +328,57 @@ extension KVCache {
     }
 }
 
-// s [4] = (q0, q1, q2, q3) . k [n] (cached values of E), queries at q + i·stride, each pair in
-// dot()'s order.
+// Attention scores q · k of one query and 4 key rows [n]: per key an 8-lane fused multiply-add
+// accumulator over k in steps of 8, its lanes added as ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
+// (kronos_sum4x8f: the 4 keys' sums together), then the tail's products added in order. Every
+// attention score is computed this way (scores2x4 too), so a cached decode step's attention is
+// bitwise the recomputed window's.
 @inline(__always)
-func dot4<E: KVStorage>(_: E.Type, _ q: UnsafePointer<Float>, _ stride: Int, _ k: UnsafeRawPointer, _ n: Int) -> SIMD4<Float> {
+func scores4<E: KVStorage>(_: E.Type, _ q: UnsafePointer<Float>, _ k0: UnsafeRawPointer, _ k1: UnsafeRawPointer,
+                           _ k2: UnsafeRawPointer, _ k3: UnsafeRawPointer, _ n: Int) -> SIMD4<Float> {
     var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-    let rq = UnsafeRawPointer(q), sq = 4 * stride
+    let rq = UnsafeRawPointer(q)
     var i = 0
-    while i + 8 <= n {
-        let kv = E.load8(k, i)
-        a0.addProduct(rq.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), kv)
-        a1.addProduct(rq.loadUnaligned(fromByteOffset: 4 * i + sq, as: SIMD8<Float>.self), kv)
-        a2.addProduct(rq.loadUnaligned(fromByteOffset: 4 * i + 2 * sq, as: SIMD8<Float>.self), kv)
-        a3.addProduct(rq.loadUnaligned(fromByteOffset: 4 * i + 3 * sq, as: SIMD8<Float>.self), kv)
-        i += 8
+    while i &+ 8 <= n {
+        let qv = rq.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
+        a0.addProduct(qv, E.load8(k0, i)); a1.addProduct(qv, E.load8(k1, i))
+        a2.addProduct(qv, E.load8(k2, i)); a3.addProduct(qv, E.load8(k3, i))
+        i &+= 8
     }
-    var s = SIMD4<Float>(a0.sum(), a1.sum(), a2.sum(), a3.sum())
+    var s = kronos_sum4x8f(a0, a1, a2, a3)
     while i < n {
-        let ki = E.load(k, i)
-        for j in 0..<4 { s[j] += q[j * stride + i] * ki }
-        i += 1
+        let qi = q[i]
+        s[0] += qi * E.load(k0, i); s[1] += qi * E.load(k1, i); s[2] += qi * E.load(k2, i); s[3] += qi * E.load(k3, i)
+        i &+= 1
     }
     return s
+}
+
+// scores4 of two queries over the same 4 key rows: 8 accumulators, each key vector loaded once for both.
+@inline(__always)
+func scores2x4<E: KVStorage>(_: E.Type, _ q0: UnsafePointer<Float>, _ q1: UnsafePointer<Float>, _ k0: UnsafeRawPointer,
+                             _ k1: UnsafeRawPointer, _ k2: UnsafeRawPointer, _ k3: UnsafeRawPointer, _ n: Int) -> (SIMD4<Float>, SIMD4<Float>) {
+    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+    var b0 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>(), b3 = SIMD8<Float>()
+    let r0 = UnsafeRawPointer(q0), r1 = UnsafeRawPointer(q1)
+    var i = 0
+    while i &+ 8 <= n {
+        let x0 = r0.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
+        let x1 = r1.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD8<Float>.self)
+        let v0 = E.load8(k0, i), v1 = E.load8(k1, i)
+        a0.addProduct(x0, v0); b0.addProduct(x1, v0); a1.addProduct(x0, v1); b1.addProduct(x1, v1)
+        let v2 = E.load8(k2, i), v3 = E.load8(k3, i)
+        a2.addProduct(x0, v2); b2.addProduct(x1, v2); a3.addProduct(x0, v3); b3.addProduct(x1, v3)
+        i &+= 8
+    }
+    var s = kronos_sum4x8f(a0, a1, a2, a3), t = kronos_sum4x8f(b0, b1, b2, b3)
+    while i < n {
+        let x0 = q0[i], x1 = q1[i], v0 = E.load(k0, i), v1 = E.load(k1, i), v2 = E.load(k2, i), v3 = E.load(k3, i)
+        s[0] += x0 * v0; s[1] += x0 * v1; s[2] += x0 * v2; s[3] += x0 * v3
+        t[0] += x1 * v0; t[1] += x1 * v1; t[2] += x1 * v2; t[3] += x1 * v3
+        i &+= 1
+    }
+    return (s, t)
 }
 
 /// Rows per core from which the row-wise steps of a block (norms, rotary, gating, residuals) are

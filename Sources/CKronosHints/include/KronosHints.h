@@ -7,9 +7,6 @@ static inline __attribute__((always_inline)) void kronos_prefetch(const void *p)
     __builtin_prefetch(p, 0, 3);
 }
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-
 // 256-bit vectors as Swift sees them: SIMD8<Int32>, SIMD32<UInt8>, SIMD32<Int8>.
 typedef int kronos_i32x8 __attribute__((ext_vector_type(8)));
 typedef unsigned char kronos_u8x32 __attribute__((ext_vector_type(32)));
@@ -17,6 +14,9 @@ typedef signed char kronos_i8x32 __attribute__((ext_vector_type(32)));
 typedef float kronos_f32x8 __attribute__((ext_vector_type(8)));
 typedef unsigned short kronos_u16x8 __attribute__((ext_vector_type(8)));
 typedef float kronos_f32x4 __attribute__((ext_vector_type(4)));
+
+#if defined(__x86_64__)
+#include <immintrin.h>
 
 // 1 when this processor (and the OS) run AVX-512 F / BW / VL with VNNI: the int8 kernels of the
 // KronosVNNI module may be called. Everything below that names avx512vnni needs it.
@@ -78,6 +78,15 @@ kronos_f32x8 kronos_halves8(kronos_u16x8 h) {
 
 #else
 static inline int kronos_cpu_has_avx512_vnni(void) { return 0; }
+
+// kronos_sum4x8f's sums in the same order, for other processors.
+static inline __attribute__((always_inline))
+kronos_f32x4 kronos_sum4x8f(kronos_f32x8 p0, kronos_f32x8 p1, kronos_f32x8 p2, kronos_f32x8 p3) {
+    kronos_f32x8 p[4] = {p0, p1, p2, p3};
+    kronos_f32x4 r;
+    for (int i = 0; i < 4; i++) r[i] = ((p[i][0] + p[i][1]) + (p[i][2] + p[i][3])) + ((p[i][4] + p[i][5]) + (p[i][6] + p[i][7]));
+    return r;
+}
 #endif
 
 #endif

@@ -7,7 +7,7 @@
 //   KronosBundle      bundle format (.kq): spec in formats/, writer, validating reader, configs
 //   KronosCheckpoint  safetensors reader (single / sharded), config check against the tensor table
 //   KronosConvert     conversion pipeline (checkpoint -> bundle)
-//   KronosVNNI        int8 kernels for AVX-512 VNNI processors (called by the runtime after a cpuid check)
+//   KronosVNNI        int8 q8_0 kernels for AVX-512 VNNI processors (called by the runtime after a cpuid check)
 //   KronosRuntime     model runtime and forecast (bundle -> candles)
 //   KronosVerify      accuracy drift of a bundle against golden FP32 cases
 //   kronos-convert, kronos-run: thin executables (argument parsing and printing only)
@@ -53,7 +53,7 @@ let package = Package(
             dependencies: ["KronosBundle", "KronosQuant", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(name: "KronosConvert", dependencies: ["KronosCheckpoint", "KronosBundle", "KronosQuant"]),
-        .target(name: "KronosVNNI", dependencies: ["CKronosHints"], swiftSettings: vnniSettings),
+        .target(name: "KronosVNNI", dependencies: ["CKronosHints", "KronosQuant"], swiftSettings: vnniSettings),
         .target(name: "KronosRuntime", dependencies: ["KronosBundle", "KronosQuant", "CKronosHints", "KronosVNNI"], swiftSettings: numericSettings),
         .executableTarget(
             name: "KronosConvertCLI",

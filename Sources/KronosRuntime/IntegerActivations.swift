@@ -10,17 +10,9 @@
 import Foundation
 import KronosQuant
 import KronosVNNI
-import CKronosHints
 
 /// Values per activation block (= the q8_0 weight block).
 let activationBlock = BlockQ8_0.count
-
-/// Which kernels the integer path runs here: the VNNI ones where the processor has them.
-enum Int8Kernels {
-    case vnni, portable
-    /// AVX-512 F / BW / VL + VNNI, checked once by cpuid (this code is compiled for x86-64-v3).
-    static let native: Int8Kernels = kronos_cpu_has_avx512_vnni() != 0 ? .vnni : .portable
-}
 
 /// Input rows from which the VNNI path repacks 16 weight rows and multiplies them with 4 input
 /// rows at a time (VNNI.gemm); fewer go straight through the stored rows (VNNI.matvec).
@@ -103,10 +95,11 @@ func int8PortableDot(_ row: UnsafeRawPointer, _ x: Int8Activations, _ t: Int) ->
 }
 
 // Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias), W q8_0, through quantized activations:
-// X quantized once into the workspace; weight-row groups split across the cores.
+// X quantized once into the workspace; weight-row groups split across the cores. The workspace
+// says which kernels (integerKernels: the fastest this processor has, unless a test chose others).
 @inline(never)   // kept out of matmul(): inlined there, it tipped the float paths out of inlining (f16 / q8_0 matvec 6x slower, measured)
 func integerMatmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, rows: Int,
-                   _ y: UnsafeMutablePointer<Float>, workspace: Workspace, kernels: Int8Kernels = Int8Kernels.native) {
+                   _ y: UnsafeMutablePointer<Float>, workspace: Workspace) {
     let n = w.columns, out = w.rows, nb = n / activationBlock
     let buffers = workspace.activations(rows: rows, columns: n)
     // (a prefill's rows on every core; a decode step's few on this one)
@@ -118,7 +111,11 @@ func integerMatmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePo
     let a = Int8Activations(codes: buffers.codes, scales: buffers.scales, sums: buffers.sums, columns: n)
     let big = out * rows * n >= 1 << 16
     let arguments = (MatmulArguments(w, bias, x, rows, y, workspace), a)
-    switch kernels {
+    switch workspace.integerKernels {
+    case .reference:
+        for t in 0..<rows {
+            for j in 0..<out { y[t * out + j] = int8ReferenceDot(w.row(j), a, t) + (bias?[j] ?? 0) }
+        }
     case .vnni where rows >= vnniGemmMinRows:
         precondition(workspace.floatsPerWorker * 4 >= VNNI.scratchBytes(columns: n), "workspace too small for \(n) columns")
         let groups = (out + VNNI.groupRows - 1) / VNNI.groupRows

@@ -32,22 +32,15 @@ public struct WeightMatrix: @unchecked Sendable {
 // this order for every (row, column) pair, so results never depend on how rows are grouped.
 @inline(__always)
 func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
-    dot(F32Storage.self, a, UnsafeRawPointer(b), n)
-}
-
-// dot() with b stored as E (the key / value cache's f32 or f16 rows, widened exactly): the same
-// operations in the same order, so for f32 it is dot() itself.
-@inline(__always)
-func dot<E: KVStorage>(_: E.Type, _ a: UnsafePointer<Float>, _ b: UnsafeRawPointer, _ n: Int) -> Float {
     var acc = SIMD8<Float>()
     var i = 0
-    let ra = UnsafeRawPointer(a)
+    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
     while i + 8 <= n {
-        acc.addProduct(ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), E.load8(b, i))
+        acc.addProduct(ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self))
         i += 8
     }
     var s = acc.sum()
-    while i < n { s += a[i] * E.load(b, i); i += 1 }
+    while i < n { s += a[i] * b[i]; i += 1 }
     return s
 }
 
@@ -203,6 +196,8 @@ public final class Workspace: @unchecked Sendable {
     /// q8_0 weights multiply int8-quantized activations (IntegerActivations.swift) in the kernels
     /// run with this workspace: an approximation, off by default.
     public var integerActivations = false
+    /// The kernels the integer path runs (the fastest this processor has; tests choose others).
+    var integerKernels = Kernels.IntegerKernels.native
     private var activationCodes: UnsafeMutablePointer<Int8>?
     private var activationScales: UnsafeMutablePointer<Float>?
     private var activationSums: UnsafeMutablePointer<Int32>?
@@ -356,14 +351,6 @@ private func matmul<D: RowDecoder>(_ decoder: D.Type, _ w: WeightMatrix, bias: U
     }
 }
 
-// Asks for bytes u·slice ..< (u+1)·slice of `base`, one cache line at a time: the matvec kernels
-// fetch the next group of weight rows a slice per unit of the current one (past the last row for
-// the last group: a prefetch never faults).
-@inline(__always)
-func prefetchSlice(_ base: UnsafeRawPointer, _ u: Int, _ slice: Int) {
-    var o = u * slice
-    while o < (u + 1) * slice { kronos_prefetch(base + o); o += 64 }
-}
 
 /// Stack room for the unit headers (RowDecoder.header, up to 16 floats) of a matvec's 8 weight rows.
 struct UnitHeaders {
@@ -387,7 +374,7 @@ private func matvec8<D: RowDecoder>(_: D.Type, _ w: WeightMatrix, _ j0: Int, _ x
     let next = p + 8 * rb, slice = 8 * D.unitBytes
     var headers = UnitHeaders()
     for u in 0..<units {
-        if D.prefetchesRows { prefetchSlice(next, u, slice) }
+        if D.prefetchesRows { kronos_prefetch_slice(next, u, slice) }
         // The 8 rows take turns per part of a unit (D.part, D.partValues values at a time). Written
         // out twice: single-part types without the inner loop, because with it (one iteration) the
         // f16 specialization spilled an accumulator (hot f16 matvec 150 -> 68 GFLOP/s), and the
@@ -478,7 +465,7 @@ private func matvec2xR<D: RowDecoder, R: InputRowCount>(_: D.Type, _: R.Type, _ 
     let next = p + 2 * rb, slice = 2 * D.unitBytes
     var headers = UnitHeaders()
     for u in 0..<units {
-        if D.prefetchesRows { prefetchSlice(next, u, slice) }
+        if D.prefetchesRows { kronos_prefetch_slice(next, u, slice) }
         let h = headers.pointer
         D.header(p, u, into: h); D.header(p + rb, u, into: h + 16)
         for j in 0..<(D.unitValues / D.partValues) {
@@ -652,10 +639,13 @@ public enum Kernels {
     /// Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias), through the path the runtime takes for
     /// this many rows (in-register matvecs for rows <= 3, <= 6 for block types; batched tiles above).
     /// With `integerActivations`, q8_0 weights take the integer path (activations quantized per block).
-    public static func matmul(_ w: WeightMatrix, bias: [Float]? = nil, _ x: [Float], rows: Int, integerActivations: Bool = false) -> [Float] {
-        precondition(x.count == rows * w.columns)
+    /// `integerKernels` chooses which of the integer path's kernels compute it.
+    public static func matmul(_ w: WeightMatrix, bias: [Float]? = nil, _ x: [Float], rows: Int, integerActivations: Bool = false,
+                              integerKernels: IntegerKernels = .native) -> [Float] {
+        precondition(x.count == rows * w.columns && (integerKernels != .vnni || IntegerKernels.native == .vnni))
         let workspace = Workspace(columns: w.columns, positions: 0)
         workspace.integerActivations = integerActivations
+        workspace.integerKernels = integerKernels
         var y = [Float](repeating: .nan, count: rows * w.rows)
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
@@ -707,42 +697,12 @@ public enum Kernels {
         return (q, d, sums)
     }
 
-    /// The kernels of the integer q8_0 path: the scalar reference, the portable SIMD kernel, and
-    /// the AVX-512 VNNI kernels (only where `vnniAvailable`).
-    public enum IntegerKernels: Sendable { case reference, portable, vnni }
-
-    /// This processor runs the VNNI kernels (the integer path takes them).
-    public static var vnniAvailable: Bool { Int8Kernels.native == .vnni }
-
-    /// Y [rows, W.rows] = X @ W^T (+ bias) of q8_0 weights through the integer path's given kernels
-    /// (for `.vnni`: the batched kernel from 8 rows, the matvec below).
-    public static func integerMatmul(_ w: WeightMatrix, bias: [Float]? = nil, _ x: [Float], rows: Int, kernels: IntegerKernels) -> [Float] {
-        precondition(w.type == .q8_0 && x.count == rows * w.columns && (kernels != .vnni || vnniAvailable))
-        let workspace = Workspace(columns: w.columns, positions: 0)
-        var y = [Float](repeating: .nan, count: rows * w.rows)
-        let b = bias ?? [Float](repeating: 0, count: w.rows)
-        x.withUnsafeBufferPointer { xp in
-            y.withUnsafeMutableBufferPointer { yp in
-                b.withUnsafeBufferPointer { bp in
-                    switch kernels {
-                    case .vnni, .portable:
-                        KronosRuntime.integerMatmul(w, bias: bias == nil ? nil : bp.baseAddress!, xp.baseAddress!, rows: rows, yp.baseAddress!,
-                                                    workspace: workspace, kernels: kernels == .vnni ? .vnni : .portable)
-                    case .reference:
-                        let n = w.columns, buffers = workspace.activations(rows: rows, columns: n)
-                        for t in 0..<rows {
-                            KronosRuntime.quantizeActivations(xp.baseAddress! + t * n, n, codes: buffers.codes + t * n,
-                                                              d: buffers.scales + t * (n / activationBlock), sums: buffers.sums + t * (n / activationBlock))
-                        }
-                        let a = Int8Activations(codes: buffers.codes, scales: buffers.scales, sums: buffers.sums, columns: n)
-                        for t in 0..<rows {
-                            for j in 0..<w.rows { yp[t * w.rows + j] = int8ReferenceDot(w.row(j), a, t) + bp[j] }
-                        }
-                    }
-                }
-            }
-        }
-        return y
+    /// The kernels of the integer q8_0 path (IntegerActivations.swift): the scalar reference, the
+    /// portable SIMD kernel, and the AVX-512 VNNI kernels (only where `native` is `.vnni`).
+    public enum IntegerKernels: Sendable {
+        case reference, portable, vnni
+        /// The fastest this processor runs: `.vnni` with AVX-512 F / BW / VL + VNNI (cpuid, checked once).
+        public static let native: IntegerKernels = kronos_cpu_has_avx512_vnni() != 0 ? .vnni : .portable
     }
 
     /// Row r of W decoded by the in-register decoder (RowDecoder) into floats.

@@ -233,12 +233,11 @@ extension KVCache {
             }
         }
         for i in 0..<qb {
-            let row = scores + i * ld, qi = q + i * qStride, total = common + extra(i)
+            let row = scores + i * ld, qi = q + i * qStride, total = common + extra(i), last = total &- 1
             @inline(__always) func key(_ p: Int) -> UnsafeRawPointer { p < common ? commonKey(p) : ownKey(i, p &- common) }
             var p = paired
             while p < total {
                 // (past the last key, the last key again; its extra scores are not stored)
-                let last = total &- 1
                 let s = scores4(E.self, qi, key(p), key(min(p &+ 1, last)), key(min(p &+ 2, last)), key(min(p &+ 3, last)), hd)
                 put(s, row, p, min(4, total &- p))
                 p &+= 4

@@ -1,7 +1,7 @@
 // Int8 kernels for processors with AVX-512 VNNI: q8_0 weights times int8-quantized activations,
 // 32 byte products per instruction (vpdpbusd). This module is compiled for AVX-512 VL / BW / VNNI
 // (Package.swift), so nothing in it may run before the runtime has checked the processor
-// (KronosRuntime's `int8Kernels`, by cpuid): its kernels are never inlined into callers compiled
+// (KronosRuntime's `Kernels.IntegerKernels.native`, by cpuid): its kernels are never inlined into callers compiled
 // for other processors, and its constants are inlinable (they compile in the caller).
 //
 // The arithmetic of every (weight row r, input row t) pair, whichever kernel computes it:
@@ -12,6 +12,7 @@
 // The scalar reference (KronosRuntime, int8ReferenceDot) and the portable path compute the same,
 // bit for bit.
 import CKronosHints
+import KronosQuant
 
 /// Int8 activations of a matmul's input rows (KronosRuntime quantizes them).
 public struct Int8Activations {
@@ -50,7 +51,7 @@ public enum VNNI {
                             inputs: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?,
                             scratch: UnsafeMutableRawPointer) {
         #if arch(x86_64)
-        let blocks = x.columns / 32
+        let blocks = x.columns / BlockQ8_0.count
         for g in groups {
             let j0 = g * groupRows, count = min(groupRows, rows - j0)
             repack(w + j0 * rowBytes, rowBytes: rowBytes, count: count, blocks: blocks, into: scratch)
@@ -75,20 +76,20 @@ public enum VNNI {
     public static func matvec(weights w: UnsafeRawPointer, rowBytes: Int, rows: Int, groups: Range<Int>, x: Int8Activations,
                               inputs: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?) {
         #if arch(x86_64)
-        let blocks = x.columns / 32
+        let blocks = x.columns / BlockQ8_0.count, bb = BlockQ8_0.byteCount
         for g in groups {
             let j0 = g * matvecRows, count = min(matvecRows, rows - j0)
             // Missing rows of a partial group read the group's first row; their lanes are dropped.
             let r0 = w + j0 * rowBytes
             @inline(__always) func row(_ r: Int) -> UnsafeRawPointer { r < count ? r0 + r * rowBytes : r0 }
             let p0 = row(0), p1 = row(1), p2 = row(2), p3 = row(3), p4 = row(4), p5 = row(5), p6 = row(6), p7 = row(7)
-            let next = r0 + matvecRows * rowBytes, slice = matvecRows * 34
+            let next = r0 + matvecRows * rowBytes, slice = matvecRows * bb
             for t in 0..<inputs {
                 let q = UnsafeRawPointer(x.codes + t * x.columns), d = x.scales + t * blocks
                 var acc = SIMD8<Float>()
                 for u in 0..<blocks {
-                    if t == 0 { prefetchSlice(next, u, slice) }
-                    let o = 34 * u
+                    if t == 0 { kronos_prefetch_slice(next, u, slice) }
+                    let o = bb * u
                     let xq = q.loadUnaligned(fromByteOffset: 32 * u, as: SIMD32<Int8>.self)
                     @inline(__always) func part(_ p: UnsafeRawPointer) -> SIMD8<Int32> {
                         let wq = p.loadUnaligned(fromByteOffset: o + 2, as: SIMD32<Int8>.self)
@@ -100,8 +101,7 @@ public enum VNNI {
                     let dw = kronos_halves8(SIMD8<UInt16>(h(p0), h(p1), h(p2), h(p3), h(p4), h(p5), h(p6), h(p7)))
                     acc.addProduct(kronos_float8(i), dw * SIMD8<Float>(repeating: d[u]))
                 }
-                let yt = y + t * ldy + j0
-                for r in 0..<count { yt[r] = acc[r] + (bias?[j0 + r] ?? 0) }
+                finish(acc, y + t * ldy + j0, count, bias.map { $0 + j0 })
             }
         }
         #else
@@ -120,16 +120,17 @@ let repackedBlockBytes = VNNI.repackedBlockBytes
 // Rows past count: codes 0 (bytes 128) and scale 0, so their lanes come out 0.
 @inline(__always)
 func repack(_ w: UnsafeRawPointer, rowBytes: Int, count: Int, blocks: Int, into s: UnsafeMutableRawPointer) {
+    let bb = BlockQ8_0.byteCount
     for u in 0..<blocks {
         let b = s + u * repackedBlockBytes
         for r in 0..<VNNI.groupRows {
             let codes = b + (r / 8) * 256 + (r % 8) * 4
             let scale = b + 512 + (r / 8) * 32 + (r % 8) * 4
             if r < count {
-                let block = w + r * rowBytes + 34 * u
+                let block = w + r * rowBytes + bb * u
                 let quads = block.loadUnaligned(fromByteOffset: 2, as: SIMD8<UInt32>.self) ^ 0x8080_8080
                 for j in 0..<8 { codes.storeBytes(of: quads[j], toByteOffset: 32 * j, as: UInt32.self) }
-                scale.storeBytes(of: Float(Float16(bitPattern: UInt16(littleEndian: block.loadUnaligned(as: UInt16.self)))), as: Float.self)
+                scale.storeBytes(of: loadF16(block), as: Float.self)
             } else {
                 for j in 0..<8 { codes.storeBytes(of: UInt32(0x8080_8080), toByteOffset: 32 * j, as: UInt32.self) }
                 scale.storeBytes(of: Float(0), as: Float.self)
@@ -148,7 +149,7 @@ func broadcastQuad(_ x: Int8Activations, _ t: Int, _ u: Int, _ j: Int) -> SIMD32
 // The block's (w + 128) · x sums start at -128 · Σx, so they come out Σ w·x.
 @inline(__always)
 func correction(_ x: Int8Activations, _ t: Int, _ u: Int) -> SIMD8<Int32> {
-    SIMD8<Int32>(repeating: -128 &* x.sums[t * (x.columns / 32) + u])
+    SIMD8<Int32>(repeating: -128 &* x.sums[t * (x.columns / BlockQ8_0.count) + u])
 }
 
 @inline(__always)
@@ -163,7 +164,7 @@ func tile4(_ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t:
            count: Int, bias: UnsafePointer<Float>?) {
     var f00 = SIMD8<Float>(), f10 = SIMD8<Float>(), f01 = SIMD8<Float>(), f11 = SIMD8<Float>()
     var f02 = SIMD8<Float>(), f12 = SIMD8<Float>(), f03 = SIMD8<Float>(), f13 = SIMD8<Float>()
-    let nb = x.columns / 32
+    let nb = x.columns / BlockQ8_0.count
     for u in 0..<blocks {
         let b = UnsafeRawPointer(s + u * repackedBlockBytes)
         var i00 = correction(x, t, u), i01 = correction(x, t + 1, u), i02 = correction(x, t + 2, u), i03 = correction(x, t + 3, u)
@@ -199,7 +200,7 @@ func tile4(_ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t:
 func tile1(_ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t: Int, _ y: UnsafeMutablePointer<Float>,
            count: Int, bias: UnsafePointer<Float>?) {
     var f0 = SIMD8<Float>(), f1 = SIMD8<Float>()
-    let nb = x.columns / 32
+    let nb = x.columns / BlockQ8_0.count
     for u in 0..<blocks {
         let b = UnsafeRawPointer(s + u * repackedBlockBytes)
         var i0 = correction(x, t, u)
@@ -216,11 +217,4 @@ func tile1(_ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t:
     finish(f0, y, min(8, count), bias); finish(f1, y + 8, max(0, count - 8), bias.map { $0 + 8 })
 }
 
-// Asks for bytes u·slice ..< (u+1)·slice of `base`, one cache line at a time.
-@inline(__always)
-func prefetchSlice(_ base: UnsafeRawPointer, _ u: Int, _ slice: Int) {
-    var o = u &* slice
-    let end = o &+ slice
-    while o < end { kronos_prefetch(base + o); o &+= 64 }
-}
 #endif

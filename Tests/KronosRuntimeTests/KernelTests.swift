@@ -271,7 +271,7 @@ let attentionRelativeTolerance = 1e-5
     /// -128 included (a stored q8_0 row may hold them even if the quantizer never writes them).
     @Test func portableIntegerKernelIsTheReferenceBitwise() throws { try checkIntegerKernels(.portable) }
 
-    @Test(.enabled(if: Kernels.vnniAvailable, "this processor has no AVX-512 VNNI"))
+    @Test(.enabled(if: Kernels.IntegerKernels.native == .vnni, "this processor has no AVX-512 VNNI"))
     func vnniIntegerKernelsAreTheReferenceBitwise() throws { try checkIntegerKernels(.vnni) }
 
     private func checkIntegerKernels(_ kernels: Kernels.IntegerKernels) throws {
@@ -285,14 +285,18 @@ let attentionRelativeTolerance = 1e-5
                 let bias = rng.array(out)
                 try storage.withUnsafeBytes { raw in
                     let w = WeightMatrix(type: .q8_0, rows: out, columns: n, data: raw.baseAddress!)
-                    let reference = Kernels.integerMatmul(w, bias: bias, x, rows: rows, kernels: .reference)
-                    let fast = Kernels.integerMatmul(w, bias: bias, x, rows: rows, kernels: kernels)
-                    #expect(!reference.contains { $0.isNaN })
-                    let differ = fast.indices.filter { fast[$0].bitPattern != reference[$0].bitPattern }
-                    #expect(differ.isEmpty, "\(kernels) n=\(n) out=\(out) rows=\(rows): \(differ.count) outputs differ, first [\(differ.first.map { "\($0 / out), \($0 % out)]: \(fast[$0]) vs \(reference[$0])" } ?? "")")
-                    let noBias = Kernels.integerMatmul(w, x, rows: rows, kernels: kernels)
-                    let noBiasReference = Kernels.integerMatmul(w, x, rows: rows, kernels: .reference)
-                    #expect(noBias.map(\.bitPattern) == noBiasReference.map(\.bitPattern) ? true : false, "\(kernels) n=\(n) out=\(out) rows=\(rows) without bias")
+                    // nil when a and b are equal bit for bit, else the count and the first difference.
+                    func difference(_ a: [Float], _ b: [Float]) -> String? {
+                        let differ = a.indices.filter { a[$0].bitPattern != b[$0].bitPattern }
+                        return differ.first.map { "\(differ.count) outputs differ, first [\($0 / out), \($0 % out)]: \(a[$0]) vs \(b[$0])" }
+                    }
+                    for b in [bias, nil] {
+                        let reference = Kernels.matmul(w, bias: b, x, rows: rows, integerActivations: true, integerKernels: .reference)
+                        let fast = Kernels.matmul(w, bias: b, x, rows: rows, integerActivations: true, integerKernels: kernels)
+                        #expect(!reference.contains { $0.isNaN })
+                        let d = difference(fast, reference)
+                        #expect(d == nil, "\(kernels) n=\(n) out=\(out) rows=\(rows) bias \(b != nil): \(d ?? "")")
+                    }
                 }
             }
         }

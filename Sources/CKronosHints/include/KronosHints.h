@@ -2,9 +2,12 @@
 #ifndef KRONOS_HINTS_H
 #define KRONOS_HINTS_H
 
-// Asks for the cache line holding p to be fetched for reading (no fault if p is out of bounds).
-static inline __attribute__((always_inline)) void kronos_prefetch(const void *p) {
-    __builtin_prefetch(p, 0, 3);
+// Asks for bytes u·slice ..< (u+1)·slice of `base`, one cache line at a time: the matvec kernels
+// fetch the next group of weight rows a slice per unit of the current one (past the last row for
+// the last group: a prefetch never faults).
+static inline __attribute__((always_inline)) void kronos_prefetch_slice(const void *base, long u, long slice) {
+    const char *p = (const char *)base;
+    for (long o = u * slice, end = (u + 1) * slice; o < end; o += 64) __builtin_prefetch(p + o, 0, 3);
 }
 
 // 256-bit vectors as Swift sees them: SIMD8<Int32>, SIMD32<UInt8>, SIMD32<Int8>.

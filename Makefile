@@ -43,7 +43,8 @@ verify: build
 	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) && \
 	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) --kv-cache f16 && \
 	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) --int8-activations && \
-	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI); \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) && \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) --int8-activations; \
 	else echo "$(SHARED_MINI) not found: mini drift gate skipped"; fi
 
 clean:

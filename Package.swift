@@ -7,7 +7,7 @@
 //   KronosBundle      bundle format (.kq): spec in formats/, writer, validating reader, configs
 //   KronosCheckpoint  safetensors reader (single / sharded), config check against the tensor table
 //   KronosConvert     conversion pipeline (checkpoint -> bundle)
-//   KronosVNNI        int8 q8_0 kernels for AVX-512 VNNI processors (called by the runtime after a cpuid check)
+//   KronosVNNI        int8 q8_0 / q4_1 / q4_k kernels for AVX-512 VNNI processors (called by the runtime after a cpuid check)
 //   KronosRuntime     model runtime and forecast (bundle -> candles)
 //   KronosVerify      accuracy drift of a bundle against golden FP32 cases
 //   kronos-convert, kronos-run: thin executables (argument parsing and printing only)

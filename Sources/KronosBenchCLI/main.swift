@@ -45,7 +45,8 @@ struct Kernels: ParsableCommand {
         for (name, out, inner) in custom.isEmpty ? shapes : custom {
             for r in rows {
                 let np = noNumpy ? nil : KernelBenchmark.numpyGFLOPs(out: out, inner: inner, rows: r, minSeconds: seconds)
-                let cases: [(TensorType, Bool)] = [(.f32, false), (.f16, false), (.q8_0, false), (.q8_0, true), (.q4_1, false), (.q4_k, false)]
+                let cases: [(TensorType, Bool)] = [(.f32, false), (.f16, false), (.q8_0, false), (.q8_0, true), (.q4_1, false), (.q4_1, true),
+                                                      (.q4_k, false), (.q4_k, true)]
                 for (type, integer) in cases where type.canStore(rowLength: inner) {
                     let t = KernelBenchmark.matmul(type: type, out: out, inner: inner, rows: r, minSeconds: seconds, integerActivations: integer)
                     let share = np.map { String(format: "%.0f %%", 100 * t.gflops / $0) } ?? "-"
@@ -97,7 +98,7 @@ struct ForecastBench: ParsableCommand {
     @Option(help: "Seconds of repetitions per measurement.") var seconds = 1.0
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
 
-    @Flag(name: .customLong("int8-activations"), help: "Time the int8-activation approximation (q8_0 weights).")
+    @Flag(name: .customLong("int8-activations"), help: "Time the int8-activation approximation (q8_0, q4_1, q4_k weights).")
     var int8Activations = false
     @Option(help: "Precision of the predictor's key / value cache (f16: an approximation).") var kvCache: KVCachePrecision = .f32
 

@@ -88,9 +88,10 @@ public enum BlockQ4_K {
         return e
     }
 
-    /// The 16 six-bit fields (8 scales, then 8 minimums).
+    /// d, dmin and the 16 six-bit fields (8 scales, then 8 minimums) of the super-block, read one
+    /// field at a time from the bit stream.
     @inline(__always)
-    static func fields(_ block: UnsafeRawPointer) -> (d: Float, dmin: Float, sm: SIMD16<UInt8>) {
+    public static func fields(_ block: UnsafeRawPointer) -> (d: Float, dmin: Float, sm: SIMD16<UInt8>) {
         let d = loadF16(block)
         let dmin = loadF16(block, at: 2)
         let sm = block.advanced(by: 4).assumingMemoryBound(to: UInt8.self)

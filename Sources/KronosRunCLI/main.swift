@@ -34,9 +34,9 @@ struct ExecutionOptions: ParsableArguments {
         """, valueName: "mode"))
     var cache: CacheMode = .exact
     @Flag(name: .customLong("int8-activations"), help: ArgumentHelp("""
-        APPROXIMATION: the predictor's q8_0 matmuls quantize their activations to int8 per 32 values \
-        and sum in integers (decode steps ~1.0-1.1x the float path on q8 bundles, prefill ~0.6x; drift \
-        measured by `verify --int8-activations`). Other weight types are unaffected.
+        APPROXIMATION: the predictor's q8_0 / q4_1 / q4_k matmuls quantize their activations to int8 \
+        per 32 values and sum in integers (with AVX-512 VNNI: decode ~1.5x and prefill ~2x the float \
+        path; drift measured by `verify --int8-activations`). f32 / f16 weights are unaffected.
         """))
     var int8Activations = false
     @Option(help: ArgumentHelp("""

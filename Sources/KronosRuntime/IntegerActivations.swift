@@ -1,12 +1,16 @@
-// The integer path of q8_0 weights (as ggml's q8_0 x q8_0 dot): the activations of a matmul are
-// quantized once per 32-value block to int8 codes with an f32 scale, each block's products are
-// summed exactly in integers, and the block sums are accumulated in f32:
+// The integer path of q8_0, q4_1 and q4_k weights (as ggml's q8_0 / q4_1 x q8_0 dots): the
+// activations of a matmul are quantized once per 32-value block to int8 codes q with an f32 scale
+// d_x (and the block's code sum S), each block's products with the weight codes c are summed exactly
+// in integers, and the block sums are accumulated in f32:
 //   per (weight row r, input row t): acc = 0; for each block u in order:
-//     acc = fma(Float(Σ_k w_rk · q_tk), d_w[r,u] · d_x[t,u], acc);   y = acc + bias[r]
-// Three kernels compute exactly that, bit for bit (tested): the scalar reference (int8ReferenceDot),
-// the portable SIMD path (any x86-64-v3 / other processor), and on AVX-512 VNNI processors the
-// KronosVNNI kernels (vpdpbusd: 32 byte products per instruction). So a decode step and a prefill
-// compute the same numbers on one machine, and every machine computes the same forecast.
+//     acc = fma(Float(Σ_k c_rk · q_tk), d_w[r,u] · d_x[t,u], acc)
+//     q4_1, q4_k: acc = fma(m_w[r,u], d_x[t,u] · Float(S[t,u]), acc)     (value = fma(d_w, c, m_w))
+//   y = acc + bias[r]
+// Three kernels compute exactly that, bit for bit (tested): the scalar reference
+// (integerReferenceDot, read from the block layouts), the portable SIMD path (any x86-64-v3 / other
+// processor), and on AVX-512 VNNI processors the KronosVNNI kernels (vpdpbusd: 32 byte products per
+// instruction). So a decode step and a prefill compute the same numbers on one machine, and every
+// machine computes the same forecast.
 import Foundation
 import KronosQuant
 import KronosVNNI
@@ -50,38 +54,68 @@ func quantizeActivations(_ x: UnsafePointer<Float>, _ n: Int, codes q: UnsafeMut
     }
 }
 
-// The scalar reference: q8_0 row [n] . input row t of x, the integer path's arithmetic written out.
-func int8ReferenceDot(_ row: UnsafeRawPointer, _ x: Int8Activations, _ t: Int) -> Float {
+// The scalar reference: row [n] of `type` . input row t of x, the integer path's arithmetic written
+// out from the block layouts (BlockQ8_0, BlockQ4_1, BlockQ4_K), S recomputed from the codes.
+func integerReferenceDot(_ type: TensorType, _ row: UnsafeRawPointer, _ x: Int8Activations, _ t: Int) -> Float {
     let blocks = x.columns / activationBlock
     var acc: Float = 0
     for u in 0..<blocks {
-        let block = row + u * BlockQ8_0.byteCount
-        var sum: Int32 = 0
-        for k in 0..<activationBlock {
-            sum += Int32(block.load(fromByteOffset: 2 + k, as: Int8.self)) * Int32(x.codes[t * x.columns + u * activationBlock + k])
+        // Block u's scale d_w, minimum m_w (nil for q8_0) and code k.
+        let dw: Float, mw: Float?, code: (Int) -> Int32
+        switch type {
+        case .q8_0:
+            let block = row + u * BlockQ8_0.byteCount
+            dw = loadF16(block); mw = nil
+            code = { Int32(block.load(fromByteOffset: 2 + $0, as: Int8.self)) }
+        case .q4_1:
+            let block = row + u * BlockQ4_1.byteCount
+            dw = loadF16(block); mw = loadF16(block, at: 2)
+            code = { k in Int32(nibble(block.load(fromByteOffset: 4 + k % 16, as: UInt8.self), high: k >= 16)) }
+        case .q4_k:
+            let block = row + u / 8 * BlockQ4_K.byteCount, j = u % 8
+            let (d, dmin, fields) = BlockQ4_K.fields(block)
+            dw = d * Float(fields[j]); mw = -(dmin * Float(fields[8 + j]))
+            code = { k in Int32(nibble(block.load(fromByteOffset: 16 + 16 * j + k % 16, as: UInt8.self), high: k >= 16)) }
+        default: preconditionFailure("the integer path takes q8_0, q4_1 and q4_k weights, not \(type)")
         }
-        acc = acc.addingProduct(Float(sum), loadF16(block) * x.scales[t * blocks + u])
+        var sum: Int32 = 0, codeSum: Int32 = 0
+        for k in 0..<activationBlock {
+            let q = Int32(x.codes[t * x.columns + u * activationBlock + k])
+            sum += code(k) * q
+            codeSum += q
+        }
+        let dx = x.scales[t * blocks + u]
+        acc = acc.addingProduct(Float(sum), dw * dx)
+        if let mw { acc = acc.addingProduct(mw, dx * Float(codeSum)) }
     }
     return acc
 }
 
-// The portable kernel: q8_0 row [n] . input row t, each block's 32 products summed in integers
-// (pairs in 16 bits, |2·128·127| < 2^15, then 32-bit lanes), then the reference's fma.
+@inline(__always) private func nibble(_ byte: UInt8, high: Bool) -> UInt8 { high ? byte >> 4 : byte & 0x0F }
+
+// The portable kernel: row [n] . input row t, each block's 32 products summed in integers (pairs in
+// 16 bits, |2·128·127| < 2^15, then 32-bit lanes), then the reference's fused multiply-adds.
 @inline(__always)
-func int8PortableDot(_ row: UnsafeRawPointer, _ x: Int8Activations, _ t: Int) -> Float {
+func integerPortableDot<C: IntegerCodes>(_: C.Type, _ row: UnsafeRawPointer, _ x: Int8Activations, _ t: Int) -> Float {
     let blocks = x.columns / activationBlock
-    let q = UnsafeRawPointer(x.codes + t * x.columns), d = x.scales + t * blocks
+    let q = UnsafeRawPointer(x.codes + t * x.columns), d = x.scales + t * blocks, sums = x.sums + t * blocks
     var acc: Float = 0
-    for u in 0..<blocks {
-        let block = row + u * BlockQ8_0.byteCount
-        let w0 = widen(block.loadUnaligned(fromByteOffset: 2, as: SIMD16<Int8>.self))
-        let w1 = widen(block.loadUnaligned(fromByteOffset: 18, as: SIMD16<Int8>.self))
-        let x0 = widen(q.loadUnaligned(fromByteOffset: 32 * u, as: SIMD16<Int8>.self))
-        let x1 = widen(q.loadUnaligned(fromByteOffset: 32 * u + 16, as: SIMD16<Int8>.self))
-        let pairs = w0 &* x0 &+ w1 &* x1
-        var sum = SIMD8<Int32>()
-        for i in 0..<8 { sum[i] = Int32(pairs[i]) &+ Int32(pairs[8 + i]) }
-        acc = acc.addingProduct(Float(sum.wrappedSum()), loadF16(block) * d[u])
+    for v in 0..<(blocks / C.blocksPerUnit) {
+        let unit = row + v * C.unitBytes
+        let (dw, mw) = C.scales(unit)
+        for k in 0..<C.blocksPerUnit {
+            let u = v * C.blocksPerUnit + k
+            let c = C.codes(unit, block: k)
+            let w0 = C.hasMinimum ? widen(c.lowHalf) : widen(unsafeBitCast(c.lowHalf, to: SIMD16<Int8>.self))
+            let w1 = C.hasMinimum ? widen(c.highHalf) : widen(unsafeBitCast(c.highHalf, to: SIMD16<Int8>.self))
+            let x0 = widen(q.loadUnaligned(fromByteOffset: 32 * u, as: SIMD16<Int8>.self))
+            let x1 = widen(q.loadUnaligned(fromByteOffset: 32 * u + 16, as: SIMD16<Int8>.self))
+            let pairs = w0 &* x0 &+ w1 &* x1
+            var sum = SIMD8<Int32>()
+            for i in 0..<8 { sum[i] = Int32(pairs[i]) &+ Int32(pairs[8 + i]) }
+            acc = acc.addingProduct(Float(sum.wrappedSum()), dw[k] * d[u])
+            if C.hasMinimum { acc = acc.addingProduct(mw[k], d[u] * Float(sums[u])) }
+        }
     }
     return acc
 }
@@ -93,8 +127,13 @@ func int8PortableDot(_ row: UnsafeRawPointer, _ x: Int8Activations, _ t: Int) ->
     for i in 0..<16 { r[i] = Int16(v[i]) }
     return r
 }
+@inline(__always) func widen(_ v: SIMD16<UInt8>) -> SIMD16<Int16> {
+    var r = SIMD16<Int16>()
+    for i in 0..<16 { r[i] = Int16(v[i]) }
+    return r
+}
 
-// Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias), W q8_0, through quantized activations:
+// Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias), W q8_0 / q4_1 / q4_k, through quantized activations:
 // X quantized once into the workspace; weight-row groups split across the cores. The workspace
 // says which kernels (integerKernels: the fastest this processor has, unless a test chose others).
 @inline(never)   // kept out of matmul(): inlined there, it tipped the float paths out of inlining (f16 / q8_0 matvec 6x slower, measured)
@@ -114,7 +153,7 @@ func integerMatmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePo
     switch workspace.integerKernels {
     case .reference:
         for t in 0..<rows {
-            for j in 0..<out { y[t * out + j] = int8ReferenceDot(w.row(j), a, t) + (bias?[j] ?? 0) }
+            for j in 0..<out { y[t * out + j] = integerReferenceDot(w.type, w.row(j), a, t) + (bias?[j] ?? 0) }
         }
     case .vnni where rows >= vnniGemmMinRows:
         precondition(workspace.floatsPerWorker * 4 >= VNNI.scratchBytes(columns: n), "workspace too small for \(n) columns")
@@ -122,7 +161,7 @@ func integerMatmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePo
         parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: arguments) { raw, worker, range in
             let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
             let (w, bias, _, rows, y) = arguments.values
-            VNNI.gemm(weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y, ldy: w.rows,
+            VNNI.gemm(w.type, weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y, ldy: w.rows,
                       bias: bias, scratch: UnsafeMutableRawPointer(arguments.workspace.scratch(worker)))
         }
     case .vnni:
@@ -130,19 +169,29 @@ func integerMatmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePo
         parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: arguments) { raw, _, range in
             let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
             let (w, bias, _, rows, y) = arguments.values
-            VNNI.matvec(weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y, ldy: w.rows, bias: bias)
+            VNNI.matvec(w.type, weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y, ldy: w.rows, bias: bias)
         }
     case .portable:
-        let groups = (out + 7) / 8
-        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: arguments) { raw, _, range in
-            let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
-            let (w, bias, _, rows, y) = arguments.values
-            let out = w.rows
-            for g in range {
-                let rowsOfGroup = (8 * g)..<min(out, 8 * g + 8)
-                for t in 0..<rows {
-                    for j in rowsOfGroup { y[t * out + j] = int8PortableDot(w.row(j), a, t) + (bias?[j] ?? 0) }
-                }
+        switch w.type {
+        case .q8_0: portableMatmul(Q8_0Codes.self, arguments, big: big)
+        case .q4_1: portableMatmul(Q4_1Codes.self, arguments, big: big)
+        default: portableMatmul(Q4_KCodes.self, arguments, big: big)
+        }
+    }
+}
+
+// The portable kernel over every (input row, weight row) pair, 8-row groups split across the cores.
+@inline(__always)
+private func portableMatmul<C: IntegerCodes>(_: C.Type, _ arguments: (MatmulArguments, Int8Activations), big: Bool) {
+    let groups = (arguments.0.w.rows + 7) / 8
+    parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: arguments) { raw, _, range in
+        let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
+        let (w, bias, _, rows, y) = arguments.values
+        let out = w.rows
+        for g in range {
+            let rowsOfGroup = (8 * g)..<min(out, 8 * g + 8)
+            for t in 0..<rows {
+                for j in rowsOfGroup { y[t * out + j] = integerPortableDot(C.self, w.row(j), a, t) + (bias?[j] ?? 0) }
             }
         }
     }

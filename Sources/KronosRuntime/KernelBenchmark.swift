@@ -14,7 +14,7 @@ public struct KernelTiming: Sendable, Codable {
 
 public enum KernelBenchmark {
     /// Times Y [rows, out] = X [rows, inner] @ W^T for W stored as `type` (random uniform weights).
-    /// With integerActivations (q8_0), the int8-activation path, reported as type "q8_0+i8".
+    /// With integerActivations (q8_0, q4_1, q4_k), the int8-activation path, reported as e.g. "q8_0+i8".
     public static func matmul(type: TensorType, out: Int, inner: Int, rows: Int, minSeconds: Double = 0.3,
                               integerActivations: Bool = false) -> KernelTiming {
         var rng = KronosRNG(seed: 0x1234_5678)
@@ -41,7 +41,7 @@ public enum KernelBenchmark {
             best = min(best, dt); total += dt
         }
         let flops = 2.0 * Double(rows * out * inner)
-        return KernelTiming(type: type.rawValue + (integerActivations && type == .q8_0 ? "+i8" : ""), rows: rows, out: out, inner: inner, seconds: best,
+        return KernelTiming(type: type.rawValue + (integerActivations && type.hasIntegerCodes ? "+i8" : ""), rows: rows, out: out, inner: inner, seconds: best,
                             gflops: flops / best / 1e9, weightGBps: Double(out * rowBytes) / best / 1e9)
     }
 

@@ -193,8 +193,8 @@ public final class Workspace: @unchecked Sendable {
         self.init(floatsPerWorker: max(matmulGroup * columns, (VNNI.scratchBytes(columns: columns) + 3) / 4, attentionQueryBlock * positions))
     }
 
-    /// q8_0 weights multiply int8-quantized activations (IntegerActivations.swift) in the kernels
-    /// run with this workspace: an approximation, off by default.
+    /// q8_0, q4_1 and q4_k weights multiply int8-quantized activations (IntegerActivations.swift) in
+    /// the kernels run with this workspace: an approximation, off by default.
     public var integerActivations = false
     /// The kernels the integer path runs (the fastest this processor has; tests choose others).
     var integerKernels = Kernels.IntegerKernels.native
@@ -259,12 +259,14 @@ struct MatmulArguments {
 // Weight-row groups are split across the cores.
 func matmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, rows: Int,
             _ y: UnsafeMutablePointer<Float>, workspace: Workspace) {
+    if workspace.integerActivations && w.type.hasIntegerCodes {
+        integerMatmul(w, bias: bias, x, rows: rows, y, workspace: workspace)
+        return
+    }
     switch w.type {
     case .f32: matmul(F32Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
     case .f16: matmul(F16Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
-    case .q8_0:
-        if workspace.integerActivations { integerMatmul(w, bias: bias, x, rows: rows, y, workspace: workspace); return }
-        matmul(Q8_0Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
+    case .q8_0: matmul(Q8_0Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
     case .q4_1: matmul(Q4_1Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
     case .q4_k: matmul(Q4_KRows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
     case .i64: preconditionFailure("i64 tensors are not weight matrices")
@@ -638,7 +640,8 @@ final class RotaryTable: @unchecked Sendable {
 public enum Kernels {
     /// Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias), through the path the runtime takes for
     /// this many rows (in-register matvecs for rows <= 3, <= 6 for block types; batched tiles above).
-    /// With `integerActivations`, q8_0 weights take the integer path (activations quantized per block).
+    /// With `integerActivations`, q8_0 / q4_1 / q4_k weights take the integer path (activations
+    /// quantized per block).
     /// `integerKernels` chooses which of the integer path's kernels compute it.
     public static func matmul(_ w: WeightMatrix, bias: [Float]? = nil, _ x: [Float], rows: Int, integerActivations: Bool = false,
                               integerKernels: IntegerKernels = .native) -> [Float] {
@@ -697,7 +700,7 @@ public enum Kernels {
         return (q, d, sums)
     }
 
-    /// The kernels of the integer q8_0 path (IntegerActivations.swift): the scalar reference, the
+    /// The kernels of the integer path (IntegerActivations.swift): the scalar reference, the
     /// portable SIMD kernel, and the AVX-512 VNNI kernels (only where `native` is `.vnni`).
     public enum IntegerKernels: Sendable {
         case reference, portable, vnni

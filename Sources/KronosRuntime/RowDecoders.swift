@@ -87,7 +87,7 @@ enum Q4_1Rows: RowDecoder {
     @inline(__always)
     static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void) {
         let block = row + u * BlockQ4_1.byteCount
-        let dm = f16Pair(block)
+        let dm = loadF16Pair(block)
         let d = SIMD8<Float>(repeating: dm.0), m = SIMD8<Float>(repeating: dm.1)
         nibbles(block + 4) { i, q in emit(i, m.addingProduct(d, q)) }
     }
@@ -107,28 +107,13 @@ enum Q4_KRows: RowDecoder {
             for j in 0..<8 { part(row, u, j, header: hp) { i, v in emit(4 * j + i, v) } }
         }
     }
-    /// h[j] = d·sc[j], h[8 + j] = −(dmin·mn[j]) of super-block u.
+    /// h[j] = d·sc[j], h[8 + j] = −(dmin·mn[j]) of super-block u (BlockQ4_K.scaleVectors).
     @inline(__always)
     static func header(_ row: UnsafeRawPointer, _ u: Int, into h: UnsafeMutablePointer<Float>) {
-        let block = row + u * BlockQ4_K.byteCount
-        let (d, dmin) = f16Pair(block)
-        // The 16 six-bit fields (bits 6k ..< 6k+6 of bytes 4-15; scales 0-7, minimums 8-15), 8 at a
-        // time in 32-bit lanes: each lane holds a 32-bit window of the bit stream that contains its
-        // field whole, shifted down by the field's own offset in it (one variable shift, vpsrlvd).
-        // Scalar extraction cost ~5 operations per field (hot q4_k matvec, 1 row: 49.7 -> 52.7 GFLOP/s).
-        @inline(__always) func window(_ byte: Int) -> UInt32 {
-            UInt32(littleEndian: block.loadUnaligned(fromByteOffset: byte, as: UInt32.self))
-        }
-        let w0 = window(4)    // bits 0-31: fields 0-4 at 0, 6, 12, 18, 24
-        let w1 = window(7)    // bits 24-55: fields 5-7 at 6, 12, 18
-        let w2 = window(10)   // bits 48-79: fields 8-12 at 0, 6, 12, 18, 24
-        let w3 = window(12)   // bits 64-95: fields 13-15 at 14, 20, 26
-        let sc = (SIMD8<UInt32>(w0, w0, w0, w0, w0, w1, w1, w1) &>> SIMD8<UInt32>(0, 6, 12, 18, 24, 6, 12, 18)) & 63
-        let mn = (SIMD8<UInt32>(w2, w2, w2, w2, w2, w3, w3, w3) &>> SIMD8<UInt32>(0, 6, 12, 18, 24, 14, 20, 26)) & 63
+        let (scales, minimums) = BlockQ4_K.scaleVectors(row + u * BlockQ4_K.byteCount)
         let raw = UnsafeMutableRawPointer(h)
-        raw.storeBytes(of: SIMD8<Float>(repeating: d) * SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: sc)), as: SIMD8<Float>.self)
-        raw.storeBytes(of: -(SIMD8<Float>(repeating: dmin) * SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: mn))),
-                       toByteOffset: 32, as: SIMD8<Float>.self)
+        raw.storeBytes(of: scales, as: SIMD8<Float>.self)
+        raw.storeBytes(of: minimums, toByteOffset: 32, as: SIMD8<Float>.self)
     }
     /// Sub-block j of super-block u: value = fma(h[j], q, h[8 + j]).
     @inline(__always)
@@ -136,16 +121,6 @@ enum Q4_KRows: RowDecoder {
         let s = SIMD8<Float>(repeating: h[j]), m = SIMD8<Float>(repeating: h[8 + j])
         nibbles(row + u * BlockQ4_K.byteCount + 16 + 16 * j) { i, q in emit(i, m.addingProduct(s, q)) }
     }
-}
-
-/// The two little-endian f16 at p and p + 2 as f32 (exact), widened together: one 4-byte load and
-/// one vcvtph2ps instead of two scalar conversions (hot q4_1 matvec, 1 / 5 rows: 47 -> 54 / 92 ->
-/// 121 GFLOP/s).
-@inline(__always)
-private func f16Pair(_ p: UnsafeRawPointer) -> (Float, Float) {
-    let bits = SIMD2<UInt32>(UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)), 0)
-    let v = SIMD4<Float>(unsafeBitCast(bits, to: SIMD4<Float16>.self))
-    return (v[0], v[1])
 }
 
 /// 16 bytes of packed 4-bit codes -> the 32 codes as floats, 8 at a time: emit(0/1, low nibbles of

@@ -1,13 +1,15 @@
-// Int8 kernels for processors with AVX-512 VNNI: q8_0 weights times int8-quantized activations,
-// 32 byte products per instruction (vpdpbusd). This module is compiled for AVX-512 VL / BW / VNNI
+// Int8 kernels for processors with AVX-512 VNNI: q8_0, q4_1 and q4_k weights times int8-quantized
+// activations, 32 byte products per instruction (vpdpbusd). This module is compiled for AVX-512 VL / BW / VNNI
 // (Package.swift), so nothing in it may run before the runtime has checked the processor
 // (KronosRuntime's `Kernels.IntegerKernels.native`, by cpuid): its kernels are never inlined into callers compiled
 // for other processors, and its constants are inlinable (they compile in the caller).
 //
-// The arithmetic of every (weight row r, input row t) pair, whichever kernel computes it:
+// The arithmetic of every (weight row r, input row t) pair, whichever kernel computes it, with the
+// weights' codes c, block scales d_w and minimums m_w as KronosQuant's IntegerCodes gives them:
 //   acc = 0; for each 32-column block u in order:
-//     I = Σ_k w[r, 32u + k] · q[t, 32u + k]        (exact in 32 bits)
+//     I = Σ_k c[r, 32u + k] · q[t, 32u + k]        (exact in 32 bits)
 //     acc = fma(Float(I), d_w[r, u] · d_x[t, u], acc)   (d_w · d_x rounded to f32 first)
+//     q4_1, q4_k only: acc = fma(m_w[r, u], d_x[t, u] · Float(S[t, u]), acc)   (S: the block's Σ q)
 //   y[t, r] = acc + bias[r]
 // The scalar reference (KronosRuntime, int8ReferenceDot) and the portable path compute the same,
 // bit for bit.
@@ -37,72 +39,42 @@ public enum VNNI {
     /// Weight rows per group of the few-rows kernel (`matvec`).
     @inlinable public static var matvecRows: Int { 8 }
     /// Bytes of one repacked 32-column block of a 16-row group: codes of rows 0-7, codes of rows
-    /// 8-15, scales of rows 0-7, scales of rows 8-15.
-    @inlinable public static var repackedBlockBytes: Int { 2 * 256 + 2 * 32 }
+    /// 8-15, scales of rows 0-7, of rows 8-15, minimums of rows 0-7, of rows 8-15.
+    @inlinable public static var repackedBlockBytes: Int { 2 * 256 + 4 * 32 }
     /// Scratch bytes `gemm` needs per worker for rows of `columns` values.
     @inlinable public static func scratchBytes(columns: Int) -> Int { columns / 32 * repackedBlockBytes }
 
     /// Y [inputs, ldy]: y[t·ldy + j] = row j of W . input t (+ bias[j]) for the weight rows j of
     /// 16-row groups `groups` (the last may be partial: rows < `rows` only).
-    /// W: q8_0 rows of x.columns values, `rowBytes` apart. Each group is repacked once into
-    /// `scratch` (scratchBytes), then multiplied with 4 input rows at a time.
+    /// W: rows of x.columns values of `type` (q8_0, q4_1, q4_k), `rowBytes` apart. Each group is
+    /// repacked once into `scratch` (scratchBytes), then multiplied with 4 input rows at a time.
     @inline(never)
-    public static func gemm(weights w: UnsafeRawPointer, rowBytes: Int, rows: Int, groups: Range<Int>, x: Int8Activations,
-                            inputs: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?,
+    public static func gemm(_ type: TensorType, weights w: UnsafeRawPointer, rowBytes: Int, rows: Int, groups: Range<Int>,
+                            x: Int8Activations, inputs: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?,
                             scratch: UnsafeMutableRawPointer) {
         #if arch(x86_64)
-        let blocks = x.columns / BlockQ8_0.count
-        for g in groups {
-            let j0 = g * groupRows, count = min(groupRows, rows - j0)
-            repack(w + j0 * rowBytes, rowBytes: rowBytes, count: count, blocks: blocks, into: scratch)
-            var t = 0
-            while t + 4 <= inputs {
-                tile4(scratch, blocks: blocks, x, t, y + t * ldy + j0, ldy, count: count, bias: bias.map { $0 + j0 })
-                t += 4
-            }
-            while t < inputs {
-                tile1(scratch, blocks: blocks, x, t, y + t * ldy + j0, count: count, bias: bias.map { $0 + j0 })
-                t += 1
-            }
+        switch type {
+        case .q8_0: gemmGroups(Q8_0Codes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias, scratch)
+        case .q4_1: gemmGroups(Q4_1Codes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias, scratch)
+        case .q4_k: gemmGroups(Q4_KCodes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias, scratch)
+        default: preconditionFailure("the integer path takes q8_0, q4_1 and q4_k weights, not \(type)")
         }
         #else
         preconditionFailure("the VNNI kernels exist on x86-64 only")
         #endif
     }
 
-    /// The same products for few input rows (decode steps), straight from the stored q8_0 rows:
-    /// weight rows of 8-row groups `groups`, each input row in turn.
+    /// The same products for few input rows (decode steps), straight from the stored rows: weight
+    /// rows of 8-row groups `groups`, up to 4 input rows at a time.
     @inline(never)
-    public static func matvec(weights w: UnsafeRawPointer, rowBytes: Int, rows: Int, groups: Range<Int>, x: Int8Activations,
-                              inputs: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?) {
+    public static func matvec(_ type: TensorType, weights w: UnsafeRawPointer, rowBytes: Int, rows: Int, groups: Range<Int>,
+                              x: Int8Activations, inputs: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?) {
         #if arch(x86_64)
-        let blocks = x.columns / BlockQ8_0.count, bb = BlockQ8_0.byteCount
-        for g in groups {
-            let j0 = g * matvecRows, count = min(matvecRows, rows - j0)
-            // Missing rows of a partial group read the group's first row; their lanes are dropped.
-            let r0 = w + j0 * rowBytes
-            @inline(__always) func row(_ r: Int) -> UnsafeRawPointer { r < count ? r0 + r * rowBytes : r0 }
-            let p0 = row(0), p1 = row(1), p2 = row(2), p3 = row(3), p4 = row(4), p5 = row(5), p6 = row(6), p7 = row(7)
-            let next = r0 + matvecRows * rowBytes, slice = matvecRows * bb
-            for t in 0..<inputs {
-                let q = UnsafeRawPointer(x.codes + t * x.columns), d = x.scales + t * blocks
-                var acc = SIMD8<Float>()
-                for u in 0..<blocks {
-                    if t == 0 { kronos_prefetch_slice(next, u, slice) }
-                    let o = bb * u
-                    let xq = q.loadUnaligned(fromByteOffset: 32 * u, as: SIMD32<Int8>.self)
-                    @inline(__always) func part(_ p: UnsafeRawPointer) -> SIMD8<Int32> {
-                        let wq = p.loadUnaligned(fromByteOffset: o + 2, as: SIMD32<Int8>.self)
-                        // |w| · (x signed as w): the exact products w·x, -128 included.
-                        return kronos_dpbusd(SIMD8<Int32>(), kronos_abs8(wq), kronos_sign8(xq, wq))
-                    }
-                    let i = kronos_sum8x8(part(p0), part(p1), part(p2), part(p3), part(p4), part(p5), part(p6), part(p7))
-                    @inline(__always) func h(_ p: UnsafeRawPointer) -> UInt16 { p.loadUnaligned(fromByteOffset: o, as: UInt16.self) }
-                    let dw = kronos_halves8(SIMD8<UInt16>(h(p0), h(p1), h(p2), h(p3), h(p4), h(p5), h(p6), h(p7)))
-                    acc.addProduct(kronos_float8(i), dw * SIMD8<Float>(repeating: d[u]))
-                }
-                finish(acc, y + t * ldy + j0, count, bias.map { $0 + j0 })
-            }
+        switch type {
+        case .q8_0: matvecGroups(Q8_0Codes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias)
+        case .q4_1: matvecGroups(Q4_1Codes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias)
+        case .q4_k: matvecGroups(Q4_KCodes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias)
+        default: preconditionFailure("the integer path takes q8_0, q4_1 and q4_k weights, not \(type)")
         }
         #else
         preconditionFailure("the VNNI kernels exist on x86-64 only")
@@ -114,26 +86,46 @@ public enum VNNI {
 
 let repackedBlockBytes = VNNI.repackedBlockBytes
 
-// Weight rows 0 ..< count (<= 16) of a group, q8_0 rows `rowBytes` apart -> s, per 32-column block:
-//   [codes of rows 0-7: quad j (j < 8) is 32 bytes = row 0's codes 4j ..< 4j+4, row 1's, ..., row 7's,
-//    each code + 128 as an unsigned byte]  [rows 8-15 likewise]  [scales of rows 0-7 as f32]  [8-15].
-// Rows past count: codes 0 (bytes 128) and scale 0, so their lanes come out 0.
 @inline(__always)
-func repack(_ w: UnsafeRawPointer, rowBytes: Int, count: Int, blocks: Int, into s: UnsafeMutableRawPointer) {
-    let bb = BlockQ8_0.byteCount
-    for u in 0..<blocks {
-        let b = s + u * repackedBlockBytes
+func gemmGroups<C: IntegerCodes>(_: C.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Int, _ groups: Range<Int>, _ x: Int8Activations,
+                           _ inputs: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ bias: UnsafePointer<Float>?,
+                           _ scratch: UnsafeMutableRawPointer) {
+    let blocks = x.columns / 32
+    for g in groups {
+        let j0 = g * VNNI.groupRows, count = min(VNNI.groupRows, rows - j0)
+        repack(C.self, w + j0 * rowBytes, rowBytes: rowBytes, count: count, blocks: blocks, into: scratch)
+        var t = 0
+        while t + 4 <= inputs {
+            tile4(C.self, scratch, blocks: blocks, x, t, y + t * ldy + j0, ldy, count: count, bias: bias.map { $0 + j0 })
+            t += 4
+        }
+        while t < inputs {
+            tile1(C.self, scratch, blocks: blocks, x, t, y + t * ldy + j0, count: count, bias: bias.map { $0 + j0 })
+            t += 1
+        }
+    }
+}
+
+// Weight rows 0 ..< count (<= 16) of a group, rows `rowBytes` apart -> s, per 32-column block:
+//   [codes of rows 0-7: quad j (j < 8) is 32 bytes = row 0's codes 4j ..< 4j+4, row 1's, ..., row 7's,
+//    as unsigned bytes: q4 codes as they are, q8_0 codes + 128]  [rows 8-15 likewise]
+//   [scales d_w of rows 0-7 as f32]  [8-15]  [minimums m_w of rows 0-7]  [8-15].
+// Rows past count: codes 0 (q8_0: bytes 128), scale and minimum 0, so their lanes come out 0.
+@inline(__always)
+func repack<C: IntegerCodes>(_: C.Type, _ w: UnsafeRawPointer, rowBytes: Int, count: Int, blocks: Int, into s: UnsafeMutableRawPointer) {
+    let bias: UInt32 = C.hasMinimum ? 0 : 0x8080_8080
+    for v in 0..<(blocks / C.blocksPerUnit) {
         for r in 0..<VNNI.groupRows {
-            let codes = b + (r / 8) * 256 + (r % 8) * 4
-            let scale = b + 512 + (r / 8) * 32 + (r % 8) * 4
-            if r < count {
-                let block = w + r * rowBytes + bb * u
-                let quads = block.loadUnaligned(fromByteOffset: 2, as: SIMD8<UInt32>.self) ^ 0x8080_8080
+            let unit = w + r * rowBytes + v * C.unitBytes
+            let (d, m) = r < count ? C.scales(unit) : (SIMD8<Float>(), SIMD8<Float>())
+            for k in 0..<C.blocksPerUnit {
+                let b = s + (v * C.blocksPerUnit + k) * repackedBlockBytes
+                let codes = b + (r / 8) * 256 + (r % 8) * 4
+                let quads = r < count ? unsafeBitCast(C.codes(unit, block: k), to: SIMD8<UInt32>.self) ^ bias : SIMD8<UInt32>(repeating: bias)
                 for j in 0..<8 { codes.storeBytes(of: quads[j], toByteOffset: 32 * j, as: UInt32.self) }
-                scale.storeBytes(of: loadF16(block), as: Float.self)
-            } else {
-                for j in 0..<8 { codes.storeBytes(of: UInt32(0x8080_8080), toByteOffset: 32 * j, as: UInt32.self) }
-                scale.storeBytes(of: Float(0), as: Float.self)
+                let o = (r / 8) * 32 + (r % 8) * 4
+                b.storeBytes(of: d[k], toByteOffset: 512 + o, as: Float.self)
+                b.storeBytes(of: m[k], toByteOffset: 576 + o, as: Float.self)
             }
         }
     }
@@ -146,10 +138,18 @@ func broadcastQuad(_ x: Int8Activations, _ t: Int, _ u: Int, _ j: Int) -> SIMD32
     return unsafeBitCast(SIMD8<Int32>(repeating: v), to: SIMD32<Int8>.self)
 }
 
-// The block's (w + 128) · x sums start at -128 · Σx, so they come out Σ w·x.
+// Where the repacked codes are q8_0 codes + 128, a block's sums start at -128 · Σx, so they come
+// out Σ c·x; unsigned codes start at 0.
 @inline(__always)
-func correction(_ x: Int8Activations, _ t: Int, _ u: Int) -> SIMD8<Int32> {
-    SIMD8<Int32>(repeating: -128 &* x.sums[t * (x.columns / BlockQ8_0.count) + u])
+func correction<C: IntegerCodes>(_: C.Type, _ x: Int8Activations, _ t: Int, _ u: Int) -> SIMD8<Int32> {
+    C.hasMinimum ? SIMD8<Int32>() : SIMD8<Int32>(repeating: -128 &* x.sums[t * (x.columns / 32) + u])
+}
+
+// The minimum term's second factor, d_x · Float(S), of input t's block u, in every lane.
+@inline(__always)
+func minimumFactor(_ x: Int8Activations, _ t: Int, _ u: Int) -> SIMD8<Float> {
+    let i = t * (x.columns / 32) + u
+    return SIMD8<Float>(repeating: x.scales[i] * Float(x.sums[i]))
 }
 
 @inline(__always)
@@ -160,14 +160,15 @@ func finish(_ acc: SIMD8<Float>, _ y: UnsafeMutablePointer<Float>, _ lanes: Int,
 // Y rows t ..< t+4, columns 0 ..< count (<= 16) of the repacked group s: lanes are weight rows,
 // 16 integer and 8 float accumulators (rows 0-7 / 8-15 x 4 input rows).
 @inline(__always)
-func tile4(_ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
-           count: Int, bias: UnsafePointer<Float>?) {
+func tile4<C: IntegerCodes>(_: C.Type, _ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t: Int,
+                            _ y: UnsafeMutablePointer<Float>, _ ldy: Int, count: Int, bias: UnsafePointer<Float>?) {
     var f00 = SIMD8<Float>(), f10 = SIMD8<Float>(), f01 = SIMD8<Float>(), f11 = SIMD8<Float>()
     var f02 = SIMD8<Float>(), f12 = SIMD8<Float>(), f03 = SIMD8<Float>(), f13 = SIMD8<Float>()
-    let nb = x.columns / BlockQ8_0.count
+    let nb = x.columns / 32
     for u in 0..<blocks {
         let b = UnsafeRawPointer(s + u * repackedBlockBytes)
-        var i00 = correction(x, t, u), i01 = correction(x, t + 1, u), i02 = correction(x, t + 2, u), i03 = correction(x, t + 3, u)
+        var i00 = correction(C.self, x, t, u), i01 = correction(C.self, x, t + 1, u)
+        var i02 = correction(C.self, x, t + 2, u), i03 = correction(C.self, x, t + 3, u)
         var i10 = i00, i11 = i01, i12 = i02, i13 = i03
         for j in 0..<8 {
             let w0 = b.load(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self)
@@ -187,6 +188,13 @@ func tile4(_ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t:
         f01.addProduct(kronos_float8(i01), s0 * d1); f11.addProduct(kronos_float8(i11), s1 * d1)
         f02.addProduct(kronos_float8(i02), s0 * d2); f12.addProduct(kronos_float8(i12), s1 * d2)
         f03.addProduct(kronos_float8(i03), s0 * d3); f13.addProduct(kronos_float8(i13), s1 * d3)
+        if C.hasMinimum {
+            let m0 = b.load(fromByteOffset: 576, as: SIMD8<Float>.self), m1 = b.load(fromByteOffset: 608, as: SIMD8<Float>.self)
+            let e0 = minimumFactor(x, t, u), e1 = minimumFactor(x, t + 1, u)
+            let e2 = minimumFactor(x, t + 2, u), e3 = minimumFactor(x, t + 3, u)
+            f00.addProduct(m0, e0); f10.addProduct(m1, e0); f01.addProduct(m0, e1); f11.addProduct(m1, e1)
+            f02.addProduct(m0, e2); f12.addProduct(m1, e2); f03.addProduct(m0, e3); f13.addProduct(m1, e3)
+        }
     }
     let low = min(8, count), high = max(0, count - 8)
     finish(f00, y, low, bias); finish(f10, y + 8, high, bias.map { $0 + 8 })
@@ -197,13 +205,13 @@ func tile4(_ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t:
 
 // tile4 for one input row t.
 @inline(__always)
-func tile1(_ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t: Int, _ y: UnsafeMutablePointer<Float>,
-           count: Int, bias: UnsafePointer<Float>?) {
+func tile1<C: IntegerCodes>(_: C.Type, _ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t: Int,
+                            _ y: UnsafeMutablePointer<Float>, count: Int, bias: UnsafePointer<Float>?) {
     var f0 = SIMD8<Float>(), f1 = SIMD8<Float>()
-    let nb = x.columns / BlockQ8_0.count
+    let nb = x.columns / 32
     for u in 0..<blocks {
         let b = UnsafeRawPointer(s + u * repackedBlockBytes)
-        var i0 = correction(x, t, u)
+        var i0 = correction(C.self, x, t, u)
         var i1 = i0
         for j in 0..<8 {
             let x0 = broadcastQuad(x, t, u, j)
@@ -213,8 +221,152 @@ func tile1(_ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t:
         let d0 = SIMD8<Float>(repeating: x.scales[t * nb + u])
         f0.addProduct(kronos_float8(i0), b.load(fromByteOffset: 512, as: SIMD8<Float>.self) * d0)
         f1.addProduct(kronos_float8(i1), b.load(fromByteOffset: 544, as: SIMD8<Float>.self) * d0)
+        if C.hasMinimum {
+            let e0 = minimumFactor(x, t, u)
+            f0.addProduct(b.load(fromByteOffset: 576, as: SIMD8<Float>.self), e0)
+            f1.addProduct(b.load(fromByteOffset: 608, as: SIMD8<Float>.self), e0)
+        }
     }
     finish(f0, y, min(8, count), bias); finish(f1, y + 8, max(0, count - 8), bias.map { $0 + 8 })
+}
+
+/// A count of input rows as a type (1 ... 4), so that the matvec tile gets one specialization per
+/// count with its accumulators in registers.
+protocol InputCount { static var count: Int { get } }
+enum OneInput: InputCount { static var count: Int { 1 } }
+enum TwoInputs: InputCount { static var count: Int { 2 } }
+enum ThreeInputs: InputCount { static var count: Int { 3 } }
+enum FourInputs: InputCount { static var count: Int { 4 } }
+
+@inline(__always)
+func matvecGroups<C: IntegerCodes>(_: C.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Int, _ groups: Range<Int>, _ x: Int8Activations,
+                             _ inputs: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ bias: UnsafePointer<Float>?) {
+    for g in groups {
+        let j0 = g * VNNI.matvecRows, count = min(VNNI.matvecRows, rows - j0)
+        var t = 0
+        // The next group's rows are prefetched while the first inputs are multiplied.
+        while t + 4 <= inputs { matvecTile(C.self, FourInputs.self, w, rowBytes, j0, count, x, t, y, ldy, bias); t += 4 }
+        switch inputs - t {
+        case 3: matvecTile(C.self, ThreeInputs.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
+        case 2: matvecTile(C.self, TwoInputs.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
+        case 1: matvecTile(C.self, OneInput.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
+        default: break
+        }
+    }
+}
+
+// Y rows t ..< t+R, columns j0 ..< j0+count (<= 8) = weight rows j0 ..< j0+count (straight from the
+// stored rows) . input rows t ..< t+R: lanes are weight rows. Each block's codes are read once for
+// the R inputs; each unit's scales once, turned to lanes-are-rows (8x8 transposes for q4_k).
+@inline(__always)
+func matvecTile<C: IntegerCodes, R: InputCount>(_: C.Type, _: R.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ j0: Int, _ count: Int,
+                                                _ x: Int8Activations, _ t: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
+                                                _ bias: UnsafePointer<Float>?) {
+    let blocks = x.columns / 32, units = blocks / C.blocksPerUnit
+    // Missing rows of a partial group read the group's first row; their lanes are dropped.
+    let r0 = w + j0 * rowBytes
+    @inline(__always) func row(_ r: Int) -> UnsafeRawPointer { r < count ? r0 + r * rowBytes : r0 }
+    let p0 = row(0), p1 = row(1), p2 = row(2), p3 = row(3), p4 = row(4), p5 = row(5), p6 = row(6), p7 = row(7)
+    let next = r0 + VNNI.matvecRows * rowBytes, slice = VNNI.matvecRows * C.unitBytes
+    var f0 = SIMD8<Float>(), f1 = SIMD8<Float>(), f2 = SIMD8<Float>(), f3 = SIMD8<Float>()
+    // Scales (0 ..< 8) and minimums (8 ..< 16) of the unit's blocks, lanes are rows.
+    var lanes = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(),
+                 SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
+    withUnsafeMutableBytes(of: &lanes) { raw in
+        let h = raw.baseAddress!.assumingMemoryBound(to: SIMD8<Float>.self)
+        for v in 0..<units {
+            if t == 0 { kronos_prefetch_slice(next, v, slice) }
+            let o = v * C.unitBytes
+            unitScales(C.self, p0 + o, p1 + o, p2 + o, p3 + o, p4 + o, p5 + o, p6 + o, p7 + o, into: h)
+            for k in 0..<C.blocksPerUnit {
+                let u = v * C.blocksPerUnit + k
+                @inline(__always) func input(_ i: Int, _ sums: SIMD8<Int32>, _ f: inout SIMD8<Float>) {
+                    let dx = x.scales[(t + i) * blocks + u]
+                    f.addProduct(kronos_float8(sums), h[k] * SIMD8<Float>(repeating: dx))
+                    if C.hasMinimum { f.addProduct(h[8 + k], minimumFactor(x, t + i, u)) }
+                }
+                // Block u's integer sums of the 8 rows with each input, lanes are rows.
+                if C.hasMinimum {
+                    // 4-bit codes: rows r and r + 4 share a vector (their 16 packed bytes side by side),
+                    // split into low and high nibbles (codes 0-15 and 16-31).
+                    @inline(__always) func pair(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer) -> NibblePair {
+                        let v = kronos_pair16(C.packedCodes(a + o, block: k), C.packedCodes(b + o, block: k))
+                        return NibblePair(low: kronos_low_nibbles(v), high: kronos_high_nibbles(v))
+                    }
+                    let c = (pair(p0, p4), pair(p1, p5), pair(p2, p6), pair(p3, p7))
+                    input(0, nibbleSums(c, x, t, u), &f0)
+                    if R.count > 1 { input(1, nibbleSums(c, x, t + 1, u), &f1) }
+                    if R.count > 2 { input(2, nibbleSums(c, x, t + 2, u), &f2) }
+                    if R.count > 3 { input(3, nibbleSums(c, x, t + 3, u), &f3) }
+                } else {
+                    let c = (C.codes(p0 + o, block: k), C.codes(p1 + o, block: k), C.codes(p2 + o, block: k), C.codes(p3 + o, block: k),
+                             C.codes(p4 + o, block: k), C.codes(p5 + o, block: k), C.codes(p6 + o, block: k), C.codes(p7 + o, block: k))
+                    input(0, byteSums(c, x, t, u), &f0)
+                    if R.count > 1 { input(1, byteSums(c, x, t + 1, u), &f1) }
+                    if R.count > 2 { input(2, byteSums(c, x, t + 2, u), &f2) }
+                    if R.count > 3 { input(3, byteSums(c, x, t + 3, u), &f3) }
+                }
+            }
+        }
+    }
+    finish(f0, y + t * ldy + j0, count, bias.map { $0 + j0 })
+    if R.count > 1 { finish(f1, y + (t + 1) * ldy + j0, count, bias.map { $0 + j0 }) }
+    if R.count > 2 { finish(f2, y + (t + 2) * ldy + j0, count, bias.map { $0 + j0 }) }
+    if R.count > 3 { finish(f3, y + (t + 3) * ldy + j0, count, bias.map { $0 + j0 }) }
+}
+
+/// The low and high nibbles of two rows' 16 packed bytes: [row r | row r + 4].
+struct NibblePair {
+    let low: SIMD32<UInt8>
+    let high: SIMD32<UInt8>
+}
+
+// Lane r: Σ_k code[r, k] · q[t, 32u + k] over block u, for 8 rows of 4-bit codes held as pairs
+// (rows 0|4, 1|5, 2|6, 3|7): each half multiplied with the matching 16 input codes, then 3 vphaddd.
+@inline(__always)
+func nibbleSums(_ c: (NibblePair, NibblePair, NibblePair, NibblePair), _ x: Int8Activations, _ t: Int, _ u: Int) -> SIMD8<Int32> {
+    let xb = UnsafeRawPointer(x.codes) + t * x.columns + 32 * u
+    let xl = kronos_broadcast16(xb), xh = kronos_broadcast16(xb + 16)
+    @inline(__always) func part(_ p: NibblePair) -> SIMD8<Int32> { kronos_dpbusd(kronos_dpbusd(SIMD8<Int32>(), p.low, xl), p.high, xh) }
+    return kronos_sum4x2x4(part(c.0), part(c.1), part(c.2), part(c.3))
+}
+
+// Lane r: Σ_k code[r, k] · q[t, 32u + k] over block u, for 8 rows of signed byte codes: |c| · (x
+// signed as c) are the exact products c·x, -128 included.
+@inline(__always)
+func byteSums(_ c: (SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>),
+              _ x: Int8Activations, _ t: Int, _ u: Int) -> SIMD8<Int32> {
+    let xq = UnsafeRawPointer(x.codes).loadUnaligned(fromByteOffset: t * x.columns + 32 * u, as: SIMD32<Int8>.self)
+    @inline(__always) func part(_ c: SIMD32<UInt8>) -> SIMD8<Int32> {
+        let signed = unsafeBitCast(c, to: SIMD32<Int8>.self)
+        return kronos_dpbusd(SIMD8<Int32>(), kronos_abs8(signed), kronos_sign8(xq, signed))
+    }
+    return kronos_sum8x8(part(c.0), part(c.1), part(c.2), part(c.3), part(c.4), part(c.5), part(c.6), part(c.7))
+}
+
+// The scales and minimums of one unit of 8 rows (pointers to the unit in each row), lanes are rows:
+// h[k] = d_w of block k, h[8 + k] = m_w of block k (k < blocksPerUnit).
+@inline(__always)
+func unitScales<C: IntegerCodes>(_: C.Type, _ p0: UnsafeRawPointer, _ p1: UnsafeRawPointer, _ p2: UnsafeRawPointer, _ p3: UnsafeRawPointer,
+                                 _ p4: UnsafeRawPointer, _ p5: UnsafeRawPointer, _ p6: UnsafeRawPointer, _ p7: UnsafeRawPointer,
+                                 into h: UnsafeMutablePointer<SIMD8<Float>>) {
+    if C.blocksPerUnit == 1 {
+        // One-block units (q8_0, q4_1) start with d (and m) as f16: the 8 rows' first 4 bytes,
+        // widened together (vcvtph2ps), as C.scales widens them one row at a time.
+        @inline(__always) func head(_ p: UnsafeRawPointer) -> UInt32 { UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)) }
+        let bits = SIMD8<UInt32>(head(p0), head(p1), head(p2), head(p3), head(p4), head(p5), head(p6), head(p7))
+        // (lane loops: the generic truncating initializer stayed a call into the standard library)
+        var d = SIMD8<UInt16>(), m = SIMD8<UInt16>()
+        for i in 0..<8 { d[i] = UInt16(truncatingIfNeeded: bits[i]); m[i] = UInt16(truncatingIfNeeded: bits[i] >> 16) }
+        h[0] = kronos_halves8(d)
+        if C.hasMinimum { h[8] = kronos_halves8(m) }
+    } else {
+        let s0 = C.scales(p0), s1 = C.scales(p1), s2 = C.scales(p2), s3 = C.scales(p3)
+        let s4 = C.scales(p4), s5 = C.scales(p5), s6 = C.scales(p6), s7 = C.scales(p7)
+        h[0] = s0.d; h[1] = s1.d; h[2] = s2.d; h[3] = s3.d; h[4] = s4.d; h[5] = s5.d; h[6] = s6.d; h[7] = s7.d
+        h[8] = s0.m; h[9] = s1.m; h[10] = s2.m; h[11] = s3.m; h[12] = s4.m; h[13] = s5.m; h[14] = s6.m; h[15] = s7.m
+        kronos_transpose8x8f(OpaquePointer(h)); kronos_transpose8x8f(OpaquePointer(h + 8))
+    }
 }
 
 #endif

@@ -14,9 +14,9 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
 @Suite struct CacheTests {
     /// Every step of a long run: the KV-cached forecast sees exactly (bitwise) the logits of
     /// recomputing the window, before and after the window starts sliding.
-    /// (q8 with int8 activations too: the integer path computes the same numbers for one row and many;
+    /// (q8 and q4 with int8 activations too: the integer path computes the same numbers for one row and many;
     /// and with an f16 key / value cache, which prefill and decode steps read alike.)
-    @Test(arguments: [(QuantizeChoice.f32, false, KVCachePrecision.f32), (.q8, false, .f32), (.q4, false, .f32), (.q8, true, .f32),
+    @Test(arguments: [(QuantizeChoice.f32, false, KVCachePrecision.f32), (.q8, false, .f32), (.q4, false, .f32), (.q8, true, .f32), (.q4, true, .f32),
                       (.f32, false, .f16), (.q8, false, .f16)])
     func cacheEqualsRecomputeOnEveryStep(quantize: QuantizeChoice, integerActivations: Bool, kvCache: KVCachePrecision) throws {
         let bundle = try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: quantize)

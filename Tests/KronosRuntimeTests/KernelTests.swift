@@ -214,50 +214,50 @@ let attentionRelativeTolerance = 1e-5
         }
     }
 
-    /// The integer q8_0 path against (1) a double-precision reference of the same quantized sums,
-    /// within the f32 accumulation bound, (2) the float dot on the dequantized weights, within the
-    /// activation-quantization bound Σ_blocks (d_x / 2)·Σ|w| (plus accumulation), and (3) itself:
-    /// one row at a time equals a batch of rows, bit for bit.
-    @Test func integerMatmulMatchesItsReferenceAndTheFloatDot() throws {
-        for n in [32, 96, 512] {
+    /// The integer path (q8_0, q4_1, q4_k weights) against (1) a double-precision reference of the
+    /// same quantized sums, within the f32 accumulation bound, (2) the float dot on the dequantized
+    /// weights, within the activation-quantization bound Σ_blocks (d_x / 2)·Σ|w| (plus accumulation),
+    /// and (3) itself: one row at a time equals a batch of rows, bit for bit.
+    @Test(arguments: [(TensorType.q8_0, [32, 96, 512]), (.q4_1, [32, 96, 512]), (.q4_k, [256, 512])])
+    func integerMatmulMatchesItsReferenceAndTheFloatDot(type: TensorType, columnCounts: [Int]) throws {
+        for n in columnCounts {
             for (out, rows) in [(1, 1), (7, 3), (9, 5), (13, 2), (16, 7)] {
-                let storage = try weights(.q8_0, out: out, columns: n, seed: UInt64(n * 31 + out))
+                let storage = try weights(type, out: out, columns: n, seed: UInt64(n * 31 + out))
                 var rng = Lcg(state: UInt64(n + rows))
                 let x = rng.array(rows * n)
                 let bias = rng.array(out)
                 try storage.withUnsafeBytes { raw in
-                    let w = WeightMatrix(type: .q8_0, rows: out, columns: n, data: raw.baseAddress!)
+                    let w = WeightMatrix(type: type, rows: out, columns: n, data: raw.baseAddress!)
                     let fast = Kernels.matmul(w, bias: bias, x, rows: rows, integerActivations: true)
                     for t in 0..<rows {
                         let xt = Array(x[(t * n)..<((t + 1) * n)])
                         let (q, d, _) = Kernels.quantizeActivations(xt)
                         let single = Kernels.matmul(w, bias: bias, xt, rows: 1, integerActivations: true)
                         #expect(single.map(\.bitPattern) == fast[(t * out)..<((t + 1) * out)].map(\.bitPattern),
-                                "n=\(n) out=\(out) row \(t): one row differs from the batch")
+                                "\(type) n=\(n) out=\(out) row \(t): one row differs from the batch")
                         for j in 0..<out {
                             var wj = [Float](repeating: 0, count: n)
                             wj.withUnsafeMutableBufferPointer { w.decodeRow(j, into: $0.baseAddress!) }
                             var exact = 0.0, terms = 0.0, float = 0.0, floatAbs = 0.0, quantBound = 0.0
                             for b in 0..<(n / 32) {
-                                // d_w from the dequantized weights: w = d_w · q_w exactly, q_w integer.
-                                let dw = Double(floatFromF16(w.row(j).advanced(by: b * 34).loadUnaligned(as: UInt16.self)))
-                                var isum = 0, wAbs = 0.0
+                                let (dw, mw, codes) = blockCodes(type, w.row(j), block: b)
+                                var isum = 0, qsum = 0, wAbs = 0.0
                                 for i in 0..<32 {
-                                    let qw = Int(w.row(j).advanced(by: b * 34 + 2 + i).load(as: Int8.self))
-                                    isum += qw * Int(q[b * 32 + i])
+                                    isum += codes[i] * Int(q[b * 32 + i]); qsum += Int(q[b * 32 + i])
                                     wAbs += abs(Double(wj[b * 32 + i]))
                                     float += Double(wj[b * 32 + i]) * Double(xt[b * 32 + i])
                                     floatAbs += abs(Double(wj[b * 32 + i]) * Double(xt[b * 32 + i]))
                                 }
-                                let term = dw * Double(d[b]) * Double(isum)
-                                exact += term; terms += abs(term)
+                                for term in [dw * Double(d[b]) * Double(isum), mw * Double(d[b]) * Double(qsum)] {
+                                    exact += term; terms += abs(term)
+                                }
                                 quantBound += Double(d[b]) / 2 * wAbs
                             }
                             let got = Double(fast[t * out + j]) - Double(bias[j])
-                            let accumulation = summationBound(columns: 2 * n / 32 + 8, absoluteSum: terms) + 4 * unitRoundoff * abs(Double(bias[j]))
-                            #expect(abs(got - exact) <= accumulation, "n=\(n) out=\(out) row \(t) col \(j): \(got) vs reference \(exact)")
+                            let accumulation = summationBound(columns: 4 * n / 32 + 8, absoluteSum: terms) + 4 * unitRoundoff * abs(Double(bias[j]))
+                            #expect(abs(got - exact) <= accumulation, "\(type) n=\(n) out=\(out) row \(t) col \(j): \(got) vs reference \(exact)")
                             #expect(abs(got - float) <= quantBound + accumulation + summationBound(columns: n, absoluteSum: floatAbs),
-                                    "n=\(n) row \(t) col \(j): \(got) vs float dot \(float), bound \(quantBound)")
+                                    "\(type) n=\(n) row \(t) col \(j): \(got) vs float dot \(float), bound \(quantBound)")
                         }
                     }
                 }
@@ -265,26 +265,48 @@ let attentionRelativeTolerance = 1e-5
         }
     }
 
-    /// Every kernel of the integer path computes the scalar reference's numbers bit for bit: the
-    /// portable kernel, and (on VNNI processors) the batched VNNI kernel (8+ rows: 16-row groups,
-    /// 4-row tiles and their tails) and its matvec (fewer rows), on odd shapes, weight codes of
-    /// -128 included (a stored q8_0 row may hold them even if the quantizer never writes them).
+    /// Block b of a stored row read from its layout: scale d_w, minimum m_w (0 for q8_0) and the 32
+    /// integer codes, so that value i = d_w · code_i + m_w (in exact arithmetic).
+    private func blockCodes(_ type: TensorType, _ row: UnsafeRawPointer, block b: Int) -> (Double, Double, [Int]) {
+        func f16(_ p: UnsafeRawPointer) -> Double { Double(floatFromF16(p.loadUnaligned(as: UInt16.self))) }
+        func nibbles(_ p: UnsafeRawPointer) -> [Int] { (0..<32).map { i in Int(p.load(fromByteOffset: i % 16, as: UInt8.self) >> (i < 16 ? 0 : 4) & 15) } }
+        switch type {
+        case .q8_0:
+            let p = row + 34 * b
+            return (f16(p), 0, (0..<32).map { Int(p.load(fromByteOffset: 2 + $0, as: Int8.self)) })
+        case .q4_1:
+            let p = row + 20 * b
+            return (f16(p), f16(p + 2), nibbles(p + 4))
+        default:
+            let p = row + 144 * (b / 8), j = b % 8
+            let (d, dmin, fields) = BlockQ4_K.fields(p)
+            return (Double(d * Float(fields[j])), -Double(dmin * Float(fields[8 + j])), nibbles(p + 16 + 16 * j))
+        }
+    }
+
+    /// Every kernel of the integer path computes the scalar reference's numbers bit for bit, for
+    /// q8_0, q4_1 and q4_k weights: the portable kernel, and (on VNNI processors) the batched VNNI
+    /// kernel (8+ rows: 16-row groups, 4-row tiles and their tails) and its matvec (fewer rows: tiles
+    /// of 4, 3, 2 and 1 inputs), on odd shapes, q8_0 codes of -128 included (a stored q8_0 row may
+    /// hold them even if the quantizer never writes them).
     @Test func portableIntegerKernelIsTheReferenceBitwise() throws { try checkIntegerKernels(.portable) }
 
     @Test(.enabled(if: Kernels.IntegerKernels.native == .vnni, "this processor has no AVX-512 VNNI"))
     func vnniIntegerKernelsAreTheReferenceBitwise() throws { try checkIntegerKernels(.vnni) }
 
     private func checkIntegerKernels(_ kernels: Kernels.IntegerKernels) throws {
-        for n in [32, 96, 512] {
-            for (out, rows) in [(1, 1), (7, 3), (9, 5), (13, 2), (16, 7), (17, 8), (33, 13), (40, 9), (8, 4), (24, 16)] {
-                var storage = try weights(.q8_0, out: out, columns: n, seed: UInt64(n * 7 + out * 3 + rows))
-                for j in stride(from: 0, to: out, by: 3) { storage[j * (n / 32) * 34 + 2 + j % 32] = 0x80 }   // codes -128
+        for (type, n) in [(TensorType.q8_0, 32), (.q8_0, 96), (.q8_0, 512), (.q4_1, 32), (.q4_1, 96), (.q4_1, 512), (.q4_k, 256), (.q4_k, 768)] {
+            for (out, rows) in [(1, 1), (7, 3), (9, 5), (13, 2), (16, 7), (17, 8), (33, 13), (40, 9), (8, 4), (24, 16), (11, 6)] {
+                var storage = try weights(type, out: out, columns: n, seed: UInt64(n * 7 + out * 3 + rows))
+                if type == .q8_0 {
+                    for j in stride(from: 0, to: out, by: 3) { storage[j * (n / 32) * 34 + 2 + j % 32] = 0x80 }   // codes -128
+                }
                 var rng = Lcg(state: UInt64(n + 5 * rows))
                 var x = rng.array(rows * n)
                 for i in stride(from: 0, to: x.count, by: 11) { x[i] *= 40 }   // uneven block scales
                 let bias = rng.array(out)
                 try storage.withUnsafeBytes { raw in
-                    let w = WeightMatrix(type: .q8_0, rows: out, columns: n, data: raw.baseAddress!)
+                    let w = WeightMatrix(type: type, rows: out, columns: n, data: raw.baseAddress!)
                     // nil when a and b are equal bit for bit, else the count and the first difference.
                     func difference(_ a: [Float], _ b: [Float]) -> String? {
                         let differ = a.indices.filter { a[$0].bitPattern != b[$0].bitPattern }
@@ -295,7 +317,7 @@ let attentionRelativeTolerance = 1e-5
                         let fast = Kernels.matmul(w, bias: b, x, rows: rows, integerActivations: true, integerKernels: kernels)
                         #expect(!reference.contains { $0.isNaN })
                         let d = difference(fast, reference)
-                        #expect(d == nil, "\(kernels) n=\(n) out=\(out) rows=\(rows) bias \(b != nil): \(d ?? "")")
+                        #expect(d == nil, "\(kernels) \(type) n=\(n) out=\(out) rows=\(rows) bias \(b != nil): \(d ?? "")")
                     }
                 }
             }

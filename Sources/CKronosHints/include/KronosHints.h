@@ -59,6 +59,36 @@ kronos_i32x8 kronos_sum8x8(kronos_i32x8 p0, kronos_i32x8 p1, kronos_i32x8 p2, kr
     return (kronos_i32x8)_mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
 }
 
+// The 16 bytes at a in the low half, the 16 at b in the high half (vinserti128).
+static inline __attribute__((always_inline, target("avx2")))
+kronos_u8x32 kronos_pair16(const void *a, const void *b) {
+    return (kronos_u8x32)_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+                                                 _mm_loadu_si128((const __m128i *)b), 1);
+}
+
+// The 16 bytes at p in both halves (vbroadcasti128).
+static inline __attribute__((always_inline, target("avx2")))
+kronos_i8x32 kronos_broadcast16(const void *p) {
+    return (kronos_i8x32)_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+}
+
+// Byte i: the low / high nibble of v[i] (vpand; vpsrlw, vpand).
+static inline __attribute__((always_inline, target("avx2")))
+kronos_u8x32 kronos_low_nibbles(kronos_u8x32 v) {
+    return (kronos_u8x32)_mm256_and_si256((__m256i)v, _mm256_set1_epi8(0x0F));
+}
+static inline __attribute__((always_inline, target("avx2")))
+kronos_u8x32 kronos_high_nibbles(kronos_u8x32 v) {
+    return (kronos_u8x32)_mm256_and_si256(_mm256_srli_epi16((__m256i)v, 4), _mm256_set1_epi8(0x0F));
+}
+
+// Lane r (r < 4): the sum of lanes 0-3 of p_r; lane 4 + r: the sum of lanes 4-7 of p_r (exact,
+// wrapping): 4 vectors that each hold two rows' partial sums -> the 8 rows' totals (3 vphaddd).
+static inline __attribute__((always_inline, target("avx2")))
+kronos_i32x8 kronos_sum4x2x4(kronos_i32x8 p0, kronos_i32x8 p1, kronos_i32x8 p2, kronos_i32x8 p3) {
+    return (kronos_i32x8)_mm256_hadd_epi32(_mm256_hadd_epi32((__m256i)p0, (__m256i)p1), _mm256_hadd_epi32((__m256i)p2, (__m256i)p3));
+}
+
 // Lane r: the sum of the 8 lanes of p_r in the order ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
 // (4 vhaddps, then the two halves added): 4 vectors of partial sums -> their 4 totals.
 static inline __attribute__((always_inline, target("avx2")))
@@ -77,6 +107,24 @@ kronos_f32x8 kronos_float8(kronos_i32x8 v) {
 static inline __attribute__((always_inline, target("avx2,f16c")))
 kronos_f32x8 kronos_halves8(kronos_u16x8 h) {
     return (kronos_f32x8)_mm256_cvtph_ps((__m128i)h);
+}
+
+// r[0 ..< 8] as the rows of an 8x8 matrix -> its transpose, in place (r[i][j] <-> r[j][i]):
+// unpack pairs, shuffle quads, exchange halves (24 shuffles).
+static inline __attribute__((always_inline, target("avx2")))
+void kronos_transpose8x8f(kronos_f32x8 *r) {
+    __m256 t0 = _mm256_unpacklo_ps((__m256)r[0], (__m256)r[1]), t1 = _mm256_unpackhi_ps((__m256)r[0], (__m256)r[1]);
+    __m256 t2 = _mm256_unpacklo_ps((__m256)r[2], (__m256)r[3]), t3 = _mm256_unpackhi_ps((__m256)r[2], (__m256)r[3]);
+    __m256 t4 = _mm256_unpacklo_ps((__m256)r[4], (__m256)r[5]), t5 = _mm256_unpackhi_ps((__m256)r[4], (__m256)r[5]);
+    __m256 t6 = _mm256_unpacklo_ps((__m256)r[6], (__m256)r[7]), t7 = _mm256_unpackhi_ps((__m256)r[6], (__m256)r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = (kronos_f32x8)_mm256_permute2f128_ps(s0, s4, 0x20); r[1] = (kronos_f32x8)_mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = (kronos_f32x8)_mm256_permute2f128_ps(s2, s6, 0x20); r[3] = (kronos_f32x8)_mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = (kronos_f32x8)_mm256_permute2f128_ps(s0, s4, 0x31); r[5] = (kronos_f32x8)_mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = (kronos_f32x8)_mm256_permute2f128_ps(s2, s6, 0x31); r[7] = (kronos_f32x8)_mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
 #else

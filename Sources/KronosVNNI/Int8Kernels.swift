@@ -257,7 +257,7 @@ func matvecGroups<C: IntegerCodes>(_: C.Type, _ w: UnsafeRawPointer, _ rowBytes:
 
 // Y rows t ..< t+R, columns j0 ..< j0+count (<= 8) = weight rows j0 ..< j0+count (straight from the
 // stored rows) . input rows t ..< t+R: lanes are weight rows. Each block's codes are read once for
-// the R inputs; each unit's scales once, turned to lanes-are-rows (8x8 transposes for q4_k).
+// the R inputs; each unit's scales once, lanes-are-rows (IntegerCodes.laneScales).
 @inline(__always)
 func matvecTile<C: IntegerCodes, R: InputCount>(_: C.Type, _: R.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ j0: Int, _ count: Int,
                                                 _ x: Int8Activations, _ t: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
@@ -350,23 +350,9 @@ func byteSums(_ c: (SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>, 
 func unitScales<C: IntegerCodes>(_: C.Type, _ p0: UnsafeRawPointer, _ p1: UnsafeRawPointer, _ p2: UnsafeRawPointer, _ p3: UnsafeRawPointer,
                                  _ p4: UnsafeRawPointer, _ p5: UnsafeRawPointer, _ p6: UnsafeRawPointer, _ p7: UnsafeRawPointer,
                                  into h: UnsafeMutablePointer<SIMD8<Float>>) {
-    if C.blocksPerUnit == 1 {
-        // One-block units (q8_0, q4_1) start with d (and m) as f16: the 8 rows' first 4 bytes,
-        // widened together (vcvtph2ps), as C.scales widens them one row at a time.
-        @inline(__always) func head(_ p: UnsafeRawPointer) -> UInt32 { UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)) }
-        let bits = SIMD8<UInt32>(head(p0), head(p1), head(p2), head(p3), head(p4), head(p5), head(p6), head(p7))
-        // (lane loops: the generic truncating initializer stayed a call into the standard library)
-        var d = SIMD8<UInt16>(), m = SIMD8<UInt16>()
-        for i in 0..<8 { d[i] = UInt16(truncatingIfNeeded: bits[i]); m[i] = UInt16(truncatingIfNeeded: bits[i] >> 16) }
-        h[0] = kronos_halves8(d)
-        if C.hasMinimum { h[8] = kronos_halves8(m) }
-    } else {
-        let s0 = C.scales(p0), s1 = C.scales(p1), s2 = C.scales(p2), s3 = C.scales(p3)
-        let s4 = C.scales(p4), s5 = C.scales(p5), s6 = C.scales(p6), s7 = C.scales(p7)
-        h[0] = s0.d; h[1] = s1.d; h[2] = s2.d; h[3] = s3.d; h[4] = s4.d; h[5] = s5.d; h[6] = s6.d; h[7] = s7.d
-        h[8] = s0.m; h[9] = s1.m; h[10] = s2.m; h[11] = s3.m; h[12] = s4.m; h[13] = s5.m; h[14] = s6.m; h[15] = s7.m
-        kronos_transpose8x8f(OpaquePointer(h)); kronos_transpose8x8f(OpaquePointer(h + 8))
-    }
+    @inline(__always) func word(_ p: UnsafeRawPointer, _ b: Int) -> UInt32 { UInt32(littleEndian: p.loadUnaligned(fromByteOffset: b, as: UInt32.self)) }
+    C.laneScales({ b in SIMD8<UInt32>(word(p0, b), word(p1, b), word(p2, b), word(p3, b), word(p4, b), word(p5, b), word(p6, b), word(p7, b)) },
+                 into: h)
 }
 
 #endif

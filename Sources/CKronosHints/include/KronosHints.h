@@ -103,29 +103,6 @@ kronos_f32x8 kronos_float8(kronos_i32x8 v) {
     return (kronos_f32x8)_mm256_cvtepi32_ps((__m256i)v);
 }
 
-// 8 IEEE binary16 bit patterns -> floats, exactly (vcvtph2ps).
-static inline __attribute__((always_inline, target("avx2,f16c")))
-kronos_f32x8 kronos_halves8(kronos_u16x8 h) {
-    return (kronos_f32x8)_mm256_cvtph_ps((__m128i)h);
-}
-
-// r[0 ..< 8] as the rows of an 8x8 matrix -> its transpose, in place (r[i][j] <-> r[j][i]):
-// unpack pairs, shuffle quads, exchange halves (24 shuffles).
-static inline __attribute__((always_inline, target("avx2")))
-void kronos_transpose8x8f(kronos_f32x8 *r) {
-    __m256 t0 = _mm256_unpacklo_ps((__m256)r[0], (__m256)r[1]), t1 = _mm256_unpackhi_ps((__m256)r[0], (__m256)r[1]);
-    __m256 t2 = _mm256_unpacklo_ps((__m256)r[2], (__m256)r[3]), t3 = _mm256_unpackhi_ps((__m256)r[2], (__m256)r[3]);
-    __m256 t4 = _mm256_unpacklo_ps((__m256)r[4], (__m256)r[5]), t5 = _mm256_unpackhi_ps((__m256)r[4], (__m256)r[5]);
-    __m256 t6 = _mm256_unpacklo_ps((__m256)r[6], (__m256)r[7]), t7 = _mm256_unpackhi_ps((__m256)r[6], (__m256)r[7]);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    r[0] = (kronos_f32x8)_mm256_permute2f128_ps(s0, s4, 0x20); r[1] = (kronos_f32x8)_mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = (kronos_f32x8)_mm256_permute2f128_ps(s2, s6, 0x20); r[3] = (kronos_f32x8)_mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = (kronos_f32x8)_mm256_permute2f128_ps(s0, s4, 0x31); r[5] = (kronos_f32x8)_mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = (kronos_f32x8)_mm256_permute2f128_ps(s2, s6, 0x31); r[7] = (kronos_f32x8)_mm256_permute2f128_ps(s3, s7, 0x31);
-}
 
 #else
 static inline int kronos_cpu_has_avx512_vnni(void) { return 0; }

@@ -14,9 +14,9 @@
 
 public enum BlockQ4_1 {
     /// Elements per block.
-    public static let count = 32
+    @inlinable public static var count: Int { 32 }
     /// Bytes per block.
-    public static let byteCount = 20
+    @inlinable public static var byteCount: Int { 20 }
     /// Default number of extra scales the quantizer tries per block.
     public static let defaultSearchSteps = 2
 

@@ -17,8 +17,8 @@
 // are recomputed against the final 6-bit scales.
 
 public enum BlockQ4_K {
-    public static let count = 256
-    public static let byteCount = 144
+    @inlinable public static var count: Int { 256 }
+    @inlinable public static var byteCount: Int { 144 }
     static let subBlocks = 8
 
     @discardableResult

@@ -8,9 +8,9 @@
 
 public enum BlockQ8_0 {
     /// Elements per block.
-    public static let count = 32
+    @inlinable public static var count: Int { 32 }
     /// Bytes per block.
-    public static let byteCount = 34
+    @inlinable public static var byteCount: Int { 34 }
 
     /// Reference quantizer for one block: x [32] -> block [34 bytes].
     /// Returns false (writing nothing meaningful) when absmax / 127 overflows f16.

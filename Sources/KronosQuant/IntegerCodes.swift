@@ -49,7 +49,7 @@ extension TensorType {
 /// q8_0 (BlockQ8_0): one block per unit, signed codes at byte 2.
 public enum Q8_0Codes: IntegerCodes {
     @inlinable public static var blocksPerUnit: Int { 1 }
-    @inlinable public static var unitBytes: Int { 34 }
+    @inlinable public static var unitBytes: Int { BlockQ8_0.byteCount }
     @inlinable public static var hasMinimum: Bool { false }
     @inlinable @inline(__always)
     public static func codes(_ p: UnsafeRawPointer, block k: Int) -> SIMD32<UInt8> {
@@ -71,7 +71,7 @@ public enum Q8_0Codes: IntegerCodes {
 /// q4_1 (BlockQ4_1): one block per unit, d and m as f16 at bytes 0 and 2, nibbles at byte 4.
 public enum Q4_1Codes: IntegerCodes {
     @inlinable public static var blocksPerUnit: Int { 1 }
-    @inlinable public static var unitBytes: Int { 20 }
+    @inlinable public static var unitBytes: Int { BlockQ4_1.byteCount }
     @inlinable public static var hasMinimum: Bool { true }
     @inlinable @inline(__always)
     public static func codes(_ p: UnsafeRawPointer, block k: Int) -> SIMD32<UInt8> { nibbleCodes(p + 4) }
@@ -92,8 +92,8 @@ public enum Q4_1Codes: IntegerCodes {
 /// q4_k (BlockQ4_K): 8 blocks (sub-blocks) per unit, their 6-bit scales and minimums in the header,
 /// block j's nibbles at byte 16 + 16j.
 public enum Q4_KCodes: IntegerCodes {
-    @inlinable public static var blocksPerUnit: Int { 8 }
-    @inlinable public static var unitBytes: Int { 144 }
+    @inlinable public static var blocksPerUnit: Int { BlockQ4_K.count / 32 }
+    @inlinable public static var unitBytes: Int { BlockQ4_K.byteCount }
     @inlinable public static var hasMinimum: Bool { true }
     @inlinable @inline(__always)
     public static func codes(_ p: UnsafeRawPointer, block k: Int) -> SIMD32<UInt8> { nibbleCodes(p + 16 + 16 * k) }

@@ -11,7 +11,7 @@
 //     acc = fma(Float(I), d_w[r, u] · d_x[t, u], acc)   (d_w · d_x rounded to f32 first)
 //     q4_1, q4_k only: acc = fma(m_w[r, u], d_x[t, u] · Float(S[t, u]), acc)   (S: the block's Σ q)
 //   y[t, r] = acc + bias[r]
-// The scalar reference (KronosRuntime, int8ReferenceDot) and the portable path compute the same,
+// The scalar reference (KronosRuntime, integerReferenceDot) and the portable path compute the same,
 // bit for bit.
 import CKronosHints
 import KronosQuant

@@ -139,12 +139,6 @@ public func loadF16Pair(_ p: UnsafeRawPointer) -> (Float, Float) {
 }
 
 extension BlockQ4_K {
-    /// The super-block's 8 sub-block scales d · sc[j] and 8 negated minimums −(dmin · mn[j]), as
-    /// `dequantize` computes them (value = fma(scale, q, minimum)).
-    // The 16 six-bit fields (bits 6k ..< 6k+6 of bytes 4-15; scales 0-7, minimums 8-15), 8 at a
-    // time in 32-bit lanes: each lane holds a 32-bit window of the bit stream that contains its
-    // field whole, shifted down by the field's own offset in it (one variable shift, vpsrlvd).
-    // Scalar extraction cost ~5 operations per field (hot q4_k matvec, 1 row: 49.7 -> 52.7 GFLOP/s).
     /// Field k (0-15) of the 6-bit stream: bits shift ..< shift + 6 of the little-endian 32-bit
     /// window at byte `byte` of the super-block (the windows at bytes 4, 7, 10 and 12 hold all 16).
     @inlinable @inline(__always)
@@ -157,19 +151,24 @@ extension BlockQ4_K {
         }
     }
 
+    /// The super-block's 8 sub-block scales d · sc[j] and 8 negated minimums −(dmin · mn[j]), as
+    /// `dequantize` computes them (value = fma(scale, q, minimum)).
+    // The fields 8 at a time in 32-bit lanes: each lane holds the window that contains its field
+    // whole (fieldWindow), shifted down by the field's offset in it (one variable shift, vpsrlvd).
+    // Scalar extraction cost ~5 operations per field (hot q4_k matvec, 1 row: 49.7 -> 52.7 GFLOP/s).
     @inlinable @inline(__always)
     public static func scaleVectors(_ block: UnsafeRawPointer) -> (d: SIMD8<Float>, m: SIMD8<Float>) {
         let (d, dmin) = loadF16Pair(block)
-        @inline(__always) func window(_ byte: Int) -> UInt32 {
-            UInt32(littleEndian: block.loadUnaligned(fromByteOffset: byte, as: UInt32.self))
+        // Fields k0 ..< k0 + 8 as floats (constant windows and shifts once inlined).
+        @inline(__always) func fields(_ k0: Int) -> SIMD8<Float> {
+            var words = SIMD8<UInt32>(), shifts = SIMD8<UInt32>()
+            for j in 0..<8 {
+                let (byte, shift) = fieldWindow(k0 + j)
+                words[j] = UInt32(littleEndian: block.loadUnaligned(fromByteOffset: byte, as: UInt32.self))
+                shifts[j] = shift
+            }
+            return SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: (words &>> shifts) & 63))
         }
-        let w0 = window(4)    // bits 0-31: fields 0-4 at 0, 6, 12, 18, 24
-        let w1 = window(7)    // bits 24-55: fields 5-7 at 6, 12, 18
-        let w2 = window(10)   // bits 48-79: fields 8-12 at 0, 6, 12, 18, 24
-        let w3 = window(12)   // bits 64-95: fields 13-15 at 14, 20, 26
-        let sc = (SIMD8<UInt32>(w0, w0, w0, w0, w0, w1, w1, w1) &>> SIMD8<UInt32>(0, 6, 12, 18, 24, 6, 12, 18)) & 63
-        let mn = (SIMD8<UInt32>(w2, w2, w2, w2, w2, w3, w3, w3) &>> SIMD8<UInt32>(0, 6, 12, 18, 24, 14, 20, 26)) & 63
-        return (SIMD8<Float>(repeating: d) * SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: sc)),
-                -(SIMD8<Float>(repeating: dmin) * SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: mn))))
+        return (SIMD8<Float>(repeating: d) * fields(0), -(SIMD8<Float>(repeating: dmin) * fields(8)))
     }
 }

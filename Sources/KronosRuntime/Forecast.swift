@@ -29,8 +29,8 @@ public struct ForecastSettings: Sendable, Codable, Equatable {
     public var clip: Float = 5
     /// Reuse of keys / values between steps.
     public var cache: CacheMode = .exact
-    /// Approximation: the predictor's q8_0 matmuls quantize their activations to int8 per 32-value
-    /// block and sum in integers (faster decode steps; drift measured by `verify --int8-activations`).
+    /// Approximation: the predictor's q8_0 / q4_1 / q4_k matmuls quantize their activations to int8
+    /// per 32-value block and sum in integers (faster decode steps; drift measured by `verify --int8-activations`).
     public var integerActivations = false
     /// Precision of the predictor's key / value cache (f16: an approximation, see KVCachePrecision).
     public var kvCache: KVCachePrecision = .f32

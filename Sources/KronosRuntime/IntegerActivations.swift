@@ -175,7 +175,8 @@ func integerMatmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePo
         switch w.type {
         case .q8_0: portableMatmul(Q8_0Codes.self, arguments, big: big)
         case .q4_1: portableMatmul(Q4_1Codes.self, arguments, big: big)
-        default: portableMatmul(Q4_KCodes.self, arguments, big: big)
+        case .q4_k: portableMatmul(Q4_KCodes.self, arguments, big: big)
+        default: preconditionFailure("the integer path takes q8_0, q4_1 and q4_k weights, not \(w.type)")
         }
     }
 }

@@ -417,14 +417,6 @@ private func matvec8<D: RowDecoder>(_: D.Type, _ w: WeightMatrix, _ j0: Int, _ x
     return s
 }
 
-/// A count of input rows as a type, so that matvecRows gets one specialization per count with every
-/// accumulator in a register and no per-value branch.
-protocol InputRowCount { static var count: Int { get } }
-enum TwoInputRows: InputRowCount { static var count: Int { 2 } }
-enum ThreeInputRows: InputRowCount { static var count: Int { 3 } }
-enum FourInputRows: InputRowCount { static var count: Int { 4 } }
-enum FiveInputRows: InputRowCount { static var count: Int { 5 } }
-enum SixInputRows: InputRowCount { static var count: Int { 6 } }
 
 // Y [R, W.rows] = X [R, n] @ W^T (+ bias) for 2 <= R <= 6 input rows (a decode step of R samples),
 // weight rows split across the cores in pairs. Each weight vector is dequantized once in registers

@@ -43,7 +43,7 @@ final class PredictorSession {
 
     /// `batch` sequences with windows of up to `capacity` rows; with perGroup > 1, groups of perGroup
     /// sequences share tokens 0 ..< sharedTokens and have at most `privateRows` rows beyond them.
-    /// integerActivations: q8_0 weights multiply int8-quantized activations (an approximation);
+    /// integerActivations: q8_0 / q4_1 / q4_k weights multiply int8-quantized activations (an approximation);
     /// kvCache: precision of the cached keys / values (f16: an approximation).
     init(model: PredictorModel, batch: Int, perGroup: Int = 1, sharedTokens: Int = 0, capacity: Int, privateRows: Int = 0,
          integerActivations: Bool = false, kvCache: KVCachePrecision = .f32) {

@@ -230,14 +230,6 @@ func tile1<C: IntegerCodes>(_: C.Type, _ s: UnsafeMutableRawPointer, blocks: Int
     finish(f0, y, min(8, count), bias); finish(f1, y + 8, max(0, count - 8), bias.map { $0 + 8 })
 }
 
-/// A count of input rows as a type (1 ... 4), so that the matvec tile gets one specialization per
-/// count with its accumulators in registers.
-protocol InputCount { static var count: Int { get } }
-enum OneInput: InputCount { static var count: Int { 1 } }
-enum TwoInputs: InputCount { static var count: Int { 2 } }
-enum ThreeInputs: InputCount { static var count: Int { 3 } }
-enum FourInputs: InputCount { static var count: Int { 4 } }
-
 @inline(__always)
 func matvecGroups<C: IntegerCodes>(_: C.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Int, _ groups: Range<Int>, _ x: Int8Activations,
                              _ inputs: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ bias: UnsafePointer<Float>?) {
@@ -245,11 +237,11 @@ func matvecGroups<C: IntegerCodes>(_: C.Type, _ w: UnsafeRawPointer, _ rowBytes:
         let j0 = g * VNNI.matvecRows, count = min(VNNI.matvecRows, rows - j0)
         var t = 0
         // The next group's rows are prefetched while the first inputs are multiplied.
-        while t + 4 <= inputs { matvecTile(C.self, FourInputs.self, w, rowBytes, j0, count, x, t, y, ldy, bias); t += 4 }
+        while t + 4 <= inputs { matvecTile(C.self, FourInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias); t += 4 }
         switch inputs - t {
-        case 3: matvecTile(C.self, ThreeInputs.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
-        case 2: matvecTile(C.self, TwoInputs.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
-        case 1: matvecTile(C.self, OneInput.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
+        case 3: matvecTile(C.self, ThreeInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
+        case 2: matvecTile(C.self, TwoInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
+        case 1: matvecTile(C.self, OneInputRow.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
         default: break
         }
     }
@@ -259,7 +251,7 @@ func matvecGroups<C: IntegerCodes>(_: C.Type, _ w: UnsafeRawPointer, _ rowBytes:
 // stored rows) . input rows t ..< t+R: lanes are weight rows. Each block's codes are read once for
 // the R inputs; each unit's scales once, lanes-are-rows (IntegerCodes.laneScales).
 @inline(__always)
-func matvecTile<C: IntegerCodes, R: InputCount>(_: C.Type, _: R.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ j0: Int, _ count: Int,
+func matvecTile<C: IntegerCodes, R: InputRowCount>(_: C.Type, _: R.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ j0: Int, _ count: Int,
                                                 _ x: Int8Activations, _ t: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
                                                 _ bias: UnsafePointer<Float>?) {
     let blocks = x.columns / 32, units = blocks / C.blocksPerUnit

@@ -254,7 +254,11 @@ let attentionRelativeTolerance = 1e-5
                                 quantBound += Double(d[b]) / 2 * wAbs
                             }
                             let got = Double(fast[t * out + j]) - Double(bias[j])
-                            let accumulation = summationBound(columns: 4 * n / 32 + 8, absoluteSum: terms) + 4 * unitRoundoff * abs(Double(bias[j]))
+                            // Two roundings per accumulated term (the scale product, the fma): one term per
+                            // block for q8_0, two (codes, minimum) for the 4-bit formats.
+                            let termsPerBlock = type == .q8_0 ? 1 : 2
+                            let accumulation = summationBound(columns: 2 * termsPerBlock * n / 32 + 8, absoluteSum: terms)
+                                + 4 * unitRoundoff * abs(Double(bias[j]))
                             #expect(abs(got - exact) <= accumulation, "\(type) n=\(n) out=\(out) row \(t) col \(j): \(got) vs reference \(exact)")
                             #expect(abs(got - float) <= quantBound + accumulation + summationBound(columns: n, absoluteSum: floatAbs),
                                     "\(type) n=\(n) row \(t) col \(j): \(got) vs float dot \(float), bound \(quantBound)")

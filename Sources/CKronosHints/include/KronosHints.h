@@ -15,7 +15,6 @@ typedef int kronos_i32x8 __attribute__((ext_vector_type(8)));
 typedef unsigned char kronos_u8x32 __attribute__((ext_vector_type(32)));
 typedef signed char kronos_i8x32 __attribute__((ext_vector_type(32)));
 typedef float kronos_f32x8 __attribute__((ext_vector_type(8)));
-typedef unsigned short kronos_u16x8 __attribute__((ext_vector_type(8)));
 typedef float kronos_f32x4 __attribute__((ext_vector_type(4)));
 
 #if defined(__x86_64__)

@@ -35,16 +35,25 @@ verify: build
 	@mkdir -p $(OUT)
 	$(BIN)/kronos-convert --tokenizer golden/tiny/tokenizer --predictor golden/tiny/predictor --quantize q8 --max-context 64 -o $(OUT)/tiny-q8.kq --force >/dev/null
 	$(BIN)/kronos-convert --tokenizer golden/tiny/tokenizer --predictor golden/tiny/predictor --quantize q4 --max-context 64 -o $(OUT)/tiny-q4.kq --force >/dev/null
+	@# every bundle with the defaults (on this processor), then each arithmetic explicitly
 	$(BIN)/kronos-run verify $(OUT)/tiny-q8.kq --golden golden/tiny --min-context-ids 0.97
+	$(BIN)/kronos-run verify $(OUT)/tiny-q8.kq --golden golden/tiny --min-context-ids 0.97 --activations f32 --kv-cache f32
+	$(BIN)/kronos-run verify $(OUT)/tiny-q8.kq --golden golden/tiny --min-context-ids 0.97 --activations int8 --kv-cache f32
 	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.0
+	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.0 --activations f32 --kv-cache f32
+	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.0 --activations int8 --kv-cache f32
 	@if [ -d $(SHARED_MINI) ]; then \
 	  $(BIN)/kronos-convert --tokenizer $(SHARED_MINI)/tokenizer --predictor $(SHARED_MINI)/predictor --quantize q8 -o $(OUT)/mini-q8.kq --force >/dev/null && \
 	  $(BIN)/kronos-convert --tokenizer $(SHARED_MINI)/tokenizer --predictor $(SHARED_MINI)/predictor --quantize q4 -o $(OUT)/mini-q4.kq --force >/dev/null && \
 	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) && \
-	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) --kv-cache f16 && \
-	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) --int8-activations && \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) --activations f32 --kv-cache f32 && \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) --activations f32 --kv-cache f16 && \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) --activations int8 --kv-cache f32 && \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) --activations int8 --kv-cache f16 && \
 	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) && \
-	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) --int8-activations; \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) --activations f32 --kv-cache f32 && \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) --activations int8 --kv-cache f32 && \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) --activations int8 --kv-cache f16; \
 	else echo "$(SHARED_MINI) not found: mini drift gate skipped"; fi
 
 clean:

@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "KronosBundleTests", dependencies: ["KronosBundle"]),
         .testTarget(name: "KronosCheckpointTests", dependencies: ["KronosCheckpoint", "KronosTestSupport"]),
         .testTarget(name: "KronosConvertTests", dependencies: ["KronosConvert", "KronosCheckpoint", "KronosBundle", "KronosTestSupport"]),
-        .testTarget(name: "KronosVerifyTests", dependencies: ["KronosVerify", "KronosConvert", "KronosCheckpoint", "KronosTestSupport"]),
+        .testTarget(name: "KronosVerifyTests", dependencies: ["KronosVerify", "KronosRuntime", "KronosConvert", "KronosCheckpoint", "KronosTestSupport"]),
         .testTarget(name: "KronosRuntimeTests", dependencies: ["KronosRuntime", "KronosCheckpoint", "KronosConvert", "KronosTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

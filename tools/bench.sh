@@ -55,9 +55,11 @@ $BIN/kronos-bench forecast "$WORK"/small-{f32,q8,q4}.kq --samples 1 --samples 5 
 echo
 $BIN/kronos-bench forecast "$WORK"/base-{f32,q8,q4}.kq --samples 1 --samples 5 --cache approx-slide --seconds 0
 echo
-echo "With --int8-activations (q8 bundles):"
+echo "Each arithmetic explicitly (the tables above ran the defaults: the activations and KV cache columns):"
 echo
-$BIN/kronos-bench forecast "$WORK"/{small,base}-q8.kq --samples 1 --samples 5 --cache approx-slide --int8-activations --seconds 0
+for a in f32 int8; do
+  $BIN/kronos-bench forecast "$WORK"/{small,base}-{q8,q4}.kq --samples 1 --samples 5 --cache approx-slide --activations $a --kv-cache f32 --seconds 0
+done
 
 echo
 echo "## Causal attention of a prefill (one sequence, every head)"

@@ -98,23 +98,25 @@ struct ForecastBench: ParsableCommand {
     @Option(help: "Seconds of repetitions per measurement.") var seconds = 1.0
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
 
-    @Flag(name: .customLong("int8-activations"), help: "Time the int8-activation approximation (q8_0, q4_1, q4_k weights).")
-    var int8Activations = false
-    @Option(help: "Precision of the predictor's key / value cache (f16: an approximation).") var kvCache: KVCachePrecision = .f32
+    @Option(help: "Arithmetic of q8_0 / q4_1 / q4_k matmuls: f32 or int8 (default: kronos-run's, int8 on AVX-512 VNNI).")
+    var activations: ActivationPrecision?
+    @Option(help: "Precision of the predictor's key / value cache: f32 or f16 (default: kronos-run's, f16 for q8 / q4 bundles).")
+    var kvCache: KVCachePrecision?
 
     func run() throws {
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).path
-        print("| bundle | decoded MiB | samples | prefill tok/s | decode steps/s | " + cache.map { "forecast \($0.rawValue) s" }.joined(separator: " | ")
-              + " | peak RSS MiB | RSS - decoded MiB |")
-        print("|---|---|---|---|---|" + cache.map { _ in "---|" }.joined() + "---|---|")
+        print("| bundle | activations | KV cache | decoded MiB | samples | prefill tok/s | decode steps/s | "
+              + cache.map { "forecast \($0.rawValue) s" }.joined(separator: " | ") + " | peak RSS MiB | RSS - decoded MiB |")
+        print("|---|---|---|---|---|---|---|" + cache.map { _ in "---|" }.joined() + "---|---|")
         for bundle in bundles {
             let decoded = try BundleReader(path: bundle).manifest.decodedBytes
             for s in samples {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: me)
                 var arguments = ["forecast-one", bundle, "--samples", "\(s)", "--lookback", "\(lookback)", "--pred-len", "\(predLen)",
-                                 "--seconds", "\(seconds)", "--kv-cache", kvCache.rawValue] + cache.flatMap { ["--cache", $0.rawValue] }
-                arguments += (int8Activations ? ["--int8-activations"] : []) + (threads.map { ["--threads", "\($0)"] } ?? [])
+                                 "--seconds", "\(seconds)"] + cache.flatMap { ["--cache", $0.rawValue] }
+                arguments += (activations.map { ["--activations", $0.rawValue] } ?? []) + (kvCache.map { ["--kv-cache", $0.rawValue] } ?? [])
+                    + (threads.map { ["--threads", "\($0)"] } ?? [])
                 p.arguments = arguments
                 let pipe = Pipe()
                 p.standardOutput = pipe
@@ -125,7 +127,7 @@ struct ForecastBench: ParsableCommand {
                 let t = try JSONDecoder().decode(ForecastTiming.self, from: data)
                 let mib = { (b: Double) in String(format: "%.1f", b / 1_048_576) }
                 let rss = t.peakResidentBytes.map { Double($0) }
-                print("| \((bundle as NSString).lastPathComponent) | \(mib(Double(decoded))) | \(s) | "
+                print("| \((bundle as NSString).lastPathComponent) | \(t.activations.rawValue) | \(t.kvCache.rawValue) | \(mib(Double(decoded))) | \(s) | "
                       + String(format: "%.0f | %.1f | ", t.prefillTokensPerSecond, t.decodeStepsPerSecond)
                       + cache.map { String(format: "%.3f", t.forecastSeconds[$0.rawValue] ?? .nan) }.joined(separator: " | ")
                       + " | \(rss.map(mib) ?? "-") | \(rss.map { mib($0 - Double(decoded)) } ?? "-") |")
@@ -143,20 +145,21 @@ struct ForecastOne: ParsableCommand {
     @Option var predLen = 48
     @Option var cache: [CacheMode] = [.exact]
     @Option var seconds = 1.0
-    @Flag(name: .customLong("int8-activations")) var int8Activations = false
-    @Option var kvCache: KVCachePrecision = .f32
+    @Option var activations: ActivationPrecision?
+    @Option var kvCache: KVCachePrecision?
     @Option var threads: Int?
 
     func run() throws {
         if let threads { Runtime.threads = max(1, threads) }
         let model = try KronosModel(path: bundle)
         let t = try ForecastBenchmark.measure(model: model, samples: samples, lookback: lookback, predictionLength: predLen,
-                                              modes: cache, minSeconds: seconds, integerActivations: int8Activations, kvCache: kvCache)
+                                              modes: cache, minSeconds: seconds, activations: activations, kvCache: kvCache)
         print(String(decoding: try JSONEncoder().encode(t), as: UTF8.self))
     }
 }
 
 extension CacheMode: ExpressibleByArgument {}
 extension KVCachePrecision: ExpressibleByArgument {}
+extension ActivationPrecision: ExpressibleByArgument {}
 
 Bench.main()

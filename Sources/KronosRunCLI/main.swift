@@ -24,6 +24,7 @@ struct SamplingOptions: ParsableArguments {
 
 extension CacheMode: ExpressibleByArgument {}
 extension KVCachePrecision: ExpressibleByArgument {}
+extension ActivationPrecision: ExpressibleByArgument {}
 
 struct ExecutionOptions: ParsableArguments {
     @Option(help: ArgumentHelp("""
@@ -33,18 +34,20 @@ struct ExecutionOptions: ParsableArguments {
         lookback + pred-len exceeds the window, drift measured by `verify --cache approx-slide`).
         """, valueName: "mode"))
     var cache: CacheMode = .exact
-    @Flag(name: .customLong("int8-activations"), help: ArgumentHelp("""
-        APPROXIMATION: the predictor's q8_0 / q4_1 / q4_k matmuls quantize their activations to int8 \
-        per 32 values and sum in integers (with AVX-512 VNNI: decode ~1.5x and prefill ~2x the float \
-        path; drift measured by `verify --int8-activations`). f32 / f16 weights are unaffected.
-        """))
-    var int8Activations = false
     @Option(help: ArgumentHelp("""
-        Precision of the predictor's cached keys / values: f32 (default, exact) or f16 (APPROXIMATION: \
-        half the cache memory, e.g. 21 instead of 42 MiB per series for Kronos-base over 512 rows; \
-        drift measured by `verify --kv-cache f16`).
+        Arithmetic of the predictor's q8_0 / q4_1 / q4_k matmuls: f32 (activations times the weights \
+        dequantized in registers) or int8 (APPROXIMATION: activations quantized to int8 per 32 values, \
+        products summed in integers, as ggml does; drift measured by `verify --activations int8`). \
+        Default: int8 on processors with AVX-512 VNNI, where it is faster (decode ~1.2-2x, prefill \
+        ~3x), f32 elsewhere. f32 / f16 weights always run f32.
         """, valueName: "precision"))
-    var kvCache: KVCachePrecision = .f32
+    var activations: ActivationPrecision?
+    @Option(help: ArgumentHelp("""
+        Precision of the predictor's cached keys / values: f32 (exact) or f16 (APPROXIMATION: half the \
+        cache memory, e.g. 21 instead of 42 MiB per series for Kronos-base over 512 rows; drift \
+        measured by `verify --kv-cache f16`). Default: f16 for q8 / q4 bundles, f32 for f32 / f16 ones.
+        """, valueName: "precision"))
+    var kvCache: KVCachePrecision?
 }
 
 struct Root: ParsableCommand {
@@ -107,7 +110,7 @@ struct Forecast: ParsableCommand {
         options.samples = sampling.samples
         options.seed = sampling.seed
         options.cache = execution.cache
-        options.integerActivations = execution.int8Activations
+        options.activations = execution.activations
         options.kvCache = execution.kvCache
         try options.check()
         let model = try KronosModel(path: bundle)
@@ -185,7 +188,7 @@ struct VerifyCommand: ParsableCommand {
         options.samples = samples; options.seed = seed; options.thresholds = t
         options.ensemble = !noEnsemble; options.writeEnsembles = writeEnsembles
         options.cache = execution.cache
-        options.integerActivations = execution.int8Activations
+        options.activations = execution.activations
         options.kvCache = execution.kvCache
         let report = try Verify.run(bundle: bundle, golden: golden, options: options)
         if json {
@@ -199,7 +202,8 @@ struct VerifyCommand: ParsableCommand {
     }
 
     func printTable(_ r: VerifyReport) {
-        print("bundle \(r.bundle) (\(r.type), \(String(format: "%.3f", r.bitsPerWeight)) bits/weight) against \(r.golden)")
+        print("bundle \(r.bundle) (\(r.type), \(String(format: "%.3f", r.bitsPerWeight)) bits/weight; cache \(r.cache.rawValue), "
+              + "activations \(r.activations.rawValue), kv cache \(r.kvCache.rawValue)) against \(r.golden)")
         let header = ["case", "steps", "s1_kld", "s2_kld", "s1_top1", "s2_top1", "ctx_ids", "decode_nmae", "greedy_nmae", "greedy_max_rel", "ids_same", "ensemble_nmae"]
         func e(_ v: Double) -> String { String(format: "%.3e", v) }
         func p(_ v: Double) -> String { String(format: "%.2f%%", v * 100) }

@@ -17,6 +17,19 @@ public enum CacheMode: String, Sendable, Codable, CaseIterable {
     case approxSlide = "approx-slide"
 }
 
+/// Arithmetic of the predictor's matmuls over q8_0 / q4_1 / q4_k weights (f32 and f16 weights
+/// always multiply f32 activations).
+public enum ActivationPrecision: String, Sendable, Codable, CaseIterable {
+    /// f32 activations times the weights dequantized in registers.
+    case f32
+    /// Activations quantized to int8 per 32 values, products summed exactly in integers, block sums
+    /// scaled and accumulated in f32 (IntegerActivations.swift; as ggml multiplies its quantized
+    /// weights). An approximation of the f32 arithmetic: on Kronos-mini it changes no top-1 share,
+    /// context id or decoder output, and moves s1 KLD from 2.6e-4 to 3.9e-4 with q8 weights (3.6e-2 to
+    /// 3.5e-2 with q4); `kronos-run verify --activations int8` measures it.
+    case int8
+}
+
 public struct ForecastSettings: Sendable, Codable, Equatable {
     public var predictionLength: Int
     /// Model window (default: the bundle's max context).
@@ -29,11 +42,11 @@ public struct ForecastSettings: Sendable, Codable, Equatable {
     public var clip: Float = 5
     /// Reuse of keys / values between steps.
     public var cache: CacheMode = .exact
-    /// Approximation: the predictor's q8_0 / q4_1 / q4_k matmuls quantize their activations to int8
-    /// per 32-value block and sum in integers (faster decode steps; drift measured by `verify --int8-activations`).
-    public var integerActivations = false
-    /// Precision of the predictor's key / value cache (f16: an approximation, see KVCachePrecision).
-    public var kvCache: KVCachePrecision = .f32
+    /// Arithmetic of the predictor's matmuls over q8_0 / q4_1 / q4_k weights (nil: the model's
+    /// `defaultActivations` on this processor).
+    public var activations: ActivationPrecision?
+    /// Precision of the predictor's key / value cache (nil: the model's `defaultKVCache`).
+    public var kvCache: KVCachePrecision?
 
     public init(predictionLength: Int, maxContext: Int, sampling: SamplingSettings = SamplingSettings(), samples: Int = 1, seed: UInt64 = 0) {
         self.predictionLength = predictionLength; self.maxContext = maxContext; self.sampling = sampling
@@ -44,7 +57,7 @@ public struct ForecastSettings: Sendable, Codable, Equatable {
         case maxContext = "max_context"
         case sampling, samples, seed, clip
         case cache
-        case integerActivations = "int8_activations"
+        case activations
         case kvCache = "kv_cache"
     }
 }
@@ -154,7 +167,8 @@ extension KronosModel {
         do {   // (the session's caches are freed before the tokenizer decodes)
             // The S samples of a series share its T context tokens: their rows are computed and cached once.
             let session = PredictorSession(model: predictor, batch: batch, perGroup: S, sharedTokens: T, capacity: window,
-                                           privateRows: P, integerActivations: settings.integerActivations, kvCache: settings.kvCache)
+                                           privateRows: P, integerActivations: activations(settings.activations) == .int8,
+                                           kvCache: kvCache(settings.kvCache))
             // Everything a step needs is allocated here, once (the step itself allocates nothing).
             let sampler = Sampler(capacity: max(V1, V2))
             var picks1 = [Int](repeating: 0, count: batch), picks2 = [Int](repeating: 0, count: batch)
@@ -235,14 +249,38 @@ extension PredictorSession {
 }
 
 extension KronosModel {
+    /// The activation arithmetic of a forecast that asks for none: int8 when the predictor has
+    /// q8_0 / q4_1 / q4_k matmul weights and this processor has the integer kernels that make it
+    /// faster than the float path (AVX-512 VNNI: decode ~1.2-2x, prefill ~3x; the portable integer
+    /// kernel is slower than the float one); f32 otherwise. Its drift is the int8 path's, measured
+    /// by `verify --activations int8` (ActivationPrecision.int8).
+    public var defaultActivations: ActivationPrecision {
+        predictor.hasIntegerCodes && Kernels.IntegerKernels.native == .vnni ? .int8 : .f32
+    }
+
+    /// The key / value cache precision of a forecast that asks for none: f16 when the predictor has
+    /// q8_0 / q4_1 / q4_k matmul weights, whose own rounding dwarfs the cache's (Kronos-mini q8: s1
+    /// KLD 2.586e-4 with either cache) and halves the cache; f32 for f32 / f16 bundles, which stay
+    /// as exact as the reference.
+    public var defaultKVCache: KVCachePrecision { predictor.hasIntegerCodes ? .f16 : .f32 }
+
+    /// `requested`, or the default when nil, as a forecast on this processor runs it (int8 only
+    /// where some weight has integer codes).
+    public func activations(_ requested: ActivationPrecision?) -> ActivationPrecision {
+        predictor.hasIntegerCodes ? requested ?? defaultActivations : .f32
+    }
+
+    /// `requested`, or the default when nil.
+    public func kvCache(_ requested: KVCachePrecision?) -> KVCachePrecision { requested ?? defaultKVCache }
+
     /// Teacher forcing along a given path: the step logits the sampler would see at every step when
     /// the tokens generated so far are `path` (s1 conditioned on the path's own s2 for the s2 logits).
     /// contextS1 / contextS2 [T], stamps [T + P], path [P] -> s1 logits [P][V1], s2 logits [P][V2].
     public func teacherForcedLogits(contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathS1: [Int], pathS2: [Int],
-                                    maxContext window: Int, cache: CacheMode = .exact, integerActivations: Bool = false,
-                                    kvCache: KVCachePrecision = .f32) -> (s1: [[Float]], s2: [[Float]]) {
+                                    maxContext window: Int, cache: CacheMode = .exact, activations: ActivationPrecision? = nil,
+                                    kvCache: KVCachePrecision? = nil) -> (s1: [[Float]], s2: [[Float]]) {
         let r = teacherForcedLogits(contextS1: contextS1, contextS2: contextS2, stamps: stamps, pathsS1: [pathS1], pathsS2: [pathS2],
-                                    maxContext: window, cache: cache, integerActivations: integerActivations, kvCache: kvCache)
+                                    maxContext: window, cache: cache, activations: activations, kvCache: kvCache)
         return (r.s1[0], r.s2[0])
     }
 
@@ -250,13 +288,13 @@ extension KronosModel {
     /// context rows computed and cached once for all paths, as a forecast's samples do):
     /// paths [k][P] -> s1 logits [k][P][V1], s2 logits [k][P][V2].
     public func teacherForcedLogits(contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathsS1: [[Int]], pathsS2: [[Int]],
-                                    maxContext window: Int, cache: CacheMode = .exact, integerActivations: Bool = false,
-                                    kvCache: KVCachePrecision = .f32) -> (s1: [[[Float]]], s2: [[[Float]]]) {
+                                    maxContext window: Int, cache: CacheMode = .exact, activations: ActivationPrecision? = nil,
+                                    kvCache: KVCachePrecision? = nil) -> (s1: [[[Float]]], s2: [[[Float]]]) {
         let T = contextS1.count, k = pathsS1.count, P = pathsS1[0].count
         precondition(k >= 1 && pathsS2.count == k && pathsS1.allSatisfy { $0.count == P } && pathsS2.allSatisfy { $0.count == P })
         let V1 = predictor.config.s1Vocabulary, V2 = predictor.config.s2Vocabulary
         let session = PredictorSession(model: predictor, batch: k, perGroup: k, sharedTokens: T, capacity: window, privateRows: P,
-                                       integerActivations: integerActivations, kvCache: kvCache)
+                                       integerActivations: self.activations(activations) == .int8, kvCache: self.kvCache(kvCache))
         let s1 = pathsS1.map { contextS1 + $0 }, s2 = pathsS2.map { contextS2 + $0 }
         let allStamps = [[TimeStamp]](repeating: stamps, count: k)
         var l1 = [[[Float]]](repeating: [], count: k), l2 = [[[Float]]](repeating: [], count: k)

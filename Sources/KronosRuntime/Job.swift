@@ -13,8 +13,9 @@ public struct RunOptions: Sendable {
     public var samples = 1
     public var seed: UInt64 = 0
     public var cache: CacheMode = .exact
-    public var integerActivations = false
-    public var kvCache: KVCachePrecision = .f32
+    /// nil: the model's defaults (KronosModel.defaultActivations / defaultKVCache).
+    public var activations: ActivationPrecision?
+    public var kvCache: KVCachePrecision?
     public init(inputs: [String], predictionLength: Int) { self.inputs = inputs; self.predictionLength = predictionLength }
 
     /// Value checks (exit 1 with one line each).
@@ -89,8 +90,9 @@ public enum ForecastJob {
         }
         var settings = ForecastSettings(predictionLength: P, maxContext: window, sampling: o.sampling, samples: o.samples, seed: o.seed)
         settings.cache = o.cache
-        settings.integerActivations = o.integerActivations
-        settings.kvCache = o.kvCache
+        // The arithmetic as this forecast runs it (defaults resolved), for the report.
+        settings.activations = model.activations(o.activations)
+        settings.kvCache = model.kvCache(o.kvCache)
         let start = Date()
         let forecasts = try model.forecast(inputs, settings: settings, progress: progress)
         let seconds = Date().timeIntervalSince(start)
@@ -148,9 +150,9 @@ public enum ForecastJob {
             "pred_len": r.settings.predictionLength, "max_context": r.settings.maxContext,
             "temperature": Double(r.settings.sampling.temperature), "top_k": r.settings.sampling.topK,
             "top_p": Double(r.settings.sampling.topP), "samples": r.settings.samples, "seed": r.settings.seed,
-            // the cache mode and the opt-in approximations the forecast ran with
-            "cache": r.settings.cache.rawValue, "int8_activations": r.settings.integerActivations,
-            "kv_cache": r.settings.kvCache.rawValue,
+            // the cache mode, activation arithmetic and cache precision the forecast ran with
+            "cache": r.settings.cache.rawValue, "activations": r.settings.activations?.rawValue ?? "default",
+            "kv_cache": r.settings.kvCache?.rawValue ?? "default",
         ]
         let series: [[String: Any]] = r.series.map { s in
             var o: [String: Any] = ["input": s.file, "rows": s.history.rows, "forecast": rows(s, s.mean)]

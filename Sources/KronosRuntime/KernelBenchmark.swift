@@ -113,6 +113,9 @@ public struct ForecastTiming: Sendable, Codable {
     public var forecastSeconds: [String: Double]
     /// Peak resident memory of the process so far (VmHWM), bytes; nil where /proc is missing.
     public var peakResidentBytes: UInt64?
+    /// The activation arithmetic and cache precision it ran with (defaults resolved).
+    public var activations: ActivationPrecision
+    public var kvCache: KVCachePrecision
 }
 
 public enum ForecastBenchmark {
@@ -135,9 +138,11 @@ public enum ForecastBenchmark {
     /// Prefill, decode and whole-forecast timings of `model` for one series, `samples` paths, a
     /// lookback of `lookback` rows and `predictionLength` steps (best of repetitions up to `minSeconds`).
     public static func measure(model: KronosModel, samples: Int, lookback: Int, predictionLength: Int,
-                               modes: [CacheMode], minSeconds: Double = 1, integerActivations: Bool = false,
-                               kvCache: KVCachePrecision = .f32) throws(RuntimeError) -> ForecastTiming {
+                               modes: [CacheMode], minSeconds: Double = 1, activations requested: ActivationPrecision? = nil,
+                               kvCache requestedCache: KVCachePrecision? = nil) throws(RuntimeError) -> ForecastTiming {
         let window = model.maxContext
+        let activations = model.activations(requested), kvCache = model.kvCache(requestedCache)
+        let integerActivations = activations == .int8
         let input = syntheticSeries(rows: lookback, future: predictionLength)
         // Smallest of the seconds `body` reports, repeated until minSeconds have passed (at least once).
         func best(_ body: () throws(RuntimeError) -> Double) throws(RuntimeError) -> Double {
@@ -188,14 +193,14 @@ public enum ForecastBenchmark {
         for mode in modes {
             var settings = ForecastSettings(predictionLength: predictionLength, maxContext: window, samples: samples, seed: 1)
             settings.cache = mode
-            settings.integerActivations = integerActivations
+            settings.activations = activations
             settings.kvCache = kvCache
             forecast[mode.rawValue] = try best { () throws(RuntimeError) in try seconds { () throws(RuntimeError) in _ = try model.forecast([input], settings: settings) } }
         }
         return ForecastTiming(samples: samples, window: window,
                               prefillTokensPerSecond: Double(prefillRows * samples) / prefill,
                               decodeStepsPerSecond: 1 / step, forecastSeconds: forecast,
-                              peakResidentBytes: peakResidentBytes())
+                              peakResidentBytes: peakResidentBytes(), activations: activations, kvCache: kvCache)
     }
 
     /// VmHWM of /proc/self/status in bytes (Linux), nil elsewhere.

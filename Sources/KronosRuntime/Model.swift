@@ -168,6 +168,12 @@ final class PredictorModel: @unchecked Sendable {
         projS2 = try s.linear(.predictor, "head.proj_s2")
     }
 
+    /// Whether some matmul weight has integer codes (q8_0 / q4_1 / q4_k), which the integer path takes.
+    var hasIntegerCodes: Bool {
+        let linears = [fusion, depQ, depK, depV, depOut, projS1, projS2] + blocks.flatMap { [$0.q, $0.k, $0.v, $0.out, $0.w1, $0.w3, $0.w2] }
+        return linears.contains { $0.weight.type.hasIntegerCodes }
+    }
+
     /// Input embedding of one token: fusion(concat(emb_s1[s1]·√D, emb_s2[s2]·√D)) + time(stamp) -> out [D].
     func embed(s1: Int, s2: Int, stamp: TimeStamp, pair: UnsafeMutablePointer<Float>, time: UnsafeMutablePointer<Float>,
                out: UnsafeMutablePointer<Float>, workspace: Workspace) {

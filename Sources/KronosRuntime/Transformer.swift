@@ -4,12 +4,12 @@ import CKronosHints
 
 /// Precision of the predictor's cached keys / values.
 public enum KVCachePrecision: String, Sendable, Codable, CaseIterable {
-    /// Exact (default): keys and values as computed.
+    /// Exact: keys and values as computed (the default of f32 / f16 bundles, KronosModel.defaultKVCache).
     case f32
     /// Approximation: keys and values rounded to f16 (round to nearest even) when cached, which
     /// halves the cache (Kronos-base, 512 rows: 42 -> 21 MiB per series). Attention still computes
     /// in f32 from the exactly widened f16 values; the drift it costs is measured by
-    /// `kronos-run verify --kv-cache f16`.
+    /// `kronos-run verify --kv-cache f16`. The default of q8 / q4 bundles.
     case f16
 
     /// Bytes per cached value.

@@ -84,16 +84,18 @@ public struct VerifyOptions: Sendable {
     /// Cache mode of the bundle under test (approx-slide measures that approximation's drift; the
     /// golden ensembles are always exact).
     public var cache: CacheMode = .exact
-    /// The int8-activation approximation in the bundle under test (the golden ensembles never use it).
-    public var integerActivations = false
-    /// Key / value cache precision of the bundle under test (the golden ensembles are always f32).
-    public var kvCache: KVCachePrecision = .f32
+    /// Activation arithmetic of the bundle under test (nil: the model's default on this processor;
+    /// the golden ensembles, of f32 weights, always multiply in f32).
+    public var activations: ActivationPrecision?
+    /// Key / value cache precision of the bundle under test (nil: the model's default; the golden
+    /// ensembles, of f32 weights, always cache f32).
+    public var kvCache: KVCachePrecision?
     public init() {}
 
     /// settings with this run's cache mode and approximations (those of the bundle under test).
     func underTest(_ settings: ForecastSettings) -> ForecastSettings {
         var s = settings
-        s.cache = cache; s.integerActivations = integerActivations; s.kvCache = kvCache
+        s.cache = cache; s.activations = activations; s.kvCache = kvCache
         return s
     }
 }
@@ -103,13 +105,18 @@ public struct VerifyReport: Codable, Sendable {
     public var golden: String
     public var type: String
     public var bitsPerWeight: Double
+    /// The arithmetic the bundle under test ran with (defaults resolved on this processor).
+    public var cache: CacheMode
+    public var activations: ActivationPrecision
+    public var kvCache: KVCachePrecision
     public var thresholds: VerifyThresholds
     public var cases: [DriftMetrics]
     public var overall: DriftMetrics
     public var failures: [String]
     public var pass: Bool
     enum CodingKeys: String, CodingKey {
-        case bundle, golden, type, bitsPerWeight = "bits_per_weight", thresholds, cases, overall, failures, pass
+        case bundle, golden, type, bitsPerWeight = "bits_per_weight", cache, activations, kvCache = "kv_cache", thresholds, cases, overall,
+             failures, pass
     }
 }
 
@@ -148,7 +155,8 @@ public enum Verify {
         var failures = [String]()
         for m in metrics + [overall] { failures += check(m, thresholds) }
         if let b = thresholds.bitsPerWeight, bpw > b { failures.append("bits_per_weight \(fmt(bpw)) > \(fmt(b)) (bundle)") }
-        return VerifyReport(bundle: path, golden: golden, type: type, bitsPerWeight: bpw, thresholds: thresholds,
+        return VerifyReport(bundle: path, golden: golden, type: type, bitsPerWeight: bpw, cache: options.cache,
+                            activations: model.activations(options.activations), kvCache: model.kvCache(options.kvCache), thresholds: thresholds,
                             cases: metrics, overall: overall, failures: failures, pass: failures.isEmpty)
     }
 
@@ -209,7 +217,7 @@ public enum Verify {
         // Teacher forcing along the golden path.
         let tf = model.teacherForcedLogits(contextS1: c.contextS1, contextS2: c.contextS2, stamps: c.stamps + c.futureStamps,
                                            pathS1: c.genS1, pathS2: c.genS2, maxContext: c.maxContext, cache: o.cache,
-                                           integerActivations: o.integerActivations, kvCache: o.kvCache)
+                                           activations: o.activations, kvCache: o.kvCache)
         var s1KL = [Double](), s2KL = [Double](), s1Agree = [Bool](), s2Agree = [Bool]()
         for i in 0..<c.predLen {
             s1KL.append(kl(c.stepS1[i], tf.s1[i])); s2KL.append(kl(c.stepS2[i], tf.s2[i]))
@@ -231,8 +239,9 @@ public enum Verify {
     /// Mean of `samples` sampled paths (denormalized) [P, 6], with the options' seed and sampler, and
     /// the options' approximations when `underTest` (else exact, as the golden ensembles are).
     static func ensemble(_ model: KronosModel, _ c: GoldenCase, _ o: VerifyOptions, underTest: Bool) throws -> [Float] {
-        let exact = ForecastSettings(predictionLength: c.predLen, maxContext: c.maxContext, sampling: o.sampling,
+        var exact = ForecastSettings(predictionLength: c.predLen, maxContext: c.maxContext, sampling: o.sampling,
                                      samples: o.samples, seed: o.seed)
+        exact.activations = .f32; exact.kvCache = .f32
         let settings = underTest ? o.underTest(exact) : exact
         return try model.forecast([c.input], settings: settings)[0].mean
     }

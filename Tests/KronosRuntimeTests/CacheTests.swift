@@ -25,7 +25,7 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
         let input = try sampleInput(rows: T, future: P)
         var cached = ForecastSettings(predictionLength: P, maxContext: window, sampling: SamplingSettings(temperature: 1, topK: 0, topP: 0.9),
                                       samples: 3, seed: 11)
-        cached.integerActivations = integerActivations
+        cached.activations = integerActivations ? .int8 : .f32
         cached.kvCache = kvCache
         var recompute = cached
         recompute.cache = .recompute
@@ -42,7 +42,7 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
         #expect(a[0].mean == b[0].mean)
         if integerActivations {   // the integer path was taken: its logits are not the float path's
             var float = cached
-            float.integerActivations = false
+            float.activations = .f32
             var t3 = ForecastTrace()
             _ = try model.forecast([input], settings: float, trace: &t3)
             #expect(t3.stepS1Logits[0] != t1.stepS1Logits[0])
@@ -83,8 +83,8 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
     /// The samples of a series share its context rows (computed and cached once per series, private
     /// rows per sample after it): every path's logits equal running that path alone, bit for bit, in
     /// every cache mode, before and after the window slides, with a context shorter and longer than it.
-    @Test(arguments: [CacheMode.exact, .approxSlide, .recompute])
-    func sharedContextEqualsSeparateSequences(cache: CacheMode) throws {
+    @Test(arguments: [CacheMode.exact, .approxSlide, .recompute], [ActivationPrecision.f32, .int8])
+    func sharedContextEqualsSeparateSequences(cache: CacheMode, activations: ActivationPrecision) throws {
         let bundle = try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: .q8)
         let model = try KronosModel(path: bundle)
         for (T, P, window) in [(40, 30, 48), (70, 20, 64)] {   // slides from step 9; context longer than the window
@@ -92,16 +92,16 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
             let ids = model.encode(KronosModel.normalize(input.values, rows: T, clip: 5).normalized, rows: T)
             // Five different paths (a decode step takes 4 at a time, then 1), deterministic, within the vocabularies.
             let probe = model.teacherForcedLogits(contextS1: ids.s1, contextS2: ids.s2, stamps: input.stamps + input.futureStamps,
-                                                  pathS1: [0], pathS2: [0], maxContext: window)
+                                                  pathS1: [0], pathS2: [0], maxContext: window, activations: activations, kvCache: .f32)
             let V1 = probe.s1[0].count, V2 = probe.s2[0].count
             let paths1 = (0..<5).map { k in (0..<P).map { ($0 * 7 + k * 13 + 1) % V1 } }
             let paths2 = (0..<5).map { k in (0..<P).map { ($0 * 5 + k * 3 + 2) % V2 } }
             let stamps = input.stamps + input.futureStamps
             let together = model.teacherForcedLogits(contextS1: ids.s1, contextS2: ids.s2, stamps: stamps, pathsS1: paths1, pathsS2: paths2,
-                                                     maxContext: window, cache: cache)
+                                                     maxContext: window, cache: cache, activations: activations, kvCache: .f32)
             for k in 0..<5 {
                 let alone = model.teacherForcedLogits(contextS1: ids.s1, contextS2: ids.s2, stamps: stamps, pathS1: paths1[k], pathS2: paths2[k],
-                                                      maxContext: window, cache: cache)
+                                                      maxContext: window, cache: cache, activations: activations, kvCache: .f32)
                 for i in 0..<P {
                     #expect(together.s1[k][i] == alone.s1[i], "T \(T) window \(window) path \(k) step \(i): s1 logits differ")
                     #expect(together.s2[k][i] == alone.s2[i], "T \(T) window \(window) path \(k) step \(i): s2 logits differ")

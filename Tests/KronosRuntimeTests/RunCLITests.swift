@@ -1,5 +1,6 @@
 import Foundation
 import KronosConvert
+import KronosRuntime
 import KronosTestSupport
 import Testing
 
@@ -51,20 +52,33 @@ let sample = goldenDirectory + "/sample_4h.csv"
         #expect((series["forecast"] as! [Any]).count == 8)
     }
 
-    /// The cache mode and the approximations a forecast ran with are in its JSON settings; a
-    /// precision that does not exist is a usage error naming the valid ones.
+    /// The cache mode, activation arithmetic and cache precision a forecast ran with are in its JSON
+    /// settings, the defaults resolved (a q8 bundle: int8 activations on an AVX-512 VNNI processor,
+    /// f32 elsewhere; an f16 cache); a precision that does not exist is a usage error naming the valid ones.
     @Test func executionChoicesAreReportedAndChecked() throws {
         let args = [try tinyBundle(), "--input", sample, "--pred-len", "4", "--format", "json"]
-        for (extra, cache, kv, int8) in [([String](), "exact", "f32", false),
-                                         (["--kv-cache", "f16", "--cache", "approx-slide", "--int8-activations"], "approx-slide", "f16", true)] {
+        let machineDefault = Kernels.IntegerKernels.native == .vnni ? "int8" : "f32"
+        var outputs = [String: String]()
+        for (extra, cache, activations, kv) in [([String](), "exact", machineDefault, "f16"),
+                                                (["--activations", machineDefault, "--kv-cache", "f16"], "exact", machineDefault, "f16"),
+                                                (["--activations", "f32", "--kv-cache", "f32"], "exact", "f32", "f32"),
+                                                (["--activations", "int8", "--kv-cache", "f32"], "exact", "int8", "f32"),
+                                                (["--kv-cache", "f16", "--cache", "approx-slide", "--activations", "int8"], "approx-slide", "int8", "f16")] {
             let r = try run(args + extra)
             #expect(r.status == 0, "\(r.stderr)")
             let settings = (try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any])["settings"] as! [String: Any]
             #expect(settings["cache"] as? String == cache && settings["kv_cache"] as? String == kv, "\(settings)")
-            #expect(settings["int8_activations"] as? Bool == int8, "\(settings)")
+            #expect(settings["activations"] as? String == activations, "\(settings)")
+            outputs[extra.joined(separator: " ")] = r.stdout
         }
+        // The default is the explicit choice it resolves to, forecast for forecast; the choices differ.
+        #expect(outputs[""] == outputs["--activations \(machineDefault) --kv-cache f16"])
+        #expect(outputs["--activations f32 --kv-cache f32"] != outputs["--activations int8 --kv-cache f32"])
         let bad = try run(args + ["--kv-cache", "f8"])
         #expect(bad.status == 2 && bad.stderr.contains("'f8'") && bad.stderr.contains("'f16'"), "\(bad.stderr)")
+        let badActivations = try run(args + ["--activations", "int4"])
+        #expect(badActivations.status == 2 && badActivations.stderr.contains("'int4'") && badActivations.stderr.contains("'int8'"),
+                "\(badActivations.stderr)")
     }
 
     @Test func batchOfInputsAndChart() throws {

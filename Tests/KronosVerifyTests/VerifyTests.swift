@@ -2,6 +2,7 @@ import Foundation
 import KronosCheckpoint
 import KronosConvert
 import KronosTestSupport
+import KronosRuntime
 import KronosVerify
 import Testing
 
@@ -38,25 +39,39 @@ func bundle(_ quantize: QuantizeChoice, model: String = golden) throws -> String
     }
 
     /// The execution approximations are measured, not hidden: verify runs the bundle the way it is
-    /// asked to (int8 activations, approx-slide cache, f16 key / value cache) and the drift it reports
-    /// moves accordingly.
+    /// asked to (int8 activations, approx-slide cache, f16 key / value cache), reports how it ran it,
+    /// and the drift it reports moves accordingly; without options it runs (and reports) the defaults.
     @Test func verifyMeasuresTheExecutionApproximations() throws {
         let q8 = try bundle(.q8)
-        let plain = try Verify.run(bundle: q8, golden: golden)
         var options = VerifyOptions()
-        options.integerActivations = true
+        options.activations = .f32; options.kvCache = .f32
+        let plain = try Verify.run(bundle: q8, golden: golden, options: options)
+        #expect(plain.activations == .f32 && plain.kvCache == .f32 && plain.cache == .exact)
+        options.activations = .int8
         let integer = try Verify.run(bundle: q8, golden: golden, options: options)
+        #expect(integer.activations == .int8)
         #expect(integer.overall.s1KLD != plain.overall.s1KLD)
         #expect(integer.overall.contextIDs == plain.overall.contextIDs, "the tokenizer never takes the integer path")
-        options = VerifyOptions()
+        options.activations = .f32
         options.cache = .approxSlide
         let slide = try Verify.run(bundle: q8, golden: golden, options: options)
         #expect(slide.overall.s1KLD != plain.overall.s1KLD)
-        options = VerifyOptions()
+        options.cache = .exact
         options.kvCache = .f16
         let half = try Verify.run(bundle: q8, golden: golden, options: options)
+        #expect(half.kvCache == .f16)
         #expect(half.overall.s1KLD != plain.overall.s1KLD)
         #expect(half.overall.decodeNMAE == plain.overall.decodeNMAE, "the tokenizer's caches stay f32")
+        // Defaults of a q8 bundle: the f16 cache, int8 activations where the processor has VNNI.
+        let defaults = try Verify.run(bundle: q8, golden: golden)
+        let vnni = Kernels.IntegerKernels.native == .vnni
+        #expect(defaults.activations == (vnni ? .int8 : .f32) && defaults.kvCache == .f16)
+        options.activations = vnni ? .int8 : .f32
+        let explicit = try Verify.run(bundle: q8, golden: golden, options: options)
+        #expect(defaults.overall.s1KLD == explicit.overall.s1KLD && defaults.overall.ensembleNMAE == explicit.overall.ensembleNMAE)
+        // An f32 bundle keeps the exact arithmetic by default.
+        let f32 = try Verify.run(bundle: try bundle(.f32), golden: golden, options: { var o = VerifyOptions(); o.ensemble = false; return o }())
+        #expect(f32.activations == .f32 && f32.kvCache == .f32)
     }
 
     @Test func anotherModelFailsEveryGate() throws {

@@ -38,8 +38,8 @@ struct ExecutionOptions: ParsableArguments {
         Arithmetic of the predictor's q8_0 / q4_1 / q4_k matmuls: f32 (activations times the weights \
         dequantized in registers) or int8 (APPROXIMATION: activations quantized to int8 per 32 values, \
         products summed in integers, as ggml does; drift measured by `verify --activations int8`). \
-        Default: int8 on processors with AVX-512 VNNI, where it is faster (decode ~1.2-2x, prefill \
-        ~3x), f32 elsewhere. f32 / f16 weights always run f32.
+        Default: int8 on processors with AVX-512 VNNI, where it is faster (Zen 4: prefill ~2x, \
+        decode up to ~2x, about equal for q8 with several samples), f32 elsewhere. f32 / f16 weights always run f32.
         """, valueName: "precision"))
     var activations: ActivationPrecision?
     @Option(help: ArgumentHelp("""

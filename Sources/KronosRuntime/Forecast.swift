@@ -251,7 +251,7 @@ extension PredictorSession {
 extension KronosModel {
     /// The activation arithmetic of a forecast that asks for none: int8 when the predictor has
     /// q8_0 / q4_1 / q4_k matmul weights and this processor has the integer kernels that make it
-    /// faster than the float path (AVX-512 VNNI: decode ~1.2-2x, prefill ~3x; the portable integer
+    /// faster than the float path (AVX-512 VNNI, Zen 4: prefill ~2x, decode up to ~2x; the portable integer
     /// kernel is slower than the float one); f32 otherwise. Its drift is the int8 path's, measured
     /// by `verify --activations int8` (ActivationPrecision.int8).
     public var defaultActivations: ActivationPrecision {

@@ -65,7 +65,7 @@ public enum VNNI {
     }
 
     /// The same products for few input rows (decode steps), straight from the stored rows: weight
-    /// rows of 8-row groups `groups`, up to 4 input rows at a time.
+    /// rows of 8-row groups `groups`, up to 6 input rows at a time.
     @inline(never)
     public static func matvec(_ type: TensorType, weights w: UnsafeRawPointer, rowBytes: Int, rows: Int, groups: Range<Int>,
                               x: Int8Activations, inputs: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?) {
@@ -236,9 +236,13 @@ func matvecGroups<C: IntegerCodes>(_: C.Type, _ w: UnsafeRawPointer, _ rowBytes:
     for g in groups {
         let j0 = g * VNNI.matvecRows, count = min(VNNI.matvecRows, rows - j0)
         var t = 0
-        // The next group's rows are prefetched while the first inputs are multiplied.
-        while t + 4 <= inputs { matvecTile(C.self, FourInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias); t += 4 }
+        // The next group's rows are prefetched while the first inputs are multiplied. Up to 6 inputs
+        // go in one pass (the group's codes read once), more 4 at a time first.
+        while inputs - t > 6 { matvecTile(C.self, FourInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias); t += 4 }
         switch inputs - t {
+        case 6: matvecTile(C.self, SixInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
+        case 5: matvecTile(C.self, FiveInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
+        case 4: matvecTile(C.self, FourInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
         case 3: matvecTile(C.self, ThreeInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
         case 2: matvecTile(C.self, TwoInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
         case 1: matvecTile(C.self, OneInputRow.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
@@ -260,7 +264,7 @@ func matvecTile<C: IntegerCodes, R: InputRowCount>(_: C.Type, _: R.Type, _ w: Un
     @inline(__always) func row(_ r: Int) -> UnsafeRawPointer { r < count ? r0 + r * rowBytes : r0 }
     let p0 = row(0), p1 = row(1), p2 = row(2), p3 = row(3), p4 = row(4), p5 = row(5), p6 = row(6), p7 = row(7)
     let next = r0 + VNNI.matvecRows * rowBytes, slice = VNNI.matvecRows * C.unitBytes
-    var f0 = SIMD8<Float>(), f1 = SIMD8<Float>(), f2 = SIMD8<Float>(), f3 = SIMD8<Float>()
+    var f0 = SIMD8<Float>(), f1 = SIMD8<Float>(), f2 = SIMD8<Float>(), f3 = SIMD8<Float>(), f4 = SIMD8<Float>(), f5 = SIMD8<Float>()
     // Scales (0 ..< 8) and minimums (8 ..< 16) of the unit's blocks, lanes are rows.
     var lanes = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(),
                  SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
@@ -290,6 +294,8 @@ func matvecTile<C: IntegerCodes, R: InputRowCount>(_: C.Type, _: R.Type, _ w: Un
                     if R.count > 1 { input(1, nibbleSums(c, x, t + 1, u), &f1) }
                     if R.count > 2 { input(2, nibbleSums(c, x, t + 2, u), &f2) }
                     if R.count > 3 { input(3, nibbleSums(c, x, t + 3, u), &f3) }
+                    if R.count > 4 { input(4, nibbleSums(c, x, t + 4, u), &f4) }
+                    if R.count > 5 { input(5, nibbleSums(c, x, t + 5, u), &f5) }
                 } else {
                     let c = (C.codes(p0 + o, block: k), C.codes(p1 + o, block: k), C.codes(p2 + o, block: k), C.codes(p3 + o, block: k),
                              C.codes(p4 + o, block: k), C.codes(p5 + o, block: k), C.codes(p6 + o, block: k), C.codes(p7 + o, block: k))
@@ -297,6 +303,8 @@ func matvecTile<C: IntegerCodes, R: InputRowCount>(_: C.Type, _: R.Type, _ w: Un
                     if R.count > 1 { input(1, byteSums(c, x, t + 1, u), &f1) }
                     if R.count > 2 { input(2, byteSums(c, x, t + 2, u), &f2) }
                     if R.count > 3 { input(3, byteSums(c, x, t + 3, u), &f3) }
+                    if R.count > 4 { input(4, byteSums(c, x, t + 4, u), &f4) }
+                    if R.count > 5 { input(5, byteSums(c, x, t + 5, u), &f5) }
                 }
             }
         }
@@ -305,6 +313,8 @@ func matvecTile<C: IntegerCodes, R: InputRowCount>(_: C.Type, _: R.Type, _ w: Un
     if R.count > 1 { finish(f1, y + (t + 1) * ldy + j0, count, bias.map { $0 + j0 }) }
     if R.count > 2 { finish(f2, y + (t + 2) * ldy + j0, count, bias.map { $0 + j0 }) }
     if R.count > 3 { finish(f3, y + (t + 3) * ldy + j0, count, bias.map { $0 + j0 }) }
+    if R.count > 4 { finish(f4, y + (t + 4) * ldy + j0, count, bias.map { $0 + j0 }) }
+    if R.count > 5 { finish(f5, y + (t + 5) * ldy + j0, count, bias.map { $0 + j0 }) }
 }
 
 /// The low and high nibbles of two rows' 16 packed bytes: [row r | row r + 4].

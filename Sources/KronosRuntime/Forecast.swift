@@ -167,8 +167,7 @@ extension KronosModel {
         do {   // (the session's caches are freed before the tokenizer decodes)
             // The S samples of a series share its T context tokens: their rows are computed and cached once.
             let session = PredictorSession(model: predictor, batch: batch, perGroup: S, sharedTokens: T, capacity: window,
-                                           privateRows: P, integerActivations: activations(settings.activations) == .int8,
-                                           kvCache: kvCache(settings.kvCache))
+                                           privateRows: P, activations: settings.activations, kvCache: settings.kvCache)
             // Everything a step needs is allocated here, once (the step itself allocates nothing).
             let sampler = Sampler(capacity: max(V1, V2))
             var picks1 = [Int](repeating: 0, count: batch), picks2 = [Int](repeating: 0, count: batch)
@@ -254,24 +253,20 @@ extension KronosModel {
     /// faster than the float path (AVX-512 VNNI, Zen 4: prefill ~2x, decode up to ~2x; the portable integer
     /// kernel is slower than the float one); f32 otherwise. Its drift is the int8 path's, measured
     /// by `verify --activations int8` (ActivationPrecision.int8).
-    public var defaultActivations: ActivationPrecision {
-        predictor.hasIntegerCodes && Kernels.IntegerKernels.native == .vnni ? .int8 : .f32
-    }
+    public var defaultActivations: ActivationPrecision { predictor.defaultActivations }
 
     /// The key / value cache precision of a forecast that asks for none: f16 when the predictor has
     /// q8_0 / q4_1 / q4_k matmul weights, whose own rounding dwarfs the cache's (Kronos-mini q8: s1
     /// KLD 2.586e-4 with either cache) and halves the cache; f32 for f32 / f16 bundles, which stay
     /// as exact as the reference.
-    public var defaultKVCache: KVCachePrecision { predictor.hasIntegerCodes ? .f16 : .f32 }
+    public var defaultKVCache: KVCachePrecision { predictor.defaultKVCache }
 
     /// `requested`, or the default when nil, as a forecast on this processor runs it (int8 only
     /// where some weight has integer codes).
-    public func activations(_ requested: ActivationPrecision?) -> ActivationPrecision {
-        predictor.hasIntegerCodes ? requested ?? defaultActivations : .f32
-    }
+    public func activations(_ requested: ActivationPrecision?) -> ActivationPrecision { predictor.activations(requested) }
 
     /// `requested`, or the default when nil.
-    public func kvCache(_ requested: KVCachePrecision?) -> KVCachePrecision { requested ?? defaultKVCache }
+    public func kvCache(_ requested: KVCachePrecision?) -> KVCachePrecision { predictor.kvCache(requested) }
 
     /// Teacher forcing along a given path: the step logits the sampler would see at every step when
     /// the tokens generated so far are `path` (s1 conditioned on the path's own s2 for the s2 logits).
@@ -294,7 +289,7 @@ extension KronosModel {
         precondition(k >= 1 && pathsS2.count == k && pathsS1.allSatisfy { $0.count == P } && pathsS2.allSatisfy { $0.count == P })
         let V1 = predictor.config.s1Vocabulary, V2 = predictor.config.s2Vocabulary
         let session = PredictorSession(model: predictor, batch: k, perGroup: k, sharedTokens: T, capacity: window, privateRows: P,
-                                       integerActivations: self.activations(activations) == .int8, kvCache: self.kvCache(kvCache))
+                                       activations: activations, kvCache: kvCache)
         let s1 = pathsS1.map { contextS1 + $0 }, s2 = pathsS2.map { contextS2 + $0 }
         let allStamps = [[TimeStamp]](repeating: stamps, count: k)
         var l1 = [[[Float]]](repeating: [], count: k), l2 = [[[Float]]](repeating: [], count: k)

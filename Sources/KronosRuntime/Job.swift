@@ -50,6 +50,9 @@ public struct SeriesResult: Sendable {
 public struct RunResult: Sendable {
     public var bundle: String
     public var settings: ForecastSettings
+    /// The arithmetic the forecast ran with (the settings' requests, defaults resolved).
+    public var activations: ActivationPrecision
+    public var kvCache: KVCachePrecision
     public var series: [SeriesResult]
     public var notes: [String]
     public var loadSeconds: Double
@@ -90,9 +93,8 @@ public enum ForecastJob {
         }
         var settings = ForecastSettings(predictionLength: P, maxContext: window, sampling: o.sampling, samples: o.samples, seed: o.seed)
         settings.cache = o.cache
-        // The arithmetic as this forecast runs it (defaults resolved), for the report.
-        settings.activations = model.activations(o.activations)
-        settings.kvCache = model.kvCache(o.kvCache)
+        settings.activations = o.activations
+        settings.kvCache = o.kvCache
         let start = Date()
         let forecasts = try model.forecast(inputs, settings: settings, progress: progress)
         let seconds = Date().timeIntervalSince(start)
@@ -107,7 +109,8 @@ public enum ForecastJob {
             series.append(SeriesResult(file: tables[k].file, history: tables[k], timestamps: futures[k].map { Candles.format($0, tables[k].format) },
                                        mean: f.mean, quantiles: q, s1: f.s1, s2: f.s2))
         }
-        return RunResult(bundle: model.path, settings: settings, series: series, notes: notes,
+        return RunResult(bundle: model.path, settings: settings, activations: model.activations(o.activations), kvCache: model.kvCache(o.kvCache),
+                         series: series, notes: notes,
                          loadSeconds: model.loadSeconds, forecastSeconds: seconds)
     }
 
@@ -151,8 +154,8 @@ public enum ForecastJob {
             "temperature": Double(r.settings.sampling.temperature), "top_k": r.settings.sampling.topK,
             "top_p": Double(r.settings.sampling.topP), "samples": r.settings.samples, "seed": r.settings.seed,
             // the cache mode, activation arithmetic and cache precision the forecast ran with
-            "cache": r.settings.cache.rawValue, "activations": r.settings.activations?.rawValue ?? "default",
-            "kv_cache": r.settings.kvCache?.rawValue ?? "default",
+            "cache": r.settings.cache.rawValue, "activations": r.activations.rawValue,
+            "kv_cache": r.kvCache.rawValue,
         ]
         let series: [[String: Any]] = r.series.map { s in
             var o: [String: Any] = ["input": s.file, "rows": s.history.rows, "forecast": rows(s, s.mean)]

@@ -142,7 +142,6 @@ public enum ForecastBenchmark {
                                kvCache requestedCache: KVCachePrecision? = nil) throws(RuntimeError) -> ForecastTiming {
         let window = model.maxContext
         let activations = model.activations(requested), kvCache = model.kvCache(requestedCache)
-        let integerActivations = activations == .int8
         let input = syntheticSeries(rows: lookback, future: predictionLength)
         // Smallest of the seconds `body` reports, repeated until minSeconds have passed (at least once).
         func best(_ body: () throws(RuntimeError) -> Double) throws(RuntimeError) -> Double {
@@ -166,7 +165,7 @@ public enum ForecastBenchmark {
         let s1 = [[Int]](repeating: ids.s1 + [Int](repeating: 1, count: predictionLength), count: samples)
         let s2 = [[Int]](repeating: ids.s2 + [Int](repeating: 1, count: predictionLength), count: samples)
         // Prefill: `samples` independent sequences of the context in one batch (tokens/s of the batched kernels).
-        let session = PredictorSession(model: model.predictor, batch: samples, capacity: window, integerActivations: integerActivations,
+        let session = PredictorSession(model: model.predictor, batch: samples, capacity: window, activations: activations,
                                        kvCache: kvCache)
         let prefillRows = min(lookback, window)
         let prefill = try best { () throws(RuntimeError) in
@@ -177,7 +176,7 @@ public enum ForecastBenchmark {
         // so every step is one row), as a forecast's samples run.
         let steps = min(predictionLength, window / 2), start = min(lookback, window / 2)
         let decoder = PredictorSession(model: model.predictor, batch: samples, perGroup: samples, sharedTokens: start, capacity: window,
-                                       privateRows: steps + 1, integerActivations: integerActivations, kvCache: kvCache)
+                                       privateRows: steps + 1, activations: activations, kvCache: kvCache)
         let picks = [Int](repeating: 1, count: samples)
         let step = try best { () throws(RuntimeError) in
             decoder.reset()

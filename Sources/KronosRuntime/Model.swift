@@ -146,6 +146,7 @@ final class PredictorModel: @unchecked Sendable {
     let depNorm: [Float]          // [D]
     let projS1: Linear            // [V1, D] + [V1]
     let projS2: Linear            // [V2, D] + [V2]
+    let hasIntegerCodes: Bool     // some matmul weight is q8_0 / q4_1 / q4_k (the integer path's types)
 
     init(_ s: TensorStore, config c: PredictorConfig, positions: Int) throws(RuntimeError) {
         config = c
@@ -166,13 +167,18 @@ final class PredictorModel: @unchecked Sendable {
         depNorm = try s.vector(.predictor, "dep_layer.norm.weight")
         projS1 = try s.linear(.predictor, "head.proj_s1")
         projS2 = try s.linear(.predictor, "head.proj_s2")
+        let linears = [fusion, depQ, depK, depV, depOut, projS1, projS2] + blocks.flatMap { [$0.q, $0.k, $0.v, $0.out, $0.w1, $0.w3, $0.w2] }
+        hasIntegerCodes = linears.contains { $0.weight.type.hasIntegerCodes }
     }
 
-    /// Whether some matmul weight has integer codes (q8_0 / q4_1 / q4_k), which the integer path takes.
-    var hasIntegerCodes: Bool {
-        let linears = [fusion, depQ, depK, depV, depOut, projS1, projS2] + blocks.flatMap { [$0.q, $0.k, $0.v, $0.out, $0.w1, $0.w3, $0.w2] }
-        return linears.contains { $0.weight.type.hasIntegerCodes }
-    }
+    /// The arithmetic a predictor session runs when asked for none (KronosModel.defaultActivations /
+    /// defaultKVCache say why): int8 activations where some matmul weight has integer codes and this
+    /// processor has VNNI, the f16 cache where some matmul weight has integer codes.
+    var defaultActivations: ActivationPrecision { hasIntegerCodes && Kernels.IntegerKernels.native == .vnni ? .int8 : .f32 }
+    var defaultKVCache: KVCachePrecision { hasIntegerCodes ? .f16 : .f32 }
+    /// `requested`, or the default when nil (int8 only where some weight has integer codes).
+    func activations(_ requested: ActivationPrecision?) -> ActivationPrecision { hasIntegerCodes ? requested ?? defaultActivations : .f32 }
+    func kvCache(_ requested: KVCachePrecision?) -> KVCachePrecision { requested ?? defaultKVCache }
 
     /// Input embedding of one token: fusion(concat(emb_s1[s1]·√D, emb_s2[s2]·√D)) + time(stamp) -> out [D].
     func embed(s1: Int, s2: Int, stamp: TimeStamp, pair: UnsafeMutablePointer<Float>, time: UnsafeMutablePointer<Float>,

@@ -43,22 +43,23 @@ final class PredictorSession {
 
     /// `batch` sequences with windows of up to `capacity` rows; with perGroup > 1, groups of perGroup
     /// sequences share tokens 0 ..< sharedTokens and have at most `privateRows` rows beyond them.
-    /// integerActivations: q8_0 / q4_1 / q4_k weights multiply int8-quantized activations (an approximation);
-    /// kvCache: precision of the cached keys / values (f16: an approximation).
+    /// activations: the arithmetic of q8_0 / q4_1 / q4_k matmuls; kvCache: precision of the cached
+    /// keys / values (nil: the model's defaults, PredictorModel.activations / kvCache).
     init(model: PredictorModel, batch: Int, perGroup: Int = 1, sharedTokens: Int = 0, capacity: Int, privateRows: Int = 0,
-         integerActivations: Bool = false, kvCache: KVCachePrecision = .f32) {
+         activations: ActivationPrecision? = nil, kvCache requestedCache: KVCachePrecision? = nil) {
         precondition(perGroup >= 1 && batch % perGroup == 0)
         self.model = model; self.batch = batch; self.capacity = capacity
         self.perGroup = perGroup; self.sharedTokens = perGroup > 1 ? sharedTokens : 0
         let D = model.config.modelDimension
         let own = perGroup > 1 ? min(privateRows, capacity) : 0
+        let kvCache = model.kvCache(requestedCache)
         caches = (0..<model.blocks.count).map { _ in
             KVCache(batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D, precision: kvCache)
         }
         depCache = KVCache(batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D, precision: kvCache)
         let rows = max(batch, min(Self.passRows, batch * capacity))
         scratch = BlockScratch(rows: rows, D: D, F: model.config.feedForwardDimension, columns: 2 * D, positions: capacity)
-        scratch.workspace.integerActivations = integerActivations
+        scratch.workspace.integerActivations = model.activations(activations) == .int8
         x = .allocate(capacity: rows * D)
         pair = .allocate(capacity: 2 * D); time = .allocate(capacity: D)
         emb = .allocate(capacity: batch * D); query = .allocate(capacity: batch * D)

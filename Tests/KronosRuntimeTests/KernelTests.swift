@@ -291,7 +291,7 @@ let attentionRelativeTolerance = 1e-5
     /// Every kernel of the integer path computes the scalar reference's numbers bit for bit, for
     /// q8_0, q4_1 and q4_k weights: the portable kernel, and (on VNNI processors) the batched VNNI
     /// kernel (8+ rows: 16-row groups, 4-row tiles and their tails) and its matvec (fewer rows: tiles
-    /// of 4, 3, 2 and 1 inputs), on odd shapes, q8_0 codes of -128 included (a stored q8_0 row may
+    /// of 1 to 6 inputs, 7 as 4 + 3), on odd shapes, q8_0 codes of -128 included (a stored q8_0 row may
     /// hold them even if the quantizer never writes them).
     @Test func portableIntegerKernelIsTheReferenceBitwise() throws { try checkIntegerKernels(.portable) }
 

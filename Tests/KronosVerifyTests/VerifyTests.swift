@@ -70,7 +70,9 @@ func bundle(_ quantize: QuantizeChoice, model: String = golden) throws -> String
         let explicit = try Verify.run(bundle: q8, golden: golden, options: options)
         #expect(defaults.overall.s1KLD == explicit.overall.s1KLD && defaults.overall.ensembleNMAE == explicit.overall.ensembleNMAE)
         // An f32 bundle keeps the exact arithmetic by default.
-        let f32 = try Verify.run(bundle: try bundle(.f32), golden: golden, options: { var o = VerifyOptions(); o.ensemble = false; return o }())
+        var noEnsemble = VerifyOptions()
+        noEnsemble.ensemble = false
+        let f32 = try Verify.run(bundle: try bundle(.f32), golden: golden, options: noEnsemble)
         #expect(f32.activations == .f32 && f32.kvCache == .f32)
     }
 

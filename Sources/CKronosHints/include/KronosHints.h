@@ -47,13 +47,19 @@ kronos_u8x32 kronos_abs8(kronos_i8x32 a) {
     return (kronos_u8x32)_mm256_abs_epi8((__m256i)a);
 }
 
+// Lane r (r < 4): the sum of lanes 0-3 of p_r; lane 4 + r: the sum of lanes 4-7 of p_r (exact,
+// wrapping): 4 vectors that each hold two rows' partial sums -> the 8 rows' totals (3 vphaddd).
+static inline __attribute__((always_inline, target("avx2")))
+kronos_i32x8 kronos_sum4x2x4(kronos_i32x8 p0, kronos_i32x8 p1, kronos_i32x8 p2, kronos_i32x8 p3) {
+    return (kronos_i32x8)_mm256_hadd_epi32(_mm256_hadd_epi32((__m256i)p0, (__m256i)p1), _mm256_hadd_epi32((__m256i)p2, (__m256i)p3));
+}
+
 // Lane r: the sum of the 8 lanes of p_r (exact, wrapping): 8 vectors of partial sums -> one vector
 // of totals (6 vphaddd, 2 vperm2i128, 1 vpaddd).
 static inline __attribute__((always_inline, target("avx2")))
 kronos_i32x8 kronos_sum8x8(kronos_i32x8 p0, kronos_i32x8 p1, kronos_i32x8 p2, kronos_i32x8 p3,
                            kronos_i32x8 p4, kronos_i32x8 p5, kronos_i32x8 p6, kronos_i32x8 p7) {
-    __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32((__m256i)p0, (__m256i)p1), _mm256_hadd_epi32((__m256i)p2, (__m256i)p3));
-    __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32((__m256i)p4, (__m256i)p5), _mm256_hadd_epi32((__m256i)p6, (__m256i)p7));
+    __m256i a = (__m256i)kronos_sum4x2x4(p0, p1, p2, p3), b = (__m256i)kronos_sum4x2x4(p4, p5, p6, p7);
     // a = [p0 p1 p2 p3 (lanes 0-3 sums) | p0 p1 p2 p3 (lanes 4-7 sums)], b likewise for p4...p7.
     return (kronos_i32x8)_mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
 }
@@ -79,13 +85,6 @@ kronos_u8x32 kronos_low_nibbles(kronos_u8x32 v) {
 static inline __attribute__((always_inline, target("avx2")))
 kronos_u8x32 kronos_high_nibbles(kronos_u8x32 v) {
     return (kronos_u8x32)_mm256_and_si256(_mm256_srli_epi16((__m256i)v, 4), _mm256_set1_epi8(0x0F));
-}
-
-// Lane r (r < 4): the sum of lanes 0-3 of p_r; lane 4 + r: the sum of lanes 4-7 of p_r (exact,
-// wrapping): 4 vectors that each hold two rows' partial sums -> the 8 rows' totals (3 vphaddd).
-static inline __attribute__((always_inline, target("avx2")))
-kronos_i32x8 kronos_sum4x2x4(kronos_i32x8 p0, kronos_i32x8 p1, kronos_i32x8 p2, kronos_i32x8 p3) {
-    return (kronos_i32x8)_mm256_hadd_epi32(_mm256_hadd_epi32((__m256i)p0, (__m256i)p1), _mm256_hadd_epi32((__m256i)p2, (__m256i)p3));
 }
 
 // Lane r: the sum of the 8 lanes of p_r in the order ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))

@@ -11,6 +11,7 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kronos-bench",
         abstract: "Benchmark the runtime (release build): matmul kernels, and whole forecasts of bundles.",
+        version: KronosVersion.string,
         subcommands: [Kernels.self, Attention.self, ForecastBench.self, ForecastOne.self],
         defaultSubcommand: Kernels.self)
 }
@@ -104,7 +105,9 @@ struct ForecastBench: ParsableCommand {
     var kvCache: KVCachePrecision?
 
     func run() throws {
-        let me = URL(fileURLWithPath: CommandLine.arguments[0]).path
+        // This executable, however it was started (by name from PATH, argv[0] is only "kronos-bench").
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).path
         print("| bundle | activations | KV cache | decoded MiB | samples | prefill tok/s | decode steps/s | "
               + cache.map { "forecast \($0.rawValue) s" }.joined(separator: " | ") + " | peak RSS MiB | RSS - decoded MiB |")
         print("|---|---|---|---|---|---|---|" + cache.map { _ in "---|" }.joined() + "---|---|")

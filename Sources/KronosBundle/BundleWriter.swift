@@ -17,15 +17,18 @@ public final class BundleWriter {
     /// Opens a temporary file beside `destination`. Refuses an existing destination unless `force`.
     /// Stale temporary files of earlier killed conversions to the same destination are removed.
     public init(destination: String, force: Bool) throws(BundleError) {
-        self.destination = destination
-        if !force, FileManager.default.fileExists(atPath: destination) { throw .exists(file: destination) }
-        let url = URL(fileURLWithPath: destination)
+        // A symbolic link's final target is written (the link stays); a device or FIFO is never
+        // replaced, with or without --force (OutputFile.swift).
+        let target: OutputTarget
+        do { target = try OutputTarget.resolve(destination, option: "--output", regularOnly: true) } catch {
+            throw .io(file: destination, message: error.message)
+        }
+        guard case let .replace(resolved, existingMode) = target.kind else { throw .io(file: destination, message: "not a regular file") }
+        if !force, existingMode != nil { throw .exists(file: destination) }
+        self.destination = resolved
+        let url = URL(fileURLWithPath: resolved)
         let dir = url.deletingLastPathComponent().path
         let base = url.lastPathComponent
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-            throw .io(file: destination, message: "directory \(dir) does not exist")
-        }
         BundleWriter.removeStaleTemporaries(directory: dir, base: base)
         let tmp = (dir as NSString).appendingPathComponent(".\(base).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         temporaryPath = tmp

@@ -8,7 +8,7 @@ import KronosQuant
 import Glibc
 #endif
 
-public let converterVersion = "0.1.0"
+public let converterVersion = KronosVersion.string
 
 /// The user's choice of default type for quantizable tensors.
 public enum QuantizeChoice: String, Sendable, CaseIterable, Codable {

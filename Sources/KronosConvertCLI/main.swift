@@ -19,6 +19,7 @@ struct Root: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kronos-convert",
         abstract: "Convert Kronos tokenizer + predictor checkpoints (safetensors) into a quantized .kq bundle.",
+        version: KronosVersion.string,
         subcommands: [Convert.self, Inspect.self],
         defaultSubcommand: Convert.self)
 }

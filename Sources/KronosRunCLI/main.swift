@@ -16,7 +16,7 @@ struct SamplingOptions: ParsableArguments {
     var topK: Int = 0
     @Option(help: "Nucleus sampling mass in (0, 1] (1 = off). Ignored when --top-k > 0.")
     var topP: Float = 0.9
-    @Option(help: "Paths sampled per series (one batch) and averaged; > 1 adds 10/50/90% quantiles.")
+    @Option(help: "Paths sampled per series (one batch) and averaged, e.g. 20; > 1 adds quantiles and probabilities of closing up.")
     var samples: Int = 1
     @Option(help: "Seed of the portable random generator (same seed, same output on any machine).")
     var seed: UInt64 = 0
@@ -54,8 +54,36 @@ struct Root: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kronos-run",
         abstract: "Forecast candlesticks with a Kronos .kq bundle.",
+        version: KronosVersion.string,
         subcommands: [Forecast.self, VerifyCommand.self],
         defaultSubcommand: Forecast.self)
+}
+
+extension CalendarKind: ExpressibleByArgument {}
+
+struct InputOptions: ParsableArguments {
+    @Option(name: .customLong("input"), help: ArgumentHelp("""
+        Candle CSV (repeatable: series forecast together). Comma, semicolon or tab separated, any line \
+        endings; a header naming the timestamp (timestamps, timestamp, datetime, date, time, open_time) \
+        and open, high, low, close, optionally volume and amount (or quote_asset_volume), in any case; \
+        or Binance's headerless 12-column kline files.
+        """, valueName: "file.csv"))
+    var inputs: [String] = []
+    @Option(help: ArgumentHelp("The timestamp column, when its header name is not a usual one (a name, or a 1-based position).", valueName: "name"))
+    var timeColumn: String?
+    @Option(name: .customLong("column"), help: ArgumentHelp("A field's column, e.g. close=Last or volume=\"Volume BTC\" (repeatable; fields: open, high, low, close, volume, amount).", valueName: "field=name"))
+    var columns: [String] = []
+
+    func mapping() throws -> ColumnMapping {
+        var m = ColumnMapping(time: timeColumn)
+        for c in columns {
+            guard let eq = c.firstIndex(of: "="), eq != c.startIndex, c.index(after: eq) != c.endIndex else {
+                throw ValidationError("--column \"\(c)\": expected FIELD=NAME, e.g. close=Last")
+            }
+            m.fields[String(c[..<eq]).lowercased()] = String(c[c.index(after: eq)...])
+        }
+        return m
+    }
 }
 
 struct Forecast: ParsableCommand {
@@ -65,47 +93,90 @@ struct Forecast: ParsableCommand {
         Examples:
           kronos-run btc-4h.kq --input candles.csv --pred-len 48
           kronos-run btc-4h.kq --input a.csv --input b.csv --pred-len 24 --samples 20 --top-p 0.9 --seed 7 --format json
-          kronos-run btc-4h.kq --input candles.csv --pred-len 48 --samples 32 --chart forecast.svg
-        Input CSV: a header with a timestamp column (timestamps, timestamp, date or time) and open,
-        high, low, close (volume, amount optional), rows strictly increasing in time.
+          kronos-run btc-4h.kq --input candles.csv --pred-len 48 --samples 100 --quantiles 0.05,0.5,0.95 --paths paths.csv --chart forecast.svg
+          kronos-run spx-1d.kq --input spx.csv --pred-len 10 --calendar weekdays
+        Notes and warnings go to stderr (and into the JSON output); --quiet silences them. Outputs are \
+        checked before the forecast runs; a regular file is replaced atomically, a symlink's target is \
+        written, a device or FIFO is written in place; - is standard output.
         """)
 
     @Argument(help: ArgumentHelp("Bundle written by kronos-convert.", valueName: "bundle.kq"))
     var bundle: String
-    @Option(name: .customLong("input"), help: ArgumentHelp("Candle CSV (repeatable: series forecast together).", valueName: "file.csv"))
-    var inputs: [String] = []
+    @OptionGroup var input: InputOptions
     @Option(help: "Candles to forecast, e.g. 48.")
     var predLen: Int
-    @Option(help: "Use the last N rows of each input (default: all).")
+    @Option(help: "Use the last N rows of each input (default: all), e.g. 512.")
     var lookback: Int?
     @Option(help: "Model window (default: the bundle's max context).")
     var maxContext: Int?
     @Option(help: "Spacing of future timestamps, e.g. 4h, 15m, 1d (default: the input's most common spacing).")
     var interval: String?
+    @Option(help: ArgumentHelp("Calendar of future timestamps: 24x7 or weekdays (default: weekdays when the input has no weekend rows).", valueName: "calendar"))
+    var calendar: CalendarKind?
+    @Option(help: ArgumentHelp("Future timestamps from a file (one per line, or a CSV with a timestamp column): holidays, sessions, any calendar.", valueName: "file"))
+    var futureTimestamps: String?
     @OptionGroup var sampling: SamplingOptions
+    @Option(help: ArgumentHelp("Quantile levels of the sample paths, e.g. 0.05,0.25,0.5,0.75,0.95 (default 0.1,0.5,0.9; given, they also become CSV columns).", valueName: "levels"))
+    var quantiles: String?
     @OptionGroup var execution: ExecutionOptions
     @Option(help: "Output format: csv or json.")
     var format: String = "csv"
-    @Option(name: [.short, .long], help: ArgumentHelp("Write the forecast here (atomically) instead of stdout.", valueName: "file"))
+    @Option(name: [.short, .long], help: ArgumentHelp("Write the forecast here instead of stdout (- is stdout).", valueName: "file"))
     var output: String?
-    @Option(help: ArgumentHelp("Draw the history, forecast and quantile band as SVG.", valueName: "file.svg"))
+    @Option(help: ArgumentHelp("Write every sample path as CSV: series, sample, timestamps, open, ..., amount.", valueName: "file.csv"))
+    var paths: String?
+    @Option(help: ArgumentHelp("Draw the history, forecast, sample paths and quantile band as SVG; with several inputs a directory or a pattern with {series}.", valueName: "file.svg"))
     var chart: String?
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
     @Flag(help: "Print load and forecast seconds to stderr.")
     var timings = false
+    @Flag(name: [.short, .long], help: "No notes or warnings on stderr (they stay in the JSON output).")
+    var quiet = false
 
     func validate() throws {
         guard ["csv", "json"].contains(format) else { throw ValidationError("--format must be csv or json, found \"\(format)\"") }
-        if inputs.isEmpty { throw ValidationError("give at least one --input file") }
+        if input.inputs.isEmpty { throw ValidationError("give at least one --input file") }
+        _ = try input.mapping()
+        _ = try quantileLevels()
+    }
+
+    func quantileLevels() throws -> [Double]? {
+        guard let quantiles else { return nil }
+        return try quantiles.split(separator: ",", omittingEmptySubsequences: false).map { part in
+            guard let v = Double(part.trimmingCharacters(in: .whitespaces)), v > 0, v < 1 else {
+                throw ValidationError("--quantiles \"\(quantiles)\": expected levels in (0, 1) separated by commas, e.g. 0.05,0.5,0.95; found \"\(part)\"")
+            }
+            return v
+        }
+    }
+
+    /// One chart path per input: the path itself for one input; a directory (existing, or ending in
+    /// /) gets <input name>.svg per series; a pattern's {series} is replaced by the input's name.
+    static func chartPaths(_ chart: String, inputs: [String]) throws -> [String] {
+        var isDirectory: ObjCBool = false
+        let directory = chart.hasSuffix("/") || (FileManager.default.fileExists(atPath: chart, isDirectory: &isDirectory) && isDirectory.boolValue)
+        let stems = inputs.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension }
+        let names = stems.enumerated().map { i, s in stems.filter { $0 == s }.count > 1 ? "\(s)-\(i + 1)" : s }
+        if directory { return names.map { (chart as NSString).appendingPathComponent($0 + ".svg") } }
+        if chart.contains("{series}") { return names.map { chart.replacingOccurrences(of: "{series}", with: $0) } }
+        guard inputs.count == 1 else {
+            throw ValidationError("--chart \(chart): \(inputs.count) inputs make \(inputs.count) charts: give a directory (--chart charts/) "
+                                  + "or a pattern with {series} (--chart 'forecast-{series}.svg')")
+        }
+        return [chart]
     }
 
     func run() throws {
         if let threads { Runtime.threads = max(1, threads) }
-        var options = RunOptions(inputs: inputs, predictionLength: predLen)
+        var options = RunOptions(inputs: input.inputs, predictionLength: predLen)
+        options.mapping = try input.mapping()
         options.lookback = lookback
         options.maxContext = maxContext
         options.interval = interval
+        options.calendar = calendar
+        options.futureTimestamps = futureTimestamps
+        if let q = try quantileLevels() { options.quantiles = q; options.quantilesGiven = true }
         options.sampling = SamplingSettings(temperature: sampling.temperature, topK: sampling.topK, topP: sampling.topP)
         options.samples = sampling.samples
         options.seed = sampling.seed
@@ -113,10 +184,23 @@ struct Forecast: ParsableCommand {
         options.activations = execution.activations
         options.kvCache = execution.kvCache
         try options.check()
+        // Every output is resolved before any work: a bad path fails now, not after the forecast.
+        let outputs = OutputSet()
+        let forecastTarget = try outputs.add(output ?? "-", option: "--output")
+        let pathsTarget = try paths.map { p throws in try outputs.add(p, option: "--paths") }
+        let chartTargets = try chart.map { c throws in try Self.chartPaths(c, inputs: input.inputs).map { p throws in try outputs.add(p, option: "--chart") } } ?? []
+        let prepared = try ForecastJob.prepare(options)
+        func say(_ kind: String, _ lines: [String]) {
+            guard !quiet else { return }
+            for line in lines { FileHandle.standardError.write(Data("\(kind): \(line)\n".utf8)) }
+        }
         let model = try KronosModel(path: bundle)
-        let interactive = isatty(STDERR_FILENO) != 0
+        let advice = ForecastJob.advice(prepared: prepared, options: options, window: maxContext ?? model.maxContext)
+        say("note", prepared.flatMap(\.notes) + advice.notes)
+        say("warning", prepared.flatMap(\.warnings) + advice.warnings)
+        let interactive = isatty(STDERR_FILENO) != 0 && !quiet
         let start = Date()
-        let result = try ForecastJob.run(model: model, options: options) { event in
+        let result = try ForecastJob.run(model: model, prepared: prepared, options: options) { event in
             guard interactive, case let .step(done, total) = event else { return }
             let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-9)
             FileHandle.standardError.write(Data("\r\u{1B}[Kstep \(done)/\(total) (\(String(format: "%.1f", rate)) steps/s)\(done == total ? "\n" : "")".utf8))
@@ -125,10 +209,15 @@ struct Forecast: ParsableCommand {
             let steps = Double(predLen) / max(result.forecastSeconds, 1e-9)
             FileHandle.standardError.write(Data(String(format: "load %.3f s, forecast %.3f s (%.2f steps/s)\n", result.loadSeconds, result.forecastSeconds, steps).utf8))
         }
-        for note in result.notes where interactive { FileHandle.standardError.write(Data("note: \(note)\n".utf8)) }
-        let text = format == "json" ? ForecastJob.json(result) + "\n" : ForecastJob.csv(result)
-        if let output { try writeAtomically(text, to: output) } else { print(text, terminator: "") }
-        if let chart, let first = result.series.first { try writeAtomically(ForecastChart.svg(first), to: chart) }
+        let text = format == "json" ? ForecastJob.json(result) + "\n" : ForecastJob.csv(result, quantileColumns: options.quantilesGiven)
+        try outputs.stage(forecastTarget, Data(text.utf8))
+        if let pathsTarget { try outputs.stage(pathsTarget, Data(ForecastJob.pathsCSV(result).utf8)) }
+        let context = ChartContext(bundle: bundle, type: model.manifest.settings.quantize, samples: options.samples, seed: options.seed,
+                                   cache: options.cache.rawValue)
+        for (k, target) in chartTargets.enumerated() {
+            try outputs.stage(target, Data(ForecastChart.svg(result.series[k], context: context).utf8))
+        }
+        try outputs.commit()
     }
 }
 
@@ -211,25 +300,23 @@ struct VerifyCommand: ParsableCommand {
             [m.name, "\(m.steps)", e(m.s1KLD), e(m.s2KLD), p(m.s1Top1), p(m.s2Top1), p(m.contextIDs), e(m.decodeNMAE),
              e(m.greedyNMAE), e(m.greedyMaxRelative), m.greedyIDsIdentical ? "yes" : "no", m.ensembleNMAE.map(e) ?? "-"]
         }
-        let table = [header] + rows
+        let t = r.thresholds
+        func maxGate(_ v: Double?) -> String { v.map { "<= " + e($0) } ?? "-" }
+        func minGate(_ v: Double?) -> String { v.map { ">= " + p($0) } ?? "-" }
+        let gate = ["gate (\(r.type))", "", maxGate(t.s1KLD), maxGate(t.s2KLD), minGate(t.s1Top1), minGate(t.s2Top1), minGate(t.contextIDs),
+                    maxGate(t.decodeNMAE), "", maxGate(t.greedyMaxRelative), t.greedyIDsIdentical ? "yes" : "", maxGate(t.ensembleNMAE)]
+        let table = [header] + rows + [gate]
         let widths = header.indices.map { c in table.map { $0[c].count }.max()! }
         for row in table { print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")) }
+        if let b = t.bitsPerWeight { print("bits per weight \(String(format: "%.3f", r.bitsPerWeight)) (gate <= \(String(format: "%.3f", b)))") }
         print(r.pass ? "PASS" : "FAIL: " + r.failures.joined(separator: "; "))
+        print(Verify.summary(r))
     }
 }
 
 struct VerifyFailure: LocalizedError {
     let failures: [String]
     var errorDescription: String? { "drift above threshold: " + failures.joined(separator: "; ") }
-}
-
-/// Writes to a temporary file beside `path`, then renames it into place.
-func writeAtomically(_ text: String, to path: String) throws {
-    do {
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-    } catch {
-        throw RuntimeError.input(file: path, line: nil, column: nil, message: "cannot write: \(error.localizedDescription)")
-    }
 }
 
 do {

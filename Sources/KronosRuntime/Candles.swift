@@ -1,13 +1,37 @@
-// Candle CSV input: header with open, high, low, close (+ optional volume, amount) and a timestamp
-// column (timestamps, timestamp, date or time); ISO-8601, "YYYY-MM-DD HH:MM:SS", unix seconds or
-// milliseconds; strictly increasing. Errors name the file, line and column.
+// Candle CSV input as exchanges and spreadsheets write it: LF, CRLF or CR line endings, a UTF-8 byte
+// order mark, `,` `;` or tab separators (detected; `;` / tab files may use a decimal comma), header
+// names in any case and spacing with the usual aliases (Binance's `open_time` / `quote_asset_volume`,
+// `datetime`, ...), the headerless 12-column Binance kline layout, and `--time-column` /
+// `--column FIELD=NAME` for anything else. Timestamps: ISO-8601, "YYYY-MM-DD[ HH:MM[:SS]]", unix
+// seconds, milliseconds or microseconds; strictly increasing.
+//
+// Hand-written rather than SwiftCSV or yaslab/CSV.swift (both in reach), for error quality and
+// strictness: every error here names the file, the physical line and the column and quotes at most
+// 200 bytes of the input (those libraries report neither line nor column), an unterminated quote or
+// a ragged row is refused instead of silently re-aligned, and the separator is detected. It reads
+// bytes, not `Character`s: a Swift `Character` joins "\r\n" into one, which is how CRLF files broke.
 import Foundation
 
 /// How the input wrote its timestamps (the forecast writes future ones the same way).
 public enum TimeFormat: Sendable, Equatable {
-    case unixSeconds, unixMilliseconds
-    /// Calendar text; `offset` seconds east of UTC when the input carried one, `isoT` when it used 'T'.
-    case calendar(offset: Int?, isoT: Bool)
+    case unixSeconds, unixMilliseconds, unixMicroseconds
+    /// Calendar text: `offset` seconds east of UTC when the input carried one, `isoT` when it used
+    /// 'T', `precision` the smallest field it wrote (date-only input gives date-only output).
+    case calendar(offset: Int?, isoT: Bool, precision: TimePrecision)
+}
+
+public enum TimePrecision: Int, Sendable, Comparable {
+    case day, minute, second
+    public static func < (a: TimePrecision, b: TimePrecision) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// Which input column holds which field, when the header's names are not the usual ones.
+public struct ColumnMapping: Sendable, Equatable {
+    /// Header name (case, space and punctuation insensitive) or, without a header, 1-based position.
+    public var time: String?
+    /// Field (open, high, low, close, volume, amount) -> header name or 1-based position.
+    public var fields: [String: String] = [:]
+    public init(time: String? = nil, fields: [String: String] = [:]) { self.time = time; self.fields = fields }
 }
 
 public struct CandleTable: Sendable {
@@ -17,123 +41,341 @@ public struct CandleTable: Sendable {
     public let format: TimeFormat
     /// [rows, 6]: open, high, low, close, volume, amount.
     public let values: [Float]
+    /// Line of the file each row came from (for messages).
+    public let lines: [Int]
     public var rows: Int { times.count }
+    /// What the reader inferred or filled in (the layout it recognised, an estimated amount).
     public let notes: [String]
+    /// Suspicious data that does not stop the forecast (OHLC order, prices <= 0, negative volume).
+    public let warnings: [String]
+
+    /// The last `n` rows.
+    public func suffix(_ n: Int) -> CandleTable {
+        CandleTable(file: file, times: Array(times.suffix(n)), format: format, values: Array(values.suffix(n * 6)),
+                    lines: Array(lines.suffix(n)), notes: notes, warnings: warnings)
+    }
 }
 
 public enum Candles {
     public static let columns = ["open", "high", "low", "close", "volume", "amount"]
-    public static let timeColumns = ["timestamps", "timestamp", "date", "time"]
+    /// Accepted header names per field, in order of preference, compared after `normalize`.
+    public static let aliases: [String: [String]] = [
+        "time": ["timestamps", "timestamp", "datetime", "date", "time", "opentime", "ts", "unix", "t"],
+        "open": ["open", "o", "openprice"],
+        "high": ["high", "h", "highprice"],
+        "low": ["low", "l", "lowprice"],
+        "close": ["close", "c", "closeprice"],
+        "volume": ["volume", "vol", "v", "baseassetvolume", "basevolume"],
+        "amount": ["amount", "quoteassetvolume", "quotevolume", "quoteav", "turnover"],
+    ]
+    /// Binance's kline files without a header (public data downloads): open time, open, high, low,
+    /// close, volume, close time, quote asset volume, trades, taker buy base, taker buy quote, ignore.
+    static let binanceKlineColumns = 12
     /// Longest accepted line (bytes), against runaway inputs.
     public static let maxLineBytes = 1 << 20
+    /// Longest excerpt of the input an error message quotes.
+    public static let excerptBytes = 200
+    /// Lines looked at to detect the separator.
+    static let sniffLines = 20
 
-    public static func read(path: String) throws(RuntimeError) -> CandleTable {
+    public static func read(path: String, mapping: ColumnMapping = ColumnMapping()) throws(RuntimeError) -> CandleTable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw .input(file: path, line: nil, column: nil, message: "cannot read the file")
         }
-        return try parse(data, file: path)
+        return try parse(data, file: path, mapping: mapping)
     }
 
-    public static func parse(_ data: Data, file: String) throws(RuntimeError) -> CandleTable {
-        func fail(_ line: Int?, _ col: String?, _ m: String) -> RuntimeError { .input(file: file, line: line, column: col, message: m) }
-        guard let text = String(data: data, encoding: .utf8) else { throw fail(nil, nil, "not UTF-8 text") }
-        var lines = [Substring]()
-        var lineNumbers = [Int]()
-        for (i, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            guard raw.utf8.count <= maxLineBytes else { throw fail(i + 1, nil, "line is longer than \(maxLineBytes) bytes") }
-            let l = raw.hasSuffix("\r") ? raw.dropLast() : raw
-            if l.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
-            lines.append(l); lineNumbers.append(i + 1)
+    /// Header names compare lowercased with everything but letters and digits removed
+    /// ("Open time", "open_time" and "<OPEN TIME>" are all "opentime").
+    public static func normalize(_ name: String) -> String {
+        String(name.lowercased().unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }.map(Character.init))
+    }
+
+    /// At most `excerptBytes` of `s`, quoted, control characters escaped (error messages stay one line).
+    public static func excerpt(_ s: some StringProtocol) -> String {
+        var out = "", bytes = 0
+        for ch in s {
+            let piece: String
+            switch ch {
+            case "\r\n": piece = "\\r\\n"
+            case "\n": piece = "\\n"
+            case "\r": piece = "\\r"
+            case "\t": piece = "\\t"
+            default: piece = String(ch)
+            }
+            if bytes + piece.utf8.count > excerptBytes { return "\"" + out + "\"… (\(s.utf8.count) bytes)" }
+            out += piece; bytes += piece.utf8.count
         }
-        guard let headerLine = lines.first else { throw fail(nil, nil, "empty file: expected a header and at least 2 rows") }
-        let header = splitCSV(headerLine).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
-        func index(_ name: String) -> Int? { header.firstIndex(of: name) }
-        guard let timeIndex = timeColumns.lazy.compactMap(index).first else {
-            throw fail(lineNumbers[0], nil, "no timestamp column: expected one named \(timeColumns.joined(separator: ", ")); found \(header.joined(separator: ", "))")
+        return "\"" + out + "\""
+    }
+
+    // MARK: - Bytes to lines and cells
+
+    /// One logical line: bytes [start, end) without its terminator, starting on physical line `line`.
+    struct RawLine { var start: Int; var end: Int; var line: Int }
+
+    /// Splits on LF, CRLF and CR outside double quotes (a quoted cell may span lines); skips blank lines.
+    static func splitLines(_ b: [UInt8], from first: Int, file: String) throws(RuntimeError) -> [RawLine] {
+        var out = [RawLine]()
+        var i = first, physical = 1, recordStart = first, recordLine = 1, quoted = false
+        func emit(_ end: Int) {
+            var blank = true
+            for k in recordStart..<end where b[k] != 0x20 && b[k] != 0x09 { blank = false; break }
+            if !blank { out.append(RawLine(start: recordStart, end: end, line: recordLine)) }
+        }
+        while i < b.count {
+            let c = b[i]
+            if c == 0x22 { quoted.toggle() }
+            else if c == 0x0A || c == 0x0D {
+                let end = i
+                if c == 0x0D, i + 1 < b.count, b[i + 1] == 0x0A { i += 1 }
+                physical += 1
+                if !quoted { emit(end); recordStart = i + 1; recordLine = physical }
+            }
+            i += 1
+            if i - recordStart > maxLineBytes {
+                throw .input(file: file, line: recordLine, column: nil, message: "line is longer than \(maxLineBytes) bytes")
+            }
+        }
+        if quoted {
+            throw .input(file: file, line: recordLine, column: nil, message: "a quoted cell opened on this line is never closed")
+        }
+        if recordStart < b.count { emit(b.count) }
+        return out
+    }
+
+    /// The cells of one line split on `separator`; "..." quotes a cell ("" is a quote inside it);
+    /// unquoted cells are trimmed of spaces (and tabs, unless tab is the separator).
+    static func cells(_ b: [UInt8], _ r: RawLine, _ separator: UInt8) -> [String] {
+        var cells = [String](), cur = [UInt8](), quoted = false, i = r.start
+        func finish() {
+            var lo = 0, hi = cur.count
+            func space(_ c: UInt8) -> Bool { c == 0x20 || (c == 0x09 && separator != 0x09) }
+            while lo < hi, space(cur[lo]) { lo += 1 }
+            while hi > lo, space(cur[hi - 1]) { hi -= 1 }
+            cells.append(String(decoding: cur[lo..<hi], as: UTF8.self))
+            cur.removeAll(keepingCapacity: true)
+        }
+        while i < r.end {
+            let c = b[i]
+            if quoted {
+                if c == 0x22 {
+                    if i + 1 < r.end, b[i + 1] == 0x22 { cur.append(0x22); i += 1 } else { quoted = false }
+                } else { cur.append(c) }
+            } else if c == 0x22 { quoted = true }
+            else if c == separator { finish() }
+            else { cur.append(c) }
+            i += 1
+        }
+        finish()
+        return cells
+    }
+
+    static func lineText(_ b: [UInt8], _ r: RawLine) -> String { String(decoding: b[r.start..<min(r.end, r.start + 4 * excerptBytes)], as: UTF8.self) }
+
+    /// The separator that splits the first lines into the same number (at least 5) of cells, the
+    /// most cells winning; on a tie `;` then tab then `,` (a `;` file with decimal commas splits on
+    /// both). Without a consistent one, the one splitting the first line most.
+    static func detectSeparator(_ b: [UInt8], _ lines: [RawLine], file: String) throws(RuntimeError) -> UInt8 {
+        let candidates: [UInt8] = [0x3B, 0x09, 0x2C]
+        let sample = lines.prefix(sniffLines)
+        var best: (separator: UInt8, cells: Int)?
+        for s in candidates {
+            let counts = sample.map { cells(b, $0, s).count }
+            if counts[0] >= 5, counts.allSatisfy({ $0 == counts[0] }), counts[0] > (best?.cells ?? 0) { best = (s, counts[0]) }
+        }
+        if let best { return best.separator }
+        let firstCounts = candidates.map { cells(b, lines[0], $0).count }
+        let most = firstCounts.max()!
+        // Fewer than 5 cells but some separator splits the line: let the header checks say what is missing.
+        guard most >= 2 else {
+            throw .input(file: file, line: lines[0].line, column: nil,
+                         message: "cannot find the columns: the line has no `,`, `;` or tab separator, "
+                            + "need a timestamp and open, high, low, close: \(excerpt(lineText(b, lines[0])))")
+        }
+        return candidates[firstCounts.firstIndex(of: most)!]
+    }
+
+    // MARK: - Table
+
+    public static func parse(_ data: Data, file: String, mapping: ColumnMapping = ColumnMapping()) throws(RuntimeError) -> CandleTable {
+        func fail(_ line: Int?, _ col: String?, _ m: String) -> RuntimeError { .input(file: file, line: line, column: col, message: m) }
+        let b = [UInt8](data)
+        if b.starts(with: [0xFF, 0xFE]) || b.starts(with: [0xFE, 0xFF]) {
+            throw fail(nil, nil, "UTF-16 text (byte order mark \(String(format: "%02X %02X", b[0], b[1]))): save it as UTF-8")
+        }
+        guard String(validating: b, as: UTF8.self) != nil else { throw fail(nil, nil, "not UTF-8 text") }
+        let bom = b.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
+        let lines = try splitLines(b, from: bom, file: file)
+        guard !lines.isEmpty else { throw fail(nil, nil, "empty file: expected a header and at least 2 rows") }
+        let separator = try detectSeparator(b, lines, file: file)
+        let separatorName = separator == 0x2C ? "comma" : separator == 0x3B ? "semicolon" : "tab"
+
+        // Header, or the headerless Binance kline layout (or positions given by the user).
+        let first = cells(b, lines[0], separator)
+        func isValue(_ c: String) -> Bool { Double(c) != nil || (try? parseTime(c, file: file, line: 0, column: "")) != nil }
+        let hasHeader = !first.contains(where: isValue)
+        var notes = [String]()
+        let header: [String]
+        let width = first.count
+        if hasHeader {
+            header = first
+        } else if mapping.time == nil && mapping.fields.isEmpty {
+            let integral = { (c: String) in !c.isEmpty && c.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+            guard width == binanceKlineColumns, integral(first[0]), integral(first[6]) else {
+                throw fail(lines[0].line, nil, "no header row: expected one naming the timestamp and open, high, low, close columns "
+                           + "(or Binance's headerless 12-column kline layout, or --time-column / --column with positions); "
+                           + "found \(width) cells: \(excerpt(lineText(b, lines[0])))")
+            }
+            header = ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_asset_volume",
+                      "number_of_trades", "taker_buy_base_asset_volume", "taker_buy_quote_asset_volume", "ignore"]
+            notes.append("no header: read as Binance's 12-column kline layout (open_time, open, high, low, close, volume, ..., quote_asset_volume as amount)")
+        } else {
+            header = (1...width).map { "\($0)" }
+        }
+        let normalized = header.map(normalize)
+        let headerList = excerpt(header.joined(separator: ", "))
+
+        /// The column `name` names: a header name, else (for a number) a 1-based position.
+        func column(named name: String, option: String) throws(RuntimeError) -> Int {
+            let n = normalize(name)
+            let hits = normalized.indices.filter { normalized[$0] == n }
+            if hits.count == 1 { return hits[0] }
+            if hits.count > 1 { throw fail(lines[0].line, nil, "\(option) \(name): \(hits.count) columns have that name") }
+            if let p = Int(name), p >= 1, p <= width { return p - 1 }
+            throw fail(lines[0].line, nil, "\(option) \(name): no such column (found \(headerList))")
+        }
+        /// The column a field's aliases find (first alias present wins); two columns equal under
+        /// `normalize` for the winning alias are ambiguous.
+        func column(for field: String) throws(RuntimeError) -> Int? {
+            for alias in aliases[field]! {
+                let hits = normalized.indices.filter { normalized[$0] == alias }
+                if hits.count > 1 {
+                    throw fail(lines[0].line, nil, "columns \(hits.map { "\"\(header[$0])\"" }.joined(separator: " and ")) both name \(field): "
+                               + "rename one or choose with --column \(field)=NAME")
+                }
+                if let h = hits.first { return h }
+            }
+            return nil
+        }
+        for key in mapping.fields.keys where !columns.contains(key) {
+            throw .options("--column \(key)=...: unknown field \"\(key)\" (fields: \(columns.joined(separator: ", ")))")
+        }
+        let timeIndex: Int
+        if let t = mapping.time { timeIndex = try column(named: t, option: "--time-column") }
+        else if let t = try column(for: "time") { timeIndex = t }
+        else {
+            throw fail(lines[0].line, nil, "no timestamp column: expected one named timestamps, timestamp, datetime, date, time "
+                       + "or open_time (or --time-column NAME); found \(headerList)")
         }
         var colIndex = [Int?]()
         for c in columns {
-            let i = index(c)
+            let i: Int?
+            if let name = mapping.fields[c] { i = try column(named: name, option: "--column \(c)=") }
+            else { i = try column(for: c) }
             if i == nil, c != "volume", c != "amount" {
-                throw fail(lineNumbers[0], c, "missing required column \"\(c)\" (required: open, high, low, close; found \(header.joined(separator: ", ")))")
+                throw fail(lines[0].line, c, "missing required column \"\(c)\" (required: open, high, low, close; found \(headerList); "
+                           + "--column \(c)=NAME names another)")
             }
             colIndex.append(i)
         }
-        var notes = [String]()
         if colIndex[4] == nil { notes.append("no volume column: volume and amount set to 0") }
         else if colIndex[5] == nil { notes.append("no amount column: amount = volume × mean(open, high, low, close)") }
+        if separator != 0x2C { notes.append("\(separatorName)-separated") }
 
-        var times = [Int64](), values = [Float]()
+        // A decimal comma: `;` or tab files whose numbers use ',' and never '.'.
+        let dataLines = hasHeader ? Array(lines.dropFirst()) : lines
+        var decimalComma = false
+        if separator != 0x2C {
+            var comma = false, dot = false
+            for r in dataLines.prefix(sniffLines) {
+                let cs = cells(b, r, separator)
+                for i in colIndex.compactMap({ $0 }) where i < cs.count { comma = comma || cs[i].contains(","); dot = dot || cs[i].contains(".") }
+            }
+            decimalComma = comma && !dot
+            if decimalComma { notes.append("decimal comma") }
+        }
+
+        var times = [Int64](), values = [Float](), rowLines = [Int]()
         var format: TimeFormat?
-        times.reserveCapacity(lines.count); values.reserveCapacity(lines.count * 6)
-        for (k, line) in lines.dropFirst().enumerated() {
-            let ln = lineNumbers[k + 1]
-            let cells = splitCSV(line)
-            guard cells.count >= header.count else {
-                throw fail(ln, nil, "expected \(header.count) cells, found \(cells.count)")
+        times.reserveCapacity(dataLines.count); values.reserveCapacity(dataLines.count * 6); rowLines.reserveCapacity(dataLines.count)
+        var badOrder = (count: 0, line: 0), nonPositive = (count: 0, line: 0), negativeVolume = (count: 0, line: 0)
+        let timeName = header[timeIndex]
+        for r in dataLines {
+            let ln = r.line
+            let cs = cells(b, r, separator)
+            guard cs.count >= width, cs[width...].allSatisfy(\.isEmpty) else {
+                throw fail(ln, nil, "expected \(width) cells, found \(cs.count): \(excerpt(lineText(b, r)))")
             }
-            let (t, f) = try parseTime(cells[timeIndex].trimmingCharacters(in: .whitespaces), file: file, line: ln, column: header[timeIndex])
-            if let format, !sameFamily(format, f) {
-                throw fail(ln, header[timeIndex], "timestamp format differs from the first row's")
-            }
-            if format == nil { format = f }
+            let cell = cs[timeIndex]
+            let (t, f) = try parseTime(cell, file: file, line: ln, column: timeName)
+            if let format0 = format {
+                guard sameFamily(format0, f) else { throw fail(ln, timeName, "timestamp format differs from the first row's: \(excerpt(cell))") }
+                if case let .calendar(o, i, p0) = format0, case let .calendar(_, _, p1) = f, p1 > p0 { format = .calendar(offset: o, isoT: i, precision: p1) }
+            } else { format = f }
             if let last = times.last, t <= last {
-                throw fail(ln, header[timeIndex], t == last ? "duplicate timestamp \(cells[timeIndex])" : "timestamp \(cells[timeIndex]) is earlier than the previous row's: rows must be strictly increasing in time")
+                throw fail(ln, timeName, t == last ? "duplicate timestamp \(excerpt(cell))"
+                           : "timestamp \(excerpt(cell)) is earlier than the previous row's: rows must be strictly increasing in time")
             }
-            times.append(t)
+            times.append(t); rowLines.append(ln)
             var row = [Float](repeating: 0, count: 6)
             for c in 0..<6 {
                 guard let i = colIndex[c] else { continue }
-                let cell = cells[i].trimmingCharacters(in: .whitespaces)
-                guard let v = Double(cell) else {
-                    throw fail(ln, columns[c], cell.isEmpty ? "empty cell, expected a number" : "\"\(cell.prefix(40))\" is not a number")
+                let text = cs[i]
+                guard let v = Double(decimalComma ? text.replacingOccurrences(of: ",", with: ".") : text),
+                      !text.hasPrefix("0x"), !text.hasPrefix("-0x"), !text.hasPrefix("+0x") else {
+                    throw fail(ln, columns[c], text.isEmpty ? "empty cell, expected a number" : "\(excerpt(text)) is not a number")
                 }
-                guard v.isFinite else { throw fail(ln, columns[c], "\(cell) is not a finite number (NaN / Inf are not accepted)") }
-                row[c] = Float(v)
+                guard v.isFinite else { throw fail(ln, columns[c], "\(text) is not a finite number (NaN / Inf are not accepted)") }
+                let f = Float(v)
+                guard f.isFinite else {
+                    throw fail(ln, columns[c], "\(text) is beyond the range of the 32-bit floats the model computes in (±3.4e38)")
+                }
+                row[c] = f
             }
             if colIndex[4] == nil { row[4] = 0; row[5] = 0 }
-            else if colIndex[5] == nil { row[5] = row[4] * ((row[0] + row[1] + row[2] + row[3]) / 4) }
+            else if colIndex[5] == nil {
+                row[5] = row[4] * ((row[0] + row[1] + row[2] + row[3]) / 4)
+                guard row[5].isFinite else {
+                    throw fail(ln, "volume", "the estimated amount (volume × mean price) is beyond the range of 32-bit floats")
+                }
+            }
+            let (o, h, l, c) = (row[0], row[1], row[2], row[3])
+            if h < l || h < max(o, c) || l > min(o, c) { if badOrder.count == 0 { badOrder.line = ln }; badOrder.count += 1 }
+            if min(o, h, l, c) <= 0 { if nonPositive.count == 0 { nonPositive.line = ln }; nonPositive.count += 1 }
+            if row[4] < 0 || row[5] < 0 { if negativeVolume.count == 0 { negativeVolume.line = ln }; negativeVolume.count += 1 }
             values += row
         }
         guard times.count >= 2 else { throw fail(nil, nil, "found \(times.count) data row\(times.count == 1 ? "" : "s"), need at least 2") }
-        return CandleTable(file: file, times: times, format: format!, values: values, notes: notes)
+        var warnings = [String]()
+        func rows(_ n: Int) -> String { n == 1 ? "1 row" : "\(n) rows" }
+        if badOrder.count > 0 {
+            warnings.append("\(rows(badOrder.count)) break the OHLC order (low <= open, close <= high), first at line \(badOrder.line)")
+        }
+        if nonPositive.count > 0 { warnings.append("\(rows(nonPositive.count)) have a price <= 0, first at line \(nonPositive.line)") }
+        if negativeVolume.count > 0 {
+            warnings.append("\(rows(negativeVolume.count)) have a negative volume or amount, first at line \(negativeVolume.line)")
+        }
+        return CandleTable(file: file, times: times, format: format!, values: values, lines: rowLines, notes: notes, warnings: warnings)
     }
 
     static func sameFamily(_ a: TimeFormat, _ b: TimeFormat) -> Bool {
         switch (a, b) {
-        case (.unixSeconds, .unixSeconds), (.unixMilliseconds, .unixMilliseconds): return true
-        case let (.calendar(o1, _), .calendar(o2, _)): return o1 == o2
+        case (.unixSeconds, .unixSeconds), (.unixMilliseconds, .unixMilliseconds), (.unixMicroseconds, .unixMicroseconds): return true
+        case let (.calendar(o1, _, _), .calendar(o2, _, _)): return o1 == o2
         default: return false
         }
-    }
-
-    /// Splits one CSV line on commas; double-quoted cells may contain commas ("" is a quote).
-    static func splitCSV(_ line: Substring) -> [String] {
-        var cells = [String](), cur = "", quoted = false
-        var it = line.makeIterator()
-        while let ch = it.next() {
-            if quoted {
-                if ch == "\"" {
-                    if let n = it.next() {
-                        if n == "\"" { cur.append("\"") } else { quoted = false; if n == "," { cells.append(cur); cur = "" } else { cur.append(n) } }
-                    } else { quoted = false }
-                } else { cur.append(ch) }
-            } else if ch == "\"" { quoted = true }
-            else if ch == "," { cells.append(cur); cur = "" }
-            else { cur.append(ch) }
-        }
-        cells.append(cur)
-        return cells
     }
 
     /// Parses one timestamp into wall-clock seconds and its format.
     static func parseTime(_ s: String, file: String, line: Int, column: String) throws(RuntimeError) -> (Int64, TimeFormat) {
         func fail() -> RuntimeError {
             .input(file: file, line: line, column: column,
-                   message: "cannot read timestamp \"\(s.prefix(40))\" (expected YYYY-MM-DD HH:MM:SS, ISO-8601, or unix seconds / milliseconds)")
+                   message: "cannot read timestamp \(excerpt(s)) (expected YYYY-MM-DD[ HH:MM[:SS]], ISO-8601, or unix seconds / milliseconds / microseconds)")
         }
-        if !s.isEmpty, s.allSatisfy({ $0.isASCII && $0.isNumber }) {
+        if !s.isEmpty, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
             guard let v = Int64(s) else { throw fail() }
+            if v >= 100_000_000_000_000 { return (v / 1_000_000, .unixMicroseconds) }
             return v >= 100_000_000_000 ? (v / 1000, .unixMilliseconds) : (v, .unixSeconds)
         }
         let b = Array(s.utf8)
@@ -147,15 +389,15 @@ public enum Candles {
         }
         func expect(_ c: UInt8) -> Bool { if i < b.count && b[i] == c { i += 1; return true }; return false }
         guard let y = num(4), expect(45), let mo = num(2), expect(45), let d = num(2) else { throw fail() }
-        var h = 0, mi = 0, sec = 0, isoT = false
+        var h = 0, mi = 0, sec = 0, isoT = false, precision = TimePrecision.day
         var offset: Int?
         if i < b.count {
             isoT = b[i] == UInt8(ascii: "T")
             guard b[i] == UInt8(ascii: "T") || b[i] == UInt8(ascii: " ") else { throw fail() }
             i += 1
             guard let hh = num(2), expect(58), let mm = num(2) else { throw fail() }
-            h = hh; mi = mm
-            if expect(58) { guard let ss = num(2) else { throw fail() }; sec = ss }
+            h = hh; mi = mm; precision = .minute
+            if expect(58) { guard let ss = num(2) else { throw fail() }; sec = ss; precision = .second }
             if expect(46) { while i < b.count && b[i] >= 48 && b[i] <= 57 { i += 1 } }  // fractional seconds dropped
             if expect(UInt8(ascii: "Z")) { offset = 0 }
             else if i < b.count && (b[i] == 43 || b[i] == 45) {
@@ -170,7 +412,7 @@ public enum Candles {
         }
         guard (1...12).contains(mo), (1...daysInMonth(y, mo)).contains(d), h < 24, mi < 60, sec < 61 else { throw fail() }
         let days = daysFromCivil(y, mo, d)
-        return (Int64(days) * 86400 + Int64(h * 3600 + mi * 60 + sec), .calendar(offset: offset, isoT: isoT))
+        return (Int64(days) * 86400 + Int64(h * 3600 + mi * 60 + sec), .calendar(offset: offset, isoT: isoT, precision: precision))
     }
 
     static func daysInMonth(_ y: Int, _ m: Int) -> Int {
@@ -211,21 +453,32 @@ public enum Candles {
         return TimeStamp(minute: (secs / 60) % 60, hour: secs / 3600, weekday: weekday, day: d, month: m)
     }
 
-    /// Formats wall-clock seconds in the input's format.
+    /// Formats wall-clock seconds in the input's format (a date-only format writes the time of day
+    /// only when it is not midnight, seconds only when they are not zero).
     public static func format(_ t: Int64, _ f: TimeFormat) -> String {
         switch f {
         case .unixSeconds: return "\(t)"
         case .unixMilliseconds: return "\(t * 1000)"
-        case let .calendar(offset, isoT):
+        case .unixMicroseconds: return "\(t * 1_000_000)"
+        case let .calendar(offset, isoT, precision):
             let days = Int((t >= 0 ? t : t - 86399) / 86400)
             let secs = Int(t - Int64(days) * 86400)
             let (y, m, d) = civilFromDays(days)
-            var s = String(format: "%04d-%02d-%02d%@%02d:%02d:%02d", y, m, d, isoT ? "T" : " ", secs / 3600, (secs / 60) % 60, secs % 60)
-            if let o = offset {
+            var s = String(format: "%04d-%02d-%02d", y, m, d)
+            let p = max(precision, secs % 60 != 0 ? .second : secs != 0 ? .minute : .day)
+            if p >= .minute { s += String(format: "%@%02d:%02d", isoT ? "T" : " ", secs / 3600, (secs / 60) % 60) }
+            if p == .second { s += String(format: ":%02d", secs % 60) }
+            if let o = offset, p >= .minute {
                 s += o == 0 ? (isoT ? "Z" : "+00:00") : String(format: "%@%02d:%02d", o < 0 ? "-" : "+", abs(o) / 3600, (abs(o) / 60) % 60)
             }
             return s
         }
+    }
+
+    /// Weekday of wall-clock seconds, Monday = 0 ... Sunday = 6.
+    public static func weekday(_ t: Int64) -> Int {
+        let days = Int((t >= 0 ? t : t - 86399) / 86400)
+        return ((days % 7) + 7 + 3) % 7
     }
 
     /// The most common spacing between consecutive rows (smallest on ties).

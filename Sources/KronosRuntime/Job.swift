@@ -1,5 +1,6 @@
-// A whole `kronos-run` forecast: read CSVs, check options, forecast as one batch, summarize
-// (mean, quantiles) and render CSV / JSON / SVG. The executable only parses and prints.
+// A whole `kronos-run` forecast: read and check the CSVs, choose each series' calendar and future
+// timestamps, check options, forecast as one batch, summarize (mean, quantiles, probability of
+// closing up) and render CSV / JSON. The executable only parses, resolves outputs and prints.
 import Foundation
 import KronosBundle
 
@@ -9,6 +10,16 @@ public struct RunOptions: Sendable {
     public var lookback: Int?
     public var maxContext: Int?
     public var interval: String?
+    /// Column names the header does not say in the usual way.
+    public var mapping = ColumnMapping()
+    /// nil: inferred per series (weekdays when the input has no weekend rows).
+    public var calendar: CalendarKind?
+    /// A file of future timestamps (any calendar: holidays, sessions); overrides interval and calendar.
+    public var futureTimestamps: String?
+    /// Quantile levels reported over the sample paths (samples > 1, or when `quantilesGiven`).
+    public var quantiles: [Double] = ForecastJob.defaultQuantiles
+    /// The levels were asked for (the CSV output then carries them too).
+    public var quantilesGiven = false
     public var sampling = SamplingSettings()
     public var samples = 1
     public var seed: UInt64 = 0
@@ -33,18 +44,45 @@ public struct RunOptions: Sendable {
         if let i = interval, Candles.parseInterval(i) == nil {
             throw .options("--interval \"\(i)\": expected a positive number with a unit s, m, h, d or w (e.g. 4h)")
         }
+        guard !quantiles.isEmpty, quantiles.count <= 99 else { throw .options("--quantiles needs 1 to 99 levels, found \(quantiles.count)") }
+        for q in quantiles where !(q > 0 && q < 1) { throw .options("--quantiles: every level must be in (0, 1), found \(q)") }
+        if futureTimestamps != nil, interval != nil || calendar != nil {
+            throw .options("--future-timestamps gives the future times itself: drop --interval / --calendar")
+        }
     }
+}
+
+/// One input, read and checked, with its future timestamps.
+public struct PreparedSeries: Sendable {
+    public var table: CandleTable          // the rows used (after --lookback)
+    public var future: FutureTimes
+    /// The calendar the future follows and how it was chosen ("option", "inferred: <why>", "file").
+    public var calendar: CalendarKind?
+    public var calendarSource: String
+    /// Spacing of the future rows (nil with a future-timestamps file).
+    public var interval: Int64?
+    public var notes: [String]
+    public var warnings: [String]
 }
 
 public struct SeriesResult: Sendable {
     public var file: String
     public var history: CandleTable      // the rows used (after --lookback)
-    public var timestamps: [String]      // future timestamps [P]
+    public var timestamps: [String]      // future timestamps [P], as written
+    public var futureTimes: [Int64]      // the same, wall-clock seconds
+    public var calendar: CalendarKind?
+    public var calendarSource: String
     public var mean: [Float]             // [P, 6]
-    /// 10 / 50 / 90 % quantiles over samples [P, 6] (samples > 1 only).
+    /// Quantiles over the sample paths per level [P, 6] (ForecastJob.quantile's definition).
     public var quantiles: [(level: Double, values: [Float])]
+    /// Share of paths whose close is above the last input close, per step [P].
+    public var probabilityUp: [Double]
+    /// Every sample's path [samples][P, 6].
+    public var paths: [[Float]]
     public var s1: [[Int]]
     public var s2: [[Int]]
+    /// The last input close (what `probabilityUp` compares with).
+    public var lastClose: Float { history.values[(history.rows - 1) * 6 + 3] }
 }
 
 public struct RunResult: Sendable {
@@ -53,43 +91,108 @@ public struct RunResult: Sendable {
     /// The arithmetic the forecast ran with (the settings' requests, defaults resolved).
     public var activations: ActivationPrecision
     public var kvCache: KVCachePrecision
+    public var quantileLevels: [Double]
     public var series: [SeriesResult]
+    /// What the user may want to know (layout recognised, calendar inferred, a faster option).
     public var notes: [String]
+    /// What may make the forecast worse than it could be (gaps, OHLC order, too few samples).
+    public var warnings: [String]
     public var loadSeconds: Double
     public var forecastSeconds: Double
 }
 
 public enum ForecastJob {
-    public static let quantileLevels = [0.1, 0.5, 0.9]
+    public static let defaultQuantiles = [0.1, 0.5, 0.9]
+    /// Paths wanted beyond each reported quantile before it means much.
+    public static let pathsPerTail = 10
 
-    public static func run(model: KronosModel, options o: RunOptions, progress: ((ForecastEvent) -> Void)? = nil) throws(RuntimeError) -> RunResult {
+    /// Reads, checks and lays out every input (no model needed: a bad file fails before loading).
+    public static func prepare(_ o: RunOptions) throws(RuntimeError) -> [PreparedSeries] {
         try o.check()
-        var tables = [CandleTable]()
-        var notes = [String]()
+        let futureFile = try o.futureTimestamps.map { path throws(RuntimeError) in try TradingCalendar.read(path: path) }
+        var out = [PreparedSeries]()
         for path in o.inputs {
-            var t = try Candles.read(path: path)
+            var t = try Candles.read(path: path, mapping: o.mapping)
+            let inferred = TradingCalendar.infer(t)
             if let l = o.lookback {
                 guard l <= t.rows else { throw .input(file: path, line: nil, column: nil, message: "--lookback \(l) exceeds the \(t.rows) rows of the file") }
-                t = CandleTable(file: t.file, times: Array(t.times.suffix(l)), format: t.format, values: Array(t.values.suffix(l * 6)), notes: t.notes)
+                t = t.suffix(l)
             }
-            notes += t.notes.map { "\(path): \($0)" }
-            tables.append(t)
+            var notes = t.notes.map { "\(path): \($0)" }, warnings = t.warnings.map { "\(path): \($0)" }
+            let s: PreparedSeries
+            if let futureFile, let fp = o.futureTimestamps {
+                let f = try TradingCalendar.future(after: t, from: futureFile, path: fp, count: o.predictionLength)
+                s = PreparedSeries(table: t, future: f, calendar: nil, calendarSource: "file \(fp)", interval: nil, notes: notes, warnings: warnings)
+            } else {
+                let calendar = o.calendar ?? inferred.calendar
+                let source = o.calendar != nil ? "option" : "inferred: \(inferred.reason)"
+                if o.calendar == nil, calendar == .weekdays {
+                    notes.append("\(path): weekdays calendar (inferred: \(inferred.reason)); future dates skip Saturday and Sunday (--calendar 24x7 to override)")
+                }
+                let step = o.interval.flatMap(Candles.parseInterval) ?? Candles.commonInterval(t.times)
+                warnings += TradingCalendar.gapWarnings(t, step: step, calendar: calendar).map { "\(path): \($0)" }
+                let times = try TradingCalendar.future(after: t, step: step, count: o.predictionLength, calendar: calendar)
+                s = PreparedSeries(table: t, future: FutureTimes(times: times, format: t.format), calendar: calendar, calendarSource: source,
+                                   interval: step, notes: notes, warnings: warnings)
+            }
+            out.append(s)
         }
-        for t in tables.dropFirst() where t.rows != tables[0].rows {
-            throw .input(file: t.file, line: nil, column: nil,
-                         message: "has \(t.rows) rows but \(tables[0].file) has \(tables[0].rows); series forecast together need the same length (use --lookback)")
+        for s in out.dropFirst() where s.table.rows != out[0].table.rows {
+            throw .input(file: s.table.file, line: nil, column: nil,
+                         message: "has \(s.table.rows) rows but \(out[0].table.file) has \(out[0].table.rows); series forecast together need the same length (use --lookback)")
         }
-        let P = o.predictionLength
-        var inputs = [SeriesInput](), futures = [[Int64]]()
-        for t in tables {
-            let step = o.interval.flatMap(Candles.parseInterval) ?? Candles.commonInterval(t.times)
-            let future = (1...P).map { t.times.last! + Int64($0) * step }
-            futures.append(future)
-            inputs.append(SeriesInput(values: t.values, stamps: t.times.map(Candles.stamp), futureStamps: future.map(Candles.stamp)))
+        return out
+    }
+
+    /// Steps of an exact forecast that recompute the whole window (the window slides at step i when
+    /// rows + i > window), and the most input rows that never slide.
+    public static func slidingSteps(rows: Int, predictionLength: Int, window: Int) -> (steps: Int, largestLookback: Int) {
+        let steps = (0..<predictionLength).filter { rows + $0 > window }.count
+        return (steps, max(0, window - predictionLength + 1))
+    }
+
+    /// What a run with these inputs and options should tell its user before it starts: the window
+    /// sliding under the exact cache (its cost and the two ways out), too few samples for the
+    /// quantiles asked.
+    public static func advice(prepared: [PreparedSeries], options o: RunOptions, window: Int) -> (notes: [String], warnings: [String]) {
+        var notes = [String](), warnings = [String]()
+        let P = o.predictionLength, T = prepared[0].table.rows
+        let slide = slidingSteps(rows: T, predictionLength: P, window: window)
+        let hint = o.cache == .exact && slide.steps > 0 && P <= window
+        if T > window, !hint {
+            notes.append("\(T) input rows exceed the \(window)-row window: the model sees the last \(window) (the tokenizer encodes all)")
         }
-        let window = o.maxContext ?? model.maxContext
-        if tables[0].rows > window {
-            notes.append("\(tables[0].rows) input rows exceed the \(window)-row context: the model sees the last \(window) (the tokenizer encodes all)")
+        if hint {
+            notes.append("\(T) input rows + \(P) steps exceed the \(window)-row window: \(slide.steps) of \(P) steps recompute the whole window "
+                         + "(exact, as the reference does, and slow). Faster: --lookback \(slide.largestLookback) (the most rows that never slide) "
+                         + "or --cache approx-slide (an approximation: on Kronos-mini's sliding case s1 KLD 0.023 instead of 0.0003, top-1 95 %)")
+        }
+        if o.samples > 1 || o.quantilesGiven {
+            let tail = (o.quantiles.map { min($0, 1 - $0) }.min()! * 1e9).rounded() / 1e9
+            if Double(o.samples) * tail < Double(pathsPerTail) {
+                let need = Int((Double(pathsPerTail) / tail).rounded(.up))
+                let level = o.quantiles.min { min($0, 1 - $0) < min($1, 1 - $1) }!
+                warnings.append("--samples \(o.samples) leaves \(NumberText.decimal(Float(Double(o.samples) * tail))) paths beyond the "
+                                + "\(level) quantile: about \(need) samples give \(pathsPerTail) per tail")
+            }
+        }
+        return (notes, warnings)
+    }
+
+    public static func run(model: KronosModel, options o: RunOptions, progress: ((ForecastEvent) -> Void)? = nil) throws(RuntimeError) -> RunResult {
+        try run(model: model, prepared: try prepare(o), options: o, progress: progress)
+    }
+
+    public static func run(model: KronosModel, prepared: [PreparedSeries], options o: RunOptions,
+                           progress: ((ForecastEvent) -> Void)? = nil) throws(RuntimeError) -> RunResult {
+        try o.check()
+        let advice = advice(prepared: prepared, options: o, window: o.maxContext ?? model.maxContext)
+        let notes = prepared.flatMap(\.notes) + advice.notes, warnings = prepared.flatMap(\.warnings) + advice.warnings
+        let P = o.predictionLength, window = o.maxContext ?? model.maxContext
+        let quantileLevels = o.quantiles
+        let reportsQuantiles = o.samples > 1 || o.quantilesGiven
+        let inputs = prepared.map { s in
+            SeriesInput(values: s.table.values, stamps: s.table.times.map(Candles.stamp), futureStamps: s.future.times.map(Candles.stamp))
         }
         var settings = ForecastSettings(predictionLength: P, maxContext: window, sampling: o.sampling, samples: o.samples, seed: o.seed)
         settings.cache = o.cache
@@ -100,74 +203,146 @@ public enum ForecastJob {
         let seconds = Date().timeIntervalSince(start)
         var series = [SeriesResult]()
         for (k, f) in forecasts.enumerated() {
+            let s = prepared[k]
             var q = [(level: Double, values: [Float])]()
-            if o.samples > 1 {
-                q = quantileLevels.map { level in
-                    (level, (0..<(P * 6)).map { i in quantile(f.paths.map { $0[i] }, level) })
-                }
+            if reportsQuantiles {
+                q = quantileLevels.map { level in (level, (0..<(P * 6)).map { i in quantile(f.paths.map { $0[i] }, level) }) }
             }
-            series.append(SeriesResult(file: tables[k].file, history: tables[k], timestamps: futures[k].map { Candles.format($0, tables[k].format) },
-                                       mean: f.mean, quantiles: q, s1: f.s1, s2: f.s2))
+            let lastClose = s.table.values[(s.table.rows - 1) * 6 + 3]
+            let up = (0..<P).map { t in Double(f.paths.filter { $0[t * 6 + 3] > lastClose }.count) / Double(f.paths.count) }
+            series.append(SeriesResult(file: s.table.file, history: s.table, timestamps: s.future.times.map { Candles.format($0, s.future.format) },
+                                       futureTimes: s.future.times,
+                                       calendar: s.calendar, calendarSource: s.calendarSource, mean: f.mean, quantiles: q,
+                                       probabilityUp: up, paths: f.paths, s1: f.s1, s2: f.s2))
         }
         return RunResult(bundle: model.path, settings: settings, activations: model.activations(o.activations), kvCache: model.kvCache(o.kvCache),
-                         series: series, notes: notes,
+                         quantileLevels: reportsQuantiles ? quantileLevels : [], series: series, notes: notes, warnings: warnings,
                          loadSeconds: model.loadSeconds, forecastSeconds: seconds)
     }
 
-    /// Quantile with linear interpolation between order statistics (numpy's default).
+    /// The q-quantile of `v` with linear interpolation between order statistics (numpy's default,
+    /// Hyndman & Fan type 7): sort ascending, position h = q·(n - 1) counted from 0, then
+    /// x[⌊h⌋] + (h - ⌊h⌋)·(x[⌊h⌋ + 1] - x[⌊h⌋]), computed in Double and rounded to Float once.
     public static func quantile(_ v: [Float], _ q: Double) -> Float {
         let s = v.sorted()
-        let pos = q * Double(s.count - 1)
-        let lo = Int(pos.rounded(.down)), hi = min(lo + 1, s.count - 1)
-        let frac = Float(pos - Double(lo))
-        return s[lo] + (s[hi] - s[lo]) * frac
+        let h = q * Double(s.count - 1)
+        let lo = Int(h.rounded(.down)), hi = min(lo + 1, s.count - 1)
+        return Float(Double(s[lo]) + (h - Double(lo)) * (Double(s[hi]) - Double(s[lo])))
     }
 
-    /// CSV: timestamps,open,high,low,close,volume,amount (a leading `series` column for several inputs).
-    public static func csv(_ r: RunResult) -> String {
+    /// Name of a series in the CSV outputs: its file name (with a number when two inputs share one).
+    public static func seriesNames(_ files: [String]) -> [String] {
+        let base = files.map { ($0 as NSString).lastPathComponent }
+        return base.enumerated().map { i, b in base.filter { $0 == b }.count > 1 ? "\(b)#\(i + 1)" : b }
+    }
+
+    static func csvCell(_ s: String) -> String {
+        s.contains(",") || s.contains("\"") || s.contains("\n") || s.contains("\r") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+
+    /// CSV: timestamps,open,high,low,close,volume,amount (a leading `series` column for several
+    /// inputs), then with `quantileColumns` one column per level and field (close_p10, ...).
+    public static func csv(_ r: RunResult, quantileColumns: Bool = false) -> String {
         let multi = r.series.count > 1
-        var out = (multi ? "series," : "") + "timestamps," + Candles.columns.joined(separator: ",") + "\n"
-        for s in r.series {
+        let names = seriesNames(r.series.map(\.file))
+        let levels = quantileColumns ? r.quantileLevels : []
+        var out = (multi ? "series," : "") + "timestamps," + Candles.columns.joined(separator: ",")
+        for level in levels { out += "," + Candles.columns.map { "\($0)_\(NumberText.percentKey(level))" }.joined(separator: ",") }
+        out += "\n"
+        for (k, s) in r.series.enumerated() {
             for (t, ts) in s.timestamps.enumerated() {
-                if multi { out += csvCell((s.file as NSString).lastPathComponent) + "," }
-                out += ts + "," + (0..<6).map { "\(s.mean[t * 6 + $0])" }.joined(separator: ",") + "\n"
+                if multi { out += csvCell(names[k]) + "," }
+                out += csvCell(ts) + "," + (0..<6).map { NumberText.decimal(s.mean[t * 6 + $0]) }.joined(separator: ",")
+                for level in levels {
+                    let v = s.quantiles.first { $0.level == level }!.values
+                    out += "," + (0..<6).map { NumberText.decimal(v[t * 6 + $0]) }.joined(separator: ",")
+                }
+                out += "\n"
             }
         }
         return out
     }
 
-    static func csvCell(_ s: String) -> String {
-        s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    /// Every sample path: series,sample,timestamps,open,high,low,close,volume,amount; samples
+    /// numbered from 1, samples × pred-len rows per series.
+    public static func pathsCSV(_ r: RunResult) -> String {
+        let names = seriesNames(r.series.map(\.file))
+        var out = "series,sample,timestamps," + Candles.columns.joined(separator: ",") + "\n"
+        for (k, s) in r.series.enumerated() {
+            for (j, path) in s.paths.enumerated() {
+                for (t, ts) in s.timestamps.enumerated() {
+                    out += csvCell(names[k]) + ",\(j + 1)," + csvCell(ts) + ","
+                        + (0..<6).map { NumberText.decimal(path[t * 6 + $0]) }.joined(separator: ",") + "\n"
+                }
+            }
+        }
+        return out
     }
 
-    /// JSON: settings, and per series the forecast rows and (samples > 1) quantiles.
+    // JSON, encoded from Codable values (Float as its shortest round-trip text: top_p 0.9, not
+    // 0.8999999761581421).
+    struct JSONRow: Encodable {
+        var timestamp: String
+        var values: [Float]
+        var probabilityUp: Double?
+        struct Key: CodingKey {
+            var stringValue: String
+            init(_ s: String) { stringValue = s }
+            init?(stringValue s: String) { stringValue = s }
+            var intValue: Int? { nil }
+            init?(intValue: Int) { nil }
+        }
+        func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: Key.self)
+            try c.encode(timestamp, forKey: Key("timestamp"))
+            for (i, name) in Candles.columns.enumerated() { try c.encode(values[i], forKey: Key(name)) }
+            if let probabilityUp { try c.encode(probabilityUp, forKey: Key("prob_up")) }
+        }
+    }
+    struct JSONSettings: Encodable {
+        var predLen: Int, maxContext: Int, temperature: Float, topK: Int, topP: Float, samples: Int, seed: UInt64
+        var cache: String, activations: String, kvCache: String, quantiles: [Double]
+        enum CodingKeys: String, CodingKey {
+            case predLen = "pred_len", maxContext = "max_context", temperature, topK = "top_k", topP = "top_p", samples, seed
+            case cache, activations, kvCache = "kv_cache", quantiles
+        }
+    }
+    struct JSONSeries: Encodable {
+        var input: String, rows: Int, calendar: String, calendarSource: String, lastClose: Float
+        var forecast: [JSONRow]
+        var quantiles: [String: [JSONRow]]?
+        enum CodingKeys: String, CodingKey {
+            case input, rows, calendar, calendarSource = "calendar_source", lastClose = "last_close", forecast, quantiles
+        }
+    }
+    struct JSONRun: Encodable {
+        var version: String, bundle: String, settings: JSONSettings, series: [JSONSeries], notes: [String], warnings: [String]
+    }
+
+    /// JSON: settings as given (defaults resolved), per series the forecast rows with prob_up and
+    /// (samples > 1 or --quantiles) the quantile rows keyed p10, p50, ...; notes and warnings.
     public static func json(_ r: RunResult) -> String {
-        func rows(_ s: SeriesResult, _ v: [Float]) -> [[String: Any]] {
+        func rows(_ s: SeriesResult, _ v: [Float], up: Bool) -> [JSONRow] {
             s.timestamps.enumerated().map { t, ts in
-                var row: [String: Any] = ["timestamp": ts]
-                for (c, name) in Candles.columns.enumerated() { row[name] = Double(v[t * 6 + c]) }
-                return row
+                JSONRow(timestamp: ts, values: Array(v[(t * 6)..<(t * 6 + 6)]), probabilityUp: up ? s.probabilityUp[t] : nil)
             }
         }
-        let settings: [String: Any] = [
-            "pred_len": r.settings.predictionLength, "max_context": r.settings.maxContext,
-            "temperature": Double(r.settings.sampling.temperature), "top_k": r.settings.sampling.topK,
-            "top_p": Double(r.settings.sampling.topP), "samples": r.settings.samples, "seed": r.settings.seed,
-            // the cache mode, activation arithmetic and cache precision the forecast ran with
-            "cache": r.settings.cache.rawValue, "activations": r.activations.rawValue,
-            "kv_cache": r.kvCache.rawValue,
-        ]
-        let series: [[String: Any]] = r.series.map { s in
-            var o: [String: Any] = ["input": s.file, "rows": s.history.rows, "forecast": rows(s, s.mean)]
-            if !s.quantiles.isEmpty {
-                var q = [String: Any]()
-                for (level, values) in s.quantiles { q["p\(Int((level * 100).rounded()))"] = rows(s, values) }
-                o["quantiles"] = q
-            }
-            return o
+        let st = r.settings
+        let settings = JSONSettings(predLen: st.predictionLength, maxContext: st.maxContext, temperature: st.sampling.temperature,
+                                    topK: st.sampling.topK, topP: st.sampling.topP, samples: st.samples, seed: st.seed,
+                                    cache: st.cache.rawValue, activations: r.activations.rawValue, kvCache: r.kvCache.rawValue,
+                                    quantiles: r.quantileLevels)
+        let series = r.series.map { s in
+            JSONSeries(input: s.file, rows: s.history.rows, calendar: s.calendar?.rawValue ?? "file", calendarSource: s.calendarSource,
+                       lastClose: s.lastClose, forecast: rows(s, s.mean, up: true),
+                       quantiles: s.quantiles.isEmpty ? nil
+                           : Dictionary(uniqueKeysWithValues: s.quantiles.map { (NumberText.percentKey($0.level), rows(s, $0.values, up: false)) }))
         }
-        let obj: [String: Any] = ["bundle": r.bundle, "settings": settings, "series": series, "notes": r.notes]
-        let data = (try? JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])) ?? Data()
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let data = (try? e.encode(JSONRun(version: KronosVersion.string, bundle: r.bundle, settings: settings, series: series,
+                                          notes: r.notes, warnings: r.warnings))) ?? Data()
         return String(decoding: data, as: UTF8.self)
     }
 }

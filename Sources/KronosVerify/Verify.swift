@@ -61,8 +61,12 @@ public struct DriftMetrics: Codable, Sendable {
     public var greedyMaxRelative: Double
     public var greedyIDsIdentical: Bool
     public var ensembleNMAE: Double?
+    /// Mean |close - golden close| / |golden close| of the sampled ensembles over the steps (a
+    /// share: 0.004 is 0.4 % of the price); not gated, the plain-language summary of the drift.
+    public var ensembleCloseDrift: Double?
 
     enum CodingKeys: String, CodingKey {
+        case ensembleCloseDrift = "ensemble_close_drift"
         case name = "case", steps, contextRows = "context_rows"
         case s1KLD = "s1_kld", s2KLD = "s2_kld", s1Top1 = "s1_top1", s2Top1 = "s2_top1"
         case contextIDs = "context_ids_agree", decodeNMAE = "decode_nmae", greedyNMAE = "greedy_nmae"
@@ -144,7 +148,9 @@ public enum Verify {
                     if options.writeEnsembles { try writeEnsemble(golden!, c, options, to: stored) }
                 }
                 if let golden {
-                    casePool.ensemble.append(nmae(try ensemble(model, c, options, underTest: true), golden, std: c.std))
+                    let ours = try ensemble(model, c, options, underTest: true)
+                    casePool.ensemble.append(nmae(ours, golden, std: c.std))
+                    casePool.ensembleClose += closeDrift(ours, golden)
                 }
             }
             metrics.append(casePool.summary(name: c.name))
@@ -188,11 +194,12 @@ public enum Verify {
     struct Pool {
         var s1KL = [Double](), s2KL = [Double](), s1Agree = [Bool](), s2Agree = [Bool](), ctxAgree = [Bool]()
         var decodeErr = [Double](), greedyErr = [Double](), greedyRel = [Double](), greedyIDs = [Bool](), ensemble = [Double]()
+        var ensembleClose = [Double]()   // per step |close - golden| / |golden|
 
         mutating func absorb(_ o: Pool) {
             s1KL += o.s1KL; s2KL += o.s2KL; s1Agree += o.s1Agree; s2Agree += o.s2Agree; ctxAgree += o.ctxAgree
             decodeErr += o.decodeErr; greedyErr += o.greedyErr; greedyRel += o.greedyRel; greedyIDs += o.greedyIDs
-            ensemble += o.ensemble
+            ensemble += o.ensemble; ensembleClose += o.ensembleClose
         }
 
         func summary(name: String) -> DriftMetrics {
@@ -201,7 +208,8 @@ public enum Verify {
             return DriftMetrics(name: name, steps: s1KL.count, contextRows: ctxAgree.count, s1KLD: mean(s1KL), s2KLD: mean(s2KL),
                                 s1Top1: share(s1Agree), s2Top1: share(s2Agree), contextIDs: share(ctxAgree), decodeNMAE: mean(decodeErr),
                                 greedyNMAE: mean(greedyErr), greedyMaxRelative: greedyRel.max() ?? 0, greedyIDsIdentical: greedyIDs.allSatisfy { $0 },
-                                ensembleNMAE: ensemble.isEmpty ? nil : mean(ensemble))
+                                ensembleNMAE: ensemble.isEmpty ? nil : mean(ensemble),
+                                ensembleCloseDrift: ensembleClose.isEmpty ? nil : mean(ensembleClose))
         }
     }
 
@@ -274,6 +282,23 @@ public enum Verify {
             throw RuntimeError.input(file: path, line: nil, column: nil, message: "expected \(rows) rows of 6 values, found \(values.count) values")
         }
         return values
+    }
+
+    /// |close - golden close| / |golden close| per step of two [P, 6] forecasts.
+    static func closeDrift(_ a: [Float], _ golden: [Float]) -> [Double] {
+        stride(from: 3, to: min(a.count, golden.count), by: 6).map { Double(abs(a[$0] - golden[$0])) / max(Double(abs(golden[$0])), 1e-12) }
+    }
+
+    /// One plain sentence on the report: how far the bundle's forecasts are from the f32 model's,
+    /// and whether it is within the gate of its type.
+    public static func summary(_ r: VerifyReport) -> String {
+        let m = r.overall
+        let cases = "\(r.cases.count) case\(r.cases.count == 1 ? "" : "s")"
+        let drift = m.ensembleCloseDrift.map {
+            "sampled forecasts \(String(format: "%.2g", $0 * 100)) % of the price from the f32 model's on average over \(m.steps) steps (\(cases))"
+        } ?? "s1 top-1 agreement \(String(format: "%.1f", m.s1Top1 * 100)) % over \(m.steps) steps (\(cases)), no ensemble"
+        if r.pass { return "\(r.type) bundle: \(drift), within the \(r.type) gate." }
+        return "\(r.type) bundle: \(drift); \(r.failures.count) metric\(r.failures.count == 1 ? "" : "s") outside the \(r.type) gate (\(r.failures.first!)\(r.failures.count > 1 ? ", ..." : ""))."
     }
 
     /// Mean |a - b| / std of the column.

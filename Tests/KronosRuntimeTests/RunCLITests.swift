@@ -84,14 +84,29 @@ let sample = goldenDirectory + "/sample_4h.csv"
     @Test func batchOfInputsAndChart() throws {
         let b = try tinyBundle()
         let dir = temporaryDirectory("chart")
-        let r = try run([b, "--input", sample, "--input", sample, "--pred-len", "6", "--samples", "3", "--lookback", "100",
-                         "--chart", dir + "/f.svg", "--output", dir + "/f.csv"])
-        #expect(r.status == 0, "\(r.stderr)")
+        let other = dir + "/other.csv"
+        try FileManager.default.copyItem(atPath: sample, toPath: other)
+        let r = try run([b, "--input", sample, "--input", other, "--pred-len", "6", "--samples", "3", "--lookback", "100",
+                         "--chart", dir + "/charts/", "--output", dir + "/f.csv"])
+        // A directory that does not exist is refused before the forecast: nothing is written.
+        #expect(r.status == 1 && r.stderr.contains("--chart \(dir)/charts/sample_4h.svg: directory \(dir)/charts does not exist"), "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/f.csv"))
+        try FileManager.default.createDirectory(atPath: dir + "/charts", withIntermediateDirectories: false)
+        let ok = try run([b, "--input", sample, "--input", other, "--pred-len", "6", "--samples", "3", "--lookback", "100",
+                          "--chart", dir + "/charts", "--output", dir + "/f.csv"])
+        #expect(ok.status == 0, "\(ok.stderr)")
         let csv = try String(contentsOfFile: dir + "/f.csv", encoding: .utf8)
         #expect(csv.hasPrefix("series,timestamps,open,high,low,close,volume,amount\n"))
         #expect(csv.split(separator: "\n").count == 13)
-        let svg = try String(contentsOfFile: dir + "/f.svg", encoding: .utf8)
-        #expect(svg.hasPrefix("<svg") && svg.contains("<polygon") && svg.hasSuffix("</svg>\n"))
+        for name in ["sample_4h", "other"] {
+            let svg = try String(contentsOfFile: dir + "/charts/\(name).svg", encoding: .utf8)
+            #expect(svg.hasPrefix("<svg") && svg.contains("<polygon") && svg.hasSuffix("</svg>\n") && svg.contains(name + ".csv"))
+        }
+        // A pattern names one chart per series; one plain file for two inputs is a usage error.
+        let pattern = try run([b, "--input", sample, "--input", other, "--pred-len", "2", "--lookback", "100", "--chart", dir + "/fc-{series}.svg"])
+        #expect(pattern.status == 0 && FileManager.default.fileExists(atPath: dir + "/fc-other.svg"), "\(pattern.stderr)")
+        let refused = try run([b, "--input", sample, "--input", other, "--pred-len", "2", "--chart", dir + "/one.svg"])
+        #expect(refused.status == 2 && refused.stderr.contains("2 inputs make 2 charts"), "\(refused.stderr)")
     }
 
     @Test func intervalOverride() throws {
@@ -151,9 +166,13 @@ let sample = goldenDirectory + "/sample_4h.csv"
         #expect(r.status == 1 && r.stderr.contains(":2: line is longer than 1048576 bytes"), "\(r.stderr)")
         #expect(Date().timeIntervalSince(start) < 30)
         let p = temporaryDirectory("bin") + "/x.csv"
-        FileManager.default.createFile(atPath: p, contents: Data([0xFF, 0xFE, 0x00, 0x80, 0x81]))
+        FileManager.default.createFile(atPath: p, contents: Data([0x00, 0x80, 0x81, 0xFF, 0xFE]))
         let b = try run([try tinyBundle(), "--input", p, "--pred-len", "4"])
         #expect(b.status == 1 && b.stderr.contains("not UTF-8 text"), "\(b.stderr)")
+        // UTF-16 (as some spreadsheets save "Unicode text") is named as such.
+        FileManager.default.createFile(atPath: p, contents: Data([0xFF, 0xFE, 0x74, 0x00]))
+        let u = try run([try tinyBundle(), "--input", p, "--pred-len", "4"])
+        #expect(u.status == 1 && u.stderr.contains("UTF-16 text") && u.stderr.contains("save it as UTF-8"), "\(u.stderr)")
     }
 
     @Test func differingLengthsNameTheFile() throws {

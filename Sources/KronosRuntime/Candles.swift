@@ -241,9 +241,9 @@ public enum Candles {
             let n = normalize(name)
             let hits = normalized.indices.filter { normalized[$0] == n }
             if hits.count == 1 { return hits[0] }
-            if hits.count > 1 { throw fail(lines[0].line, nil, "\(option) \(name): \(hits.count) columns have that name") }
+            if hits.count > 1 { throw fail(lines[0].line, nil, "\(option)\(name): \(hits.count) columns have that name") }
             if let p = Int(name), p >= 1, p <= width { return p - 1 }
-            throw fail(lines[0].line, nil, "\(option) \(name): no such column (found \(headerList))")
+            throw fail(lines[0].line, nil, "\(option)\(name): no such column (found \(headerList))")
         }
         /// The column a field's aliases find (first alias present wins); two columns equal under
         /// `normalize` for the winning alias are ambiguous.
@@ -262,7 +262,7 @@ public enum Candles {
             throw .options("--column \(key)=...: unknown field \"\(key)\" (fields: \(columns.joined(separator: ", ")))")
         }
         let timeIndex: Int
-        if let t = mapping.time { timeIndex = try column(named: t, option: "--time-column") }
+        if let t = mapping.time { timeIndex = try column(named: t, option: "--time-column ") }
         else if let t = try column(for: "time") { timeIndex = t }
         else {
             throw fail(lines[0].line, nil, "no timestamp column: expected one named timestamps, timestamp, datetime, date, time "

@@ -38,6 +38,8 @@ PY
 head -6 golden/sample_4h.csv > "$WORK/seeds/FuzzCSV/plain.csv"
 printf 'timestamp,open,high,low,close,volume\n1704067200,1,2,0.5,1.5,10\n1704081600,1.5,2.5,1,2,12\n' > "$WORK/seeds/FuzzCSV/unix.csv"
 printf 'date,open,high,low,close\n2024-01-01T00:00:00Z,1,2,0.5,1.5\n2024-01-01T04:00:00+02:00,"1.5",2.5,1,2\n' > "$WORK/seeds/FuzzCSV/iso.csv"
+printf 'Date;Open;High;Low;Close;Volume\r\n2024-01-05;1,5;2,5;1;2;10\r\n2024-01-08;2;3;1,5;2,5;12\r\n' > "$WORK/seeds/FuzzCSV/semicolon-crlf.csv"
+printf '1704067200000,1,2,0.5,1.5,10,1704081599999,15,3,1,2,0\r1704081600000,1.5,2.5,1,2,12,1704095999999,20,4,1,2,0\r' > "$WORK/seeds/FuzzCSV/kline-cr.csv"
 
 status=0
 for target in ${FUZZ_TARGETS:-FuzzSafetensors FuzzBundle FuzzCSV}; do

@@ -152,7 +152,7 @@ public final class BundleWriter {
 /// Temporary files in progress, removed by `removeAll()` from a signal handler (SIGINT / SIGTERM)
 /// using only async-signal-safe calls.
 public enum TemporaryFiles {
-    private static let slots = 8
+    private static let slots = 64   // one per output of a run (kronos-run stages one chart per series)
     private static let pathCapacity = 4096
     nonisolated(unsafe) private static let storage: UnsafeMutablePointer<CChar> = {
         let p = UnsafeMutablePointer<CChar>.allocate(capacity: slots * pathCapacity)

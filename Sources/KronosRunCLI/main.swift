@@ -169,6 +169,7 @@ struct Forecast: ParsableCommand {
 
     func run() throws {
         if let threads { Runtime.threads = max(1, threads) }
+        TemporaryFiles.installSignalCleanup()   // staged outputs are removed on SIGINT / SIGTERM / SIGHUP
         var options = RunOptions(inputs: input.inputs, predictionLength: predLen)
         options.mapping = try input.mapping()
         options.lookback = lookback

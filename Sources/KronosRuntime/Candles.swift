@@ -77,6 +77,8 @@ public enum Candles {
     public static let excerptBytes = 200
     /// Lines looked at to detect the separator.
     static let sniffLines = 20
+    /// Lines without a separator skipped before the header.
+    static let maxPreambleLines = 5
 
     public static func read(path: String, mapping: ColumnMapping = ColumnMapping()) throws(RuntimeError) -> CandleTable {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -206,8 +208,17 @@ public enum Candles {
         }
         guard String(validating: b, as: UTF8.self) != nil else { throw fail(nil, nil, "not UTF-8 text") }
         let bom = b.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
-        let lines = try splitLines(b, from: bom, file: file)
+        var lines = try splitLines(b, from: bom, file: file)
         guard !lines.isEmpty else { throw fail(nil, nil, "empty file: expected a header and at least 2 rows") }
+        // A preamble (a title or a URL line before the header, as some data vendors write): up to
+        // `maxPreambleLines` leading lines without any separator, when the line after them has one.
+        var preamble = 0
+        func hasSeparator(_ r: RawLine) -> Bool { [UInt8(0x2C), 0x3B, 0x09].contains { cells(b, r, $0).count > 1 } }
+        while preamble < maxPreambleLines, preamble + 1 < lines.count, !hasSeparator(lines[preamble]), hasSeparator(lines[preamble + 1]) {
+            preamble += 1
+        }
+        let skipped = lines.first.map { lineText(b, $0) } ?? ""
+        lines.removeFirst(preamble)
         let separator = try detectSeparator(b, lines, file: file)
         let separatorName = separator == 0x2C ? "comma" : separator == 0x3B ? "semicolon" : "tab"
 
@@ -216,6 +227,7 @@ public enum Candles {
         func isValue(_ c: String) -> Bool { Double(c) != nil || (try? parseTime(c, file: file, line: 0, column: "")) != nil }
         let hasHeader = !first.contains(where: isValue)
         var notes = [String]()
+        if preamble > 0 { notes.append("skipped \(preamble) line\(preamble == 1 ? "" : "s") before the header (no separator): first \(excerpt(skipped))") }
         let header: [String]
         let width = first.count
         if hasHeader {
@@ -299,6 +311,7 @@ public enum Candles {
         var times = [Int64](), values = [Float](), rowLines = [Int]()
         var format: TimeFormat?
         times.reserveCapacity(dataLines.count); values.reserveCapacity(dataLines.count * 6); rowLines.reserveCapacity(dataLines.count)
+        var newestFirst = false
         var badOrder = (count: 0, line: 0), nonPositive = (count: 0, line: 0), negativeVolume = (count: 0, line: 0)
         let timeName = header[timeIndex]
         for r in dataLines {
@@ -313,8 +326,11 @@ public enum Candles {
                 guard sameFamily(format0, f) else { throw fail(ln, timeName, "timestamp format differs from the first row's: \(excerpt(cell))") }
                 if case let .calendar(o, i, p0) = format0, case let .calendar(_, _, p1) = f, p1 > p0 { format = .calendar(offset: o, isoT: i, precision: p1) }
             } else { format = f }
-            if let last = times.last, t <= last {
+            // Oldest first, or newest first throughout (as some exports write; read in reverse).
+            if times.count == 1, t < times[0] { newestFirst = true }
+            if let last = times.last, newestFirst ? t >= last : t <= last {
                 throw fail(ln, timeName, t == last ? "duplicate timestamp \(excerpt(cell))"
+                           : newestFirst ? "timestamp \(excerpt(cell)) is later than the previous row's: the rows started newest first, so they must keep decreasing in time"
                            : "timestamp \(excerpt(cell)) is earlier than the previous row's: rows must be strictly increasing in time")
             }
             times.append(t); rowLines.append(ln)
@@ -347,6 +363,11 @@ public enum Candles {
             values += row
         }
         guard times.count >= 2 else { throw fail(nil, nil, "found \(times.count) data row\(times.count == 1 ? "" : "s"), need at least 2") }
+        if newestFirst {
+            times.reverse(); rowLines.reverse()
+            values = stride(from: values.count - 6, through: 0, by: -6).flatMap { values[$0..<($0 + 6)] }
+            notes.append("rows are newest first: read in reverse")
+        }
         var warnings = [String]()
         func rows(_ n: Int) -> String { n == 1 ? "1 row" : "\(n) rows" }
         if badOrder.count > 0 {

@@ -270,8 +270,10 @@ public enum Verify {
     static func writeEnsemble(_ v: [Float], _ c: GoldenCase, _ o: VerifyOptions, to path: String) throws {
         var text = "# f32 ensemble: mean of \(o.samples) paths, seed \(o.seed), temperature \(o.sampling.temperature), top_k \(o.sampling.topK), top_p \(o.sampling.topP)\n"
         text += Candles.columns.joined(separator: ",") + "\n"
-        for t in 0..<c.predLen { text += (0..<6).map { "\(v[t * 6 + $0])" }.joined(separator: ",") + "\n" }
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+        for t in 0..<c.predLen { text += (0..<6).map { NumberText.decimal(v[t * 6 + $0]) }.joined(separator: ",") + "\n" }
+        let out = OutputSet()   // the output rules of every tool (OutputFile.swift)
+        try out.stage(try out.add(path, option: "--write-ensembles"), Data(text.utf8))
+        try out.commit()
     }
 
     static func readEnsemble(_ path: String, rows: Int) throws -> [Float] {
@@ -298,7 +300,7 @@ public enum Verify {
             "sampled forecasts \(String(format: "%.2g", $0 * 100)) % of the price from the f32 model's on average over \(m.steps) steps (\(cases))"
         } ?? "s1 top-1 agreement \(String(format: "%.1f", m.s1Top1 * 100)) % over \(m.steps) steps (\(cases)), no ensemble"
         if r.pass { return "\(r.type) bundle: \(drift), within the \(r.type) gate." }
-        return "\(r.type) bundle: \(drift); \(r.failures.count) metric\(r.failures.count == 1 ? "" : "s") outside the \(r.type) gate (\(r.failures.first!)\(r.failures.count > 1 ? ", ..." : ""))."
+        return "\(r.type) bundle: \(drift); \(r.failures.count) check\(r.failures.count == 1 ? "" : "s") outside the \(r.type) gate (\(r.failures.first!)\(r.failures.count > 1 ? ", ..." : ""))."
     }
 
     /// Mean |a - b| / std of the column.

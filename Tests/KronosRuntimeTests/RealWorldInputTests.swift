@@ -53,6 +53,9 @@ func fileType(_ path: String) -> FileAttributeType? {
             ("quoted-capitalized", joined(",", [["\"Timestamps\"", " Open ", "HIGH", "Low", "Close", "Volume", "Amount"]]
                 + data.map { ["\"" + $0[0] + "\""] + $0.dropFirst() })),
             ("no-final-newline-blank-lines", "\n" + lf.replacingOccurrences(of: "\n", with: "\n \n").dropLast(3)),
+            // Newest first (as some vendors export), and a title line before the header.
+            ("newest-first", joined(",", [sampleRows[0]] + data.reversed())),
+            ("preamble", "https://example.com/data export\n" + lf),
         ]
         for (name, text) in variants {
             let r = try run([b, "--input", writeFile(dir, name + ".csv", Data(text.utf8))] + forecastArgs)

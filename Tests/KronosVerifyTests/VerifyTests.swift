@@ -36,6 +36,13 @@ func bundle(_ quantize: QuantizeChoice, model: String = golden) throws -> String
         let strict = try runTool("kronos-run", ["verify", q8, "--golden", golden, "--max-s1-kld", "1e-9", "--min-context-ids", "0"])
         #expect(strict.status == 1)
         #expect(strict.stderr.contains("s1_kld") && strict.stderr.contains("(case synth_a)"), "\(strict.stderr)")
+        // The table shows the thresholds in a gate row and ends with one plain sentence.
+        let lines = strict.stdout.split(separator: "\n")
+        #expect(lines.contains { $0.hasPrefix("gate (q8)") && $0.contains("<= 1.000e-09") && $0.contains(">= 97.00%") }, "\(strict.stdout)")
+        #expect(lines.last!.hasPrefix("q8 bundle: sampled forecasts ") && lines.last!.contains("% of the price from the f32 model's on average over 28 steps (2 cases); 3 checks")
+                && lines.last!.contains("outside the q8 gate (s1_kld"), "\(lines.last!)")
+        let pass = try runTool("kronos-run", ["verify", q8, "--golden", golden, "--min-context-ids", "0.97"])
+        #expect(pass.status == 0 && pass.stdout.hasSuffix("steps (2 cases), within the q8 gate.\n"), "\(pass.stdout)")
     }
 
     /// The execution approximations are measured, not hidden: verify runs the bundle the way it is

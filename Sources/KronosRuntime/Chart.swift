@@ -83,7 +83,7 @@ public enum ForecastChart {
             out += "<text x=\"\(f(x(i)))\" y=\"\(f(volumeTop + volumeH + 19))\" text-anchor=\"middle\" fill=\"#555\">\(escape(label))</text>\n"
         }
         out += "<line x1=\"\(f(split))\" x2=\"\(f(split))\" y1=\"\(f(top))\" y2=\"\(f(volumeTop + volumeH))\" stroke=\"#8a8a8a\" stroke-dasharray=\"4 3\"/>\n"
-        out += "<text x=\"\(f(split + 6))\" y=\"\(f(top + 14))\" fill=\"#666\">forecast →</text>\n"
+        out += "<text x=\"\(f(split + 6))\" y=\"\(f(top + priceH - 8))\" fill=\"#666\">forecast →</text>\n"
         // Sample paths of the close, faint, behind everything of the forecast.
         let lastX = x(hist - 1), lastY = y(s.lastClose)
         for p in paths {

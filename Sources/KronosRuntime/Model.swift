@@ -131,6 +131,14 @@ public struct TimeStamp: Sendable, Equatable {
     public init(minute: Int, hour: Int, weekday: Int, day: Int, month: Int) {
         self.minute = minute; self.hour = hour; self.weekday = weekday; self.day = day; self.month = month
     }
+    /// The rows of the time tables (minute 60, hour 24, weekday 7, day 32, month 13), in field order.
+    public static let ranges: [ClosedRange<Int>] = [0...59, 0...23, 0...6, 0...31, 0...12]
+    public static let fieldNames = ["minute", "hour", "weekday", "day", "month"]
+    /// Every field indexes a row of its table.
+    public var isValid: Bool {
+        Self.ranges[0].contains(minute) && Self.ranges[1].contains(hour) && Self.ranges[2].contains(weekday)
+            && Self.ranges[3].contains(day) && Self.ranges[4].contains(month)
+    }
 }
 
 /// Predictor weights (KRONOS.md §4). D = predictor d_model.

@@ -135,7 +135,8 @@ public enum Verify {
         var metrics = [DriftMetrics]()
         var pooled = Pool()
         for (dir, name) in caseFiles.cases {
-            let c = try GoldenCase(directory: dir, name: name)
+            let c = try GoldenCase(directory: dir, name: name, s1Vocabulary: model.manifest.predictorConfig.s1Vocabulary,
+                                   s2Vocabulary: model.manifest.predictorConfig.s2Vocabulary)
             var casePool = try measure(model, c, options)
             if options.ensemble {
                 let stored = dir + "/\(name)_ensemble.csv"
@@ -160,7 +161,7 @@ public enum Verify {
         let bpw = bitsPerWeight(model.manifest)
         var failures = [String]()
         for m in metrics + [overall] { failures += check(m, thresholds) }
-        if let b = thresholds.bitsPerWeight, bpw > b { failures.append("bits_per_weight \(fmt(bpw)) > \(fmt(b)) (bundle)") }
+        if let b = thresholds.bitsPerWeight, !(bpw <= b) { failures.append("bits_per_weight \(fmt(bpw)) > \(fmt(b)) (bundle)") }
         return VerifyReport(bundle: path, golden: golden, type: type, bitsPerWeight: bpw, cache: options.cache,
                             activations: model.activations(options.activations), kvCache: model.kvCache(options.kvCache), thresholds: thresholds,
                             cases: metrics, overall: overall, failures: failures, pass: failures.isEmpty)
@@ -333,8 +334,9 @@ public enum Verify {
 
     static func check(_ m: DriftMetrics, _ t: VerifyThresholds) -> [String] {
         var f = [String]()
-        func over(_ name: String, _ v: Double, _ limit: Double?) { if let limit, v > limit { f.append("\(name) \(fmt(v)) > \(fmt(limit)) (case \(m.name))") } }
-        func under(_ name: String, _ v: Double, _ limit: Double?) { if let limit, v < limit { f.append("\(name) \(fmt(v)) < \(fmt(limit)) (case \(m.name))") } }
+        // `!(v <= limit)`: a NaN metric fails its gate (NaN compares false both ways).
+        func over(_ name: String, _ v: Double, _ limit: Double?) { if let limit, !(v <= limit) { f.append("\(name) \(fmt(v)) > \(fmt(limit)) (case \(m.name))") } }
+        func under(_ name: String, _ v: Double, _ limit: Double?) { if let limit, !(v >= limit) { f.append("\(name) \(fmt(v)) < \(fmt(limit)) (case \(m.name))") } }
         over("s1_kld", m.s1KLD, t.s1KLD); over("s2_kld", m.s2KLD, t.s2KLD)
         under("s1_top1", m.s1Top1, t.s1Top1); under("s2_top1", m.s2Top1, t.s2Top1)
         under("context_ids_agree", m.contextIDs, t.contextIDs)
@@ -358,35 +360,72 @@ struct GoldenCase {
     let stamps: [TimeStamp], futureStamps: [TimeStamp]
     let input: SeriesInput
 
-    init(directory: String, name: String) throws {
+    /// Largest pred_len / max_context a case may claim (the converter's own max-context bound).
+    static let maxLength = 1 << 20
+
+    /// Reads and validates one case against the model it will be run on: every count consistent,
+    /// every value finite, ids within the vocabularies, time features within their tables, pred_len
+    /// and max_context within limits; nothing from the files is used before it is checked.
+    init(directory: String, name: String, s1Vocabulary V1: Int, s2Vocabulary V2: Int) throws {
         self.name = name
         let jsonPath = directory + "/\(name).json"
+        func bad(_ file: String, _ field: String?, _ m: String) -> RuntimeError { .input(file: file, line: nil, column: field, message: m) }
         guard let data = FileManager.default.contents(atPath: jsonPath),
-              let settings = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let p = settings["pred_len"] as? Int, let mc = settings["max_context"] as? Int else {
-            throw RuntimeError.input(file: jsonPath, line: nil, column: nil, message: "expected a case object with pred_len and max_context")
+              let settings = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let pn = settings["pred_len"] as? NSNumber, let mn = settings["max_context"] as? NSNumber else {
+            throw bad(jsonPath, nil, "expected a case object with integer pred_len and max_context")
         }
+        let limit = Self.maxLength
+        guard let p = Int(exactly: pn.doubleValue), (1...limit).contains(p) else {
+            throw bad(jsonPath, "pred_len", "expected an integer in 1...\(limit), found \(Terminal.safe(pn.description))")
+        }
+        guard let mc = Int(exactly: mn.doubleValue), (1...limit).contains(mc) else {
+            throw bad(jsonPath, "max_context", "expected an integer in 1...\(limit), found \(Terminal.safe(mn.description))")
+        }
+        guard p <= mc else { throw bad(jsonPath, "pred_len", "\(p) exceeds max_context \(mc)") }
         predLen = p; maxContext = mc
         let f = try SafetensorsFile(path: directory + "/\(name).safetensors")
-        func floats(_ k: String) throws -> [Float] {
-            guard let t = f[k] else { throw RuntimeError.input(file: f.path, line: nil, column: k, message: "missing tensor \(k)") }
-            return t.floats()
+        func floats(_ k: String, count: Int) throws -> [Float] {
+            guard let t = f[k] else { throw bad(f.path, k, "missing tensor \(k)") }
+            guard t.elementCount == count else { throw bad(f.path, k, "expected \(count) values, found \(t.elementCount)") }
+            let v = t.floats()
+            if let i = v.firstIndex(where: { !$0.isFinite }) { throw bad(f.path, k, "value \(i) is \(v[i]), expected a finite number") }
+            return v
         }
-        func ints(_ k: String) throws -> [Int] {
-            guard let t = f[k], t.dtype == .i64 else { throw RuntimeError.input(file: f.path, line: nil, column: k, message: "missing int64 tensor \(k)") }
-            return t.int64s().map { Int($0) }
+        func ints(_ k: String, count: Int, below bound: Int) throws -> [Int] {
+            guard let t = f[k], t.dtype == .i64 else { throw bad(f.path, k, "missing int64 tensor \(k)") }
+            guard t.elementCount == count else { throw bad(f.path, k, "expected \(count) ids, found \(t.elementCount)") }
+            let v = t.int64s()
+            if let i = v.firstIndex(where: { $0 < 0 || $0 >= Int64(bound) }) { throw bad(f.path, k, "id \(i) is \(v[i]), expected 0..<\(bound)") }
+            return v.map { Int($0) }
         }
-        xNorm = try floats("x_norm"); std = try floats("std"); contextRecon = try floats("context_recon"); forecast = try floats("forecast")
-        contextS1 = try ints("context_s1"); contextS2 = try ints("context_s2"); genS1 = try ints("gen_s1"); genS2 = try ints("gen_s2")
-        rows = contextS1.count
-        let l1 = try floats("step_s1_logits"), l2 = try floats("step_s2_logits")
-        let v1 = l1.count / p, v2 = l2.count / p
-        stepS1 = (0..<p).map { Array(l1[($0 * v1)..<(($0 + 1) * v1)]) }
-        stepS2 = (0..<p).map { Array(l2[($0 * v2)..<(($0 + 1) * v2)]) }
-        func stampRows(_ v: [Float]) -> [TimeStamp] {
-            (0..<(v.count / 5)).map { TimeStamp(minute: Int(v[$0 * 5]), hour: Int(v[$0 * 5 + 1]), weekday: Int(v[$0 * 5 + 2]), day: Int(v[$0 * 5 + 3]), month: Int(v[$0 * 5 + 4])) }
+        guard let ctx = f["context_s1"], ctx.elementCount >= 1, ctx.elementCount <= limit else {
+            throw bad(f.path, "context_s1", "expected 1...\(limit) context ids, found \(f["context_s1"]?.elementCount ?? 0)")
         }
-        stamps = stampRows(try floats("x_stamp")); futureStamps = stampRows(try floats("y_stamp"))
+        let T = ctx.elementCount
+        rows = T
+        contextS1 = try ints("context_s1", count: T, below: V1); contextS2 = try ints("context_s2", count: T, below: V2)
+        genS1 = try ints("gen_s1", count: p, below: V1); genS2 = try ints("gen_s2", count: p, below: V2)
+        xNorm = try floats("x_norm", count: T * 6); std = try floats("std", count: 6)
+        contextRecon = try floats("context_recon", count: min(T, mc) * 6); forecast = try floats("forecast", count: p * 6)
+        let l1 = try floats("step_s1_logits", count: p * V1), l2 = try floats("step_s2_logits", count: p * V2)
+        stepS1 = (0..<p).map { Array(l1[($0 * V1)..<(($0 + 1) * V1)]) }
+        stepS2 = (0..<p).map { Array(l2[($0 * V2)..<(($0 + 1) * V2)]) }
+        func stampRows(_ k: String, _ n: Int) throws -> [TimeStamp] {
+            let v = try floats(k, count: n * 5)
+            return try (0..<n).map { r in
+                var fields = [Int]()
+                for (j, range) in TimeStamp.ranges.enumerated() {
+                    let x = v[r * 5 + j]
+                    guard let i = Int(exactly: x), range.contains(i) else {
+                        throw bad(f.path, k, "row \(r) \(TimeStamp.fieldNames[j]) is \(x), expected an integer in \(range)")
+                    }
+                    fields.append(i)
+                }
+                return TimeStamp(minute: fields[0], hour: fields[1], weekday: fields[2], day: fields[3], month: fields[4])
+            }
+        }
+        stamps = try stampRows("x_stamp", T); futureStamps = try stampRows("y_stamp", p)
         let table = try Candles.read(path: directory + "/\(name)_input.csv")
         guard table.rows == rows else {
             throw RuntimeError.input(file: table.file, line: nil, column: nil, message: "has \(table.rows) rows, the case's context has \(rows)")

@@ -153,7 +153,7 @@ struct ForecastOne: ParsableCommand {
     @Option var threads: Int?
 
     func run() throws {
-        if let threads { Runtime.threads = max(1, threads) }
+        if let w = try Runtime.configure(threads: threads) { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
         let model = try KronosModel(path: bundle)
         let t = try ForecastBenchmark.measure(model: model, samples: samples, lookback: lookback, predictionLength: predLen,
                                               modes: cache, minSeconds: seconds, activations: activations, kvCache: kvCache)

@@ -164,6 +164,10 @@ public final class BundleReader: @unchecked Sendable {
             throw .frame(file: path, tensor: "\(t.part.rawValue)/\(t.name)", offset: BundleFormat.headerSize + t.offset, message: "\(error)")
         }
         releaseFrame(t)
+        if t.rawSize > 0, let i = t.type.firstNonFinite(UnsafeRawPointer(buffer.bytes.baseAddress!), byteCount: t.rawSize) {
+            throw .tensor(file: path, tensor: "\(t.part.rawValue)/\(t.name)",
+                          message: t.type.traits.isQuantized ? "block \(i) has a non-finite scale or minimum" : "element \(i) is not finite")
+        }
         return TensorData(record: t, buffer: buffer)
     }
 
@@ -177,7 +181,7 @@ public final class BundleReader: @unchecked Sendable {
     public func loadAll() throws(BundleError) -> [String: TensorData] {
         let tensors = manifest.tensors
         let results = ResultSlots<TensorData, BundleError>(count: tensors.count)
-        DispatchQueue.concurrentPerform(iterations: tensors.count) { i in
+        BoundedParallel.forEach(tensors.count, threads: ProcessInfo.processInfo.activeProcessorCount) { i in
             results[i] = Result { () throws(BundleError) in try self.load(tensors[i]) }
         }
         var out = [String: TensorData]()

@@ -9,6 +9,7 @@ import Glibc
 public final class BundleWriter {
     public let destination: String
     public let temporaryPath: String
+    private let force: Bool
     private var fd: Int32
     private var position = 0
     private var records = [TensorRecord]()
@@ -25,6 +26,7 @@ public final class BundleWriter {
         }
         guard case let .replace(resolved, existingMode) = target.kind else { throw .io(file: destination, message: "not a regular file") }
         if !force, existingMode != nil { throw .exists(file: destination) }
+        self.force = force
         self.destination = resolved
         let url = URL(fileURLWithPath: resolved)
         let dir = url.deletingLastPathComponent().path
@@ -41,19 +43,24 @@ public final class BundleWriter {
             TemporaryFiles.unregister(tmp)
             throw .io(file: tmp, message: "cannot create: \(reason)")
         }
+        // Held until the descriptor closes: the proof, for removeStaleTemporaries, that a writer is alive.
+        _ = flock(fd, LOCK_EX | LOCK_NB)
         do throws(BundleError) { try write([UInt8](repeating: 0, count: BundleFormat.headerSize)) } catch { abandon(); throw error }
     }
 
-    /// Temporary files `.<base>.tmp-<pid>-<n>` whose writer process no longer exists.
+    /// Temporary files `.<base>.tmp-<pid>-<n>` whose writer is provably gone: every live writer holds
+    /// an exclusive flock on its temporary file, so one whose lock can be taken is abandoned (a pid
+    /// test would be fooled by a reused pid or a writer in another pid namespace).
     static func removeStaleTemporaries(directory: String, base: String) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
         let prefix = ".\(base).tmp-"
         for name in names where name.hasPrefix(prefix) {
-            let rest = name.dropFirst(prefix.count)
-            guard let pidText = rest.split(separator: "-").first, let pid = Int32(pidText) else { continue }
-            if pid != getpid(), kill(pid, 0) != 0, errno == ESRCH {
-                unlink((directory as NSString).appendingPathComponent(name))
-            }
+            let path = (directory as NSString).appendingPathComponent(name)
+            let fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            var st = stat()
+            if fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, flock(fd, LOCK_EX | LOCK_NB) == 0 { unlink(path) }
+            close(fd)
         }
     }
 
@@ -121,8 +128,18 @@ public final class BundleWriter {
             guard wrote == hb.count else { throw BundleError.io(file: temporaryPath, message: "header write failed: \(String(cString: strerror(errno)))") }
             guard fsync(fd) == 0 else { throw BundleError.io(file: temporaryPath, message: "fsync failed: \(String(cString: strerror(errno)))") }
             close(fd); fd = -1
-            guard rename(temporaryPath, destination) == 0 else {
-                throw BundleError.io(file: destination, message: "cannot rename \(temporaryPath) into place: \(String(cString: strerror(errno)))")
+            if force {
+                guard rename(temporaryPath, destination) == 0 else {
+                    throw BundleError.io(file: destination, message: "cannot rename \(temporaryPath) into place: \(String(cString: strerror(errno)))")
+                }
+            } else {
+                // Without --force nothing may be replaced, not even a file another process created
+                // since the check at the start: link() refuses an existing name atomically.
+                if link(temporaryPath, destination) != 0 {
+                    if errno == EEXIST { throw BundleError.exists(file: destination) }
+                    throw BundleError.io(file: destination, message: "cannot link \(temporaryPath) into place: \(String(cString: strerror(errno)))")
+                }
+                unlink(temporaryPath)
             }
             TemporaryFiles.unregister(temporaryPath)
             finished = true
@@ -185,19 +202,26 @@ public enum TemporaryFiles {
         }
     }
 
-    /// Installs SIGINT / SIGTERM / SIGHUP handlers that remove the temporary files and exit 130.
+    /// Signals whose default action ends the process and that a handler can catch: each removes the
+    /// temporary files, then exits 128 + signal.
+    static let fatalSignals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU]
+
+    /// Installs the handlers of `fatalSignals`, and ignores SIGXFSZ (RLIMIT_FSIZE) and SIGPIPE so that
+    /// such a write fails with EFBIG / EPIPE and the writer's error path removes its temporary file.
     public static func installSignalCleanup() {
         _ = storage
         // A parent may have started us with these signals blocked; unblock them so the handler runs.
         var set = sigset_t()
         sigemptyset(&set)
-        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, sig) }
+        for sig in fatalSignals { sigaddset(&set, sig) }
         sigprocmask(SIG_UNBLOCK, &set, nil)
-        for sig in [SIGINT, SIGTERM, SIGHUP] {
+        for sig in fatalSignals {
             signal(sig) { s in
                 TemporaryFiles.removeAll()
                 _exit(128 + s)
             }
         }
+        signal(SIGXFSZ, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
     }
 }

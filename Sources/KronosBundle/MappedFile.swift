@@ -12,7 +12,7 @@ public final class MappedFile: @unchecked Sendable {
     /// Maps `path` read-only. `describe` turns an errno-style message into the caller's error.
     public init(path: String) throws(BundleError) {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)   // a FIFO must not block the open
         guard fd >= 0 else { throw .io(file: path, message: "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var st = stat()

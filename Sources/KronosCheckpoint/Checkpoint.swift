@@ -17,6 +17,8 @@ public struct CheckpointDirectory: Sendable {
     public let tensors: [String: SafetensorsTensor]
 
     public static let indexName = "model.safetensors.index.json"
+    /// Largest config or index JSON read (bytes); the released ones are a few KB.
+    public static let maxJSONBytes = 16 << 20
 
     public init(part: ModelPart, directory: String) throws(CheckpointError) {
         self.part = part
@@ -28,8 +30,9 @@ public struct CheckpointDirectory: Sendable {
         }
         func p(_ n: String) -> String { (directory as NSString).appendingPathComponent(n) }
         configPath = p("config.json")
-        guard let data = fm.contents(atPath: configPath) else {
-            throw .io(file: configPath, message: "cannot read the \(part.rawValue) config (expected config.json beside the weights)")
+        let data: Data
+        do { data = try InputFile.read(configPath, limit: Self.maxJSONBytes) } catch {
+            throw .io(file: configPath, message: "cannot read the \(part.rawValue) config (expected config.json beside the weights): \(error.message)")
         }
         configData = data
         let single = p("model.safetensors"), index = p(Self.indexName)
@@ -55,7 +58,8 @@ public struct CheckpointDirectory: Sendable {
     }
 
     static func openShards(index: String, directory: String) throws(CheckpointError) -> [SafetensorsFile] {
-        guard let data = FileManager.default.contents(atPath: index) else { throw .io(file: index, message: "cannot read") }
+        let data: Data
+        do { data = try InputFile.read(index, limit: Self.maxJSONBytes) } catch { throw .io(file: index, message: error.message) }
         let json: JSONValue
         do { json = try StrictJSON.parse([UInt8](data)) } catch { throw .format(file: index, message: "index JSON: \(error)") }
         guard let map = json["weight_map"]?.object else {
@@ -93,7 +97,7 @@ public struct CheckpointDirectory: Sendable {
                               sha256: Self.hex(SHA256.hash(data: configData)))]
         let index = (directory as NSString).appendingPathComponent(Self.indexName)
         if files.count > 1 || files.first.map({ !$0.path.hasSuffix("/model.safetensors") }) == true,
-           let d = FileManager.default.contents(atPath: index) {
+           let d = try? InputFile.read(index, limit: Self.maxJSONBytes) {
             out.append(SourceFile(part: part, file: Self.indexName, bytes: UInt64(d.count), sha256: Self.hex(SHA256.hash(data: d))))
         }
         for f in files {

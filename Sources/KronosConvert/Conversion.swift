@@ -206,7 +206,7 @@ public func convert(_ checkpoint: Checkpoint, options: ConversionOptions,
     while index < plan.count {
         let batch = Array(plan[index..<min(plan.count, index + window)])
         let results = ResultSlots<EncodedTensor, ConversionError>(count: batch.count)
-        DispatchQueue.concurrentPerform(iterations: batch.count) { i in
+        BoundedParallel.forEach(batch.count, threads: max(1, options.threads)) { i in
             let (e, type) = batch[i]
             let source = checkpoint.tensor(e.part, e.name)!
             results[i] = Result { () throws(ConversionError) in try encode(source, as: type, options: options) }
@@ -293,7 +293,8 @@ func encode(_ src: SafetensorsTensor, as requested: TensorType, options: Convers
     var raw: AlignedBuffer
     do { raw = try encodeAll(type) } catch {
         guard case let .unrepresentable(block) = error else { throw .tensor(file: src.file, tensor: src.name, message: "\(error)") }
-        note = "block \(block) of a row exceeds the f16 scale range of \(type.rawValue); stored as f32"
+        note = type == .f16 ? "value \(block) exceeds the f16 range (±65504); stored as f32"
+            : "block \(block) of a row exceeds the f16 scale range of \(type.rawValue); stored as f32"
         type = .f32
         do { raw = try encodeAll(.f32) } catch { throw .tensor(file: src.file, tensor: src.name, message: "\(error)") }
     }

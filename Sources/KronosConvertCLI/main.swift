@@ -63,7 +63,7 @@ struct Convert: ParsableCommand {
         guard (1...19).contains(zstdLevel) else { throw ValidationError("--zstd-level must be in 1...19, found \(zstdLevel)") }
         guard (0...64).contains(q4SearchSteps) else { throw ValidationError("--q4-search-steps must be in 0...64, found \(q4SearchSteps)") }
         if let m = maxContext, m < 1 { throw ValidationError("--max-context must be at least 1, found \(m)") }
-        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, found \(t)") }
+        if let t = threads, !(1...256).contains(t) { throw ValidationError("--threads must be in 1...256, found \(t)") }
         for k in keep {
             do { _ = try KeepRule(parsing: k) } catch { throw ValidationError(error.localizedDescription) }
         }
@@ -102,7 +102,7 @@ struct Convert: ParsableCommand {
     }
 
     func printSummary(_ r: ConversionReport) {
-        for n in r.notes { print("note: \(n)") }
+        for n in r.notes { print("note: \(Terminal.safe(n))") }
         let rows: [(String, String)] = [
             ("bundle", r.output),
             ("quantize", r.quantize.rawValue),
@@ -142,13 +142,13 @@ struct Inspect: ParsableCommand {
             return
         }
         print("bundle      \(bundle) (\(reader.fileSize) bytes, format v\(m.formatVersion))")
-        print("converter   \(m.converter.name) \(m.converter.version)")
-        print("settings    quantize \(m.settings.quantize), keep [\(m.settings.keep.joined(separator: ", "))], zstd level \(m.settings.zstdLevel), q4 search steps \(m.settings.q4SearchSteps)")
+        print("converter   \(Terminal.safe(m.converter.name)) \(Terminal.safe(m.converter.version))")
+        print("settings    quantize \(Terminal.safe(m.settings.quantize)), keep [\(Terminal.safe(m.settings.keep.joined(separator: ", ")))], zstd level \(m.settings.zstdLevel), q4 search steps \(m.settings.q4SearchSteps)")
         print("max context \(m.maxContext)")
         print("tokenizer   \(jsonString(m.tokenizerConfig))")
         print("predictor   \(jsonString(m.predictorConfig))")
-        for s in m.sources { print("source      \(s.part.rawValue)/\(s.file) \(s.bytes) bytes sha256 \(s.sha256)") }
-        for n in m.notes { print("note        \(n)") }
+        for s in m.sources { print("source      \(s.part.rawValue)/\(Terminal.safe(s.file)) \(s.bytes) bytes sha256 \(Terminal.safe(s.sha256))") }
+        for n in m.notes { print("note        \(Terminal.safe(n))") }
         print("")
         let header = ["part", "name", "type", "shape", "offset", "stored", "raw", "xxh64", "rel_rmse"]
         var table = [header]
@@ -157,8 +157,9 @@ struct Inspect: ParsableCommand {
                           "\(t.offset)", "\(t.storedSize)", "\(t.rawSize)", t.xxh64,
                           t.error.map { String(format: "%.3e", $0.relativeRMSE) } ?? "-"])
         }
-        let widths = (0..<header.count).map { c in table.map { $0[c].count }.max()! }
-        for row in table {
+        let shown = table.map { $0.map(Terminal.safe) }   // tensor names come from the bundle
+        let widths = (0..<header.count).map { c in shown.map { $0[c].count }.max()! }
+        for row in shown {
             print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  "))
         }
         let params = m.tensors.reduce(0) { $0 + $1.elementCount }
@@ -185,7 +186,9 @@ do {
     var command = try Root.parseAsRoot()
     try command.run()
 } catch let error as LocalizedError {
-    FileHandle.standardError.write(Data("error: \(error.errorDescription ?? "\(error)")\n".utf8))
+    // Strings from files are escaped (Terminal.safe); the message's own line breaks are kept.
+    let message = (error.errorDescription ?? "\(error)").split(separator: "\n", omittingEmptySubsequences: false).map(Terminal.safe).joined(separator: "\n")
+    FileHandle.standardError.write(Data("error: \(message)\n".utf8))
     exit(1)
 } catch {
     let code = Root.exitCode(for: error)

@@ -3,7 +3,8 @@
 public enum QuantError: Error, Equatable {
     /// The row length is not a whole number of blocks of the type.
     case rowNotBlockAligned(columns: Int, blockSize: Int)
-    /// A block's range cannot be represented by the type's f16 scale (block index in the row).
+    /// A block's range cannot be represented by the type's f16 scale (block index in the row), or
+    /// (f16) a value lies beyond the f16 range (value index in the row).
     case unrepresentable(block: Int)
     /// The type cannot hold floating-point data (i64).
     case notFloatType(TensorType)
@@ -18,7 +19,12 @@ extension TensorType {
             dst.copyMemory(from: src, byteCount: columns * 4)
         case .f16:
             let out = dst.assumingMemoryBound(to: UInt16.self)
-            for i in 0..<columns { out[i] = f16Bits(src[i]).littleEndian }
+            for i in 0..<columns {
+                // A finite value beyond ±65504 would become ±Inf: refused (the converter keeps the
+                // tensor in f32 with a note), as q8 / q4 refuse a block their f16 scale cannot hold.
+                guard abs(src[i]) <= 65504 || !src[i].isFinite else { throw .unrepresentable(block: i) }
+                out[i] = f16Bits(src[i]).littleEndian
+            }
         case .q8_0:
             guard columns % BlockQ8_0.count == 0 else { throw .rowNotBlockAligned(columns: columns, blockSize: 32) }
             for b in 0..<(columns / BlockQ8_0.count) {

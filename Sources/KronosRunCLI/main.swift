@@ -168,7 +168,7 @@ struct Forecast: ParsableCommand {
     }
 
     func run() throws {
-        if let threads { Runtime.threads = max(1, threads) }
+        let threadWarning = try Runtime.configure(threads: threads)
         TemporaryFiles.installSignalCleanup()   // staged outputs are removed on SIGINT / SIGTERM / SIGHUP
         var options = RunOptions(inputs: input.inputs, predictionLength: predLen)
         options.mapping = try input.mapping()
@@ -193,12 +193,12 @@ struct Forecast: ParsableCommand {
         let prepared = try ForecastJob.prepare(options)
         func say(_ kind: String, _ lines: [String]) {
             guard !quiet else { return }
-            for line in lines { FileHandle.standardError.write(Data("\(kind): \(line)\n".utf8)) }
+            for line in lines { FileHandle.standardError.write(Data("\(kind): \(Terminal.safe(line))\n".utf8)) }
         }
         let model = try KronosModel(path: bundle)
         let advice = ForecastJob.advice(prepared: prepared, options: options, window: maxContext ?? model.maxContext)
         say("note", prepared.flatMap(\.notes) + advice.notes)
-        say("warning", prepared.flatMap(\.warnings) + advice.warnings)
+        say("warning", prepared.flatMap(\.warnings) + advice.warnings + (threadWarning.map { [$0] } ?? []))
         let interactive = isatty(STDERR_FILENO) != 0 && !quiet
         let start = Date()
         let result = try ForecastJob.run(model: model, prepared: prepared, options: options) { event in
@@ -306,7 +306,7 @@ struct VerifyCommand: ParsableCommand {
         func minGate(_ v: Double?) -> String { v.map { ">= " + p($0) } ?? "-" }
         let gate = ["gate (\(r.type))", "", maxGate(t.s1KLD), maxGate(t.s2KLD), minGate(t.s1Top1), minGate(t.s2Top1), minGate(t.contextIDs),
                     maxGate(t.decodeNMAE), "", maxGate(t.greedyMaxRelative), t.greedyIDsIdentical ? "yes" : "", maxGate(t.ensembleNMAE)]
-        let table = [header] + rows + [gate]
+        let table = ([header] + rows + [gate]).map { $0.map(Terminal.safe) }   // case names come from files
         let widths = header.indices.map { c in table.map { $0[c].count }.max()! }
         for row in table { print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")) }
         if let b = t.bitsPerWeight { print("bits per weight \(String(format: "%.3f", r.bitsPerWeight)) (gate <= \(String(format: "%.3f", b)))") }
@@ -324,7 +324,8 @@ do {
     var command = try Root.parseAsRoot()
     try command.run()
 } catch let error as LocalizedError {
-    FileHandle.standardError.write(Data("error: \((error.errorDescription ?? "\(error)").replacingOccurrences(of: "\n", with: " "))\n".utf8))
+    // One line, strings from files escaped (Terminal.safe).
+    FileHandle.standardError.write(Data("error: \(Terminal.safe((error.errorDescription ?? "\(error)").replacingOccurrences(of: "\n", with: " ")))\n".utf8))
     exit(1)
 } catch {
     let code = Root.exitCode(for: error)

@@ -11,6 +11,7 @@
 // a ragged row is refused instead of silently re-aligned, and the separator is detected. It reads
 // bytes, not `Character`s: a Swift `Character` joins "\r\n" into one, which is how CRLF files broke.
 import Foundation
+import KronosBundle
 
 /// How the input wrote its timestamps (the forecast writes future ones the same way).
 public enum TimeFormat: Sendable, Equatable {
@@ -71,6 +72,8 @@ public enum Candles {
     /// Binance's kline files without a header (public data downloads): open time, open, high, low,
     /// close, volume, close time, quote asset volume, trades, taker buy base, taker buy quote, ignore.
     static let binanceKlineColumns = 12
+    /// Largest accepted file (bytes): 10 million rows of a wide exchange export.
+    public static let maxFileBytes = 2 << 30
     /// Longest accepted line (bytes), against runaway inputs.
     public static let maxLineBytes = 1 << 20
     /// Longest excerpt of the input an error message quotes.
@@ -81,10 +84,11 @@ public enum Candles {
     static let maxPreambleLines = 5
 
     public static func read(path: String, mapping: ColumnMapping = ColumnMapping()) throws(RuntimeError) -> CandleTable {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw .input(file: path, line: nil, column: nil, message: "cannot read the file")
+        let data: Data
+        do { data = try InputFile.read(path, limit: maxFileBytes, allowStandardInput: true) } catch {
+            throw .input(file: path == "-" ? "standard input" : path, line: nil, column: nil, message: error.message)
         }
-        return try parse(data, file: path, mapping: mapping)
+        return try parse(data, file: path == "-" ? "standard input" : path, mapping: mapping)
     }
 
     /// Header names compare lowercased with everything but letters and digits removed
@@ -97,14 +101,7 @@ public enum Candles {
     public static func excerpt(_ s: some StringProtocol) -> String {
         var out = "", bytes = 0
         for ch in s {
-            let piece: String
-            switch ch {
-            case "\r\n": piece = "\\r\\n"
-            case "\n": piece = "\\n"
-            case "\r": piece = "\\r"
-            case "\t": piece = "\\t"
-            default: piece = String(ch)
-            }
+            let piece = Terminal.safe(String(ch))   // control characters escaped (ESC, BEL, CR, LF, ...)
             if bytes + piece.utf8.count > excerptBytes { return "\"" + out + "\"… (\(s.utf8.count) bytes)" }
             out += piece; bytes += piece.utf8.count
         }
@@ -369,13 +366,13 @@ public enum Candles {
             notes.append("rows are newest first: read in reverse")
         }
         var warnings = [String]()
-        func rows(_ n: Int) -> String { n == 1 ? "1 row" : "\(n) rows" }
+        func rows(_ n: Int, _ one: String, _ many: String) -> String { n == 1 ? "1 row \(one)" : "\(n) rows \(many)" }
         if badOrder.count > 0 {
-            warnings.append("\(rows(badOrder.count)) break the OHLC order (low <= open, close <= high), first at line \(badOrder.line)")
+            warnings.append("\(rows(badOrder.count, "breaks", "break")) the OHLC order (low <= open, close <= high), first at line \(badOrder.line)")
         }
-        if nonPositive.count > 0 { warnings.append("\(rows(nonPositive.count)) have a price <= 0, first at line \(nonPositive.line)") }
+        if nonPositive.count > 0 { warnings.append("\(rows(nonPositive.count, "has", "have")) a price <= 0, first at line \(nonPositive.line)") }
         if negativeVolume.count > 0 {
-            warnings.append("\(rows(negativeVolume.count)) have a negative volume or amount, first at line \(negativeVolume.line)")
+            warnings.append("\(rows(negativeVolume.count, "has", "have")) a negative volume or amount, first at line \(negativeVolume.line)")
         }
         return CandleTable(file: file, times: times, format: format!, values: values, lines: rowLines, notes: notes, warnings: warnings)
     }

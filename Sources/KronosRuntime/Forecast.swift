@@ -125,6 +125,11 @@ extension KronosModel {
         return (out, mean, std)
     }
 
+    /// Largest model window a forecast takes (the converter's bound on max_context).
+    public static let maxWindow = 1 << 20
+    /// Most sequences (series × samples) in one batch.
+    public static let maxBatch = 4096
+
     /// Forecasts every series (same length required) as one batch of series × samples sequences.
     public func forecast(_ inputs: [SeriesInput], settings: ForecastSettings, trace: UnsafeMutablePointer<ForecastTrace>? = nil,
                          progress: ((ForecastEvent) -> Void)? = nil) throws(RuntimeError) -> [SeriesForecast] {
@@ -136,8 +141,23 @@ extension KronosModel {
         guard P <= window else {
             throw .options("--pred-len \(P) exceeds the model window of \(window) rows (--max-context): the tokenizer decodes one window, as the reference does")
         }
-        for (i, s) in inputs.enumerated() where s.rows != T || s.futureStamps.count != P {
-            throw .options("series \(i + 1) has \(s.rows) rows and \(s.futureStamps.count) future stamps; every series of a batch needs \(T) and \(P)")
+        guard window <= Self.maxWindow else { throw .options("--max-context must be in 1...\(Self.maxWindow), found \(window)") }
+        guard inputs.count <= Self.maxBatch, S <= Self.maxBatch / inputs.count else {
+            throw .options("\(inputs.count) series × \(S) samples = \(inputs.count.multipliedReportingOverflow(by: S).partialValue) sequences; at most \(Self.maxBatch) run as one batch")
+        }
+        for (i, s) in inputs.enumerated() {
+            guard s.rows == T, s.futureStamps.count == P, s.values.count == T * 6, s.stamps.count == T else {
+                throw .options("series \(i + 1) has \(s.rows) rows, \(s.values.count) values and \(s.futureStamps.count) future stamps; every series of a batch needs \(T), \(T * 6) and \(P)")
+            }
+            // Every value the model reads from the caller is checked before it indexes a table or
+            // enters the arithmetic.
+            if let r = s.values.firstIndex(where: { !$0.isFinite }) {
+                throw .options("series \(i + 1), row \(r / 6), column \(Candles.columns[r % 6]): \(s.values[r]) is not a finite number")
+            }
+            for (k, stamp) in (s.stamps + s.futureStamps).enumerated() where !stamp.isValid {
+                throw .options("series \(i + 1), \(k < T ? "row \(k)" : "future row \(k - T)"): time features \(stamp) outside their tables "
+                               + "(minute 0...59, hour 0...23, weekday 0...6, day 0...31, month 0...12)")
+            }
         }
         let batch = inputs.count * S
         let V1 = predictor.config.s1Vocabulary, V2 = predictor.config.s2Vocabulary
@@ -147,6 +167,10 @@ extension KronosModel {
         var s1 = [[Int]](), s2 = [[Int]](), stamps = [[TimeStamp]]()
         for input in inputs {
             let n = Self.normalize(input.values, rows: T, clip: settings.clip)
+            for c in 0..<6 where !(n.mean[c].isFinite && (n.std[c] + 1e-5).isFinite) {
+                throw .options("series \(norms.count + 1), column \(Candles.columns[c]): the mean or spread of the values (\(n.mean[c]), \(n.std[c])) "
+                               + "overflows 32-bit floats; rescale the input")
+            }
             norms.append(n)
             let ids = tokenizer.encode(n.normalized, rows: T)
             for _ in 0..<S {
@@ -166,7 +190,9 @@ extension KronosModel {
         var rng = KronosRNG(seed: settings.seed)
         do {   // (the session's caches are freed before the tokenizer decodes)
             // The S samples of a series share its T context tokens: their rows are computed and cached once.
-            let session = PredictorSession(model: predictor, batch: batch, perGroup: S, sharedTokens: T, capacity: window,
+            // The window never holds more than the rows there are: a bundle claiming a huge max
+            // context costs memory for the rows a run uses, not for the claim.
+            let session = PredictorSession(model: predictor, batch: batch, perGroup: S, sharedTokens: T, capacity: min(window, T + P),
                                            privateRows: P, activations: settings.activations, kvCache: settings.kvCache)
             // Everything a step needs is allocated here, once (the step itself allocates nothing).
             let sampler = Sampler(capacity: max(V1, V2))
@@ -174,10 +200,18 @@ extension KronosModel {
             for b in 0..<batch { s1[b].reserveCapacity(T + P); s2[b].reserveCapacity(T + P) }
             for i in 0..<P {
                 session.advance(to: T + i, s1: s1, s2: s2, stamps: stamps, window: window, mode: settings.cache)
+                if let bad = session.s1Logits.prefix(batch * V1).firstIndex(where: { !$0.isFinite }) {
+                    throw .model("step \(i + 1), sequence \(bad / V1 + 1): the s1 logits are not finite (\(session.s1Logits[bad])); "
+                                 + "the input or the bundle's weights overflow 32-bit floats")
+                }
                 session.s1Logits.withUnsafeBufferPointer { l in
                     for b in 0..<batch { picks1[b] = sampler.sample(l.baseAddress! + b * V1, V1, settings.sampling, rng: &rng) }
                 }
                 session.computeS2Logits(picks: picks1)
+                if let bad = session.s2Logits.prefix(batch * V2).firstIndex(where: { !$0.isFinite }) {
+                    throw .model("step \(i + 1), sequence \(bad / V2 + 1): the s2 logits are not finite (\(session.s2Logits[bad])); "
+                                 + "the input or the bundle's weights overflow 32-bit floats")
+                }
                 session.s2Logits.withUnsafeBufferPointer { l in
                     for b in 0..<batch { picks2[b] = sampler.sample(l.baseAddress! + b * V2, V2, settings.sampling, rng: &rng) }
                 }
@@ -288,7 +322,7 @@ extension KronosModel {
         let T = contextS1.count, k = pathsS1.count, P = pathsS1[0].count
         precondition(k >= 1 && pathsS2.count == k && pathsS1.allSatisfy { $0.count == P } && pathsS2.allSatisfy { $0.count == P })
         let V1 = predictor.config.s1Vocabulary, V2 = predictor.config.s2Vocabulary
-        let session = PredictorSession(model: predictor, batch: k, perGroup: k, sharedTokens: T, capacity: window, privateRows: P,
+        let session = PredictorSession(model: predictor, batch: k, perGroup: k, sharedTokens: T, capacity: min(window, T + P), privateRows: P,
                                        activations: activations, kvCache: kvCache)
         let s1 = pathsS1.map { contextS1 + $0 }, s2 = pathsS2.map { contextS2 + $0 }
         let allStamps = [[TimeStamp]](repeating: stamps, count: k)

@@ -32,15 +32,19 @@ public struct RunOptions: Sendable {
     /// Value checks (exit 1 with one line each).
     public func check() throws(RuntimeError) {
         guard !inputs.isEmpty else { throw .options("no --input file given") }
-        guard predictionLength >= 1 else { throw .options("--pred-len must be at least 1, found \(predictionLength)") }
-        if let l = lookback, l < 2 { throw .options("--lookback must be at least 2, found \(l)") }
-        if let m = maxContext, m < 1 { throw .options("--max-context must be at least 1, found \(m)") }
+        let limit = KronosModel.maxWindow
+        guard (1...limit).contains(predictionLength) else { throw .options("--pred-len must be in 1...\(limit), found \(predictionLength)") }
+        if let l = lookback, !(2...Int(Int32.max)).contains(l) { throw .options("--lookback must be in 2...\(Int32.max), found \(l)") }
+        if let m = maxContext, !(1...limit).contains(m) { throw .options("--max-context must be in 1...\(limit), found \(m)") }
         guard sampling.temperature > 0, sampling.temperature.isFinite else {
             throw .options("--temperature must be greater than 0, found \(sampling.temperature) (use --top-k 1 for greedy decoding)")
         }
         guard sampling.topP > 0, sampling.topP <= 1 else { throw .options("--top-p must be in (0, 1], found \(sampling.topP)") }
         guard sampling.topK >= 0 else { throw .options("--top-k must be 0 (off) or positive, found \(sampling.topK)") }
-        guard samples >= 1, samples <= 4096 else { throw .options("--samples must be in 1...4096, found \(samples)") }
+        guard samples >= 1, samples <= KronosModel.maxBatch else { throw .options("--samples must be in 1...\(KronosModel.maxBatch), found \(samples)") }
+        guard inputs.count <= KronosModel.maxBatch / samples else {
+            throw .options("\(inputs.count) inputs × --samples \(samples) = \(inputs.count * samples) sequences; at most \(KronosModel.maxBatch) run as one batch")
+        }
         if let i = interval, Candles.parseInterval(i) == nil {
             throw .options("--interval \"\(i)\": expected a positive number with a unit s, m, h, d or w (e.g. 4h)")
         }

@@ -140,7 +140,13 @@ func parallelChunks<Arguments>(_ count: Int, minimumPerChunk: Int = 1, arguments
         let workers = chunkWorkers(count, minimumPerChunk: minimumPerChunk)
         if workers <= 1 { body(raw, 0, 0..<count); return }
         let per = (count + workers - 1) / workers
-        if !WorkerPool.shared.run(workers: workers, count: count, per: per, arguments: raw, body) {
+        let pool = WorkerPool.shared
+        if workers - 1 > pool.threadCount {
+            // Fewer kernel threads started than asked for (a system limit): the chunks run here,
+            // one after the other, rather than waiting on threads that cannot be created.
+            for w in 0..<workers { let lo = w * per, hi = min(count, lo + per); if lo < hi { body(raw, w, lo..<hi) } }
+        } else if !pool.run(workers: workers, count: count, per: per, arguments: raw, body) {
+            // The pool is busy with another caller (two forecasts at once, from a library user).
             let task = UncheckedSendable((raw, body))
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 let lo = w * per, hi = min(count, lo + per)
@@ -171,6 +177,30 @@ struct UncheckedSendable<T>: @unchecked Sendable {
 public enum Runtime {
     /// Worker threads of the kernels (default: all cores).
     nonisolated(unsafe) public static var threads = ProcessInfo.processInfo.activeProcessorCount
+    /// Most threads a run may ask for: 4 per core (at least 8, at most 256). More threads than that
+    /// only cost memory (a 1 MiB stack and a scratch slice each) and cannot make kernels faster.
+    public static let maxThreads = min(256, max(8, 4 * ProcessInfo.processInfo.activeProcessorCount))
+
+    /// Sets the thread count (nil: all cores), starts the threads and returns a warning when fewer
+    /// started than asked for (a process or memory limit): the run continues on those that did.
+    public static func configure(threads requested: Int?) throws(RuntimeError) -> String? {
+        if let t = requested {
+            guard (1...maxThreads).contains(t) else {
+                throw .options("--threads must be in 1...\(maxThreads) (4 per core on this machine, at least 8), found \(t)")
+            }
+            threads = t
+        }
+        let (asked, started) = startThreads()
+        return started < asked ? "started \(started) of \(asked) threads (a process or memory limit): running on \(started)" : nil
+    }
+
+    /// Starts the kernel threads now (else at the first parallel kernel) and returns how many of
+    /// those asked for started, the calling thread included.
+    @discardableResult
+    public static func startThreads() -> (requested: Int, started: Int) {
+        let pool = WorkerPool.shared
+        return (pool.requestedThreads + 1, pool.threadCount + 1)
+    }
 }
 
 /// Per-worker scratch of the kernels, allocated once (per forecast, per tokenizer pass, per benchmark)

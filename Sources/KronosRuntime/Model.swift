@@ -220,6 +220,8 @@ public final class KronosModel: @unchecked Sendable {
     public let loadSeconds: Double
 
     public var maxContext: Int { manifest.maxContext }
+    /// Rotary positions computed at load (Kronos-mini's 2048-row window).
+    static let initialRotaryPositions = 2048
 
     public init(path: String) throws(RuntimeError) {
         let start = Date()
@@ -234,8 +236,11 @@ public final class KronosModel: @unchecked Sendable {
         store = TensorStore(tensors: tensors, path: path)
         manifest = reader.manifest
         self.path = path
-        tokenizer = try TokenizerModel(store, config: manifest.tokenizerConfig, positions: manifest.maxContext)
-        predictor = try PredictorModel(store, config: manifest.predictorConfig, positions: manifest.maxContext)
+        // Rotary tables start at the released windows' size and grow to the rows a run uses (a
+        // bundle claiming max_context 1048576 must not cost 1 GB of tables per distinct inv_freq).
+        let positions = min(manifest.maxContext, Self.initialRotaryPositions)
+        tokenizer = try TokenizerModel(store, config: manifest.tokenizerConfig, positions: positions)
+        predictor = try PredictorModel(store, config: manifest.predictorConfig, positions: positions)
         loadSeconds = Date().timeIntervalSince(start)
     }
 

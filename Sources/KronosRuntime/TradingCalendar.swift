@@ -3,6 +3,7 @@
 // the future rows' minute, hour, weekday, day and month, so a Saturday forecast date for a stock is
 // not only a wrong label: it is a wrong input.
 import Foundation
+import KronosBundle
 
 public enum CalendarKind: String, Sendable, Codable, CaseIterable {
     /// Every day of the week, every hour (crypto markets).
@@ -118,7 +119,8 @@ public enum TradingCalendar {
     /// reader finds it (the first column without a header). Strictly increasing.
     public static func read(path: String) throws(RuntimeError) -> (times: [Int64], format: TimeFormat) {
         func fail(_ line: Int?, _ m: String) -> RuntimeError { .input(file: path, line: line, column: nil, message: m) }
-        guard let data = FileManager.default.contents(atPath: path) else { throw fail(nil, "cannot read the file") }
+        let data: Data
+        do { data = try InputFile.read(path, limit: Candles.maxFileBytes) } catch { throw fail(nil, error.message) }
         let b = [UInt8](data)
         guard String(validating: b, as: UTF8.self) != nil else { throw fail(nil, "not UTF-8 text") }
         let lines = try Candles.splitLines(b, from: b.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0, file: path)

@@ -4,6 +4,16 @@
 // condition variable when no job came for a while (so an idle process burns no CPU).
 import Foundation
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a new worker thread needs (passed through pthread_create's argument).
+private final class WorkerStart {
+    unowned let pool: WorkerPool
+    let index: Int
+    init(pool: WorkerPool, index: Int) { self.pool = pool; self.index = index }
+}
 
 final class WorkerPool: @unchecked Sendable {
     /// Threads besides the caller's: Runtime.threads - 1 at first use (fewer workers than asked for
@@ -13,7 +23,11 @@ final class WorkerPool: @unchecked Sendable {
     /// Spin iterations before a worker sleeps (~50-100 µs).
     private static let spinLimit = 20_000
 
-    private let threadCount: Int
+    /// Threads that actually started (pthread_create can fail under a process or memory limit: the
+    /// pool then runs on those that did, never waiting for one that never ran).
+    private(set) var threadCount = 0
+    /// Threads asked for.
+    let requestedThreads: Int
     private let generation = Atomic<Int>(0)   // bumped once per job
     private let pending = Atomic<Int>(0)      // workers still running the current job
     private let sleeping = Atomic<Int>(0)     // workers waiting on the condition
@@ -25,13 +39,27 @@ final class WorkerPool: @unchecked Sendable {
     private var jobWorkers = 0, jobCount = 0, jobPer = 0
 
     private init(threads: Int) {
-        threadCount = threads
+        requestedThreads = threads
+        var started = 0
         for index in 0..<threads {
-            let thread = Thread { [unowned self] in self.loop(index: index + 1) }
-            thread.name = "kronos-worker-\(index + 1)"
-            thread.stackSize = 1 << 20
-            thread.start()
+            let start = Unmanaged.passRetained(WorkerStart(pool: self, index: index + 1))
+            var attributes = pthread_attr_t()
+            pthread_attr_init(&attributes)
+            pthread_attr_setstacksize(&attributes, 1 << 20)
+            pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+            var thread = pthread_t()
+            let rc = pthread_create(&thread, &attributes, { argument in
+                let start = Unmanaged<WorkerStart>.fromOpaque(argument!).takeRetainedValue()
+                start.pool.loop(index: start.index)
+                return nil
+            }, start.toOpaque())
+            pthread_attr_destroy(&attributes)
+            if rc != 0 { start.release(); break }
+            started += 1
         }
+        threadCount = started
+        // Kernels split work into Runtime.threads chunks: no more than the threads there are.
+        if started < threads { Runtime.threads = started + 1 }
     }
 
     /// Runs body(arguments, w, w·per ..< min(count, (w+1)·per)) for w in 0 ..< workers (empty ranges skipped):
@@ -58,7 +86,7 @@ final class WorkerPool: @unchecked Sendable {
         if lo < hi, let job, let jobArguments { job(jobArguments, w, lo..<hi) }
     }
 
-    private func loop(index: Int) {
+    fileprivate func loop(index: Int) {
         var seen = 0
         while true {
             var spins = 0

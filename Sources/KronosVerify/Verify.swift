@@ -370,7 +370,7 @@ struct GoldenCase {
         self.name = name
         let jsonPath = directory + "/\(name).json"
         func bad(_ file: String, _ field: String?, _ m: String) -> RuntimeError { .input(file: file, line: nil, column: field, message: m) }
-        guard let data = FileManager.default.contents(atPath: jsonPath),
+        guard let data = try? InputFile.read(jsonPath, limit: 1 << 20),
               let settings = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let pn = settings["pred_len"] as? NSNumber, let mn = settings["max_context"] as? NSNumber else {
             throw bad(jsonPath, nil, "expected a case object with integer pred_len and max_context")

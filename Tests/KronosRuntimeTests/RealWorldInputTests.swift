@@ -144,8 +144,8 @@ func fileType(_ path: String) -> FileAttributeType? {
         // Warnings reach stderr without a terminal (the test's pipe), and the JSON.
         #expect(r.stderr.contains("warning: \(p): 1 gap in the timestamps (expected spacing 4h on the 24x7 calendar, 2 rows missing); first at line 31: "
                                   + "\(rows[29][0]) -> \(rows[30][0])"), "\(r.stderr)")
-        #expect(r.stderr.contains("1 row break the OHLC order") || r.stderr.contains("rows break the OHLC order"), "\(r.stderr)")
-        #expect(r.stderr.contains("have a price <= 0, first at line 51"), "\(r.stderr)")
+        #expect(r.stderr.contains("1 row breaks the OHLC order") || r.stderr.contains("rows break the OHLC order"), "\(r.stderr)")
+        #expect(r.stderr.contains("1 row has a price <= 0, first at line 51"), "\(r.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         let warnings = json["warnings"] as! [String]
         #expect(warnings.contains { $0.contains("1 gap in the timestamps") } && warnings.contains { $0.contains("price <= 0") }, "\(warnings)")

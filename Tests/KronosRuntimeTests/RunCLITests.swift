@@ -140,7 +140,7 @@ let sample = goldenDirectory + "/sample_4h.csv"
     }
 
     @Test(arguments: [
-        (["--pred-len", "0"], "--pred-len must be at least 1, found 0"),
+        (["--pred-len", "0"], "--pred-len must be in 1...1048576, found 0"),
         (["--pred-len", "4", "--top-p", "1.5"], "--top-p must be in (0, 1], found 1.5"),
         (["--pred-len", "4", "--top-p", "0"], "--top-p must be in (0, 1]"),
         (["--pred-len", "4", "--temperature=-1"], "--temperature must be greater than 0"),

@@ -30,6 +30,7 @@ public struct ToolResult: Sendable {
     public let status: Int32
     public let stdout: String
     public let stderr: String
+    public init(status: Int32, stdout: String, stderr: String) { self.status = status; self.stdout = stdout; self.stderr = stderr }
 }
 
 /// Runs a built executable and collects its exit status and output.

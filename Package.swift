@@ -34,6 +34,7 @@ let package = Package(
         .executable(name: "kronos-bench", targets: ["KronosBenchCLI"]),
         .library(name: "KronosRuntime", targets: ["KronosRuntime"]),
         .library(name: "KronosConvert", targets: ["KronosConvert"]),
+        .library(name: "KronosVerify", targets: ["KronosVerify"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

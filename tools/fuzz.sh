@@ -41,8 +41,16 @@ printf 'date,open,high,low,close\n2024-01-01T00:00:00Z,1,2,0.5,1.5\n2024-01-01T0
 printf 'Date;Open;High;Low;Close;Volume\r\n2024-01-05;1,5;2,5;1;2;10\r\n2024-01-08;2;3;1,5;2,5;12\r\n' > "$WORK/seeds/FuzzCSV/semicolon-crlf.csv"
 printf '1704067200000,1,2,0.5,1.5,10,1704081599999,15,3,1,2,0\r1704081600000,1.5,2.5,1,2,12,1704095999999,20,4,1,2,0\r' > "$WORK/seeds/FuzzCSV/kline-cr.csv"
 
+mkdir -p "$WORK/seeds/FuzzCase" "$WORK/seeds/FuzzOptions"
+for k in 0 1 2; do
+  f=(golden/tiny/cases/synth_a.safetensors golden/tiny/cases/synth_a.json golden/tiny/cases/synth_a_input.csv)
+  { printf "\\x0$k"; cat "${f[$k]}"; } > "$WORK/seeds/FuzzCase/synth_a-$k"
+done
+printf '48\n512\n512\n4h\n5\n1.0\n0.9\n0\n0.1,0.5,0.9\n1\n1704067200\n' > "$WORK/seeds/FuzzOptions/typical"
+printf '1048576\n2147483647\n1048576\n9223372036854775807s\n4096\nnan\ninf\n-1\n0,1\n64\n9223372036854775807\n' > "$WORK/seeds/FuzzOptions/extremes"
+
 status=0
-for target in ${FUZZ_TARGETS:-FuzzSafetensors FuzzBundle FuzzCSV}; do
+for target in ${FUZZ_TARGETS:-FuzzSafetensors FuzzBundle FuzzCSV FuzzCase FuzzOptions}; do
   corpus="$WORK/corpus/$target"; crashes="tools/fuzz/crashes/$target"
   mkdir -p "$corpus" "$crashes"
   limit=(-max_total_time="$SECONDS_PER_TARGET")

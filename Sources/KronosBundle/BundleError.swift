@@ -25,8 +25,17 @@ public enum BundleError: Error, LocalizedError, Sendable, Equatable {
         case let .tensor(file, tensor, message): return "\(file): tensor \(tensor): \(message)"
         case let .frame(file, tensor, offset, message): return "\(file): tensor \(tensor) (frame at byte \(offset)): \(message)"
         case let .layout(file, problems):
-            return "\(file): tensor table does not match the configs (\(problems.count) problem\(problems.count == 1 ? "" : "s")):\n  " + problems.joined(separator: "\n  ")
+            return "\(file): tensor table does not match the configs (\(problems.count) problem\(problems.count == 1 ? "" : "s")):\n  " + Self.report(problems)
         case let .exists(file): return "\(file) already exists (use --force to overwrite it)"
         }
+    }
+
+    /// Problems reported in a message at most (the count says how many there were).
+    public static let reportedProblems = 64
+
+    /// The first `reportedProblems` problems, one per line, and how many more there were.
+    public static func report(_ problems: [String]) -> String {
+        let shown = problems.prefix(reportedProblems).joined(separator: "\n  ")
+        return problems.count > reportedProblems ? shown + "\n  ... and \(problems.count - reportedProblems) more" : shown
     }
 }

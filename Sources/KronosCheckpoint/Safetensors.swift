@@ -41,7 +41,7 @@ public enum CheckpointError: Error, LocalizedError, Sendable, Equatable {
             return "\(file): PyTorch pickle checkpoints are refused (loading a pickle can run arbitrary code). Convert it to safetensors in Python first: `model = <Class>.from_pretrained(dir); model.save_pretrained(dir, safe_serialization=True)` or `safetensors.torch.save_file(torch.load(path, weights_only=True), \"model.safetensors\")`."
         case let .config(e): return e.errorDescription
         case let .layout(problems):
-            return "checkpoint does not match its config (\(problems.count) problem\(problems.count == 1 ? "" : "s")):\n  " + problems.joined(separator: "\n  ")
+            return "checkpoint does not match its config (\(problems.count) problem\(problems.count == 1 ? "" : "s")):\n  " + BundleError.report(problems)
         case let .nonFinite(file, tensor, index, value):
             return "\(file): tensor \(tensor) holds \(value) at flat index \(index); weights must be finite"
         }

@@ -151,7 +151,8 @@ public enum ForecastJob {
     /// Steps of an exact forecast that recompute the whole window (the window slides at step i when
     /// rows + i > window), and the most input rows that never slide.
     public static func slidingSteps(rows: Int, predictionLength: Int, window: Int) -> (steps: Int, largestLookback: Int) {
-        let steps = (0..<predictionLength).filter { rows + $0 > window }.count
+        // Step i slides when rows + i > window, i.e. for i >= window - rows + 1.
+        let steps = predictionLength - max(0, min(predictionLength, window - rows + 1))
         return (steps, max(0, window - predictionLength + 1))
     }
 

@@ -167,6 +167,12 @@ public enum Verify {
                             cases: metrics, overall: overall, failures: failures, pass: failures.isEmpty)
     }
 
+    /// Reads and validates one golden case (DIR/NAME.json, .safetensors, _input.csv) for a model
+    /// with these vocabularies, as `run` does before using it; returns its pred_len.
+    public static func checkCase(directory: String, name: String, s1Vocabulary: Int, s2Vocabulary: Int) throws -> Int {
+        try GoldenCase(directory: directory, name: name, s1Vocabulary: s1Vocabulary, s2Vocabulary: s2Vocabulary).predLen
+    }
+
     /// Cases under DIR/cases (or DIR itself, or one case file); root = the directory holding
     /// tokenizer/ and predictor/ when present.
     static func caseList(_ golden: String) throws -> (root: String?, cases: [(String, String)]) {

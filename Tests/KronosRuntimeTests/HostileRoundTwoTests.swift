@@ -12,9 +12,9 @@ import Testing
 import Glibc
 #endif
 
-/// Runs a built tool with a time bound (seconds) and, optionally, an address-space limit (KiB), through
+/// Runs a built tool with a time bound (seconds) and an address-space limit (KiB, default 4 GB), through
 /// /bin/sh so the limit applies to the tool alone. A timeout is a failure of the case (status -1).
-func runBounded(_ tool: String, _ args: [String], seconds: Int = 60, memoryKiB: Int? = nil, stdin: String? = nil) throws -> ToolResult {
+func runBounded(_ tool: String, _ args: [String], seconds: Int = 60, memoryKiB: Int? = 4_000_000, stdin: String? = nil) throws -> ToolResult {
     let path = productsDirectory(containing: tool).appendingPathComponent(tool).path
     let quoted = ([path] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
     let limit = memoryKiB.map { "ulimit -v \($0); " } ?? ""
@@ -303,6 +303,18 @@ func rewrittenBundle(_ tensor: String, _ mutate: (inout [UInt8]) -> Void) throws
     }
 
     // MARK: conversion
+
+    @Test func errorReportsAreBounded() throws {
+        // A config claiming 200 layers: 2600+ missing tensors, reported as the first 64 and a count.
+        let dir = temporaryDirectory("many-problems")
+        try FileManager.default.copyItem(atPath: goldenDirectory + "/tiny/predictor", toPath: dir + "/pred")
+        let config = try String(contentsOfFile: dir + "/pred/config.json", encoding: .utf8).replacingOccurrences(of: "\"n_layers\": 2", with: "\"n_layers\": 200")
+        try FileManager.default.removeItem(atPath: dir + "/pred/config.json")
+        try config.write(toFile: dir + "/pred/config.json", atomically: true, encoding: .utf8)
+        let r = try runBounded("kronos-convert", ["--tokenizer", goldenDirectory + "/tiny/tokenizer", "--predictor", dir + "/pred", "-o", dir + "/x.kq"])
+        #expect(r.status == 1 && r.stderr.contains("problems)") && r.stderr.contains("... and "), "\(r.stderr.prefix(500))")
+        #expect(r.stderr.split(separator: "\n").count <= 66, "\(r.stderr.split(separator: "\n").count) lines")
+    }
 
     @Test func valuesBeyondF16AreKeptInF32WithANote() throws {
         let dir = temporaryDirectory("f16-overflow")

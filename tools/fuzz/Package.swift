@@ -15,6 +15,10 @@ let package = Package(
                           swiftSettings: fuzzSettings),
         .executableTarget(name: "FuzzCSV", dependencies: [.product(name: "KronosRuntime", package: "Kronos")],
                           swiftSettings: fuzzSettings),
+        .executableTarget(name: "FuzzCase", dependencies: [.product(name: "KronosVerify", package: "Kronos")],
+                          swiftSettings: fuzzSettings),
+        .executableTarget(name: "FuzzOptions", dependencies: [.product(name: "KronosRuntime", package: "Kronos")],
+                          swiftSettings: fuzzSettings),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -12,7 +12,7 @@ struct Bench: ParsableCommand {
         commandName: "kronos-bench",
         abstract: "Benchmark the runtime (release build): matmul kernels, and whole forecasts of bundles.",
         version: KronosVersion.string,
-        subcommands: [Kernels.self, Attention.self, ForecastBench.self, ForecastOne.self],
+        subcommands: [Kernels.self, Attention.self, ForecastBench.self, LoadBench.self, ForecastOne.self],
         defaultSubcommand: Kernels.self)
 }
 
@@ -135,6 +135,41 @@ struct ForecastBench: ParsableCommand {
                       + cache.map { String(format: "%.3f", t.forecastSeconds[$0.rawValue] ?? .nan) }.joined(separator: " | ")
                       + " | \(rss.map(mib) ?? "-") | \(rss.map { mib($0 - Double(decoded)) } ?? "-") |")
             }
+        }
+    }
+}
+
+struct LoadBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Seconds to open, decompress and check a bundle, and the share of it the finiteness check takes.",
+        discussion: "Example: kronos-bench load base-q8.kq --repeat 5")
+    @Argument(help: "Bundles to load.") var bundles: [String]
+    @Option(help: "Loads per bundle (the median is printed).") var `repeat` = 5
+
+    func run() throws {
+        print("| bundle | decoded MiB | load s (median) | finiteness check s (median) | check share |")
+        print("|---|---|---|---|---|")
+        for bundle in bundles {
+            var loads = [Double](), checks = [Double](), decoded: UInt64 = 0
+            for _ in 0..<max(1, `repeat`) {
+                let start = Date()
+                let reader = try BundleReader(path: bundle)
+                let tensors = try reader.loadAll()   // includes the check
+                loads.append(Date().timeIntervalSince(start))
+                decoded = reader.manifest.decodedBytes
+                // The check alone, over the same decoded tensors, one thread (as each tensor's is).
+                let c = Date()
+                var found = 0
+                for t in tensors.values {
+                    if t.record.type.firstNonFinite(t.raw, byteCount: t.record.rawSize) != nil { found += 1 }
+                }
+                checks.append(Date().timeIntervalSince(c))
+                precondition(found == 0)
+            }
+            func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+            print(String(format: "| %@ | %.1f | %.3f | %.4f | %.1f %% |", (bundle as NSString).lastPathComponent, Double(decoded) / 1_048_576,
+                         median(loads), median(checks), 100 * median(checks) / median(loads)))
         }
     }
 }

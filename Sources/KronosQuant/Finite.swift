@@ -4,16 +4,6 @@
 // minimums of the block types (their integer codes times finite scales are finite).
 
 extension TensorType {
-    /// Byte offsets, inside one block, of the f16 fields that scale or shift it.
-    var halfFieldOffsets: [Int] {
-        switch self {
-        case .q8_0: return [0]          // d
-        case .q4_1: return [0, 2]       // d, m
-        case .q4_k: return [0, 2]       // d, dmin
-        default: return []
-        }
-    }
-
     /// The index of the first non-finite element (f32 / f16) or block (q8_0, q4_1, q4_k) among
     /// `byteCount` bytes of this type, or nil when all are finite.
     public func firstNonFinite(_ bytes: UnsafeRawPointer, byteCount: Int) -> Int? {
@@ -23,11 +13,9 @@ extension TensorType {
         case .f16:
             return Self.firstWithExponentAllOnes(bytes.bindMemory(to: UInt16.self, capacity: byteCount / 2), byteCount / 2, mask: 0x7C00)
         case .q8_0, .q4_1, .q4_k:
-            let size = traits.bytesPerBlock, offsets = halfFieldOffsets
-            for b in 0..<(byteCount / size) {
-                for o in offsets where bytes.loadUnaligned(fromByteOffset: b * size + o, as: UInt16.self) & 0x7C00 == 0x7C00 { return b }
-            }
-            return nil
+            // d (q8_0), or d and its neighbour m / dmin (q4_1, q4_k): the block's first 16 or 32 bits.
+            return Self.firstBlockWithNonFiniteHalves(bytes, blocks: byteCount / traits.bytesPerBlock, stride: traits.bytesPerBlock,
+                                                      mask: self == .q8_0 ? 0x0000_7C00 : 0x7C00_7C00)
         case .i64:
             return nil
         }
@@ -44,6 +32,29 @@ extension TensorType {
             i += 64
         }
         while i < n { if p[i] & mask == mask { return i }; i += 1 }
+        return nil
+    }
+
+    /// The first of `blocks` blocks (`stride` bytes apart) whose leading f16 field(s) selected by
+    /// `mask` (0x7C00 for the first, 0x7C007C00 for the first two) have an all-ones exponent.
+    /// 256 blocks at a time without a branch (as one pass over the codes would cost a memory
+    /// stream: only these 4 bytes per block are read).
+    static func firstBlockWithNonFiniteHalves(_ bytes: UnsafeRawPointer, blocks: Int, stride: Int, mask: UInt32) -> Int? {
+        func bad(_ b: Int) -> Bool {
+            let w = bytes.loadUnaligned(fromByteOffset: b * stride, as: UInt32.self)
+            return (w & mask & 0xFFFF) == (mask & 0xFFFF) || (mask > 0xFFFF && (w & mask) >> 16 == mask >> 16)
+        }
+        var b = 0
+        while b < blocks {
+            let end = min(blocks, b + 256)
+            var any: UInt32 = 0
+            for k in b..<end {
+                let w = bytes.loadUnaligned(fromByteOffset: k * stride, as: UInt32.self)
+                any |= ((w & 0x7C00) == 0x7C00 ? 1 : 0) | ((w & mask & 0x7C00_0000) == 0x7C00_0000 ? 1 : 0)
+            }
+            if any != 0 { for k in b..<end where bad(k) { return k } }
+            b = end
+        }
         return nil
     }
 }

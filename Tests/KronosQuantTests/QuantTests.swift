@@ -292,3 +292,41 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
         }
     }
 }
+
+/// The load-time finiteness check finds a non-finite value or scale wherever it is: in every f16
+/// field a block type stores (d, and m / dmin), past the first 64 / 256 values or blocks, and
+/// nowhere in finite data.
+@Suite struct FinitenessCheckTests {
+    @Test(arguments: [TensorType.q8_0, .q4_1, .q4_k])
+    func blockScales(type: TensorType) {
+        let size = type.traits.bytesPerBlock, blocks = 700
+        var bytes = [UInt8](repeating: 0, count: size * blocks)
+        for b in 0..<blocks { bytes[b * size] = 0x00; bytes[b * size + 1] = 0x3C }   // d = 1.0
+        #expect(bytes.withUnsafeBytes { type.firstNonFinite($0.baseAddress!, byteCount: $0.count) } == nil)
+        let fields = type == .q8_0 ? [0] : [0, 2]
+        for field in fields {
+            for (bits, block) in [(UInt16(0x7C00), 3), (0xFE00, 513), (0x7E01, 699)] {   // +Inf, NaN, NaN
+                var crafted = bytes
+                crafted[block * size + field] = UInt8(bits & 0xFF); crafted[block * size + field + 1] = UInt8(bits >> 8)
+                #expect(crafted.withUnsafeBytes { type.firstNonFinite($0.baseAddress!, byteCount: $0.count) } == block, "field \(field) block \(block)")
+            }
+        }
+        // q8_0's codes after d are not scales: 0x7C in a code byte is a finite weight.
+        if type == .q8_0 {
+            var codes = bytes
+            codes[5 * size + 2] = 0x00; codes[5 * size + 3] = 0x7C
+            #expect(codes.withUnsafeBytes { type.firstNonFinite($0.baseAddress!, byteCount: $0.count) } == nil)
+        }
+    }
+
+    @Test func floatValues() {
+        var f32 = [Float](repeating: 1, count: 1000)
+        #expect(f32.withUnsafeBytes { TensorType.f32.firstNonFinite($0.baseAddress!, byteCount: $0.count) } == nil)
+        f32[777] = -.infinity
+        #expect(f32.withUnsafeBytes { TensorType.f32.firstNonFinite($0.baseAddress!, byteCount: $0.count) } == 777)
+        var f16 = [UInt16](repeating: 0x3C00, count: 1000)
+        #expect(f16.withUnsafeBytes { TensorType.f16.firstNonFinite($0.baseAddress!, byteCount: $0.count) } == nil)
+        f16[130] = 0x7D00   // NaN
+        #expect(f16.withUnsafeBytes { TensorType.f16.firstNonFinite($0.baseAddress!, byteCount: $0.count) } == 130)
+    }
+}

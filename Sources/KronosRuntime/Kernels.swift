@@ -21,8 +21,11 @@ public struct WeightMatrix: @unchecked Sendable {
 
     @inline(__always) public func row(_ r: Int) -> UnsafeRawPointer { data + r * rowBytes }
 
-    /// Row r as f32 into out [columns].
+    /// Row r as f32 into out [columns]. The embedding and time-table lookups index rows with ids
+    /// and time features: checked here as a last line of defence (every reader validates them
+    /// first, with a message; this traps instead of reading outside the table).
     @inline(__always) public func decodeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        precondition(r >= 0 && r < rows, "row \(r) outside a table of \(rows) rows")
         type.decodeRow(row(r), columns: columns, into: out)
     }
 }

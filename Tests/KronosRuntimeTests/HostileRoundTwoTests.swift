@@ -285,6 +285,36 @@ func rewrittenBundle(_ tensor: String, _ mutate: (inout [UInt8]) -> Void) throws
         #expect(FileManager.default.fileExists(atPath: live) && !FileManager.default.fileExists(atPath: dead))
     }
 
+    @Test func aTargetCreatedDuringConversionIsNotReplaced() throws {
+        // Without --force, a file another process creates at the target while the conversion runs
+        // survives it (the bundle is linked into place, which refuses an existing name).
+        let dir = temporaryDirectory("race")
+        let target = dir + "/m.kq"
+        let p = Process()
+        p.executableURL = productsDirectory(containing: "kronos-convert").appendingPathComponent("kronos-convert")
+        p.arguments = ["--tokenizer", sharedReferenceDirectory + "/mini/tokenizer", "--predictor", sharedReferenceDirectory + "/mini/predictor",
+                       "--quantize", "q4", "--q4-search-steps", "16", "--threads", "1", "-o", target]
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice; p.standardError = err
+        try p.run()
+        // Once the conversion has started writing, another writer puts its file at the target.
+        let deadline = Date().addingTimeInterval(30)
+        var created = false
+        while Date() < deadline, p.isRunning {
+            if (try? FileManager.default.contentsOfDirectory(atPath: dir))?.contains(where: { $0.contains(".tmp-") }) == true {
+                created = FileManager.default.createFile(atPath: target, contents: Data("someone else's".utf8))
+                break
+            }
+            usleep(500)
+        }
+        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        try #require(created, "the conversion ended before the other file could be created")
+        #expect(p.terminationStatus == 1 && e.contains("already exists (use --force to overwrite it)"), "\(p.terminationStatus) \(e)")
+        #expect(try String(contentsOfFile: target, encoding: .utf8) == "someone else's")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".tmp-") }.isEmpty)
+    }
+
     @Test func fileSizeLimitLeavesNoTemporaryFile() throws {
         let dir = temporaryDirectory("fsize")
         let args = ["--tokenizer", goldenDirectory + "/tiny/tokenizer", "--predictor", goldenDirectory + "/tiny/predictor",

@@ -211,7 +211,16 @@ public enum ForecastJob {
             let s = prepared[k]
             var q = [(level: Double, values: [Float])]()
             if reportsQuantiles {
-                q = quantileLevels.map { level in (level, (0..<(P * 6)).map { i in quantile(f.paths.map { $0[i] }, level) }) }
+                // Each value's samples gathered and sorted once, every level read from them (was one
+                // gather and sort per level).
+                var values = [[Float]](repeating: [Float](repeating: 0, count: P * 6), count: quantileLevels.count)
+                var column = [Float](repeating: 0, count: f.paths.count)
+                for i in 0..<(P * 6) {
+                    for (j, path) in f.paths.enumerated() { column[j] = path[i] }
+                    column.sort()
+                    for (l, level) in quantileLevels.enumerated() { values[l][i] = quantile(sorted: column, level) }
+                }
+                q = zip(quantileLevels, values).map { (level: $0, values: $1) }
             }
             let lastClose = s.table.values[(s.table.rows - 1) * 6 + 3]
             let up = (0..<P).map { t in Double(f.paths.filter { $0[t * 6 + 3] > lastClose }.count) / Double(f.paths.count) }
@@ -228,8 +237,10 @@ public enum ForecastJob {
     /// The q-quantile of `v` with linear interpolation between order statistics (numpy's default,
     /// Hyndman & Fan type 7): sort ascending, position h = q·(n - 1) counted from 0, then
     /// x[⌊h⌋] + (h - ⌊h⌋)·(x[⌊h⌋ + 1] - x[⌊h⌋]), computed in Double and rounded to Float once.
-    public static func quantile(_ v: [Float], _ q: Double) -> Float {
-        let s = v.sorted()
+    public static func quantile(_ v: [Float], _ q: Double) -> Float { quantile(sorted: v.sorted(), q) }
+
+    /// `quantile` of values already sorted ascending.
+    static func quantile(sorted s: [Float], _ q: Double) -> Float {
         let h = q * Double(s.count - 1)
         let lo = Int(h.rounded(.down)), hi = min(lo + 1, s.count - 1)
         return Float(Double(s[lo]) + (h - Double(lo)) * (Double(s[hi]) - Double(s[lo])))

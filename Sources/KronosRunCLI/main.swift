@@ -156,8 +156,7 @@ struct Forecast: ParsableCommand {
     static func chartPaths(_ chart: String, inputs: [String]) throws -> [String] {
         var isDirectory: ObjCBool = false
         let directory = chart.hasSuffix("/") || (FileManager.default.fileExists(atPath: chart, isDirectory: &isDirectory) && isDirectory.boolValue)
-        let stems = inputs.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension }
-        let names = stems.enumerated().map { i, s in stems.filter { $0 == s }.count > 1 ? "\(s)-\(i + 1)" : s }
+        let names = ForecastJob.distinct(inputs.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension }, mark: "-")
         if directory { return names.map { (chart as NSString).appendingPathComponent($0 + ".svg") } }
         if chart.contains("{series}") { return names.map { chart.replacingOccurrences(of: "{series}", with: $0) } }
         guard inputs.count == 1 else {

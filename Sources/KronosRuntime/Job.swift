@@ -248,8 +248,12 @@ public enum ForecastJob {
 
     /// Name of a series in the CSV outputs: its file name (with a number when two inputs share one).
     public static func seriesNames(_ files: [String]) -> [String] {
-        let base = files.map { ($0 as NSString).lastPathComponent }
-        return base.enumerated().map { i, b in base.filter { $0 == b }.count > 1 ? "\(b)#\(i + 1)" : b }
+        distinct(files.map { ($0 as NSString).lastPathComponent }, mark: "#")
+    }
+
+    /// `names`, each one that occurs more than once followed by `mark` and its 1-based position.
+    public static func distinct(_ names: [String], mark: String) -> [String] {
+        names.enumerated().map { i, n in names.filter { $0 == n }.count > 1 ? "\(n)\(mark)\(i + 1)" : n }
     }
 
     static func csvCell(_ s: String) -> String {

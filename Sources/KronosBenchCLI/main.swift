@@ -188,8 +188,8 @@ struct ForecastOne: ParsableCommand {
     @Option var threads: Int?
 
     func run() throws {
-        if let w = try Runtime.configure(threads: threads) { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
-        let model = try KronosModel(path: bundle)
+        let model = try KronosModel(path: bundle, threads: threads)
+        if let w = model.threadWarning { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
         let t = try ForecastBenchmark.measure(model: model, samples: samples, lookback: lookback, predictionLength: predLen,
                                               modes: cache, minSeconds: seconds, activations: activations, kvCache: kvCache)
         print(String(decoding: try JSONEncoder().encode(t), as: UTF8.self))

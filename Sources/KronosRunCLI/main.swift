@@ -167,7 +167,9 @@ struct Forecast: ParsableCommand {
     }
 
     func run() throws {
-        let threadWarning = try Runtime.configure(threads: threads)
+        if let t = threads, !(1...Runtime.maxThreads).contains(t) {
+            throw RuntimeError.options("--threads must be in 1...\(Runtime.maxThreads) (4 per core on this machine, at least 8), found \(t)")
+        }
         TemporaryFiles.installSignalCleanup()   // staged outputs are removed on SIGINT / SIGTERM / SIGHUP
         var options = RunOptions(inputs: input.inputs, predictionLength: predLen)
         options.mapping = try input.mapping()
@@ -194,7 +196,8 @@ struct Forecast: ParsableCommand {
             guard !quiet else { return }
             for line in lines { FileHandle.standardError.write(Data("\(kind): \(Terminal.safe(line))\n".utf8)) }
         }
-        let model = try KronosModel(path: bundle)
+        let model = try KronosModel(path: bundle, threads: threads)
+        let threadWarning = model.threadWarning
         let advice = ForecastJob.advice(prepared: prepared, options: options, window: maxContext ?? model.maxContext)
         say("note", prepared.flatMap(\.notes) + advice.notes)
         say("warning", prepared.flatMap(\.warnings) + advice.warnings + (threadWarning.map { [$0] } ?? []))

@@ -142,7 +142,7 @@ func integerMatmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePo
     let n = w.columns, out = w.rows, nb = n / activationBlock
     let buffers = workspace.activations(rows: rows, columns: n)
     // (a prefill's rows on every core; a decode step's few on this one)
-    parallelChunks(rows, minimumPerChunk: rowwiseMinimumRows) { _, range in
+    parallelChunks(rows, minimumPerChunk: rowwiseMinimumRows, threads: workspace.workers) { _, range in
         for t in range {
             quantizeActivations(x + t * n, n, codes: buffers.codes + t * n, d: buffers.scales + t * nb, sums: buffers.sums + t * nb)
         }
@@ -158,7 +158,7 @@ func integerMatmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePo
     case .vnni where rows >= vnniGemmMinRows:
         precondition(workspace.floatsPerWorker * 4 >= VNNI.scratchBytes(columns: n), "workspace too small for \(n) columns")
         let groups = (out + VNNI.groupRows - 1) / VNNI.groupRows
-        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: arguments) { raw, worker, range in
+        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers, arguments: arguments) { raw, worker, range in
             let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
             let (w, bias, _, rows, y) = arguments.values
             VNNI.gemm(w.type, weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y, ldy: w.rows,
@@ -166,7 +166,7 @@ func integerMatmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePo
         }
     case .vnni:
         let groups = (out + VNNI.matvecRows - 1) / VNNI.matvecRows
-        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: arguments) { raw, _, range in
+        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers, arguments: arguments) { raw, _, range in
             let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
             let (w, bias, _, rows, y) = arguments.values
             VNNI.matvec(w.type, weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y, ldy: w.rows, bias: bias)
@@ -185,7 +185,7 @@ func integerMatmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePo
 @inline(__always)
 private func portableMatmul<C: IntegerCodes>(_: C.Type, _ arguments: (MatmulArguments, Int8Activations), big: Bool) {
     let groups = (arguments.0.w.rows + 7) / 8
-    parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: arguments) { raw, _, range in
+    parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: arguments.0.workspace.workers, arguments: arguments) { raw, _, range in
         let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
         let (w, bias, _, rows, y) = arguments.values
         let out = w.rows

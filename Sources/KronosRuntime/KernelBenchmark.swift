@@ -16,7 +16,7 @@ public enum KernelBenchmark {
     /// Times Y [rows, out] = X [rows, inner] @ W^T for W stored as `type` (random uniform weights).
     /// With integerActivations (q8_0, q4_1, q4_k), the int8-activation path, reported as e.g. "q8_0+i8".
     public static func matmul(type: TensorType, out: Int, inner: Int, rows: Int, minSeconds: Double = 0.3,
-                              integerActivations: Bool = false) -> KernelTiming {
+                              integerActivations: Bool = false, threads: Int = Runtime.defaultThreads) -> KernelTiming {
         var rng = KronosRNG(seed: 0x1234_5678)
         func next() -> Float { Float(0.2 * rng.nextDouble() - 0.1) }   // uniform in [-0.1, 0.1)
         let rowBytes = type.rowBytes(columns: inner)!
@@ -30,7 +30,7 @@ public enum KernelBenchmark {
         let y = UnsafeMutablePointer<Float>.allocate(capacity: rows * out)
         defer { w.deallocate(); x.deallocate(); y.deallocate() }
         let m = WeightMatrix(type: type, rows: out, columns: inner, data: w)
-        let workspace = Workspace(columns: inner, positions: 0)
+        let workspace = Workspace(columns: inner, positions: 0, threads: Runtime.startThreads(threads))
         workspace.integerActivations = integerActivations
         KronosRuntime.matmul(m, bias: nil, x, rows: rows, y, workspace: workspace)  // warm up
         var best = Double.infinity, total = 0.0
@@ -49,7 +49,7 @@ public enum KernelBenchmark {
     /// of `headDimension` (random queries, keys, values), as Block.forward runs it. Returns seconds
     /// per pass and GFLOP/s counting 4·hd flops per (query, visible key) pair (scores and weighted sum).
     public static func attention(rows: Int, heads: Int, headDimension hd: Int, precision: KVCachePrecision = .f32,
-                                 minSeconds: Double = 0.3) -> (seconds: Double, gflops: Double) {
+                                 minSeconds: Double = 0.3, threads: Int = Runtime.defaultThreads) -> (seconds: Double, gflops: Double) {
         let D = heads * hd
         var rng = KronosRNG(seed: 0x9E37_79B9)
         func next() -> Float { Float(2 * rng.nextDouble() - 1) }   // uniform in [-1, 1)
@@ -63,7 +63,7 @@ public enum KernelBenchmark {
         }
         cache.length = rows
         for i in 0..<(rows * D) { q[i] = next() }
-        let workspace = Workspace(columns: D, positions: rows)
+        let workspace = Workspace(columns: D, positions: rows, threads: Runtime.startThreads(threads))
         var best = Double.infinity, total = 0.0
         repeat {
             let t0 = Date()

@@ -125,22 +125,23 @@ func tile4x3(_ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _
 /// worker threads allocates nothing: a decode step's ~60 kernel calls stay allocation-free.
 typealias ChunkBody = (UnsafeRawPointer, Int, Range<Int>) -> Void
 
-/// Workers for `count` items of at least `minimumPerChunk` each (1: run on the calling thread).
+/// Workers for `count` items of at least `minimumPerChunk` each, at most `threads` (1: run on the
+/// calling thread).
 @inline(__always)
-func chunkWorkers(_ count: Int, minimumPerChunk: Int) -> Int {
-    min(Runtime.threads, max(1, count / max(minimumPerChunk, 1)))
+func chunkWorkers(_ count: Int, minimumPerChunk: Int, threads: Int) -> Int {
+    min(threads, max(1, count / max(minimumPerChunk, 1)))
 }
 
 /// Runs `body(&arguments, worker, chunk)` over `count` items split into contiguous chunks across
-/// the cores; `worker` (0 ..< Runtime.threads) is unique among the chunks running at the same time,
-/// so it indexes per-worker scratch. The calling thread runs chunk 0; the others go to the
+/// up to `threads` cores; `worker` (0 ..< threads) is unique among the chunks running at the same
+/// time, so it indexes per-worker scratch. The calling thread runs chunk 0; the others go to the
 /// persistent WorkerPool (or, when another thread is using the pool, to Dispatch). `body` must
 /// capture nothing (a capture would put its context on the heap at every call).
 @inline(__always)
-func parallelChunks<Arguments>(_ count: Int, minimumPerChunk: Int = 1, arguments: Arguments, _ body: @escaping ChunkBody) {
+func parallelChunks<Arguments>(_ count: Int, minimumPerChunk: Int = 1, threads: Int, arguments: Arguments, _ body: @escaping ChunkBody) {
     withUnsafePointer(to: arguments) { p in
         let raw = UnsafeRawPointer(p)
-        let workers = chunkWorkers(count, minimumPerChunk: minimumPerChunk)
+        let workers = chunkWorkers(count, minimumPerChunk: minimumPerChunk, threads: threads)
         if workers <= 1 { body(raw, 0, 0..<count); return }
         let per = (count + workers - 1) / workers
         let pool = WorkerPool.shared
@@ -162,10 +163,10 @@ func parallelChunks<Arguments>(_ count: Int, minimumPerChunk: Int = 1, arguments
 /// The closure form of parallelChunks, for work outside the decode loop (prefill-sized passes): the
 /// closure's context is copied to the heap once per call when it runs on several cores.
 @inline(__always)
-func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, _ body: (Int, Range<Int>) -> Void) {
-    if chunkWorkers(count, minimumPerChunk: minimumPerChunk) <= 1 { body(0, 0..<count); return }
+func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, threads: Int, _ body: (Int, Range<Int>) -> Void) {
+    if chunkWorkers(count, minimumPerChunk: minimumPerChunk, threads: threads) <= 1 { body(0, 0..<count); return }
     withoutActuallyEscaping(body) { escapable in
-        parallelChunks(count, minimumPerChunk: minimumPerChunk, arguments: escapable) { raw, worker, range in
+        parallelChunks(count, minimumPerChunk: minimumPerChunk, threads: threads, arguments: escapable) { raw, worker, range in
             raw.load(as: ((Int, Range<Int>) -> Void).self)(worker, range)
         }
     }
@@ -177,44 +178,36 @@ struct UncheckedSendable<T>: @unchecked Sendable {
     init(_ value: T) { self.value = value }
 }
 
+/// The kernels' threads. There is no process-wide thread setting: each model (and each workspace
+/// made for it) carries its own count; the threads themselves are one pool per process, grown to
+/// the largest count any model asked for.
 public enum Runtime {
-    /// Worker threads of the kernels (default: all cores).
-    nonisolated(unsafe) public static var threads = ProcessInfo.processInfo.activeProcessorCount
-    /// Most threads a run may ask for: 4 per core (at least 8, at most 256). More threads than that
+    /// Threads a model uses when asked for none: one per core.
+    public static var defaultThreads: Int { ProcessInfo.processInfo.activeProcessorCount }
+    /// Most threads a model may ask for: 4 per core (at least 8, at most 256). More threads than that
     /// only cost memory (a 1 MiB stack and a scratch slice each) and cannot make kernels faster.
     public static let maxThreads = min(256, max(8, 4 * ProcessInfo.processInfo.activeProcessorCount))
 
-    /// Sets the thread count (nil: all cores), starts the threads and returns a warning when fewer
-    /// started than asked for (a process or memory limit): the run continues on those that did.
-    public static func configure(threads requested: Int?) throws(RuntimeError) -> String? {
-        if let t = requested {
-            guard (1...maxThreads).contains(t) else {
-                throw .options("--threads must be in 1...\(maxThreads) (4 per core on this machine, at least 8), found \(t)")
-            }
-            threads = t
-        }
-        let (asked, started) = startThreads()
-        return started < asked ? "started \(started) of \(asked) threads (a process or memory limit): running on \(started)" : nil
-    }
-
-    /// Starts the kernel threads now (else at the first parallel kernel) and returns how many of
-    /// those asked for started, the calling thread included.
-    @discardableResult
-    public static func startThreads() -> (requested: Int, started: Int) {
-        let pool = WorkerPool.shared
-        return (pool.requestedThreads + 1, pool.threadCount + 1)
+    /// Starts the kernel threads a run on `threads` threads needs (the caller's included) and
+    /// returns how many it can use: fewer when the system refused to create more (a process or
+    /// memory limit), the run then continuing on those.
+    public static func startThreads(_ threads: Int) -> Int {
+        precondition(threads >= 1)
+        return WorkerPool.shared.prepare(threads: threads - 1) + 1
     }
 }
 
 /// Per-worker scratch of the kernels, allocated once (per forecast, per tokenizer pass, per benchmark)
-/// so that no kernel call allocates: `floatsPerWorker` floats for each of Runtime.threads workers.
+/// so that no kernel call allocates: `floatsPerWorker` floats for each of `workers` threads.
+/// One workspace serves one caller at a time (a forecast owns its own).
 public final class Workspace: @unchecked Sendable {
+    /// Threads the kernels run with this workspace split their work across.
     public let workers: Int
     public let floatsPerWorker: Int
     private let base: UnsafeMutablePointer<Float>
 
-    public init(floatsPerWorker: Int) {
-        workers = max(1, Runtime.threads)
+    public init(floatsPerWorker: Int, threads: Int) {
+        workers = max(1, threads)
         self.floatsPerWorker = (max(floatsPerWorker, 16) + 15) / 16 * 16   // 64-byte multiples
         base = .allocate(capacity: workers * self.floatsPerWorker)
     }
@@ -222,8 +215,9 @@ public final class Workspace: @unchecked Sendable {
 
     /// Scratch needed by matmul over rows of up to `columns` values and by attention over up to
     /// `positions` keys.
-    public convenience init(columns: Int, positions: Int) {
-        self.init(floatsPerWorker: max(matmulGroup * columns, (VNNI.scratchBytes(columns: columns) + 3) / 4, attentionQueryBlock * positions))
+    public convenience init(columns: Int, positions: Int, threads: Int) {
+        self.init(floatsPerWorker: max(matmulGroup * columns, (VNNI.scratchBytes(columns: columns) + 3) / 4, attentionQueryBlock * positions),
+                  threads: threads)
     }
 
     /// q8_0, q4_1 and q4_k weights multiply int8-quantized activations (IntegerActivations.swift) in
@@ -327,7 +321,7 @@ private func matmul<D: RowDecoder>(_ decoder: D.Type, _ w: WeightMatrix, bias: U
     }
     if rows <= matvecMaxRows {
         let groups = (out + 7) / 8
-        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: MatmulArguments(w, bias, x, rows, y, workspace)) { raw, _, range in
+        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers, arguments: MatmulArguments(w, bias, x, rows, y, workspace)) { raw, _, range in
             let (w, bias, x, rows, y) = raw.load(as: MatmulArguments.self).values
             let n = w.columns, out = w.rows
             for g in range {
@@ -347,7 +341,7 @@ private func matmul<D: RowDecoder>(_ decoder: D.Type, _ w: WeightMatrix, bias: U
     }
     precondition(workspace.floatsPerWorker >= matmulGroup * n, "workspace too small for \(n) columns")
     let groups = (out + 3) / 4
-    parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: MatmulArguments(w, bias, x, rows, y, workspace)) { raw, worker, range in
+    parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers, arguments: MatmulArguments(w, bias, x, rows, y, workspace)) { raw, worker, range in
         let arguments = raw.load(as: MatmulArguments.self)
         let (w, bias, x, rows, y) = arguments.values
         let n = w.columns, out = w.rows
@@ -462,7 +456,7 @@ private func matvecRows<D: RowDecoder, R: InputRowCount>(_: D.Type, _: R.Type, _
                                                          big: Bool, workspace: Workspace) {
     precondition(w.columns % D.unitValues == 0, "matvecRows takes rows of whole \(D.self) units")
     let groups = (w.rows + 1) / 2
-    parallelChunks(groups, minimumPerChunk: big ? 1 : groups, arguments: MatmulArguments(w, bias, x, R.count, y, workspace)) { raw, _, range in
+    parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers, arguments: MatmulArguments(w, bias, x, R.count, y, workspace)) { raw, _, range in
         let (w, bias, x, _, y) = raw.load(as: MatmulArguments.self).values
         let n = w.columns, out = w.rows
         for g in range {
@@ -618,47 +612,53 @@ func softmaxInPlace(_ v: UnsafeMutablePointer<Float>, _ n: Int) {
     for i in 0..<n { v[i] *= inv }
 }
 
-/// cos / sin of position p times inv_freq [half] for rotate-half rotary, grown on demand.
-final class RotaryTable: @unchecked Sendable {
+/// cos / sin of position p times inv_freq [half] for rotate-half rotary, for positions
+/// 0 ..< `positions`, computed once at load and never written again: one table serves every
+/// forecast on the model at once. Rows past it are computed per pass into the pass's own scratch
+/// (`BlockScratch.rotaryRows`) by the same formula, so they are the same numbers bit for bit.
+final class RotaryTable: @unchecked Sendable {   // (immutable after init: the pointers are written only there)
     let invFreq: [Float]
     var half: Int { invFreq.count }
-    private(set) var positions = 0
-    private var cos = [Float](), sin = [Float]()   // [positions, half]
+    let positions: Int
+    private let cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>   // [positions, half]
 
     init(invFreq: [Float], positions: Int) {
         self.invFreq = invFreq
-        ensure(positions)
+        self.positions = positions
+        cos = .allocate(capacity: max(1, positions * invFreq.count))
+        sin = .allocate(capacity: max(1, positions * invFreq.count))
+        Self.angles(invFreq, positions: 0..<positions, cos: cos, sin: sin)
     }
+    deinit { cos.deallocate(); sin.deallocate() }
 
-    /// Makes the table cover positions 0 ..< n (call before any parallel use).
-    func ensure(_ n: Int) {
-        guard n > positions else { return }
-        let target = max(n, positions * 2)
-        cos.reserveCapacity(target * half); sin.reserveCapacity(target * half)
-        for p in positions..<target {
+    /// cos / sin of the positions `range` -> cos, sin [range.count, half].
+    static func angles(_ invFreq: [Float], positions range: Range<Int>, cos c: UnsafeMutablePointer<Float>,
+                       sin s: UnsafeMutablePointer<Float>) {
+        let half = invFreq.count
+        for (i, p) in range.enumerated() {
             for j in 0..<half {
                 // theta in f32 as the reference computes it (position × inv_freq), then cos / sin.
                 let theta = Float(p) * invFreq[j]
-                cos.append(Float(Foundation.cos(Double(theta))))
-                sin.append(Float(Foundation.sin(Double(theta))))
+                c[i * half + j] = Float(Foundation.cos(Double(theta)))
+                s[i * half + j] = Float(Foundation.sin(Double(theta)))
             }
         }
-        positions = target
     }
 
-    // v [2*half] at position p -> rotated in place:
+    /// The table's rows from position `start` (start + count <= positions): cos, sin [count, half].
+    func rows(from start: Int) -> (cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+        (UnsafePointer(cos + start * half), UnsafePointer(sin + start * half))
+    }
+
+    // v [2*half] rotated in place by one position's cos / sin [half]:
     // out[j] = v[j] cos - v[j+half] sin; out[j+half] = v[j+half] cos + v[j] sin
     @inline(__always)
-    func apply(_ v: UnsafeMutablePointer<Float>, position p: Int) {
-        let half = self.half
-        cos.withUnsafeBufferPointer { c in sin.withUnsafeBufferPointer { s in
-            let cp = c.baseAddress! + p * half, sp = s.baseAddress! + p * half
-            for j in 0..<half {
-                let a = v[j], b = v[j + half]
-                v[j] = a * cp[j] - b * sp[j]
-                v[j + half] = b * cp[j] + a * sp[j]
-            }
-        } }
+    static func apply(_ v: UnsafeMutablePointer<Float>, half: Int, cos cp: UnsafePointer<Float>, sin sp: UnsafePointer<Float>) {
+        for j in 0..<half {
+            let a = v[j], b = v[j + half]
+            v[j] = a * cp[j] - b * sp[j]
+            v[j + half] = b * cp[j] + a * sp[j]
+        }
     }
 }
 
@@ -670,9 +670,9 @@ public enum Kernels {
     /// quantized per block).
     /// `integerKernels` chooses which of the integer path's kernels compute it.
     public static func matmul(_ w: WeightMatrix, bias: [Float]? = nil, _ x: [Float], rows: Int, integerActivations: Bool = false,
-                              integerKernels: IntegerKernels = .native) -> [Float] {
+                              integerKernels: IntegerKernels = .native, threads: Int = Runtime.defaultThreads) -> [Float] {
         precondition(x.count == rows * w.columns && (integerKernels != .vnni || IntegerKernels.native == .vnni))
-        let workspace = Workspace(columns: w.columns, positions: 0)
+        let workspace = Workspace(columns: w.columns, positions: 0, threads: Runtime.startThreads(threads))
         workspace.integerActivations = integerActivations
         workspace.integerKernels = integerKernels
         var y = [Float](repeating: .nan, count: rows * w.rows)

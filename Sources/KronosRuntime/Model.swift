@@ -13,8 +13,12 @@ final class TokenizerModel: @unchecked Sendable {
     let postQuantEmbed: Linear   // [D, C] + [D]
     let head: Linear             // [6, D] + [6]
 
-    init(_ s: TensorStore, config c: TokenizerConfig, positions: Int) throws(RuntimeError) {
+    /// Threads its passes run on.
+    let threads: Int
+
+    init(_ s: TensorStore, config c: TokenizerConfig, positions: Int, threads: Int) throws(RuntimeError) {
         config = c
+        self.threads = threads
         embed = try s.linear(.tokenizer, "embed")
         encoder = try (0..<c.encoderBlocks).map { (i) throws(RuntimeError) in try s.block(.tokenizer, "encoder.\(i)", heads: c.headCount, positions: positions) }
         decoder = try (0..<c.decoderBlocks).map { (i) throws(RuntimeError) in try s.block(.tokenizer, "decoder.\(i)", heads: c.headCount, positions: positions) }
@@ -25,7 +29,7 @@ final class TokenizerModel: @unchecked Sendable {
 
     private func scratch(rows: Int, positions: Int) -> BlockScratch {
         BlockScratch(rows: rows, D: config.modelDimension, F: config.feedForwardDimension,
-                     columns: max(6, config.codeBits), positions: positions)
+                     columns: max(6, config.codeBits), positions: positions, threads: threads)
     }
 
     /// x [rows, 6] normalized candles -> (s1, s2) [rows] ids (binary spherical quantization).
@@ -155,9 +159,11 @@ final class PredictorModel: @unchecked Sendable {
     let projS1: Linear            // [V1, D] + [V1]
     let projS2: Linear            // [V2, D] + [V2]
     let hasIntegerCodes: Bool     // some matmul weight is q8_0 / q4_1 / q4_k (the integer path's types)
+    let threads: Int              // threads its sessions run on
 
-    init(_ s: TensorStore, config c: PredictorConfig, positions: Int) throws(RuntimeError) {
+    init(_ s: TensorStore, config c: PredictorConfig, positions: Int, threads: Int) throws(RuntimeError) {
         config = c
+        self.threads = threads
         embS1 = try s.matrix(.predictor, "embedding.emb_s1.weight")
         embS2 = try s.matrix(.predictor, "embedding.emb_s2.weight")
         fusion = try s.linear(.predictor, "embedding.fusion_proj")
@@ -220,11 +226,25 @@ public final class KronosModel: @unchecked Sendable {
     public let loadSeconds: Double
 
     public var maxContext: Int { manifest.maxContext }
+    /// Threads every forecast on this model runs its kernels on (the caller's included).
+    public let threads: Int
+    /// Set when fewer threads started than were asked for (a process or memory limit): the model
+    /// runs on those that did.
+    public let threadWarning: String?
     /// Rotary positions computed at load (Kronos-mini's 2048-row window).
     static let initialRotaryPositions = 2048
 
-    public init(path: String) throws(RuntimeError) {
+    /// Loads and checks the bundle at `path`; its forecasts run on `threads` threads (nil: one per
+    /// core; at most Runtime.maxThreads).
+    public init(path: String, threads requested: Int? = nil) throws(RuntimeError) {
         let start = Date()
+        if let t = requested, !(1...Runtime.maxThreads).contains(t) {
+            throw .options("threads must be in 1...\(Runtime.maxThreads) (4 per core on this machine, at least 8), found \(t)")
+        }
+        let asked = requested ?? Runtime.defaultThreads
+        let threads = Runtime.startThreads(asked)
+        self.threads = threads
+        threadWarning = threads < asked ? "started \(threads) of \(asked) threads (a process or memory limit): running on \(threads)" : nil
         let reader: BundleReader
         do { reader = try BundleReader(path: path) } catch { throw .bundle(error) }
         let decoded = reader.manifest.decodedBytes
@@ -239,8 +259,8 @@ public final class KronosModel: @unchecked Sendable {
         // Rotary tables start at the released windows' size and grow to the rows a run uses (a
         // bundle claiming max_context 1048576 must not cost 1 GB of tables per distinct inv_freq).
         let positions = min(manifest.maxContext, Self.initialRotaryPositions)
-        tokenizer = try TokenizerModel(store, config: manifest.tokenizerConfig, positions: positions)
-        predictor = try PredictorModel(store, config: manifest.predictorConfig, positions: positions)
+        tokenizer = try TokenizerModel(store, config: manifest.tokenizerConfig, positions: positions, threads: threads)
+        predictor = try PredictorModel(store, config: manifest.predictorConfig, positions: positions, threads: threads)
         loadSeconds = Date().timeIntervalSince(start)
     }
 

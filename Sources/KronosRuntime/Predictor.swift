@@ -58,7 +58,8 @@ final class PredictorSession {
         }
         depCache = KVCache(batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D, precision: kvCache)
         let rows = max(batch, min(Self.passRows, batch * capacity))
-        scratch = BlockScratch(rows: rows, D: D, F: model.config.feedForwardDimension, columns: 2 * D, positions: capacity)
+        scratch = BlockScratch(rows: rows, D: D, F: model.config.feedForwardDimension, columns: 2 * D, positions: capacity,
+                               threads: model.threads)
         scratch.workspace.integerActivations = model.activations(activations) == .int8
         x = .allocate(capacity: rows * D)
         pair = .allocate(capacity: 2 * D); time = .allocate(capacity: D)

@@ -391,14 +391,41 @@ final class BlockScratch {
     let rows: Int
     let workspace: Workspace
     /// `columns`: the widest input of any other matmul run with this scratch.
-    init(rows: Int, D: Int, F: Int, columns: Int = 0, positions: Int) {
+    init(rows: Int, D: Int, F: Int, columns: Int = 0, positions: Int, threads: Int) {
         self.rows = rows
         h = .allocate(capacity: rows * D); q = .allocate(capacity: rows * D); k = .allocate(capacity: rows * D)
         v = .allocate(capacity: rows * D); att = .allocate(capacity: rows * D)
         f1 = .allocate(capacity: rows * F); f3 = .allocate(capacity: rows * F)
-        workspace = Workspace(columns: max(D, F, columns), positions: positions)
+        workspace = Workspace(columns: max(D, F, columns), positions: positions, threads: threads)
     }
-    deinit { for p in [h, q, k, v, att, f1, f3] { p.deallocate() } }
+    deinit { for p in [h, q, k, v, att, f1, f3] { p.deallocate() }; rotaryCos?.deallocate(); rotarySin?.deallocate() }
+
+    // Rotary rows past the model's table, computed for the pass that needs them (this scratch's
+    // own memory: forecasts sharing a model never write to anything they share).
+    private var rotaryCos: UnsafeMutablePointer<Float>?, rotarySin: UnsafeMutablePointer<Float>?
+    private var rotaryCapacity = 0
+    private var rotaryKey: RotaryKey?
+    private struct RotaryKey: Equatable { let table: ObjectIdentifier, start: Int, count: Int }
+
+    /// cos, sin [count, half] of positions start ..< start + count: rows of the model's table when
+    /// it covers them, else computed here once per pass (every block of a pass with the same table
+    /// reads the same rows).
+    func rotaryRows(_ table: RotaryTable, start: Int, count: Int) -> (cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+        if start + count <= table.positions { return table.rows(from: start) }
+        let needed = count * table.half
+        if needed > rotaryCapacity {
+            rotaryCos?.deallocate(); rotarySin?.deallocate()
+            rotaryCapacity = needed
+            rotaryCos = .allocate(capacity: needed); rotarySin = .allocate(capacity: needed)
+            rotaryKey = nil
+        }
+        let key = RotaryKey(table: ObjectIdentifier(table), start: start, count: count)
+        if rotaryKey != key {
+            RotaryTable.angles(table.invFreq, positions: start..<(start + count), cos: rotaryCos!, sin: rotarySin!)
+            rotaryKey = key
+        }
+        return (UnsafePointer(rotaryCos!), UnsafePointer(rotarySin!))
+    }
 }
 
 extension Block {
@@ -415,12 +442,13 @@ extension Block {
         let hd = D / heads, ws = s.workspace
         let start = cache.end
         precondition(cache.length + newRows <= cache.capacity && rows <= s.rows)
-        rotary.ensure(start + newRows)
+        let angles = s.rotaryRows(rotary, start: start, count: newRows)
+        let half = rotary.half
 
         // The row-wise steps between the matmuls run on every core for long passes (rows split in
         // chunks: each row's arithmetic is unchanged); a decode step's few rows stay on one.
         @inline(__always) func perRows(_ body: (Range<Int>) -> Void) {
-            parallelChunks(rows, minimumPerChunk: rowwiseMinimumRows) { _, range in body(range) }
+            parallelChunks(rows, minimumPerChunk: rowwiseMinimumRows, threads: ws.workers) { _, range in body(range) }
         }
         norm1.withUnsafeBufferPointer { w in
             perRows { r in rmsNorm(x + r.lowerBound * D, weight: w.baseAddress!, rows: r.count, n: D, s.h + r.lowerBound * D) }
@@ -431,10 +459,11 @@ extension Block {
         // Rotary on queries and keys, then keys / values into the cache.
         perRows { range in
             for r in range {
-                let b = r / newRows, p = start + r % newRows
+                let b = r / newRows, i = r % newRows, p = start + i
+                let c = angles.cos + i * half, sn = angles.sin + i * half
                 for h in 0..<heads {
-                    rotary.apply(s.q + r * D + h * hd, position: p)
-                    rotary.apply(s.k + r * D + h * hd, position: p)
+                    RotaryTable.apply(s.q + r * D + h * hd, half: half, cos: c, sin: sn)
+                    RotaryTable.apply(s.k + r * D + h * hd, half: half, cos: c, sin: sn)
                 }
                 cache.store(b * sequenceStride, position: p, key: s.k + r * D, value: s.v + r * D)
             }
@@ -482,7 +511,7 @@ extension KVCache {
         let arguments = AttentionArguments(cache: cache, heads: heads, sequenceStride: sequenceStride, newRows: newRows,
                                            before: before, q: q, out: out, D: D, hd: hd, workspace: workspace, scale: scale,
                                            grouped: grouped, blocks: blocks, tasks: tasks, workers: workers)
-        parallelChunks(workers, arguments: arguments) { raw, worker, range in
+        parallelChunks(workers, threads: workers, arguments: arguments) { raw, worker, range in
             let a = raw.load(as: AttentionArguments.self)
             let (cache, heads, D, hd, q, out, before) = (a.cache, a.heads, a.D, a.hd, a.q, a.out, a.before)
             let scores = a.workspace.scratch(worker)

@@ -84,7 +84,7 @@ final class TensorStore: @unchecked Sendable {
 
     func rotaryTable(invFreq: [Float], positions: Int) -> RotaryTable {
         let key = invFreq.map(\.bitPattern)
-        if let t = rotaryTables[key] { t.ensure(positions); return t }
+        if let t = rotaryTables[key], t.positions >= positions { return t }
         let t = RotaryTable(invFreq: invFreq, positions: positions)
         rotaryTables[key] = t
         return t

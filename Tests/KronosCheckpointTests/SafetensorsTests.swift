@@ -25,7 +25,7 @@ func header(_ json: String, pad: Bool = true) -> [UInt8] {
 
 @Suite struct SafetensorsReaderTests {
     @Test func readsTheTinyReferenceTokenizer() throws {
-        let f = try SafetensorsFile(path: sharedReference + "/tiny/tokenizer/model.safetensors")
+        let f = try SafetensorsFile(path: goldenTinyDirectory + "/tokenizer/model.safetensors")
         #expect(f.tensors.count == 40)
         // BSQ basis buffer: powers of two, lowest bit first (KRONOS.md §3).
         #expect(f["tokenizer.bsq.basis"]?.int64s() == (0..<12).reversed().map { Int64(1) << $0 })  // powers of two, highest first as stored
@@ -85,9 +85,9 @@ func header(_ json: String, pad: Bool = true) -> [UInt8] {
     }
 
     @Test func readsShardedCheckpoints() throws {
-        let src = try SafetensorsFile(path: sharedReference + "/tiny/tokenizer/model.safetensors")
+        let src = try SafetensorsFile(path: goldenTinyDirectory + "/tokenizer/model.safetensors")
         let dir = temporaryDirectory("shards")
-        try FileManager.default.copyItem(atPath: sharedReference + "/tiny/tokenizer/config.json", toPath: dir + "/config.json")
+        try FileManager.default.copyItem(atPath: goldenTinyDirectory + "/tokenizer/config.json", toPath: dir + "/config.json")
         var map = [String]()
         for (s, range) in [(1, 0..<20), (2, 20..<src.tensors.count)] {
             let part = src.tensors[range].map { t in (t.name, t.shape, SafetensorsWriter.Payload.raw(dtype: t.dtype.rawValue, bytes: Array(t.data))) }
@@ -112,7 +112,7 @@ func header(_ json: String, pad: Bool = true) -> [UInt8] {
     func tinyCopy() -> (tok: String, pred: String) {
         let dir = temporaryDirectory("cfg")
         for part in ["tokenizer", "predictor"] {
-            try! FileManager.default.copyItem(atPath: sharedReference + "/tiny/\(part)", toPath: dir + "/\(part)")
+            try! FileManager.default.copyItem(atPath: goldenTinyDirectory + "/\(part)", toPath: dir + "/\(part)")
             chmod(dir + "/\(part)", 0o755); chmod(dir + "/\(part)/config.json", 0o644)
         }
         return (dir + "/tokenizer", dir + "/predictor")

@@ -8,8 +8,8 @@ import Testing
 @Suite struct CraftedBundleTests {
     static let base: [UInt8] = {
         let dir = temporaryDirectory("crafted")
-        let r = try! runTool("kronos-convert", ["--tokenizer", sharedReferenceDirectory + "/tiny/tokenizer",
-                                                "--predictor", sharedReferenceDirectory + "/tiny/predictor", "--quantize", "q8", "-o", dir + "/t.kq"])
+        let r = try! runTool("kronos-convert", ["--tokenizer", goldenTinyDirectory + "/tokenizer",
+                                                "--predictor", goldenTinyDirectory + "/predictor", "--quantize", "q8", "-o", dir + "/t.kq"])
         precondition(r.status == 0, r.stderr)
         return [UInt8](try! Data(contentsOf: URL(fileURLWithPath: dir + "/t.kq")))
     }()

@@ -6,7 +6,7 @@ import Testing
 
 /// Nothing lost: a conversion killed with SIGKILL in the middle of writing leaves the previous bundle
 /// intact; its temporary file is removed by the next conversion to the same target.
-@Suite(.serialized) struct KillTests {
+@Suite(.serialized, .enabled(if: sharedReferenceAvailable, Comment(rawValue: sharedReferenceMissing))) struct KillTests {
     @Test func sigkillMidWriteKeepsThePreviousBundle() throws {
         let dir = temporaryDirectory("kill")
         let out = dir + "/m.kq"

@@ -5,6 +5,12 @@ import Foundation
 public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 /// `../shared/reference` beside the repository.
 public let sharedReferenceDirectory = repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/reference").path
+/// Whether `../shared/reference` is there: tests that need it are skipped, with this reason, when not
+/// (`.enabled(if: sharedReferenceAvailable, sharedReferenceMissing)`).
+public let sharedReferenceAvailable = FileManager.default.fileExists(atPath: sharedReferenceDirectory + "/mini/cases")
+public let sharedReferenceMissing = "needs ../shared/reference (the Kronos-mini reference model and cases) beside the repository"
+/// The tiny model embedded in the repository (golden/tiny: the same checkpoint as ../shared/reference/tiny).
+public let goldenTinyDirectory = repositoryRoot.appendingPathComponent("golden/tiny").path
 
 public func temporaryDirectory(_ tag: String) -> String {
     let p = NSTemporaryDirectory() + "kronos-\(tag)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"

@@ -9,6 +9,7 @@
 //   KronosConvert     conversion pipeline (checkpoint -> bundle)
 //   KronosVNNI        int8 q8_0 / q4_1 / q4_k kernels for AVX-512 VNNI processors (called by the runtime after a cpuid check)
 //   KronosRuntime     model runtime and forecast (bundle -> candles)
+//   Kronos            the façade: KronosModel, CandleSeries, ForecastOptions, Forecast (import Kronos)
 //   KronosVerify      accuracy drift of a bundle against golden FP32 cases
 //   kronos-convert, kronos-run: thin executables (argument parsing and printing only)
 import PackageDescription
@@ -28,10 +29,13 @@ let vnniSettings: [SwiftSetting] = []
 
 let package = Package(
     name: "Kronos",
+    // Atomics (Synchronization) need macOS 15 / iOS 18; Linux has no minimum.
+    platforms: [.macOS(.v15), .iOS(.v18), .visionOS(.v2), .tvOS(.v18), .watchOS(.v11)],
     products: [
         .executable(name: "kronos-convert", targets: ["KronosConvertCLI"]),
         .executable(name: "kronos-run", targets: ["KronosRunCLI"]),
         .executable(name: "kronos-bench", targets: ["KronosBenchCLI"]),
+        .library(name: "Kronos", targets: ["Kronos"]),
         .library(name: "KronosRuntime", targets: ["KronosRuntime"]),
         .library(name: "KronosConvert", targets: ["KronosConvert"]),
         .library(name: "KronosVerify", targets: ["KronosVerify"]),
@@ -64,6 +68,7 @@ let package = Package(
             name: "KronosBenchCLI",
             dependencies: ["KronosRuntime", "KronosBundle", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .target(name: "Kronos", dependencies: ["KronosRuntime"]),
         .target(name: "KronosVerify", dependencies: ["KronosRuntime", "KronosCheckpoint", "KronosConvert", "KronosBundle"]),
         .executableTarget(
             name: "KronosRunCLI",
@@ -75,6 +80,7 @@ let package = Package(
         .testTarget(name: "KronosCheckpointTests", dependencies: ["KronosCheckpoint", "KronosTestSupport"]),
         .testTarget(name: "KronosConvertTests", dependencies: ["KronosConvert", "KronosCheckpoint", "KronosBundle", "KronosTestSupport"]),
         .testTarget(name: "KronosVerifyTests", dependencies: ["KronosVerify", "KronosRuntime", "KronosConvert", "KronosCheckpoint", "KronosTestSupport"]),
+        .testTarget(name: "KronosTests", dependencies: ["Kronos", "KronosConvert", "KronosCheckpoint", "KronosTestSupport"]),
         .testTarget(name: "KronosRuntimeTests", dependencies: ["KronosRuntime", "KronosCheckpoint", "KronosConvert", "KronosTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

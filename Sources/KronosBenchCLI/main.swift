@@ -188,7 +188,7 @@ struct ForecastOne: ParsableCommand {
     @Option var threads: Int?
 
     func run() throws {
-        let model = try KronosModel(path: bundle, threads: threads)
+        let model = try ForecastEngine(path: bundle, threads: threads)
         if let w = model.threadWarning { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
         let t = try ForecastBenchmark.measure(model: model, samples: samples, lookback: lookback, predictionLength: predLen,
                                               modes: cache, minSeconds: seconds, activations: activations, kvCache: kvCache)

@@ -196,7 +196,7 @@ struct Forecast: ParsableCommand {
             guard !quiet else { return }
             for line in lines { FileHandle.standardError.write(Data("\(kind): \(Terminal.safe(line))\n".utf8)) }
         }
-        let model = try KronosModel(path: bundle, threads: threads)
+        let model = try ForecastEngine(path: bundle, threads: threads)
         let threadWarning = model.threadWarning
         let advice = ForecastJob.advice(prepared: prepared, options: options, window: maxContext ?? model.maxContext)
         say("note", prepared.flatMap(\.notes) + advice.notes)

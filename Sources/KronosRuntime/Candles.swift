@@ -50,6 +50,11 @@ public struct CandleTable: Sendable {
     /// Suspicious data that does not stop the forecast (OHLC order, prices <= 0, negative volume).
     public let warnings: [String]
 
+    public init(file: String, times: [Int64], format: TimeFormat, values: [Float], lines: [Int], notes: [String], warnings: [String]) {
+        self.file = file; self.times = times; self.format = format; self.values = values; self.lines = lines
+        self.notes = notes; self.warnings = warnings
+    }
+
     /// The last `n` rows.
     public func suffix(_ n: Int) -> CandleTable {
         CandleTable(file: file, times: Array(times.suffix(n)), format: format, values: Array(values.suffix(n * 6)),
@@ -309,7 +314,7 @@ public enum Candles {
         var format: TimeFormat?
         times.reserveCapacity(dataLines.count); values.reserveCapacity(dataLines.count * 6); rowLines.reserveCapacity(dataLines.count)
         var newestFirst = false
-        var badOrder = (count: 0, line: 0), nonPositive = (count: 0, line: 0), negativeVolume = (count: 0, line: 0)
+        var checks = RowChecks()
         let timeName = header[timeIndex]
         for r in dataLines {
             let ln = r.line
@@ -353,10 +358,7 @@ public enum Candles {
                     throw fail(ln, "volume", "the estimated amount (volume × mean price) is beyond the range of 32-bit floats")
                 }
             }
-            let (o, h, l, c) = (row[0], row[1], row[2], row[3])
-            if h < l || h < max(o, c) || l > min(o, c) { if badOrder.count == 0 { badOrder.line = ln }; badOrder.count += 1 }
-            if min(o, h, l, c) <= 0 { if nonPositive.count == 0 { nonPositive.line = ln }; nonPositive.count += 1 }
-            if row[4] < 0 || row[5] < 0 { if negativeVolume.count == 0 { negativeVolume.line = ln }; negativeVolume.count += 1 }
+            checks.check(row, line: ln)
             values += row
         }
         guard times.count >= 2 else { throw fail(nil, nil, "found \(times.count) data row\(times.count == 1 ? "" : "s"), need at least 2") }
@@ -365,16 +367,37 @@ public enum Candles {
             values = stride(from: values.count - 6, through: 0, by: -6).flatMap { values[$0..<($0 + 6)] }
             notes.append("rows are newest first: read in reverse")
         }
-        var warnings = [String]()
-        func rows(_ n: Int, _ one: String, _ many: String) -> String { n == 1 ? "1 row \(one)" : "\(n) rows \(many)" }
-        if badOrder.count > 0 {
-            warnings.append("\(rows(badOrder.count, "breaks", "break")) the OHLC order (low <= open, close <= high), first at line \(badOrder.line)")
+        return CandleTable(file: file, times: times, format: format!, values: values, lines: rowLines, notes: notes,
+                           warnings: checks.warnings(place: "line"))
+    }
+
+    /// Suspicious rows that do not stop a forecast: the OHLC order broken, prices <= 0, negative
+    /// volume or amount; counted with the first place each occurs.
+    public struct RowChecks: Sendable {
+        var badOrder = (count: 0, line: 0), nonPositive = (count: 0, line: 0), negativeVolume = (count: 0, line: 0)
+        public init() {}
+
+        /// One row [open, high, low, close, volume, amount] at `line` (a file line or a row number).
+        public mutating func check(_ row: [Float], line ln: Int) {
+            let (o, h, l, c) = (row[0], row[1], row[2], row[3])
+            if h < l || h < max(o, c) || l > min(o, c) { if badOrder.count == 0 { badOrder.line = ln }; badOrder.count += 1 }
+            if min(o, h, l, c) <= 0 { if nonPositive.count == 0 { nonPositive.line = ln }; nonPositive.count += 1 }
+            if row[4] < 0 || row[5] < 0 { if negativeVolume.count == 0 { negativeVolume.line = ln }; negativeVolume.count += 1 }
         }
-        if nonPositive.count > 0 { warnings.append("\(rows(nonPositive.count, "has", "have")) a price <= 0, first at line \(nonPositive.line)") }
-        if negativeVolume.count > 0 {
-            warnings.append("\(rows(negativeVolume.count, "has", "have")) a negative volume or amount, first at line \(negativeVolume.line)")
+
+        /// One sentence per kind found; `place` names what the numbers count ("line", "row").
+        public func warnings(place: String) -> [String] {
+            var warnings = [String]()
+            func rows(_ n: Int, _ one: String, _ many: String) -> String { n == 1 ? "1 row \(one)" : "\(n) rows \(many)" }
+            if badOrder.count > 0 {
+                warnings.append("\(rows(badOrder.count, "breaks", "break")) the OHLC order (low <= open, close <= high), first at \(place) \(badOrder.line)")
+            }
+            if nonPositive.count > 0 { warnings.append("\(rows(nonPositive.count, "has", "have")) a price <= 0, first at \(place) \(nonPositive.line)") }
+            if negativeVolume.count > 0 {
+                warnings.append("\(rows(negativeVolume.count, "has", "have")) a negative volume or amount, first at \(place) \(negativeVolume.line)")
+            }
+            return warnings
         }
-        return CandleTable(file: file, times: times, format: format!, values: values, lines: rowLines, notes: notes, warnings: warnings)
     }
 
     static func sameFamily(_ a: TimeFormat, _ b: TimeFormat) -> Bool {

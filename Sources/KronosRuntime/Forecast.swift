@@ -101,7 +101,7 @@ public enum ForecastEvent: Sendable {
     case step(done: Int, total: Int)
 }
 
-extension KronosModel {
+extension ForecastEngine {
     /// Normalization of KRONOS.md §5.3: per column mean and population std over the rows,
     /// x = clip((x - mean) / (std + 1e-5), -clip, clip).
     public static func normalize(_ x: [Float], rows: Int, clip: Float) -> (normalized: [Float], mean: [Float], std: [Float]) {
@@ -131,8 +131,9 @@ extension KronosModel {
     public static let maxBatch = 4096
 
     /// Forecasts every series (same length required) as one batch of series × samples sequences.
+    /// `cancelled` is asked before every step: true stops the forecast with RuntimeError.cancelled.
     public func forecast(_ inputs: [SeriesInput], settings: ForecastSettings, trace: UnsafeMutablePointer<ForecastTrace>? = nil,
-                         progress: ((ForecastEvent) -> Void)? = nil) throws(RuntimeError) -> [SeriesForecast] {
+                         progress: ((ForecastEvent) -> Void)? = nil, cancelled: (() -> Bool)? = nil) throws(RuntimeError) -> [SeriesForecast] {
         guard let T = inputs.first?.rows, T >= 1 else { throw .options("no input rows") }
         let P = settings.predictionLength, S = settings.samples, window = settings.maxContext
         guard P >= 1 else { throw .options("--pred-len must be at least 1, found \(P)") }
@@ -199,6 +200,7 @@ extension KronosModel {
             var picks1 = [Int](repeating: 0, count: batch), picks2 = [Int](repeating: 0, count: batch)
             for b in 0..<batch { s1[b].reserveCapacity(T + P); s2[b].reserveCapacity(T + P) }
             for i in 0..<P {
+                if let cancelled, cancelled() { throw .cancelled }
                 session.advance(to: T + i, s1: s1, s2: s2, stamps: stamps, window: window, mode: settings.cache)
                 if let bad = session.s1Logits.prefix(batch * V1).firstIndex(where: { !$0.isFinite }) {
                     throw .model("step \(i + 1), sequence \(bad / V1 + 1): the s1 logits are not finite (\(session.s1Logits[bad])); "
@@ -281,7 +283,7 @@ extension PredictorSession {
     }
 }
 
-extension KronosModel {
+extension ForecastEngine {
     /// The activation arithmetic of a forecast that asks for none: int8 when the predictor has
     /// q8_0 / q4_1 / q4_k matmul weights and this processor has the integer kernels that make it
     /// faster than the float path (AVX-512 VNNI, Zen 4: prefill ~2x, decode up to ~2x; the portable integer

@@ -24,7 +24,7 @@ public struct RunOptions: Sendable {
     public var samples = 1
     public var seed: UInt64 = 0
     public var cache: CacheMode = .exact
-    /// nil: the model's defaults (KronosModel.defaultActivations / defaultKVCache).
+    /// nil: the model's defaults (ForecastEngine.defaultActivations / defaultKVCache).
     public var activations: ActivationPrecision?
     public var kvCache: KVCachePrecision?
     public init(inputs: [String], predictionLength: Int) { self.inputs = inputs; self.predictionLength = predictionLength }
@@ -32,7 +32,7 @@ public struct RunOptions: Sendable {
     /// Value checks (exit 1 with one line each).
     public func check() throws(RuntimeError) {
         guard !inputs.isEmpty else { throw .options("no --input file given") }
-        let limit = KronosModel.maxWindow
+        let limit = ForecastEngine.maxWindow
         guard (1...limit).contains(predictionLength) else { throw .options("--pred-len must be in 1...\(limit), found \(predictionLength)") }
         if let l = lookback, !(2...Int(Int32.max)).contains(l) { throw .options("--lookback must be in 2...\(Int32.max), found \(l)") }
         if let m = maxContext, !(1...limit).contains(m) { throw .options("--max-context must be in 1...\(limit), found \(m)") }
@@ -41,9 +41,9 @@ public struct RunOptions: Sendable {
         }
         guard sampling.topP > 0, sampling.topP <= 1 else { throw .options("--top-p must be in (0, 1], found \(sampling.topP)") }
         guard sampling.topK >= 0 else { throw .options("--top-k must be 0 (off) or positive, found \(sampling.topK)") }
-        guard samples >= 1, samples <= KronosModel.maxBatch else { throw .options("--samples must be in 1...\(KronosModel.maxBatch), found \(samples)") }
-        guard inputs.count <= KronosModel.maxBatch / samples else {
-            throw .options("\(inputs.count) inputs × --samples \(samples) = \(inputs.count * samples) sequences; at most \(KronosModel.maxBatch) run as one batch")
+        guard samples >= 1, samples <= ForecastEngine.maxBatch else { throw .options("--samples must be in 1...\(ForecastEngine.maxBatch), found \(samples)") }
+        guard inputs.count <= ForecastEngine.maxBatch / samples else {
+            throw .options("\(inputs.count) inputs × --samples \(samples) = \(inputs.count * samples) sequences; at most \(ForecastEngine.maxBatch) run as one batch")
         }
         if let i = interval, Candles.parseInterval(i) == nil {
             throw .options("--interval \"\(i)\": expected a positive number with a unit s, m, h, d or w (e.g. 4h)")
@@ -184,11 +184,11 @@ public enum ForecastJob {
         return (notes, warnings)
     }
 
-    public static func run(model: KronosModel, options o: RunOptions, progress: ((ForecastEvent) -> Void)? = nil) throws(RuntimeError) -> RunResult {
+    public static func run(model: ForecastEngine, options o: RunOptions, progress: ((ForecastEvent) -> Void)? = nil) throws(RuntimeError) -> RunResult {
         try run(model: model, prepared: try prepare(o), options: o, progress: progress)
     }
 
-    public static func run(model: KronosModel, prepared: [PreparedSeries], options o: RunOptions,
+    public static func run(model: ForecastEngine, prepared: [PreparedSeries], options o: RunOptions,
                            progress: ((ForecastEvent) -> Void)? = nil) throws(RuntimeError) -> RunResult {
         try o.check()
         let advice = advice(prepared: prepared, options: o, window: o.maxContext ?? model.maxContext)
@@ -240,7 +240,7 @@ public enum ForecastJob {
     public static func quantile(_ v: [Float], _ q: Double) -> Float { quantile(sorted: v.sorted(), q) }
 
     /// `quantile` of values already sorted ascending.
-    static func quantile(sorted s: [Float], _ q: Double) -> Float {
+    public static func quantile(sorted s: [Float], _ q: Double) -> Float {
         let h = q * Double(s.count - 1)
         let lo = Int(h.rounded(.down)), hi = min(lo + 1, s.count - 1)
         return Float(Double(s[lo]) + (h - Double(lo)) * (Double(s[hi]) - Double(s[lo])))

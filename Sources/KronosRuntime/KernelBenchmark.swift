@@ -137,7 +137,7 @@ public enum ForecastBenchmark {
 
     /// Prefill, decode and whole-forecast timings of `model` for one series, `samples` paths, a
     /// lookback of `lookback` rows and `predictionLength` steps (best of repetitions up to `minSeconds`).
-    public static func measure(model: KronosModel, samples: Int, lookback: Int, predictionLength: Int,
+    public static func measure(model: ForecastEngine, samples: Int, lookback: Int, predictionLength: Int,
                                modes: [CacheMode], minSeconds: Double = 1, activations requested: ActivationPrecision? = nil,
                                kvCache requestedCache: KVCachePrecision? = nil) throws(RuntimeError) -> ForecastTiming {
         let window = model.maxContext
@@ -159,7 +159,7 @@ public enum ForecastBenchmark {
             return Date().timeIntervalSince(t0)
         }
         // Ids of the series, repeated for every sample.
-        let norm = KronosModel.normalize(input.values, rows: lookback, clip: 5)
+        let norm = ForecastEngine.normalize(input.values, rows: lookback, clip: 5)
         let ids = model.encode(norm.normalized, rows: lookback)
         let stamps = [[TimeStamp]](repeating: input.stamps + input.futureStamps, count: samples)
         let s1 = [[Int]](repeating: ids.s1 + [Int](repeating: 1, count: predictionLength), count: samples)

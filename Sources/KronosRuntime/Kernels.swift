@@ -222,7 +222,7 @@ public final class Workspace: @unchecked Sendable {
 
     /// q8_0, q4_1 and q4_k weights multiply int8-quantized activations (IntegerActivations.swift) in
     /// the kernels run with this workspace: an approximation (whether a forecast takes it:
-    /// ActivationPrecision, KronosModel.defaultActivations).
+    /// ActivationPrecision, ForecastEngine.defaultActivations).
     public var integerActivations = false
     /// The kernels the integer path runs (the fastest this processor has; tests choose others).
     var integerKernels = Kernels.IntegerKernels.native

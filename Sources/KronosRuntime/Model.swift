@@ -185,7 +185,7 @@ final class PredictorModel: @unchecked Sendable {
         hasIntegerCodes = linears.contains { $0.weight.type.hasIntegerCodes }
     }
 
-    /// The arithmetic a predictor session runs when asked for none (KronosModel.defaultActivations /
+    /// The arithmetic a predictor session runs when asked for none (ForecastEngine.defaultActivations /
     /// defaultKVCache say why): int8 activations where some matmul weight has integer codes and this
     /// processor has VNNI, the f16 cache where some matmul weight has integer codes.
     var defaultActivations: ActivationPrecision { hasIntegerCodes && Kernels.IntegerKernels.native == .vnni ? .int8 : .f32 }
@@ -216,7 +216,7 @@ final class PredictorModel: @unchecked Sendable {
 }
 
 /// A loaded bundle, ready to forecast.
-public final class KronosModel: @unchecked Sendable {
+public final class ForecastEngine: @unchecked Sendable {
     public let manifest: Manifest
     public let path: String
     let tokenizer: TokenizerModel

@@ -4,7 +4,7 @@ import CKronosHints
 
 /// Precision of the predictor's cached keys / values.
 public enum KVCachePrecision: String, Sendable, Codable, CaseIterable {
-    /// Exact: keys and values as computed (the default of f32 / f16 bundles, KronosModel.defaultKVCache).
+    /// Exact: keys and values as computed (the default of f32 / f16 bundles, ForecastEngine.defaultKVCache).
     case f32
     /// Approximation: keys and values rounded to f16 (round to nearest even) when cached, which
     /// halves the cache (Kronos-base, 512 rows: 42 -> 21 MiB per series). Attention still computes

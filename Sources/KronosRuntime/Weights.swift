@@ -37,6 +37,8 @@ public enum RuntimeError: Error, LocalizedError, Sendable {
     case model(String)
     case input(file: String, line: Int?, column: String?, message: String)
     case options(String)
+    /// The caller stopped the forecast (`forecast(cancelled:)` returned true between two steps).
+    case cancelled
 
     public var errorDescription: String? {
         switch self {
@@ -48,6 +50,7 @@ public enum RuntimeError: Error, LocalizedError, Sendable {
             if let column { loc += " (column \(column))" }
             return "\(loc): \(message)"
         case let .options(m): return m
+        case .cancelled: return "the forecast was cancelled"
         }
     }
 }

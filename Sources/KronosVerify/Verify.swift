@@ -126,12 +126,12 @@ public struct VerifyReport: Codable, Sendable {
 
 public enum Verify {
     public static func run(bundle path: String, golden: String, options: VerifyOptions = VerifyOptions()) throws -> VerifyReport {
-        let model = try KronosModel(path: path)
+        let model = try ForecastEngine(path: path)
         let caseFiles = try caseList(golden)
         let type = model.manifest.settings.quantize
         let thresholds = options.thresholds ?? VerifyThresholds.defaults(for: type)
         let goldenRoot = caseFiles.root
-        var ensembleModel: KronosModel?
+        var ensembleModel: ForecastEngine?
         var metrics = [DriftMetrics]()
         var pooled = Pool()
         for (dir, name) in caseFiles.cases {
@@ -221,7 +221,7 @@ public enum Verify {
     }
 
     /// Every metric of one case but the ensemble one.
-    static func measure(_ model: KronosModel, _ c: GoldenCase, _ o: VerifyOptions) throws -> Pool {
+    static func measure(_ model: ForecastEngine, _ c: GoldenCase, _ o: VerifyOptions) throws -> Pool {
         // Tokenizer: encode the golden normalized input.
         let ids = model.encode(c.xNorm, rows: c.rows)
         let ctxAgree = (0..<c.rows).map { ids.s1[$0] == c.contextS1[$0] && ids.s2[$0] == c.contextS2[$0] }
@@ -253,7 +253,7 @@ public enum Verify {
 
     /// Mean of `samples` sampled paths (denormalized) [P, 6], with the options' seed and sampler, and
     /// the options' approximations when `underTest` (else exact, as the golden ensembles are).
-    static func ensemble(_ model: KronosModel, _ c: GoldenCase, _ o: VerifyOptions, underTest: Bool) throws -> [Float] {
+    static func ensemble(_ model: ForecastEngine, _ c: GoldenCase, _ o: VerifyOptions, underTest: Bool) throws -> [Float] {
         var exact = ForecastSettings(predictionLength: c.predLen, maxContext: c.maxContext, sampling: o.sampling,
                                      samples: o.samples, seed: o.seed)
         exact.activations = .f32; exact.kvCache = .f32
@@ -262,7 +262,7 @@ public enum Verify {
     }
 
     /// The golden model itself, converted to an f32 bundle in a temporary directory.
-    static func referenceModel(_ root: String) throws -> KronosModel {
+    static func referenceModel(_ root: String) throws -> ForecastEngine {
         let checkpoint = try Checkpoint(tokenizerDirectory: root + "/tokenizer", predictorDirectory: root + "/predictor")
         let dir = NSTemporaryDirectory() + "kronos-verify-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -271,7 +271,7 @@ public enum Verify {
         options.quantize = .f32
         options.maxContext = 1 << 20
         _ = try convert(checkpoint, options: options)
-        return try KronosModel(path: options.output)
+        return try ForecastEngine(path: options.output)
     }
 
     static func writeEnsemble(_ v: [Float], _ c: GoldenCase, _ o: VerifyOptions, to path: String) throws {

@@ -20,7 +20,7 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
                       (.f32, false, .f16), (.q8, false, .f16)])
     func cacheEqualsRecomputeOnEveryStep(quantize: QuantizeChoice, integerActivations: Bool, kvCache: KVCachePrecision) throws {
         let bundle = try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: quantize)
-        let model = try KronosModel(path: bundle)
+        let model = try ForecastEngine(path: bundle)
         let T = 40, P = 110, window = 128  // slides after 88 steps
         let input = try sampleInput(rows: T, future: P)
         var cached = ForecastSettings(predictionLength: P, maxContext: window, sampling: SamplingSettings(temperature: 1, topK: 0, topP: 0.9),
@@ -62,7 +62,7 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
     /// the logits move on every sliding step (how far is measured by `verify --cache approx-slide`).
     @Test func approxSlideIsExactUntilTheWindowSlides() throws {
         let bundle = try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: .f32)
-        let model = try KronosModel(path: bundle)
+        let model = try ForecastEngine(path: bundle)
         let T = 40, P = 40, window = 64  // slides from step 25
         let input = try sampleInput(rows: T, future: P)
         var exact = ForecastSettings(predictionLength: P, maxContext: window, sampling: SamplingSettings(temperature: 1, topK: 1, topP: 1),
@@ -86,10 +86,10 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
     @Test(arguments: [CacheMode.exact, .approxSlide, .recompute], [ActivationPrecision.f32, .int8])
     func sharedContextEqualsSeparateSequences(cache: CacheMode, activations: ActivationPrecision) throws {
         let bundle = try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: .q8)
-        let model = try KronosModel(path: bundle)
+        let model = try ForecastEngine(path: bundle)
         for (T, P, window) in [(40, 30, 48), (70, 20, 64)] {   // slides from step 9; context longer than the window
             let input = try sampleInput(rows: T, future: P)
-            let ids = model.encode(KronosModel.normalize(input.values, rows: T, clip: 5).normalized, rows: T)
+            let ids = model.encode(ForecastEngine.normalize(input.values, rows: T, clip: 5).normalized, rows: T)
             // Five different paths (a decode step takes 4 at a time, then 1), deterministic, within the vocabularies.
             let probe = model.teacherForcedLogits(contextS1: ids.s1, contextS2: ids.s2, stamps: input.stamps + input.futureStamps,
                                                   pathS1: [0], pathS2: [0], maxContext: window, activations: activations, kvCache: .f32)
@@ -117,9 +117,9 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
     @Test(arguments: [QuantizeChoice.f32, .q8])
     func sharedPrefixDecodeEqualsWholeSequences(quantize: QuantizeChoice) throws {
         let bundle = try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: quantize)
-        let model = try KronosModel(path: bundle)
+        let model = try ForecastEngine(path: bundle)
         let input = try sampleInput(rows: 60, future: 1)
-        let ids = model.encode(KronosModel.normalize(input.values, rows: 60, clip: 5).normalized, rows: 60)
+        let ids = model.encode(ForecastEngine.normalize(input.values, rows: 60, clip: 5).normalized, rows: 60)
         for (m, r) in [(41, 7), (0, 9), (30, 1)] {
             let prefix1 = Array(ids.s1.prefix(m)), prefix2 = Array(ids.s2.prefix(m))
             // Three different suffixes drawn from the encoded rows (valid ids).

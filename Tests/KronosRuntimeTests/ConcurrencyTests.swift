@@ -18,7 +18,10 @@ import Testing
     /// run at positions past it (where a table grown on demand was written while others read it).
     @Test func concurrentForecastsEqualSequentialOnes() throws {
         let bundle = try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: .q8, maxContext: 64)
-        let model = try KronosModel(path: bundle, threads: 2)
+        // The concurrent forecasts run on a freshly loaded model (nothing grown or warmed by a run
+        // before), the sequential ones on another.
+        let model = try ForecastEngine(path: bundle, threads: 2)
+        let reference = try ForecastEngine(path: bundle, threads: 2)
         func settings(_ P: Int, samples: Int, seed: UInt64, cache: CacheMode, activations: ActivationPrecision, kv: KVCachePrecision)
             -> ForecastSettings {
             var s = ForecastSettings(predictionLength: P, maxContext: 64, sampling: SamplingSettings(temperature: 1, topK: 0, topP: 0.9),
@@ -44,8 +47,6 @@ import Testing
                                futureStamps: future)
         }
         let inputs = jobs.map(input)
-        // Alone, one after the other.
-        let alone = try jobs.indices.map { try model.forecast([inputs[$0]], settings: jobs[$0].settings)[0] }
         // All at once, each on its own thread (more forecasts than cores: they interleave).
         let results = Results(count: jobs.count)
         let group = DispatchGroup()
@@ -58,6 +59,8 @@ import Testing
             }
         }
         group.wait()
+        // Alone, one after the other.
+        let alone = try jobs.indices.map { try reference.forecast([inputs[$0]], settings: jobs[$0].settings)[0] }
         for i in jobs.indices {
             let together = try #require(try results.get(i)?.get(), "job \(i) did not finish")
             #expect(together.s1 == alone[i].s1 && together.s2 == alone[i].s2, "job \(i): the generated ids differ")
@@ -74,8 +77,8 @@ import Testing
     /// bundle whose table covers every position (window 512) equals, bit for bit, one whose table
     /// stops at 64 when both run the same 64-row window.
     @Test func rotaryRowsPastTheTableEqualTableRows() throws {
-        let small = try KronosModel(path: try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: .f32, maxContext: 64), threads: 1)
-        let large = try KronosModel(path: try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: .f32, maxContext: 512), threads: 1)
+        let small = try ForecastEngine(path: try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: .f32, maxContext: 64), threads: 1)
+        let large = try ForecastEngine(path: try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: .f32, maxContext: 512), threads: 1)
         let input = try sampleInput(rows: 100, future: 40)
         var s = ForecastSettings(predictionLength: 40, maxContext: 64, sampling: SamplingSettings(temperature: 1, topK: 0, topP: 0.9),
                                  samples: 2, seed: 9)
@@ -99,7 +102,7 @@ private final class Results: @unchecked Sendable {
 }
 
 private struct UncheckedJob: @unchecked Sendable {
-    let model: KronosModel
+    let model: ForecastEngine
     let input: SeriesInput
     let settings: ForecastSettings
 }

@@ -16,7 +16,7 @@ import Testing
         let input = SeriesInput(values: Array(table.values.prefix(T * 6)), stamps: table.times.prefix(T).map(Candles.stamp),
                                 futureStamps: (1...P).map { Candles.stamp(table.times[T - 1] + Int64($0) * 14400) })
         let settings = ForecastSettings(predictionLength: P, maxContext: 64, sampling: SamplingSettings(temperature: 1, topK: 1, topP: 1))
-        let baseline = try KronosModel(path: path).forecast([input], settings: settings)[0].mean
+        let baseline = try ForecastEngine(path: path).forecast([input], settings: settings)[0].mean
 
         let dir = temporaryDirectory("flip")
         let mutated = dir + "/m.kq"
@@ -36,7 +36,7 @@ import Testing
             bytes[pos] ^= mask
             FileManager.default.createFile(atPath: mutated, contents: Data(bytes))
             do {
-                let model = try KronosModel(path: mutated)
+                let model = try ForecastEngine(path: mutated)
                 let f = try model.forecast([input], settings: settings)[0].mean
                 #expect(f == baseline, "byte \(pos) ^ \(mask) accepted and changed the forecast")
                 harmless += 1

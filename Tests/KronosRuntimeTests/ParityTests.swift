@@ -12,7 +12,7 @@ enum Parity {
 }
 
 func runCase(_ c: ReferenceCase, bundle: String) throws -> (trace: ForecastTrace, forecast: SeriesForecast, table: CandleTable) {
-    let model = try KronosModel(path: bundle)
+    let model = try ForecastEngine(path: bundle)
     let table = try Candles.read(path: c.inputPath)
     let interval = Candles.commonInterval(table.times)
     let future = (1...c.predLen).map { Candles.stamp(table.times.last! + Int64($0) * interval) }

@@ -1,0 +1,61 @@
+import Foundation
+import KronosRuntime
+
+/// The forecast of one series: every sample path, their mean and quantiles, with the future dates.
+public struct Forecast: Sendable {
+    /// The series' name.
+    public let name: String
+    /// The future dates, one per step.
+    public let dates: [Date]
+    /// The mean of the sample paths at every step (the reference implementation's forecast).
+    public let mean: [Candle]
+    /// Every sample path, [samples][steps].
+    public let paths: [[Candle]]
+    /// The share of paths whose close is above the history's last close, at every step.
+    public let probabilityUp: [Double]
+    /// The history's last close (what ``probabilityUp`` compares with).
+    public let lastClose: Double
+    /// The days the future dates fall on (nil when ``ForecastOptions/futureDates`` gave them).
+    public let tradingDays: TradingDays?
+    /// What the forecast inferred (the trading days, the window) and warnings worth reading (gaps
+    /// in the history, too few samples for a quantile).
+    public let notes: [String]
+    /// Suspicious input or settings that did not stop the forecast.
+    public let warnings: [String]
+
+    /// The q-quantile of the paths at every step and field (0 <= q <= 1), as numpy computes it by
+    /// default (linear interpolation between order statistics, Hyndman & Fan type 7).
+    ///
+    /// Each field is its own quantile: the high of `quantile(0.9)` is the 90 % quantile of the
+    /// paths' highs, not the high of one path.
+    public func quantile(_ q: Double) -> [Candle] {
+        precondition((0...1).contains(q), "quantile level \(q) outside 0...1")
+        var out = [Candle]()
+        out.reserveCapacity(dates.count)
+        var column = [Float](repeating: 0, count: paths.count)
+        for (t, date) in dates.enumerated() {
+            var v = [Double](repeating: 0, count: 6)
+            for f in 0..<6 {
+                for (j, p) in paths.enumerated() { column[j] = Float(Self.field(p[t], f)) }
+                column.sort()
+                v[f] = Double(ForecastJob.quantile(sorted: column, q))
+            }
+            out.append(Candle(date: date, open: v[0], high: v[1], low: v[2], close: v[3], volume: v[4], amount: v[5]))
+        }
+        return out
+    }
+
+    /// The median path (``quantile(_:)`` at 0.5).
+    public var median: [Candle] { quantile(0.5) }
+
+    static func field(_ c: Candle, _ f: Int) -> Double {
+        switch f {
+        case 0: return c.open
+        case 1: return c.high
+        case 2: return c.low
+        case 3: return c.close
+        case 4: return c.volume ?? 0
+        default: return c.amount ?? 0
+        }
+    }
+}

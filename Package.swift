@@ -1,4 +1,6 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
+// (6.2: SwiftPM accepts a dependency's unsafe build flags, the -target-cpu below, only from packages
+// declaring 6.2 or later; tools/consumer-test.sh proves a package depending on this one by version builds.)
 // Kronos toolchain: converter (safetensors -> quantized zstd bundle) and runtime.
 //
 // Layering (each target only depends on the ones above it):

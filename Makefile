@@ -6,7 +6,7 @@ CONFIG ?= release
 BIN = .build/$(CONFIG)
 OUT = out
 
-.PHONY: all deps build demo test verify bench clean
+.PHONY: all deps build demo test verify bench clean consumer-test tsan
 
 all: build
 
@@ -27,6 +27,14 @@ demo: build
 
 test: deps
 	$(SWIFT) test -c $(CONFIG)
+
+# A package depending on this one by version (a tag on a clone of HEAD) builds and runs the README snippet.
+consumer-test: build
+	tools/consumer-test.sh
+
+# The concurrency tests under ThreadSanitizer.
+tsan: deps
+	$(SWIFT) test --sanitize=thread --scratch-path .build/tsan --filter 'ConcurrencyTests|FacadeTests'
 
 # Accuracy gate: q8 and q4 bundles of the golden tiny model and of ../shared/reference/mini against
 # their golden FP32 cases (thresholds: golden/README.md).

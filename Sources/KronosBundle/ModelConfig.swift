@@ -1,4 +1,4 @@
-// The two config.json files of a Kronos model (KRONOS.md §1) as Codable structs.
+// The two config.json files of a Kronos model (ARCHITECTURE.md §8) as Codable structs.
 import Foundation
 
 /// Tokenizer `config.json` (the constructor's keyword arguments).

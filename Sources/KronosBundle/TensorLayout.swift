@@ -1,4 +1,4 @@
-// The tensor table a Kronos model must have, derived from its configs (KRONOS.md §1).
+// The tensor table a Kronos model must have, derived from its configs (ARCHITECTURE.md §8).
 
 /// Which half of the model a tensor belongs to.
 public enum ModelPart: String, Codable, Sendable, CaseIterable, Comparable {

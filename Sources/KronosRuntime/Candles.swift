@@ -485,7 +485,7 @@ public enum Candles {
         return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
     }
 
-    /// Time features of wall-clock seconds (KRONOS.md §5.2).
+    /// Time features of wall-clock seconds (ARCHITECTURE.md §5).
     public static func stamp(_ t: Int64) -> TimeStamp {
         let days = Int((t >= 0 ? t : t - 86399) / 86400)
         let secs = Int(t - Int64(days) * 86400)

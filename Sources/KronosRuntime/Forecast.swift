@@ -1,9 +1,9 @@
-// The forecast procedure (KRONOS.md §5): normalize, encode, autoregressive generation with exact
+// The forecast procedure (ARCHITECTURE.md §5): normalize, encode, autoregressive generation with exact
 // KV caching (recompute once the window slides), decode, average samples, denormalize.
 import Foundation
 import KronosBundle
 
-/// How generation reuses keys / values between steps (KRONOS.md §6).
+/// How generation reuses keys / values between steps (ARCHITECTURE.md §6).
 public enum CacheMode: String, Sendable, Codable, CaseIterable {
     /// Exact (default): the KV cache while the window grows from position 0, the whole window
     /// recomputed once it slides. Equal to `recompute`, bit for bit (the tests compare them).
@@ -102,7 +102,7 @@ public enum ForecastEvent: Sendable {
 }
 
 extension ForecastEngine {
-    /// Normalization of KRONOS.md §5.3: per column mean and population std over the rows,
+    /// Normalization of ARCHITECTURE.md §5: per column mean and population std over the rows,
     /// x = clip((x - mean) / (std + 1e-5), -clip, clip).
     public static func normalize(_ x: [Float], rows: Int, clip: Float) -> (normalized: [Float], mean: [Float], std: [Float]) {
         var mean = [Float](repeating: 0, count: 6), std = [Float](repeating: 0, count: 6)

@@ -1,9 +1,9 @@
-// The Kronos model (KRONOS.md §3-§4): tokenizer encode / decode, predictor decode_s1 / decode_s2.
+// The Kronos model (ARCHITECTURE.md §3-§4): tokenizer encode / decode, predictor decode_s1 / decode_s2.
 import Foundation
 import KronosBundle
 import KronosQuant
 
-/// Tokenizer weights (KRONOS.md §3). D = tokenizer d_model, C = s1_bits + s2_bits.
+/// Tokenizer weights (ARCHITECTURE.md §3). D = tokenizer d_model, C = s1_bits + s2_bits.
 final class TokenizerModel: @unchecked Sendable {
     let config: TokenizerConfig
     let embed: Linear            // [D, 6] + [D]
@@ -145,7 +145,7 @@ public struct TimeStamp: Sendable, Equatable {
     }
 }
 
-/// Predictor weights (KRONOS.md §4). D = predictor d_model.
+/// Predictor weights (ARCHITECTURE.md §4). D = predictor d_model.
 final class PredictorModel: @unchecked Sendable {
     let config: PredictorConfig
     let embS1: WeightMatrix       // [V1, D] (embedding table, maybe quantized)

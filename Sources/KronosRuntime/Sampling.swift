@@ -1,4 +1,4 @@
-// Sampling of one logits row (KRONOS.md §5) and the portable random number generator.
+// Sampling of one logits row (ARCHITECTURE.md §5) and the portable random number generator.
 import Foundation
 
 /// Sampler settings: temperature, top-k (0 = off), top-p (1 = off).

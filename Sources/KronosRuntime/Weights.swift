@@ -20,7 +20,7 @@ struct Linear: @unchecked Sendable {
     }
 }
 
-/// One pre-norm transformer block (KRONOS.md §2).
+/// One pre-norm transformer block (ARCHITECTURE.md §2).
 struct Block: @unchecked Sendable {
     let norm1: [Float]         // [D]
     let q, k, v, out: Linear   // [D, D] + [D]

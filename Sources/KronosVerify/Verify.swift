@@ -1,5 +1,5 @@
-// Accuracy drift of a bundle against golden FP32 cases (the layout of ../shared/reference,
-// KRONOS.md §7): teacher-forced KL divergence and top-1 agreement of the step logits, tokenizer
+// Accuracy drift of a bundle against golden FP32 cases (the layout golden/README.md describes:
+// golden/tiny, ../shared/reference): teacher-forced KL divergence and top-1 agreement of the step logits, tokenizer
 // agreement, decoder drift, free-running greedy and sampled-ensemble forecasts.
 import Foundation
 import KronosBundle

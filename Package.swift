@@ -10,8 +10,10 @@
 //   KronosCheckpoint  safetensors reader (single / sharded), config check against the tensor table
 //   KronosConvert     conversion pipeline (checkpoint -> bundle)
 //   KronosVNNI        int8 q8_0 / q4_1 / q4_k kernels for AVX-512 VNNI processors (called by the runtime after a cpuid check)
-//   KronosRuntime     model runtime and forecast (bundle -> candles)
-//   Kronos            the façade: KronosModel, CandleSeries, ForecastOptions, Forecast (import Kronos)
+//   KronosEngine      the engine: kernels, worker pool, attention and KV cache, model, generation
+//   Kronos            the façade (import Kronos): KronosModel, CandleSeries, ForecastOptions, Forecast;
+//                     the candle CSV reader and trading calendars
+//   KronosIO          outputs of a forecast run: CSV / JSON / paths, SVG charts, the run's orchestration
 //   KronosVerify      accuracy drift of a bundle against golden FP32 cases
 //   kronos-convert, kronos-run: thin executables (argument parsing and printing only)
 import PackageDescription
@@ -38,7 +40,8 @@ let package = Package(
         .executable(name: "kronos-run", targets: ["KronosRunCLI"]),
         .executable(name: "kronos-bench", targets: ["KronosBenchCLI"]),
         .library(name: "Kronos", targets: ["Kronos"]),
-        .library(name: "KronosRuntime", targets: ["KronosRuntime"]),
+        .library(name: "KronosIO", targets: ["KronosIO"]),
+        .library(name: "KronosEngine", targets: ["KronosEngine"]),
         .library(name: "KronosConvert", targets: ["KronosConvert"]),
         .library(name: "KronosVerify", targets: ["KronosVerify"]),
     ],
@@ -61,29 +64,30 @@ let package = Package(
         ),
         .target(name: "KronosConvert", dependencies: ["KronosCheckpoint", "KronosBundle", "KronosQuant"]),
         .target(name: "KronosVNNI", dependencies: ["CKronosHints", "KronosQuant"], swiftSettings: vnniSettings),
-        .target(name: "KronosRuntime", dependencies: ["KronosBundle", "KronosQuant", "CKronosHints", "KronosVNNI"], swiftSettings: numericSettings),
+        .target(name: "KronosEngine", dependencies: ["KronosBundle", "KronosQuant", "CKronosHints", "KronosVNNI"], swiftSettings: numericSettings),
         .executableTarget(
             name: "KronosConvertCLI",
             dependencies: ["KronosConvert", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "KronosBenchCLI",
-            dependencies: ["KronosRuntime", "KronosBundle", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Kronos", "KronosEngine", "KronosBundle", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .target(name: "Kronos", dependencies: ["KronosRuntime"]),
-        .target(name: "KronosVerify", dependencies: ["KronosRuntime", "KronosCheckpoint", "KronosConvert", "KronosBundle"]),
+        .target(name: "Kronos", dependencies: ["KronosEngine", "KronosBundle"]),
+        .target(name: "KronosIO", dependencies: ["Kronos", "KronosEngine", "KronosBundle"]),
+        .target(name: "KronosVerify", dependencies: ["Kronos", "KronosIO", "KronosEngine", "KronosCheckpoint", "KronosConvert", "KronosBundle"]),
         .executableTarget(
             name: "KronosRunCLI",
-            dependencies: ["KronosRuntime", "KronosVerify", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Kronos", "KronosIO", "KronosVerify", "KronosBundle", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .target(name: "KronosTestSupport", path: "Tests/KronosTestSupport"),
         .testTarget(name: "KronosQuantTests", dependencies: ["KronosQuant"]),
         .testTarget(name: "KronosBundleTests", dependencies: ["KronosBundle"]),
         .testTarget(name: "KronosCheckpointTests", dependencies: ["KronosCheckpoint", "KronosTestSupport"]),
         .testTarget(name: "KronosConvertTests", dependencies: ["KronosConvert", "KronosCheckpoint", "KronosBundle", "KronosTestSupport"]),
-        .testTarget(name: "KronosVerifyTests", dependencies: ["KronosVerify", "KronosRuntime", "KronosConvert", "KronosCheckpoint", "KronosTestSupport"]),
+        .testTarget(name: "KronosVerifyTests", dependencies: ["KronosVerify", "Kronos", "KronosEngine", "KronosConvert", "KronosCheckpoint", "KronosTestSupport"]),
         .testTarget(name: "KronosTests", dependencies: ["Kronos", "KronosConvert", "KronosCheckpoint", "KronosTestSupport"]),
-        .testTarget(name: "KronosRuntimeTests", dependencies: ["KronosRuntime", "KronosCheckpoint", "KronosConvert", "KronosTestSupport"]),
+        .testTarget(name: "KronosEngineTests", dependencies: ["KronosEngine", "Kronos", "KronosIO", "KronosCheckpoint", "KronosConvert", "KronosTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,6 @@
 // Candles as a Swift program holds them: dates and Doubles, built in code or read from a CSV file.
 import Foundation
-import KronosRuntime
+import KronosEngine
 
 /// One candle: a period's open, high, low and close prices, and what traded in it.
 public struct Candle: Sendable, Hashable, Codable {
@@ -126,10 +126,18 @@ public struct CandleSeries: Sendable {
     ///   - columns: which column holds which field, when the header's names are not the usual ones.
     /// - Throws: ``KronosError/invalidInput(_:)`` naming the file, the line and the column.
     public init(contentsOf url: URL, columns: ColumnMapping = ColumnMapping()) throws(KronosError) {
+        let table: CandleTable
         do {
             table = try Candles.read(path: url.path, mapping: columns)
         } catch { throw KronosError(error) }
-        name = url.deletingPathExtension().lastPathComponent
+        self.init(table: table, name: url.deletingPathExtension().lastPathComponent)
+    }
+
+    /// A series of rows already read and checked (the CSV reader's table); its clock is the
+    /// table's offset, UTC without one.
+    package init(table: CandleTable, name: String) {
+        self.table = table
+        self.name = name
         if case let .calendar(offset?, _, _) = table.format, let zone = TimeZone(secondsFromGMT: offset) {
             timeZone = zone
         } else {

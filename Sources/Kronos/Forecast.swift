@@ -1,5 +1,5 @@
 import Foundation
-import KronosRuntime
+import KronosEngine
 
 /// The forecast of one series: every sample path, their mean and quantiles, with the future dates.
 public struct Forecast: Sendable {
@@ -38,7 +38,7 @@ public struct Forecast: Sendable {
             for f in 0..<6 {
                 for (j, p) in paths.enumerated() { column[j] = Float(Self.field(p[t], f)) }
                 column.sort()
-                v[f] = Double(ForecastJob.quantile(sorted: column, q))
+                v[f] = Double(Self.quantile(sorted: column, q))
             }
             out.append(Candle(date: date, open: v[0], high: v[1], low: v[2], close: v[3], volume: v[4], amount: v[5]))
         }
@@ -47,6 +47,16 @@ public struct Forecast: Sendable {
 
     /// The median path (``quantile(_:)`` at 0.5).
     public var median: [Candle] { quantile(0.5) }
+
+    /// The q-quantile of `v` with linear interpolation between order statistics (numpy's default,
+    /// Hyndman & Fan type 7): sort ascending, position h = q·(n - 1) counted from 0, then
+    /// x[⌊h⌋] + (h - ⌊h⌋)·(x[⌊h⌋ + 1] - x[⌊h⌋]), computed in Double and rounded to Float once.
+    /// (`s` sorted ascending.)
+    public static func quantile(sorted s: [Float], _ q: Double) -> Float {
+        let h = q * Double(s.count - 1)
+        let lo = Int(h.rounded(.down)), hi = min(lo + 1, s.count - 1)
+        return Float(Double(s[lo]) + (h - Double(lo)) * (Double(s[hi]) - Double(s[lo])))
+    }
 
     static func field(_ c: Candle, _ f: Int) -> Double {
         switch f {

@@ -1,5 +1,5 @@
 import Foundation
-import KronosRuntime
+import KronosEngine
 
 /// What went wrong, in the library's terms (a command-line tool maps these to its flags and exit
 /// codes). Every message names the file, the tensor, the line or the value, what was expected and
@@ -34,11 +34,9 @@ public enum KronosError: Error, LocalizedError, Sendable, Equatable {
     }
 }
 
-/// Which column of a CSV file holds which field (`CandleSeries(contentsOf:columns:)`).
-public typealias ColumnMapping = KronosRuntime.ColumnMapping
 /// How generation reuses keys and values between steps (``ForecastOptions/cache``).
-public typealias CacheMode = KronosRuntime.CacheMode
+public typealias CacheMode = KronosEngine.CacheMode
 /// The arithmetic of the matmuls over quantized weights (``ForecastOptions/activations``).
-public typealias ActivationPrecision = KronosRuntime.ActivationPrecision
+public typealias ActivationPrecision = KronosEngine.ActivationPrecision
 /// The precision of the key / value cache (``ForecastOptions/kvCache``).
-public typealias KVCachePrecision = KronosRuntime.KVCachePrecision
+public typealias KVCachePrecision = KronosEngine.KVCachePrecision

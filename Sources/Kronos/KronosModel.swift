@@ -1,7 +1,7 @@
 // The Kronos façade: load a bundle once, forecast candles with their dates from any number of
-// tasks at once. The engine (KronosRuntime) stays behind it.
+// tasks at once. The engine (KronosEngine) stays behind it.
 import Foundation
-import KronosRuntime
+import KronosEngine
 import Synchronization
 
 /// A Kronos bundle (`.kq`, written by `kronos-convert`), loaded and checked, ready to forecast.
@@ -92,8 +92,35 @@ public final class KronosModel: Sendable {
     /// The same forecast, computed on the calling thread (for callers without async).
     public func forecastSynchronously(_ history: CandleSeries, steps: Int, options: ForecastOptions = ForecastOptions(),
                                       progress: ((ForecastProgress) -> Void)? = nil) throws(KronosError) -> Forecast {
-        try run(try plan([history], steps: steps, options: options), progress: progress, cancelled: nil)[0]
+        try forecastSynchronously([history], steps: steps, options: options, progress: progress)[0]
     }
+
+    /// Several series of the same length as one batch, computed on the calling thread.
+    public func forecastSynchronously(_ histories: [CandleSeries], steps: Int, options: ForecastOptions = ForecastOptions(),
+                                      progress: ((ForecastProgress) -> Void)? = nil) throws(KronosError) -> [Forecast] {
+        try run(try plan(histories, steps: steps, options: options), progress: progress, cancelled: nil)
+    }
+
+    /// Several series as one batch, each with its own future dates (a command line's inputs on
+    /// different calendars); the same draws as any other batch of these series.
+    package func forecastSynchronously(_ histories: [CandleSeries], steps: Int, options: ForecastOptions, futureDates: [[Date]],
+                                       progress: ((ForecastProgress) -> Void)? = nil) throws(KronosError) -> [Forecast] {
+        guard futureDates.count == histories.count else { throw .invalidOptions("\(futureDates.count) future date lists for \(histories.count) series") }
+        return try run(try plan(histories, steps: steps, options: options, futureDates: futureDates), progress: progress, cancelled: nil)
+    }
+
+    /// The bundle's path.
+    public var path: String { engine.path }
+    /// The largest window a model may be run with.
+    public static var maxWindow: Int { ForecastEngine.maxWindow }
+    /// The most paths (series × samples) one batch runs.
+    public static var maxBatch: Int { ForecastEngine.maxBatch }
+    /// The most threads a model may ask for on this machine (4 per core, at least 8).
+    public static var maxThreads: Int { Runtime.maxThreads }
+    /// The matmul arithmetic a forecast asking for `requested` runs with (nil: the default).
+    public func activations(_ requested: ActivationPrecision?) -> ActivationPrecision { engine.activations(requested) }
+    /// The key / value cache precision a forecast asking for `requested` runs with (nil: the default).
+    public func kvCache(_ requested: KVCachePrecision?) -> KVCachePrecision { engine.kvCache(requested) }
 }
 
 /// Everything a forecast needs, checked before any work.
@@ -107,7 +134,7 @@ struct ForecastPlan: Sendable {
 }
 
 extension KronosModel {
-    func plan(_ histories: [CandleSeries], steps: Int, options o: ForecastOptions) throws(KronosError) -> ForecastPlan {
+    func plan(_ histories: [CandleSeries], steps: Int, options o: ForecastOptions, futureDates each: [[Date]]? = nil) throws(KronosError) -> ForecastPlan {
         guard let first = histories.first else { throw .invalidInput("no series to forecast") }
         let window = o.maxContext ?? maxContext
         guard (1...ForecastEngine.maxWindow).contains(window) else {
@@ -136,9 +163,9 @@ extension KronosModel {
         plan.settings.cache = o.cache
         plan.settings.activations = o.activations
         plan.settings.kvCache = o.kvCache
-        for h in histories {
+        for (k, h) in histories.enumerated() {
             var notes = h.notes.map { "\(h.name): \($0)" }, warnings = h.warnings.map { "\(h.name): \($0)" }
-            if let dates = o.futureDates {
+            if let dates = each?[k] ?? o.futureDates {
                 guard dates.count == steps else { throw .invalidOptions("futureDates has \(dates.count) dates for \(steps) steps") }
                 let offset = Double(h.timeZone.secondsFromGMT())
                 var times = [Int64](), last = h.table.times.last!
@@ -182,7 +209,7 @@ extension KronosModel {
 
     func run(_ plan: ForecastPlan, progress: ((ForecastProgress) -> Void)?, cancelled: (() -> Bool)?) throws(KronosError) -> [Forecast] {
         let inputs = zip(plan.histories, plan.futureTimes).map { h, future in
-            SeriesInput(values: h.table.values, stamps: h.table.times.map(Candles.stamp), futureStamps: future.map(Candles.stamp))
+            SeriesInput(values: h.table.values, stamps: h.table.times.map { TimeStamp(wallClockSeconds: $0) }, futureStamps: future.map { TimeStamp(wallClockSeconds: $0) })
         }
         let results: [SeriesForecast]
         do {

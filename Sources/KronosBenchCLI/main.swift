@@ -1,11 +1,12 @@
 // kronos-bench: GFLOP/s and weight GB/s of the matmul kernels on Kronos-small / Kronos-base shapes,
 // for f32, f16, q8_0, q4_1 and q4_k weights, decode (1 row) and prefill (512 rows), beside numpy's
-// matmul (OpenBLAS) on the same f32 shapes. Parses arguments and prints; timing is in KronosRuntime.
+// matmul (OpenBLAS) on the same f32 shapes. Parses arguments and prints; timing is in KronosEngine.
 import ArgumentParser
 import Foundation
+import Kronos
 import KronosBundle
 import KronosQuant
-import KronosRuntime
+import KronosEngine
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,4 +1,4 @@
-// The weight formats of the integer path (int8-quantized activations, KronosRuntime's
+// The weight formats of the integer path (int8-quantized activations, KronosEngine's
 // IntegerActivations.swift) as its kernels read them: 32-value blocks, each with its codes and the
 // block's scale d_w (and, for the 4-bit formats, its minimum m_w), so that
 //   value k of block u = d_w[u] · code_k                      (q8_0, codes -128...127)

@@ -1,9 +1,10 @@
 // kronos-run: forecast candlesticks from a .kq bundle. Parses arguments and prints; the work is in
-// KronosRuntime. Exit codes: 0 ok, 1 bad input (one line on stderr), 2 usage.
+// KronosEngine. Exit codes: 0 ok, 1 bad input (one line on stderr), 2 usage.
 import ArgumentParser
 import Foundation
+import Kronos
+import KronosIO
 import KronosBundle
-import KronosRuntime
 import KronosVerify
 #if canImport(Glibc)
 import Glibc
@@ -167,8 +168,8 @@ struct Forecast: ParsableCommand {
     }
 
     func run() throws {
-        if let t = threads, !(1...Runtime.maxThreads).contains(t) {
-            throw RuntimeError.options("--threads must be in 1...\(Runtime.maxThreads) (4 per core on this machine, at least 8), found \(t)")
+        if let t = threads, !(1...KronosModel.maxThreads).contains(t) {
+            throw RunError.options("--threads must be in 1...\(KronosModel.maxThreads) (4 per core on this machine, at least 8), found \(t)")
         }
         TemporaryFiles.installSignalCleanup()   // staged outputs are removed on SIGINT / SIGTERM / SIGHUP
         var options = RunOptions(inputs: input.inputs, predictionLength: predLen)
@@ -196,15 +197,16 @@ struct Forecast: ParsableCommand {
             guard !quiet else { return }
             for line in lines { FileHandle.standardError.write(Data("\(kind): \(Terminal.safe(line))\n".utf8)) }
         }
-        let model = try ForecastEngine(path: bundle, threads: threads)
+        let model = try KronosModel(contentsOf: URL(fileURLWithPath: bundle), threads: threads)
         let threadWarning = model.threadWarning
         let advice = ForecastJob.advice(prepared: prepared, options: options, window: maxContext ?? model.maxContext)
         say("note", prepared.flatMap(\.notes) + advice.notes)
         say("warning", prepared.flatMap(\.warnings) + advice.warnings + (threadWarning.map { [$0] } ?? []))
         let interactive = isatty(STDERR_FILENO) != 0 && !quiet
         let start = Date()
-        let result = try ForecastJob.run(model: model, prepared: prepared, options: options) { event in
-            guard interactive, case let .step(done, total) = event else { return }
+        let result = try ForecastJob.run(model: model, prepared: prepared, options: options) { progress in
+            guard interactive else { return }
+            let (done, total) = (progress.step, progress.steps)
             let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-9)
             FileHandle.standardError.write(Data("\r\u{1B}[Kstep \(done)/\(total) (\(String(format: "%.1f", rate)) steps/s)\(done == total ? "\n" : "")".utf8))
         }
@@ -215,7 +217,7 @@ struct Forecast: ParsableCommand {
         let text = format == "json" ? ForecastJob.json(result) + "\n" : ForecastJob.csv(result, quantileColumns: options.quantilesGiven)
         try outputs.stage(forecastTarget, Data(text.utf8))
         if let pathsTarget { try outputs.stage(pathsTarget, Data(ForecastJob.pathsCSV(result).utf8)) }
-        let context = ChartContext(bundle: bundle, type: model.manifest.settings.quantize, samples: options.samples, seed: options.seed,
+        let context = ChartContext(bundle: bundle, type: model.quantization, samples: options.samples, seed: options.seed,
                                    cache: options.cache.rawValue)
         for (k, target) in chartTargets.enumerated() {
             try outputs.stage(target, Data(ForecastChart.svg(result.series[k], context: context).utf8))

@@ -1,7 +1,7 @@
 // Int8 kernels for processors with AVX-512 VNNI: q8_0, q4_1 and q4_k weights times int8-quantized
 // activations, 32 byte products per instruction (vpdpbusd). This module is compiled for AVX-512 VL / BW / VNNI
 // (Package.swift), so nothing in it may run before the runtime has checked the processor
-// (KronosRuntime's `Kernels.IntegerKernels.native`, by cpuid): its kernels are never inlined into callers compiled
+// (KronosEngine's `Kernels.IntegerKernels.native`, by cpuid): its kernels are never inlined into callers compiled
 // for other processors, and its constants are inlinable (they compile in the caller).
 //
 // The arithmetic of every (weight row r, input row t) pair, whichever kernel computes it, with the
@@ -11,12 +11,12 @@
 //     acc = fma(Float(I), d_w[r, u] · d_x[t, u], acc)   (d_w · d_x rounded to f32 first)
 //     q4_1, q4_k only: acc = fma(m_w[r, u], d_x[t, u] · Float(S[t, u]), acc)   (S: the block's Σ q)
 //   y[t, r] = acc + bias[r]
-// The scalar reference (KronosRuntime, integerReferenceDot) and the portable path compute the same,
+// The scalar reference (KronosEngine, integerReferenceDot) and the portable path compute the same,
 // bit for bit.
 import CKronosHints
 import KronosQuant
 
-/// Int8 activations of a matmul's input rows (KronosRuntime quantizes them).
+/// Int8 activations of a matmul's input rows (KronosEngine quantizes them).
 public struct Int8Activations {
     /// Codes [rows, columns], -127...127.
     public let codes: UnsafePointer<Int8>

@@ -2,10 +2,12 @@
 // golden/tiny, ../shared/reference): teacher-forced KL divergence and top-1 agreement of the step logits, tokenizer
 // agreement, decoder drift, free-running greedy and sampled-ensemble forecasts.
 import Foundation
+import Kronos
+import KronosIO
 import KronosBundle
 import KronosCheckpoint
 import KronosConvert
-import KronosRuntime
+import KronosEngine
 
 /// Gate values; nil = reported, not gated.
 public struct VerifyThresholds: Codable, Sendable, Equatable {

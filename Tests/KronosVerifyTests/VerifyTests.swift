@@ -1,8 +1,9 @@
 import Foundation
+import Kronos
 import KronosCheckpoint
 import KronosConvert
 import KronosTestSupport
-import KronosRuntime
+import KronosEngine
 import KronosVerify
 import Testing
 

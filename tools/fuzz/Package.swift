@@ -11,13 +11,13 @@ let package = Package(
     targets: [
         .executableTarget(name: "FuzzSafetensors", dependencies: [.product(name: "KronosConvert", package: "Kronos")],
                           swiftSettings: fuzzSettings),
-        .executableTarget(name: "FuzzBundle", dependencies: [.product(name: "KronosRuntime", package: "Kronos")],
+        .executableTarget(name: "FuzzBundle", dependencies: [.product(name: "KronosEngine", package: "Kronos")],
                           swiftSettings: fuzzSettings),
-        .executableTarget(name: "FuzzCSV", dependencies: [.product(name: "KronosRuntime", package: "Kronos")],
+        .executableTarget(name: "FuzzCSV", dependencies: [.product(name: "Kronos", package: "Kronos")],
                           swiftSettings: fuzzSettings),
         .executableTarget(name: "FuzzCase", dependencies: [.product(name: "KronosVerify", package: "Kronos")],
                           swiftSettings: fuzzSettings),
-        .executableTarget(name: "FuzzOptions", dependencies: [.product(name: "KronosRuntime", package: "Kronos")],
+        .executableTarget(name: "FuzzOptions", dependencies: [.product(name: "Kronos", package: "Kronos"), .product(name: "KronosIO", package: "Kronos")],
                           swiftSettings: fuzzSettings),
     ],
     swiftLanguageModes: [.v6]

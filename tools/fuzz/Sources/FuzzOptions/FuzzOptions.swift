@@ -4,7 +4,8 @@
 // timestamp. Whatever they are, checking them, and (once accepted) the interval and calendar
 // arithmetic on a two-row table, must end in a value or an error, never a trap.
 import Foundation
-import KronosRuntime
+import Kronos
+import KronosIO
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

@@ -2,7 +2,7 @@
 // double-precision attention) on odd shapes: rows not a multiple of the tile, one row, one column.
 import Foundation
 import KronosQuant
-import KronosRuntime
+import KronosEngine
 import Testing
 
 /// Unit roundoff of f32.

@@ -2,7 +2,14 @@
 // timestamps, check options, forecast as one batch, summarize (mean, quantiles, probability of
 // closing up) and render CSV / JSON. The executable only parses, resolves outputs and prints.
 import Foundation
+import Kronos
+import KronosEngine
 import KronosBundle
+
+/// The sampling settings of a run (temperature, top-k, top-p).
+public typealias SamplingSettings = KronosEngine.SamplingSettings
+/// A run's error: a message naming the file, line, option or value.
+public typealias RunError = KronosEngine.RuntimeError
 
 public struct RunOptions: Sendable {
     public var inputs: [String]
@@ -83,8 +90,6 @@ public struct SeriesResult: Sendable {
     public var probabilityUp: [Double]
     /// Every sample's path [samples][P, 6].
     public var paths: [[Float]]
-    public var s1: [[Int]]
-    public var s2: [[Int]]
     /// The last input close (what `probabilityUp` compares with).
     public var lastClose: Float { history.values[(history.rows - 1) * 6 + 3] }
 }
@@ -184,67 +189,58 @@ public enum ForecastJob {
         return (notes, warnings)
     }
 
-    public static func run(model: ForecastEngine, options o: RunOptions, progress: ((ForecastEvent) -> Void)? = nil) throws(RuntimeError) -> RunResult {
+    public static func run(model: KronosModel, options o: RunOptions, progress: ((ForecastProgress) -> Void)? = nil) throws(RuntimeError) -> RunResult {
         try run(model: model, prepared: try prepare(o), options: o, progress: progress)
     }
 
-    public static func run(model: ForecastEngine, prepared: [PreparedSeries], options o: RunOptions,
-                           progress: ((ForecastEvent) -> Void)? = nil) throws(RuntimeError) -> RunResult {
+    /// The forecast of prepared inputs through the façade (`KronosModel`), with the future times
+    /// the preparation chose, summarized for the outputs.
+    public static func run(model: KronosModel, prepared: [PreparedSeries], options o: RunOptions,
+                           progress: ((ForecastProgress) -> Void)? = nil) throws(RuntimeError) -> RunResult {
         try o.check()
         let advice = advice(prepared: prepared, options: o, window: o.maxContext ?? model.maxContext)
         let notes = prepared.flatMap(\.notes) + advice.notes, warnings = prepared.flatMap(\.warnings) + advice.warnings
         let P = o.predictionLength, window = o.maxContext ?? model.maxContext
         let quantileLevels = o.quantiles
         let reportsQuantiles = o.samples > 1 || o.quantilesGiven
-        let inputs = prepared.map { s in
-            SeriesInput(values: s.table.values, stamps: s.table.times.map(Candles.stamp), futureStamps: s.future.times.map(Candles.stamp))
+        let histories = prepared.map { CandleSeries(table: $0.table, name: $0.table.file) }
+        var options = ForecastOptions(samples: o.samples, seed: o.seed, temperature: Double(o.sampling.temperature), topK: o.sampling.topK,
+                                      topP: Double(o.sampling.topP), maxContext: window)
+        options.cache = o.cache
+        options.activations = o.activations
+        options.kvCache = o.kvCache
+        let start = Date()
+        let futureDates = zip(prepared, histories).map { s, h in
+            s.future.times.map { Date(timeIntervalSince1970: TimeInterval($0) - TimeInterval(h.timeZone.secondsFromGMT())) }
+        }
+        let forecasts: [Forecast]
+        do {
+            forecasts = try model.forecastSynchronously(histories, steps: P, options: options, futureDates: futureDates, progress: progress)
+        } catch { throw RuntimeError(error) }
+        let seconds = Date().timeIntervalSince(start)
+        var series = [SeriesResult]()
+        for (k, f) in forecasts.enumerated() {
+            let s = prepared[k]
+            func floats(_ candles: [Candle]) -> [Float] {
+                candles.flatMap { c in [c.open, c.high, c.low, c.close, c.volume ?? 0, c.amount ?? 0].map { Float($0) } }
+            }
+            let q = reportsQuantiles ? quantileLevels.map { (level: $0, values: floats(f.quantile($0))) } : []
+            series.append(SeriesResult(file: s.table.file, history: s.table, timestamps: s.future.times.map { Candles.format($0, s.future.format) },
+                                       futureTimes: s.future.times,
+                                       calendar: s.calendar, calendarSource: s.calendarSource, mean: floats(f.mean), quantiles: q,
+                                       probabilityUp: f.probabilityUp, paths: f.paths.map(floats)))
         }
         var settings = ForecastSettings(predictionLength: P, maxContext: window, sampling: o.sampling, samples: o.samples, seed: o.seed)
         settings.cache = o.cache
         settings.activations = o.activations
         settings.kvCache = o.kvCache
-        let start = Date()
-        let forecasts = try model.forecast(inputs, settings: settings, progress: progress)
-        let seconds = Date().timeIntervalSince(start)
-        var series = [SeriesResult]()
-        for (k, f) in forecasts.enumerated() {
-            let s = prepared[k]
-            var q = [(level: Double, values: [Float])]()
-            if reportsQuantiles {
-                // Each value's samples gathered and sorted once, every level read from them (was one
-                // gather and sort per level).
-                var values = [[Float]](repeating: [Float](repeating: 0, count: P * 6), count: quantileLevels.count)
-                var column = [Float](repeating: 0, count: f.paths.count)
-                for i in 0..<(P * 6) {
-                    for (j, path) in f.paths.enumerated() { column[j] = path[i] }
-                    column.sort()
-                    for (l, level) in quantileLevels.enumerated() { values[l][i] = quantile(sorted: column, level) }
-                }
-                q = zip(quantileLevels, values).map { (level: $0, values: $1) }
-            }
-            let lastClose = s.table.values[(s.table.rows - 1) * 6 + 3]
-            let up = (0..<P).map { t in Double(f.paths.filter { $0[t * 6 + 3] > lastClose }.count) / Double(f.paths.count) }
-            series.append(SeriesResult(file: s.table.file, history: s.table, timestamps: s.future.times.map { Candles.format($0, s.future.format) },
-                                       futureTimes: s.future.times,
-                                       calendar: s.calendar, calendarSource: s.calendarSource, mean: f.mean, quantiles: q,
-                                       probabilityUp: up, paths: f.paths, s1: f.s1, s2: f.s2))
-        }
         return RunResult(bundle: model.path, settings: settings, activations: model.activations(o.activations), kvCache: model.kvCache(o.kvCache),
                          quantileLevels: reportsQuantiles ? quantileLevels : [], series: series, notes: notes, warnings: warnings,
                          loadSeconds: model.loadSeconds, forecastSeconds: seconds)
     }
 
-    /// The q-quantile of `v` with linear interpolation between order statistics (numpy's default,
-    /// Hyndman & Fan type 7): sort ascending, position h = q·(n - 1) counted from 0, then
-    /// x[⌊h⌋] + (h - ⌊h⌋)·(x[⌊h⌋ + 1] - x[⌊h⌋]), computed in Double and rounded to Float once.
-    public static func quantile(_ v: [Float], _ q: Double) -> Float { quantile(sorted: v.sorted(), q) }
-
-    /// `quantile` of values already sorted ascending.
-    public static func quantile(sorted s: [Float], _ q: Double) -> Float {
-        let h = q * Double(s.count - 1)
-        let lo = Int(h.rounded(.down)), hi = min(lo + 1, s.count - 1)
-        return Float(Double(s[lo]) + (h - Double(lo)) * (Double(s[hi]) - Double(s[lo])))
-    }
+    /// The q-quantile of `v` (Forecast.quantile's definition: numpy's type 7).
+    public static func quantile(_ v: [Float], _ q: Double) -> Float { Forecast.quantile(sorted: v.sorted(), q) }
 
     /// Name of a series in the CSV outputs: its file name (with a number when two inputs share one).
     public static func seriesNames(_ files: [String]) -> [String] {
@@ -364,5 +360,16 @@ public enum ForecastJob {
         let data = (try? e.encode(JSONRun(version: KronosVersion.string, bundle: r.bundle, settings: settings, series: series,
                                           notes: r.notes, warnings: r.warnings))) ?? Data()
         return String(decoding: data, as: UTF8.self)
+    }
+}
+
+extension RuntimeError {
+    /// A façade error as the run reports it (the message unchanged).
+    init(_ e: KronosError) {
+        switch e {
+        case let .invalidOptions(m), let .invalidInput(m): self = .options(m)
+        case let .invalidBundle(m), let .numericFailure(m): self = .model(m)
+        case .cancelled: self = .cancelled
+        }
     }
 }

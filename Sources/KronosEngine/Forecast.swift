@@ -65,6 +65,8 @@ public struct ForecastSettings: Sendable, Codable, Equatable {
 /// One input series: T rows of (open, high, low, close, volume, amount) and their time features,
 /// plus the time features of the P future rows.
 public struct SeriesInput: Sendable {
+    /// The six values of a row, in order.
+    public static let columns = ["open", "high", "low", "close", "volume", "amount"]
     public var values: [Float]          // [T, 6]
     public var stamps: [TimeStamp]      // [T]
     public var futureStamps: [TimeStamp] // [P]
@@ -153,7 +155,7 @@ extension ForecastEngine {
             // Every value the model reads from the caller is checked before it indexes a table or
             // enters the arithmetic.
             if let r = s.values.firstIndex(where: { !$0.isFinite }) {
-                throw .options("series \(i + 1), row \(r / 6), column \(Candles.columns[r % 6]): \(s.values[r]) is not a finite number")
+                throw .options("series \(i + 1), row \(r / 6), column \(SeriesInput.columns[r % 6]): \(s.values[r]) is not a finite number")
             }
             for (k, stamp) in (s.stamps + s.futureStamps).enumerated() where !stamp.isValid {
                 throw .options("series \(i + 1), \(k < T ? "row \(k)" : "future row \(k - T)"): time features \(stamp) outside their tables "
@@ -169,7 +171,7 @@ extension ForecastEngine {
         for input in inputs {
             let n = Self.normalize(input.values, rows: T, clip: settings.clip)
             for c in 0..<6 where !(n.mean[c].isFinite && (n.std[c] + 1e-5).isFinite) {
-                throw .options("series \(norms.count + 1), column \(Candles.columns[c]): the mean or spread of the values (\(n.mean[c]), \(n.std[c])) "
+                throw .options("series \(norms.count + 1), column \(SeriesInput.columns[c]): the mean or spread of the values (\(n.mean[c]), \(n.std[c])) "
                                + "overflows 32-bit floats; rescale the input")
             }
             norms.append(n)
@@ -269,7 +271,7 @@ extension PredictorSession {
     /// appended row when the cache holds the tokens up to n - 1 and the mode allows it (exact: the
     /// window still starts at token 0; approx-slide: always, evicting the oldest row when full), else
     /// a recomputation of the whole window.
-    func advance(to n: Int, s1: [[Int]], s2: [[Int]], stamps: [[TimeStamp]], window: Int, mode: CacheMode) {
+    package func advance(to n: Int, s1: [[Int]], s2: [[Int]], stamps: [[TimeStamp]], window: Int, mode: CacheMode) {
         let lo = max(0, n - window)
         let extendable = length > 0 && consumed == n - 1
         if extendable && (mode == .approxSlide || (mode == .exact && lo == 0)) {

@@ -285,7 +285,7 @@ struct MatmulArguments {
 // - more rows (prefill, batches): 4 weight rows at a time decoded once into the worker's scratch
 //   (f32 rows are used in place), then the 4x2 register tile over the input rows.
 // Weight-row groups are split across the cores.
-func matmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, rows: Int,
+package func matmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, rows: Int,
             _ y: UnsafeMutablePointer<Float>, workspace: Workspace) {
     if workspace.integerActivations && w.type.hasIntegerCodes {
         integerMatmul(w, bias: bias, x, rows: rows, y, workspace: workspace)
@@ -679,9 +679,9 @@ public enum Kernels {
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
                 if let bias {
-                    bias.withUnsafeBufferPointer { KronosRuntime.matmul(w, bias: $0.baseAddress!, xp.baseAddress!, rows: rows, yp.baseAddress!, workspace: workspace) }
+                    bias.withUnsafeBufferPointer { KronosEngine.matmul(w, bias: $0.baseAddress!, xp.baseAddress!, rows: rows, yp.baseAddress!, workspace: workspace) }
                 } else {
-                    KronosRuntime.matmul(w, bias: nil, xp.baseAddress!, rows: rows, yp.baseAddress!, workspace: workspace)
+                    KronosEngine.matmul(w, bias: nil, xp.baseAddress!, rows: rows, yp.baseAddress!, workspace: workspace)
                 }
             }
         }
@@ -704,7 +704,7 @@ public enum Kernels {
     public static func siluGate(_ g: [Float], _ u: [Float]) -> [Float] {
         precondition(g.count == u.count)
         var r = g
-        r.withUnsafeMutableBufferPointer { rp in u.withUnsafeBufferPointer { KronosRuntime.siluGate(rp.baseAddress!, $0.baseAddress!, g.count) } }
+        r.withUnsafeMutableBufferPointer { rp in u.withUnsafeBufferPointer { KronosEngine.siluGate(rp.baseAddress!, $0.baseAddress!, g.count) } }
         return r
     }
 
@@ -718,7 +718,7 @@ public enum Kernels {
             q.withUnsafeMutableBufferPointer { qp in
                 d.withUnsafeMutableBufferPointer { dp in
                     sums.withUnsafeMutableBufferPointer {
-                        KronosRuntime.quantizeActivations(xp.baseAddress!, x.count, codes: qp.baseAddress!, d: dp.baseAddress!, sums: $0.baseAddress!)
+                        KronosEngine.quantizeActivations(xp.baseAddress!, x.count, codes: qp.baseAddress!, d: dp.baseAddress!, sums: $0.baseAddress!)
                     }
                 }
             }

@@ -1,5 +1,7 @@
 // Timing of the runtime's matmul kernels on model-shaped matrices (used by kronos-bench).
 import Foundation
+import KronosEngine
+import Kronos
 import KronosQuant
 
 public struct KernelTiming: Sendable, Codable {
@@ -32,11 +34,11 @@ public enum KernelBenchmark {
         let m = WeightMatrix(type: type, rows: out, columns: inner, data: w)
         let workspace = Workspace(columns: inner, positions: 0, threads: Runtime.startThreads(threads))
         workspace.integerActivations = integerActivations
-        KronosRuntime.matmul(m, bias: nil, x, rows: rows, y, workspace: workspace)  // warm up
+        KronosEngine.matmul(m, bias: nil, x, rows: rows, y, workspace: workspace)  // warm up
         var best = Double.infinity, total = 0.0
         while total < minSeconds {
             let t0 = Date()
-            KronosRuntime.matmul(m, bias: nil, x, rows: rows, y, workspace: workspace)
+            KronosEngine.matmul(m, bias: nil, x, rows: rows, y, workspace: workspace)
             let dt = Date().timeIntervalSince(t0)
             best = min(best, dt); total += dt
         }
@@ -131,7 +133,7 @@ public enum ForecastBenchmark {
             values += [open, high, low, price, volume, volume * price].map { Float($0) }
         }
         let t0: Int64 = 1_700_000_000 - 1_700_000_000 % 14400
-        let stamps = (0..<(rows + future)).map { Candles.stamp(t0 + Int64($0) * 14400) }
+        let stamps = (0..<(rows + future)).map { TimeStamp(wallClockSeconds: t0 + Int64($0) * 14400) }
         return SeriesInput(values: values, stamps: Array(stamps.prefix(rows)), futureStamps: Array(stamps.suffix(future)))
     }
 

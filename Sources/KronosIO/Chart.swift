@@ -3,6 +3,8 @@
 // the faint sample paths of the close behind the outer quantile band and the median; the last close
 // marked; round price ticks (1-2-5 steps) and dated time ticks; a volume panel; a legend with keys.
 import Foundation
+import Kronos
+import KronosEngine
 
 /// What the chart's title says about the run.
 public struct ChartContext: Sendable {
@@ -202,14 +204,14 @@ public enum ForecastChart {
             for (i, t) in times.enumerated() {
                 let bucket: Int64
                 let days = Int((t >= 0 ? t : t - 86399) / 86400)
-                let (y, m, _) = Candles.civilFromDays(days)
+                let (y, m, _) = CivilDate.date(days: days)
                 if unit >= 365 * 86400 { bucket = Int64(y) }
                 else if unit >= 91 * 86400 { bucket = Int64(y * 4 + (m - 1) / 3) }
                 else if unit >= 30 * 86400 { bucket = Int64(y * 12 + m - 1) }
                 else if unit == 7 * 86400 || unit == 14 * 86400 { bucket = Int64((days + 3) / Int(unit / 86400)) }  // Monday-aligned
                 else { bucket = (t >= 0 ? t : t - unit + 1) / unit }
                 if let p = previousBucket, bucket != p {
-                    let (_, mm, d) = Candles.civilFromDays(days)
+                    let (_, mm, d) = CivilDate.date(days: days)
                     let secs = Int(t - Int64(days) * 86400)
                     let label = unit < 86400 ? String(format: "%@ %d %02d:%02d", months[mm - 1], d, secs / 3600, (secs / 60) % 60)
                         : unit >= 365 * 86400 ? "\(y)" : unit >= 30 * 86400 ? "\(months[mm - 1]) \(y)" : "\(months[mm - 1]) \(d)"

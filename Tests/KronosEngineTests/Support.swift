@@ -1,8 +1,9 @@
 import Foundation
+import Kronos
 import KronosBundle
 import KronosCheckpoint
 import KronosConvert
-import KronosRuntime
+import KronosEngine
 
 import KronosTestSupport
 
@@ -64,4 +65,12 @@ func maxRelative(_ a: [Float], _ b: [Float], floor: Float = 1e-3) -> Float {
     var m: Float = 0
     for i in a.indices { m = max(m, abs(a[i] - b[i]) / max(abs(b[i]), floor)) }
     return m
+}
+
+/// The first `rows` candles of golden/sample_4h.csv and the stamps of `future` 4-hour rows after them.
+func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
+    let table = try Candles.read(path: goldenDirectory + "/sample_4h.csv")
+    let times = Array(table.times.prefix(T))
+    let future = (1...P).map { TimeStamp(wallClockSeconds: times.last! + Int64($0) * 14400) }
+    return SeriesInput(values: Array(table.values.prefix(T * 6)), stamps: times.map { TimeStamp(wallClockSeconds: $0) }, futureStamps: future)
 }

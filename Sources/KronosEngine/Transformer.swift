@@ -72,7 +72,7 @@ enum F16Storage: KVStorage {
 ///   position a in private slot a - split (at most `privateCapacity` of them).
 /// Without sharing (perGroup 1, or before `seal()`), every row lives in the group ring.
 /// Rows hold `width` values of `precision` (f32, or f16 as an approximation).
-final class KVCache: @unchecked Sendable {
+package final class KVCache: @unchecked Sendable {
     let batch: Int, perGroup: Int, capacity: Int, privateCapacity: Int, width: Int
     let precision: KVCachePrecision
     /// Bytes of one row: width · precision.bytes.
@@ -85,13 +85,13 @@ final class KVCache: @unchecked Sendable {
     /// Absolute position of the oldest cached row (the same for every sequence).
     private(set) var offset = 0
     /// Rows cached (the same for every sequence).
-    var length = 0
+    package var length = 0
     /// Absolute position of the next row.
     var end: Int { offset + length }
     /// Absolute position of the first private row (Int.max: none, every row is shared).
     private(set) var split = Int.max
 
-    init(batch: Int, perGroup: Int = 1, capacity: Int, privateCapacity: Int = 0, width: Int, precision: KVCachePrecision = .f32) {
+    package init(batch: Int, perGroup: Int = 1, capacity: Int, privateCapacity: Int = 0, width: Int, precision: KVCachePrecision = .f32) {
         precondition(perGroup >= 1 && batch % perGroup == 0)
         self.batch = batch; self.perGroup = perGroup; self.capacity = capacity
         self.privateCapacity = privateCapacity; self.width = width; self.precision = precision
@@ -109,7 +109,7 @@ final class KVCache: @unchecked Sendable {
     func seal() { precondition(split == Int.max); split = end }
 
     /// Stores key [width] and value [width] as the row of sequence b at absolute position a.
-    func store(_ b: Int, position a: Int, key: UnsafePointer<Float>, value: UnsafePointer<Float>) {
+    package func store(_ b: Int, position a: Int, key: UnsafePointer<Float>, value: UnsafePointer<Float>) {
         let k = row(keys, privateKeys, b, a), v = row(values, privateValues, b, a)
         switch precision {
         case .f32: F32Storage.store(key, width, to: k); F32Storage.store(value, width, to: v)
@@ -497,7 +497,7 @@ extension KVCache {
     // q [batch*newRows, D]: new row t of sequence b sees the `before` older cached rows and new rows
     // 0...t -> out [batch*newRows, D]. Tasks are (sequence, head, block of attentionQueryBlock new
     // rows), dealt round-robin to the workers (causal blocks get longer towards the end).
-    func attention(heads: Int, batch: Int, sequenceStride: Int, newRows: Int, before: Int, q: UnsafeMutablePointer<Float>,
+    package func attention(heads: Int, batch: Int, sequenceStride: Int, newRows: Int, before: Int, q: UnsafeMutablePointer<Float>,
                    out: UnsafeMutablePointer<Float>, D: Int, hd: Int, workspace: Workspace) {
         let cache = self
         let scale = 1 / Float(hd).squareRoot()

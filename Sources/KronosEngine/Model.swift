@@ -125,28 +125,8 @@ final class TokenizerModel: @unchecked Sendable {
     }
 }
 
-/// Calendar features of one timestamp, as the time tables index them.
-public struct TimeStamp: Sendable, Equatable {
-    public var minute: Int   // 0...59
-    public var hour: Int     // 0...23
-    public var weekday: Int  // Monday = 0 ... Sunday = 6
-    public var day: Int      // 1...31
-    public var month: Int    // 1...12
-    public init(minute: Int, hour: Int, weekday: Int, day: Int, month: Int) {
-        self.minute = minute; self.hour = hour; self.weekday = weekday; self.day = day; self.month = month
-    }
-    /// The rows of the time tables (minute 60, hour 24, weekday 7, day 32, month 13), in field order.
-    public static let ranges: [ClosedRange<Int>] = [0...59, 0...23, 0...6, 0...31, 0...12]
-    public static let fieldNames = ["minute", "hour", "weekday", "day", "month"]
-    /// Every field indexes a row of its table.
-    public var isValid: Bool {
-        Self.ranges[0].contains(minute) && Self.ranges[1].contains(hour) && Self.ranges[2].contains(weekday)
-            && Self.ranges[3].contains(day) && Self.ranges[4].contains(month)
-    }
-}
-
 /// Predictor weights (ARCHITECTURE.md §4). D = predictor d_model.
-final class PredictorModel: @unchecked Sendable {
+package final class PredictorModel: @unchecked Sendable {
     let config: PredictorConfig
     let embS1: WeightMatrix       // [V1, D] (embedding table, maybe quantized)
     let embS2: WeightMatrix       // [V2, D]
@@ -220,7 +200,7 @@ public final class ForecastEngine: @unchecked Sendable {
     public let manifest: Manifest
     public let path: String
     let tokenizer: TokenizerModel
-    let predictor: PredictorModel
+    package let predictor: PredictorModel
     private let store: TensorStore
     /// Seconds spent opening, validating and decompressing the bundle.
     public let loadSeconds: Double

@@ -1,7 +1,8 @@
 import Foundation
+import Kronos
 import KronosBundle
 import KronosConvert
-import KronosRuntime
+import KronosEngine
 import KronosTestSupport
 import Testing
 
@@ -15,8 +16,8 @@ func runCase(_ c: ReferenceCase, bundle: String) throws -> (trace: ForecastTrace
     let model = try ForecastEngine(path: bundle)
     let table = try Candles.read(path: c.inputPath)
     let interval = Candles.commonInterval(table.times)
-    let future = (1...c.predLen).map { Candles.stamp(table.times.last! + Int64($0) * interval) }
-    let input = SeriesInput(values: table.values, stamps: table.times.map(Candles.stamp), futureStamps: future)
+    let future = (1...c.predLen).map { TimeStamp(wallClockSeconds: table.times.last! + Int64($0) * interval) }
+    let input = SeriesInput(values: table.values, stamps: table.times.map { TimeStamp(wallClockSeconds: $0) }, futureStamps: future)
     let settings = ForecastSettings(predictionLength: c.predLen, maxContext: c.maxContext,
                                     sampling: SamplingSettings(temperature: 1, topK: 1, topP: 1), samples: 1, seed: 0)
     var trace = ForecastTrace()
@@ -32,7 +33,7 @@ func checkParity(directory: String, name: String, bundle: String) throws {
     let xs = c.floats("x_stamp")
     var ours = [Float]()
     for t in table.times {
-        let s = Candles.stamp(t)
+        let s = TimeStamp(wallClockSeconds: t)
         ours += [Float(s.minute), Float(s.hour), Float(s.weekday), Float(s.day), Float(s.month)]
     }
     #expect(ours == xs, "\(name): x_stamp differs")

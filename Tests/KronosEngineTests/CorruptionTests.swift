@@ -1,7 +1,8 @@
 import Foundation
+import Kronos
 import KronosBundle
 import KronosConvert
-import KronosRuntime
+import KronosEngine
 import KronosTestSupport
 import Testing
 
@@ -13,8 +14,8 @@ import Testing
         let original = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         let table = try Candles.read(path: goldenDirectory + "/sample_4h.csv")
         let T = 32, P = 4
-        let input = SeriesInput(values: Array(table.values.prefix(T * 6)), stamps: table.times.prefix(T).map(Candles.stamp),
-                                futureStamps: (1...P).map { Candles.stamp(table.times[T - 1] + Int64($0) * 14400) })
+        let input = SeriesInput(values: Array(table.values.prefix(T * 6)), stamps: table.times.prefix(T).map { TimeStamp(wallClockSeconds: $0) },
+                                futureStamps: (1...P).map { TimeStamp(wallClockSeconds: table.times[T - 1] + Int64($0) * 14400) })
         let settings = ForecastSettings(predictionLength: P, maxContext: 64, sampling: SamplingSettings(temperature: 1, topK: 1, topP: 1))
         let baseline = try ForecastEngine(path: path).forecast([input], settings: settings)[0].mean
 

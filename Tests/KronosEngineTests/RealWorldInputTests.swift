@@ -1,8 +1,10 @@
 // Files as exchanges and spreadsheets write them, outputs that never destroy anything, and the
 // forecast distribution in the open: through the built binaries, as a user runs them.
 import Foundation
+import Kronos
+import KronosIO
 import KronosBundle
-import KronosRuntime
+import KronosEngine
 import KronosTestSupport
 import Testing
 #if canImport(Glibc)

@@ -3,7 +3,7 @@
 import Foundation
 import KronosBundle
 
-final class PredictorSession {
+package final class PredictorSession {
     let model: PredictorModel
     let batch: Int
     /// Sequences per group: the sequences b of group b / perGroup have the same tokens before
@@ -45,7 +45,7 @@ final class PredictorSession {
     /// sequences share tokens 0 ..< sharedTokens and have at most `privateRows` rows beyond them.
     /// activations: the arithmetic of q8_0 / q4_1 / q4_k matmuls; kvCache: precision of the cached
     /// keys / values (nil: the model's defaults, PredictorModel.activations / kvCache).
-    init(model: PredictorModel, batch: Int, perGroup: Int = 1, sharedTokens: Int = 0, capacity: Int, privateRows: Int = 0,
+    package init(model: PredictorModel, batch: Int, perGroup: Int = 1, sharedTokens: Int = 0, capacity: Int, privateRows: Int = 0,
          activations: ActivationPrecision? = nil, kvCache requestedCache: KVCachePrecision? = nil) {
         precondition(perGroup >= 1 && batch % perGroup == 0)
         self.model = model; self.batch = batch; self.capacity = capacity
@@ -75,7 +75,7 @@ final class PredictorSession {
     }
 
     /// Forgets every position (the next row starts at position 0).
-    func reset() {
+    package func reset() {
         for c in caches { c.clear() }
         depCache.clear()
     }
@@ -152,7 +152,7 @@ final class PredictorSession {
 
     /// decode_s2 for the last row: query emb_s1[pick] (unscaled), keys / values of every context row,
     /// 4 heads, no mask, no rotation (position 0) -> s2Logits [batch, V2].
-    func computeS2Logits(picks: [Int]) {
+    package func computeS2Logits(picks: [Int]) {
         let D = model.config.modelDimension, heads = PredictorConfig.dependencyHeads, hd = D / heads
         let n = depCache.length, ws = scratch.workspace
         let q = query, att = attended, a = mixed

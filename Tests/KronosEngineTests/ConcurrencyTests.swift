@@ -1,6 +1,7 @@
 import Foundation
+import Kronos
 import KronosConvert
-import KronosRuntime
+import KronosEngine
 import Testing
 
 /// One model serving many forecasts at once: nothing a forecast writes is shared with another
@@ -42,8 +43,8 @@ import Testing
         let table = try Candles.read(path: goldenDirectory + "/sample_4h.csv")
         func input(_ job: Job) -> SeriesInput {
             let times = Array(table.times[job.offset..<(job.offset + job.rows)])
-            let future = (1...job.settings.predictionLength).map { Candles.stamp(times.last! + Int64($0) * 14400) }
-            return SeriesInput(values: Array(table.values[(job.offset * 6)..<((job.offset + job.rows) * 6)]), stamps: times.map(Candles.stamp),
+            let future = (1...job.settings.predictionLength).map { TimeStamp(wallClockSeconds: times.last! + Int64($0) * 14400) }
+            return SeriesInput(values: Array(table.values[(job.offset * 6)..<((job.offset + job.rows) * 6)]), stamps: times.map { TimeStamp(wallClockSeconds: $0) },
                                futureStamps: future)
         }
         let inputs = jobs.map(input)

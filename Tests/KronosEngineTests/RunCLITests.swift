@@ -1,6 +1,7 @@
 import Foundation
+import KronosIO
 import KronosConvert
-import KronosRuntime
+import KronosEngine
 import KronosTestSupport
 import Testing
 

@@ -1,15 +1,7 @@
 import Foundation
 import KronosConvert
-import KronosRuntime
+import KronosEngine
 import Testing
-
-/// The first `rows` candles of golden/sample_4h.csv and the stamps of `future` 4-hour rows after them.
-func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
-    let table = try Candles.read(path: goldenDirectory + "/sample_4h.csv")
-    let times = Array(table.times.prefix(T))
-    let future = (1...P).map { Candles.stamp(times.last! + Int64($0) * 14400) }
-    return SeriesInput(values: Array(table.values.prefix(T * 6)), stamps: times.map(Candles.stamp), futureStamps: future)
-}
 
 @Suite struct CacheTests {
     /// Every step of a long run: the KV-cached forecast sees exactly (bitwise) the logits of

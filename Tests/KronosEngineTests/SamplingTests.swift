@@ -1,6 +1,6 @@
 import Foundation
 import KronosCheckpoint
-import KronosRuntime
+import KronosEngine
 import KronosTestSupport
 import Testing
 

@@ -2,10 +2,11 @@
 // Every case has its expected exit status and message, runs the built binary with a time bound,
 // and none may crash (a signal), hang or pass garbage.
 import Foundation
+import KronosIO
 import KronosBundle
 import KronosCheckpoint
 import KronosQuant
-import KronosRuntime
+import KronosEngine
 import KronosTestSupport
 import Testing
 #if canImport(Glibc)

@@ -3,6 +3,7 @@
 // the future rows' minute, hour, weekday, day and month, so a Saturday forecast date for a stock is
 // not only a wrong label: it is a wrong input.
 import Foundation
+import KronosEngine
 import KronosBundle
 
 public enum CalendarKind: String, Sendable, Codable, CaseIterable {
@@ -16,6 +17,7 @@ public enum CalendarKind: String, Sendable, Codable, CaseIterable {
 public struct FutureTimes: Sendable {
     public var times: [Int64]
     public var format: TimeFormat
+    public init(times: [Int64], format: TimeFormat) { self.times = times; self.format = format }
 }
 
 public enum TradingCalendar {

@@ -11,6 +11,7 @@
 // a ragged row is refused instead of silently re-aligned, and the separator is detected. It reads
 // bytes, not `Character`s: a Swift `Character` joins "\r\n" into one, which is how CRLF files broke.
 import Foundation
+import KronosEngine
 import KronosBundle
 
 /// How the input wrote its timestamps (the forecast writes future ones the same way).
@@ -63,7 +64,7 @@ public struct CandleTable: Sendable {
 }
 
 public enum Candles {
-    public static let columns = ["open", "high", "low", "close", "volume", "amount"]
+    public static let columns = SeriesInput.columns
     /// Accepted header names per field, in order of preference, compared after `normalize`.
     public static let aliases: [String: [String]] = [
         "time": ["timestamps", "timestamp", "datetime", "date", "time", "opentime", "ts", "unix", "t"],
@@ -452,46 +453,13 @@ public enum Candles {
             guard i == b.count else { throw fail() }
         }
         guard (1...12).contains(mo), (1...daysInMonth(y, mo)).contains(d), h < 24, mi < 60, sec < 61 else { throw fail() }
-        let days = daysFromCivil(y, mo, d)
+        let days = CivilDate.days(year: y, month: mo, day: d)
         return (Int64(days) * 86400 + Int64(h * 3600 + mi * 60 + sec), .calendar(offset: offset, isoT: isoT, precision: precision))
     }
 
     static func daysInMonth(_ y: Int, _ m: Int) -> Int {
         let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
         return [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1]
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date.
-    static func daysFromCivil(_ y0: Int, _ m: Int, _ d: Int) -> Int {
-        let y = m <= 2 ? y0 - 1 : y0
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (m + 9) % 12
-        let doy = (153 * mp + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146097 + doe - 719468
-    }
-
-    /// Date of a day count since 1970-01-01.
-    static func civilFromDays(_ z0: Int) -> (year: Int, month: Int, day: Int) {
-        let z = z0 + 719468
-        let era = (z >= 0 ? z : z - 146096) / 146097
-        let doe = z - era * 146097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
-    }
-
-    /// Time features of wall-clock seconds (ARCHITECTURE.md §5).
-    public static func stamp(_ t: Int64) -> TimeStamp {
-        let days = Int((t >= 0 ? t : t - 86399) / 86400)
-        let secs = Int(t - Int64(days) * 86400)
-        let (_, m, d) = civilFromDays(days)
-        let weekday = ((days % 7) + 7 + 3) % 7  // 1970-01-01 was a Thursday (Monday = 0)
-        return TimeStamp(minute: (secs / 60) % 60, hour: secs / 3600, weekday: weekday, day: d, month: m)
     }
 
     /// Formats wall-clock seconds in the input's format (a date-only format writes the time of day
@@ -504,7 +472,7 @@ public enum Candles {
         case let .calendar(offset, isoT, precision):
             let days = Int((t >= 0 ? t : t - 86399) / 86400)
             let secs = Int(t - Int64(days) * 86400)
-            let (y, m, d) = civilFromDays(days)
+            let (y, m, d) = CivilDate.date(days: days)
             var s = String(format: "%04d-%02d-%02d", y, m, d)
             let p = max(precision, secs % 60 != 0 ? .second : secs != 0 ? .minute : .day)
             if p >= .minute { s += String(format: "%@%02d:%02d", isoT ? "T" : " ", secs / 3600, (secs / 60) % 60) }

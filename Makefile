@@ -6,7 +6,7 @@ CONFIG ?= release
 BIN = .build/$(CONFIG)
 OUT = out
 
-.PHONY: all deps build demo test verify bench clean consumer-test tsan
+.PHONY: all deps build demo test verify bench clean consumer-test tsan docs
 
 all: build
 
@@ -31,6 +31,10 @@ test: deps
 # A package depending on this one by version (a tag on a clone of HEAD) builds and runs the README snippet.
 consumer-test: build
 	tools/consumer-test.sh
+
+# The façade's DocC documentation (.build/plugins/Swift-DocC/outputs/Kronos.doccarchive).
+docs:
+	$(SWIFT) package generate-documentation --target Kronos --warnings-as-errors
 
 # The concurrency tests under ThreadSanitizer.
 tsan: deps

@@ -20,7 +20,7 @@ public struct ForecastOptions: Sendable, Equatable {
     public var maxContext: Int?
     /// Values are clipped to ±clip standard deviations after normalization.
     public var clip: Double = 5
-    /// Reuse of keys and values between steps (``CacheMode/exact``: equal to recomputing, bit for bit).
+    /// Reuse of keys and values between steps (`exact`: equal to recomputing, bit for bit).
     public var cache: CacheMode = .exact
     /// Arithmetic of the matmuls over q8 / q4 weights (nil: the fastest measured to keep the
     /// model's forecasts on this processor, ``KronosModel/defaultActivations``).
@@ -48,7 +48,7 @@ public struct ForecastOptions: Sendable, Equatable {
     }
 }
 
-/// How far a forecast has come (``KronosModel/forecast(_:steps:options:progress:)``).
+/// How far a forecast has come (the `progress` handler of ``KronosModel``'s forecasts).
 public struct ForecastProgress: Sendable, Equatable {
     /// Steps generated.
     public var step: Int

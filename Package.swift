@@ -58,7 +58,7 @@ let package = Package(
             providers: [.apt(["libzstd-dev"])]
         ),
         .target(name: "CKronosHints"),
-        .target(name: "KronosQuant", swiftSettings: numericSettings),
+        .target(name: "KronosQuant"),   // no CPU flags: the converter and the bundle reader run on any x86-64 (the kernels inline its codecs into their own builds)
         .target(name: "KronosBundle", dependencies: ["KronosQuant", "CZstd"]),
         .target(
             name: "KronosCheckpoint",
@@ -66,7 +66,14 @@ let package = Package(
         ),
         .target(name: "KronosConvert", dependencies: ["KronosCheckpoint", "KronosBundle", "KronosQuant"]),
         .target(name: "KronosVNNI", dependencies: ["CKronosHints", "KronosQuant"], swiftSettings: vnniSettings),
-        .target(name: "KronosEngine", dependencies: ["KronosBundle", "KronosQuant", "CKronosHints", "KronosVNNI"], swiftSettings: numericSettings),
+        .target(name: "KronosEngineTypes", dependencies: ["KronosBundle", "CKronosHints"]),
+        // The engine, twice from the same sources (Sources/KronosEngineBaseline is a link to
+        // Sources/KronosEngine): for x86-64-v3, and without CPU flags for every other x86-64
+        // processor; the façade picks one at run time (KronosEngineTypes/Processor.swift).
+        .target(name: "KronosEngine", dependencies: ["KronosEngineTypes", "KronosBundle", "KronosQuant", "CKronosHints", "KronosVNNI"],
+                swiftSettings: numericSettings),
+        .target(name: "KronosEngineBaseline", dependencies: ["KronosEngineTypes", "KronosBundle", "KronosQuant", "CKronosHints", "KronosVNNI"],
+                linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
         .executableTarget(
             name: "KronosConvertCLI",
             dependencies: ["KronosConvert", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -75,9 +82,9 @@ let package = Package(
             name: "KronosBenchCLI",
             dependencies: ["Kronos", "KronosEngine", "KronosBundle", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .target(name: "Kronos", dependencies: ["KronosEngine", "KronosBundle"]),
-        .target(name: "KronosIO", dependencies: ["Kronos", "KronosEngine", "KronosBundle"]),
-        .target(name: "KronosVerify", dependencies: ["Kronos", "KronosIO", "KronosEngine", "KronosCheckpoint", "KronosConvert", "KronosBundle"]),
+        .target(name: "Kronos", dependencies: ["KronosEngine", "KronosEngineBaseline", "KronosEngineTypes", "KronosBundle"]),
+        .target(name: "KronosIO", dependencies: ["Kronos", "KronosEngineTypes", "KronosBundle"]),
+        .target(name: "KronosVerify", dependencies: ["Kronos", "KronosIO", "KronosEngineTypes", "KronosCheckpoint", "KronosConvert", "KronosBundle"]),
         .executableTarget(
             name: "KronosRunCLI",
             dependencies: ["Kronos", "KronosIO", "KronosVerify", "KronosBundle", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -88,8 +95,12 @@ let package = Package(
         .testTarget(name: "KronosCheckpointTests", dependencies: ["KronosCheckpoint", "KronosTestSupport"]),
         .testTarget(name: "KronosConvertTests", dependencies: ["KronosConvert", "KronosCheckpoint", "KronosBundle", "KronosTestSupport"]),
         .testTarget(name: "KronosVerifyTests", dependencies: ["KronosVerify", "Kronos", "KronosEngine", "KronosConvert", "KronosCheckpoint", "KronosTestSupport"]),
-        .testTarget(name: "KronosTests", dependencies: ["Kronos", "KronosConvert", "KronosCheckpoint", "KronosTestSupport"]),
+        .testTarget(name: "KronosTests", dependencies: ["Kronos", "KronosEngine", "KronosEngineBaseline", "KronosEngineTypes", "KronosConvert", "KronosCheckpoint", "KronosTestSupport"]),
         .testTarget(name: "KronosEngineTests", dependencies: ["KronosEngine", "Kronos", "KronosIO", "KronosCheckpoint", "KronosConvert", "KronosTestSupport"]),
+        // The same engine tests against the baseline build (Tests/KronosEngineBaselineTests links to KronosEngineTests).
+        .testTarget(name: "KronosEngineBaselineTests",
+                    dependencies: ["KronosEngineBaseline", "Kronos", "KronosIO", "KronosCheckpoint", "KronosConvert", "KronosTestSupport"],
+                    swiftSettings: [.define("KRONOS_ENGINE_BASELINE")]),
     ],
     swiftLanguageModes: [.v6]
 )

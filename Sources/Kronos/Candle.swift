@@ -1,6 +1,6 @@
 // Candles as a Swift program holds them: dates and Doubles, built in code or read from a CSV file.
 import Foundation
-import KronosEngine
+import KronosEngineTypes
 
 /// One candle: a period's open, high, low and close prices, and what traded in it.
 public struct Candle: Sendable, Hashable, Codable {

@@ -11,7 +11,7 @@
 // a ragged row is refused instead of silently re-aligned, and the separator is detected. It reads
 // bytes, not `Character`s: a Swift `Character` joins "\r\n" into one, which is how CRLF files broke.
 import Foundation
-import KronosEngine
+import KronosEngineTypes
 import KronosBundle
 
 /// How the input wrote its timestamps (the forecast writes future ones the same way).

@@ -1,5 +1,5 @@
 import Foundation
-import KronosEngine
+import KronosEngineTypes
 
 /// The forecast of one series: every sample path, their mean and quantiles, with the future dates.
 public struct Forecast: Sendable {

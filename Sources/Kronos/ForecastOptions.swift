@@ -1,5 +1,5 @@
 import Foundation
-import KronosEngine
+import KronosEngineTypes
 
 /// How a forecast samples and computes. Every default is the reference implementation's
 /// (`KronosPredictor.predict`: temperature 1, top-k off, top-p 0.9, one sample) or the model's own

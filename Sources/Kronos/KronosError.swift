@@ -1,5 +1,5 @@
 import Foundation
-import KronosEngine
+import KronosEngineTypes
 
 /// What went wrong, in the library's terms (a command-line tool maps these to its flags and exit
 /// codes). Every message names the file, the tensor, the line or the value, what was expected and
@@ -35,8 +35,8 @@ public enum KronosError: Error, LocalizedError, Sendable, Equatable {
 }
 
 /// How generation reuses keys and values between steps (``ForecastOptions/cache``).
-public typealias CacheMode = KronosEngine.CacheMode
+public typealias CacheMode = KronosEngineTypes.CacheMode
 /// The arithmetic of the matmuls over quantized weights (``ForecastOptions/activations``).
-public typealias ActivationPrecision = KronosEngine.ActivationPrecision
+public typealias ActivationPrecision = KronosEngineTypes.ActivationPrecision
 /// The precision of the key / value cache (``ForecastOptions/kvCache``).
-public typealias KVCachePrecision = KronosEngine.KVCachePrecision
+public typealias KVCachePrecision = KronosEngineTypes.KVCachePrecision

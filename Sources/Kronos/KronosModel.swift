@@ -1,7 +1,7 @@
 // The Kronos façade: load a bundle once, forecast candles with their dates from any number of
 // tasks at once. The engine (KronosEngine) stays behind it.
 import Foundation
-import KronosEngine
+import KronosEngineTypes
 import Synchronization
 
 /// A Kronos bundle (`.kq`, written by `kronos-convert`), loaded and checked, ready to forecast.
@@ -15,7 +15,8 @@ import Synchronization
 /// print(forecast.mean.last!.close, forecast.quantile(0.9).last!.close, forecast.probabilityUp.last!)
 /// ```
 public final class KronosModel: Sendable {
-    let engine: ForecastEngine
+    /// The loaded model, in the engine build this processor runs (``engineBuild``).
+    package let engine: any ForecastBackend
 
     /// Loads the bundle at `url`: reads it, checks every field and tensor (sizes, checksums, finite
     /// values), and decompresses the weights once.
@@ -26,7 +27,7 @@ public final class KronosModel: Sendable {
     /// - Throws: ``KronosError/invalidBundle(_:)`` naming the file and what is wrong with it;
     ///   ``KronosError/invalidOptions(_:)`` for a thread count outside 1 ... 4 per core.
     public init(contentsOf url: URL, threads: Int? = nil) throws(KronosError) {
-        do { engine = try ForecastEngine(path: url.path, threads: threads) } catch { throw KronosError(error) }
+        do { engine = try Self.loadEngine(path: url.path, threads: threads) } catch { throw KronosError(error) }
     }
 
     /// The most rows the model sees (the window it was trained with, unless the bundle was
@@ -109,14 +110,18 @@ public final class KronosModel: Sendable {
         return try run(try plan(histories, steps: steps, options: options, futureDates: futureDates), progress: progress, cancelled: nil)
     }
 
+    /// The build of the engine this process runs: "x86-64-v3" (AVX2 / FMA kernels), "baseline" (any
+    /// x86-64 processor, or `KRONOS_KERNELS=portable`), or "native" on other architectures.
+    public static var engineBuild: String { Processor.engineName }
+
     /// The bundle's path.
     public var path: String { engine.path }
     /// The largest window a model may be run with.
-    public static var maxWindow: Int { ForecastEngine.maxWindow }
+    public static var maxWindow: Int { EngineLimits.maxWindow }
     /// The most paths (series × samples) one batch runs.
-    public static var maxBatch: Int { ForecastEngine.maxBatch }
+    public static var maxBatch: Int { EngineLimits.maxBatch }
     /// The most threads a model may ask for on this machine (4 per core, at least 8).
-    public static var maxThreads: Int { Runtime.maxThreads }
+    public static var maxThreads: Int { EngineLimits.maxThreads }
     /// The matmul arithmetic a forecast asking for `requested` runs with (nil: the default).
     public func activations(_ requested: ActivationPrecision?) -> ActivationPrecision { engine.activations(requested) }
     /// The key / value cache precision a forecast asking for `requested` runs with (nil: the default).
@@ -137,16 +142,16 @@ extension KronosModel {
     func plan(_ histories: [CandleSeries], steps: Int, options o: ForecastOptions, futureDates each: [[Date]]? = nil) throws(KronosError) -> ForecastPlan {
         guard let first = histories.first else { throw .invalidInput("no series to forecast") }
         let window = o.maxContext ?? maxContext
-        guard (1...ForecastEngine.maxWindow).contains(window) else {
-            throw .invalidOptions("maxContext must be in 1...\(ForecastEngine.maxWindow), found \(window)")
+        guard (1...EngineLimits.maxWindow).contains(window) else {
+            throw .invalidOptions("maxContext must be in 1...\(EngineLimits.maxWindow), found \(window)")
         }
         guard steps >= 1 else { throw .invalidOptions("steps must be at least 1, found \(steps)") }
         guard steps <= window else {
             throw .invalidOptions("\(steps) steps exceed the model's \(window)-row window: the tokenizer decodes one window, as the reference does")
         }
         guard o.samples >= 1 else { throw .invalidOptions("samples must be at least 1, found \(o.samples)") }
-        guard histories.count * o.samples <= ForecastEngine.maxBatch else {
-            throw .invalidOptions("\(histories.count) series × \(o.samples) samples: at most \(ForecastEngine.maxBatch) paths run as one batch")
+        guard histories.count * o.samples <= EngineLimits.maxBatch else {
+            throw .invalidOptions("\(histories.count) series × \(o.samples) samples: at most \(EngineLimits.maxBatch) paths run as one batch")
         }
         guard o.temperature > 0, o.temperature.isFinite else { throw .invalidOptions("temperature must be a positive number, found \(o.temperature)") }
         guard o.topK >= 0 else { throw .invalidOptions("topK must be 0 (off) or more, found \(o.topK)") }
@@ -213,7 +218,7 @@ extension KronosModel {
         }
         let results: [SeriesForecast]
         do {
-            results = try engine.forecast(inputs, settings: plan.settings, progress: progress.map { p in
+            results = try engine.forecast(inputs, settings: plan.settings, trace: nil, progress: progress.map { p in
                 { event in if case let .step(done, total) = event { p(ForecastProgress(step: done, steps: total)) } }
             }, cancelled: cancelled)
         } catch { throw KronosError(error) }

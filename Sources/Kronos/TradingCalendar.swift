@@ -3,7 +3,7 @@
 // the future rows' minute, hour, weekday, day and month, so a Saturday forecast date for a stock is
 // not only a wrong label: it is a wrong input.
 import Foundation
-import KronosEngine
+import KronosEngineTypes
 import KronosBundle
 
 public enum CalendarKind: String, Sendable, Codable, CaseIterable {

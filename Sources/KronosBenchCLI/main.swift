@@ -32,6 +32,7 @@ struct Kernels: ParsableCommand {
     var shape: [String] = []
 
     func run() throws {
+        try NativeEngineRequired.check()
         let shapes: [(String, Int, Int)] = [
             ("small attn [512,512]", 512, 512), ("small w1/w3 [1024,512]", 1024, 512), ("small w2 [512,1024]", 512, 1024),
             ("head [1024,512]", 1024, 512), ("base attn [832,832]", 832, 832), ("base w1/w3 [2048,832]", 2048, 832),
@@ -70,6 +71,7 @@ struct Attention: ParsableCommand {
     @Option(help: "Precisions of the cached keys / values (repeatable).") var kvCache: [KVCachePrecision] = [.f32]
 
     func run() throws {
+        try NativeEngineRequired.check()
         print("| model shape | rows | heads x dim | KV cache | ms per pass | GFLOP/s |")
         print("|---|---|---|---|---|---|")
         for (name, heads, hd) in [("small", 8, 64), ("base", 16, 52)] {
@@ -106,6 +108,7 @@ struct ForecastBench: ParsableCommand {
     var kvCache: KVCachePrecision?
 
     func run() throws {
+        try NativeEngineRequired.check()
         // This executable, however it was started (by name from PATH, argv[0] is only "kronos-bench").
         let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? URL(fileURLWithPath: CommandLine.arguments[0]).path
@@ -149,6 +152,7 @@ struct LoadBench: ParsableCommand {
     @Option(help: "Loads per bundle (the median is printed).") var `repeat` = 5
 
     func run() throws {
+        try NativeEngineRequired.check()
         print("| bundle | decoded MiB | load s (median) | finiteness check s (median) | check share |")
         print("|---|---|---|---|---|")
         for bundle in bundles {
@@ -189,6 +193,7 @@ struct ForecastOne: ParsableCommand {
     @Option var threads: Int?
 
     func run() throws {
+        try NativeEngineRequired.check()
         let model = try ForecastEngine(path: bundle, threads: threads)
         if let w = model.threadWarning { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
         let t = try ForecastBenchmark.measure(model: model, samples: samples, lookback: lookback, predictionLength: predLen,
@@ -200,5 +205,13 @@ struct ForecastOne: ParsableCommand {
 extension CacheMode: ExpressibleByArgument {}
 extension KVCachePrecision: ExpressibleByArgument {}
 extension ActivationPrecision: ExpressibleByArgument {}
+
+/// kronos-bench times the x86-64-v3 build of the engine (KronosEngine): on a processor without AVX2 /
+/// FMA (or with KRONOS_KERNELS=portable) its measurements must not start (the library and kronos-run
+/// switch to the baseline build there).
+struct NativeEngineRequired: LocalizedError {
+    var errorDescription: String? { "kronos-bench measures the engine built for x86-64-v3 (AVX2, FMA), which this processor (or KRONOS_KERNELS=portable) does not run" }
+    static func check() throws { if !Processor.runsNativeEngine { throw NativeEngineRequired() } }
+}
 
 Bench.main()

@@ -67,7 +67,7 @@ public final class BundleWriter {
     private func write(_ bytes: UnsafeRawBufferPointer) throws(BundleError) {
         var done = 0
         while done < bytes.count {
-            let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+            let n = systemWrite(fd, bytes.baseAddress! + done, bytes.count - done)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw .io(file: temporaryPath, message: "write failed: \(String(cString: strerror(errno)))")

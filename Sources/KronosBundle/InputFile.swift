@@ -46,7 +46,7 @@ public enum InputFile {
         var data = Data()
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            let n = chunk.withUnsafeMutableBytes { systemRead(fd, $0.baseAddress, $0.count) }
             if n < 0 { if errno == EINTR { continue }; throw fail("read failed: \(String(cString: strerror(errno)))") }
             if n == 0 { return data }
             guard data.count + n <= limit else { throw fail("is longer than the \(limit) bytes accepted") }
@@ -54,3 +54,12 @@ public enum InputFile {
         }
     }
 }
+
+// read(2) / write(2) by a name no method hides, on Linux and Darwin alike.
+#if canImport(Glibc)
+@inline(__always) func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int { Glibc.read(fd, buffer, count) }
+@inline(__always) func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int { Glibc.write(fd, buffer, count) }
+#elseif canImport(Darwin)
+@inline(__always) func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int { Darwin.read(fd, buffer, count) }
+@inline(__always) func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int { Darwin.write(fd, buffer, count) }
+#endif

@@ -3,106 +3,6 @@
 import Foundation
 import KronosBundle
 
-/// How generation reuses keys / values between steps (ARCHITECTURE.md §6).
-public enum CacheMode: String, Sendable, Codable, CaseIterable {
-    /// Exact (default): the KV cache while the window grows from position 0, the whole window
-    /// recomputed once it slides. Equal to `recompute`, bit for bit (the tests compare them).
-    case exact
-    /// Recompute the whole window at every step, as the reference does (slow; for checks).
-    case recompute
-    /// Approximation: once the window slides, evict the oldest row and keep the cached keys / values
-    /// of the others, which were computed while the evicted rows were still in the window (rotary
-    /// positions keep counting, so relative positions stay exact). One row per step instead of a
-    /// window; the drift it costs is measured by `kronos-run verify --cache approx-slide`.
-    case approxSlide = "approx-slide"
-}
-
-/// Arithmetic of the predictor's matmuls over q8_0 / q4_1 / q4_k weights (f32 and f16 weights
-/// always multiply f32 activations).
-public enum ActivationPrecision: String, Sendable, Codable, CaseIterable {
-    /// f32 activations times the weights dequantized in registers.
-    case f32
-    /// Activations quantized to int8 per 32 values, products summed exactly in integers, block sums
-    /// scaled and accumulated in f32 (IntegerActivations.swift; as ggml multiplies its quantized
-    /// weights). An approximation of the f32 arithmetic: on Kronos-mini it changes no top-1 share,
-    /// context id or decoder output, and moves s1 KLD from 2.6e-4 to 3.9e-4 with q8 weights (3.6e-2 to
-    /// 3.5e-2 with q4); `kronos-run verify --activations int8` measures it.
-    case int8
-}
-
-public struct ForecastSettings: Sendable, Codable, Equatable {
-    public var predictionLength: Int
-    /// Model window (default: the bundle's max context).
-    public var maxContext: Int
-    public var sampling: SamplingSettings
-    /// Independent paths per series, averaged.
-    public var samples: Int
-    public var seed: UInt64
-    /// Values are clipped to ±clip after normalization.
-    public var clip: Float = 5
-    /// Reuse of keys / values between steps.
-    public var cache: CacheMode = .exact
-    /// Arithmetic of the predictor's matmuls over q8_0 / q4_1 / q4_k weights (nil: the model's
-    /// `defaultActivations` on this processor).
-    public var activations: ActivationPrecision?
-    /// Precision of the predictor's key / value cache (nil: the model's `defaultKVCache`).
-    public var kvCache: KVCachePrecision?
-
-    public init(predictionLength: Int, maxContext: Int, sampling: SamplingSettings = SamplingSettings(), samples: Int = 1, seed: UInt64 = 0) {
-        self.predictionLength = predictionLength; self.maxContext = maxContext; self.sampling = sampling
-        self.samples = samples; self.seed = seed
-    }
-    enum CodingKeys: String, CodingKey {
-        case predictionLength = "pred_len"
-        case maxContext = "max_context"
-        case sampling, samples, seed, clip
-        case cache
-        case activations
-        case kvCache = "kv_cache"
-    }
-}
-
-/// One input series: T rows of (open, high, low, close, volume, amount) and their time features,
-/// plus the time features of the P future rows.
-public struct SeriesInput: Sendable {
-    /// The six values of a row, in order.
-    public static let columns = ["open", "high", "low", "close", "volume", "amount"]
-    public var values: [Float]          // [T, 6]
-    public var stamps: [TimeStamp]      // [T]
-    public var futureStamps: [TimeStamp] // [P]
-    public var rows: Int { stamps.count }
-    public init(values: [Float], stamps: [TimeStamp], futureStamps: [TimeStamp]) {
-        self.values = values; self.stamps = stamps; self.futureStamps = futureStamps
-    }
-}
-
-/// What the forecast computed on the way, for parity checks (first sequence of the batch).
-public struct ForecastTrace: Sendable {
-    public var normalized: [Float] = []     // x_norm [T, 6]
-    public var mean: [Float] = []           // [6]
-    public var std: [Float] = []            // [6]
-    public var contextS1: [Int] = []        // [T]
-    public var contextS2: [Int] = []
-    public var contextReconstruction: [Float] = []   // decode of the last min(T, max_context) context tokens [., 6]
-    public var stepS1Logits: [[Float]] = []  // [P][V1]
-    public var stepS2Logits: [[Float]] = []  // [P][V2]
-    public init() {}
-}
-
-public struct SeriesForecast: Sendable {
-    /// Mean over samples, denormalized [P, 6].
-    public var mean: [Float]
-    /// Every sample's denormalized path [samples][P, 6].
-    public var paths: [[Float]]
-    /// Generated ids of every sample [samples][P].
-    public var s1: [[Int]]
-    public var s2: [[Int]]
-}
-
-public enum ForecastEvent: Sendable {
-    case step(done: Int, total: Int)
-}
-
 extension ForecastEngine {
     /// Normalization of ARCHITECTURE.md §5: per column mean and population std over the rows,
     /// x = clip((x - mean) / (std + 1e-5), -clip, clip).
@@ -127,10 +27,10 @@ extension ForecastEngine {
         return (out, mean, std)
     }
 
-    /// Largest model window a forecast takes (the converter's bound on max_context).
-    public static let maxWindow = 1 << 20
-    /// Most sequences (series × samples) in one batch.
-    public static let maxBatch = 4096
+    /// Largest model window a forecast takes (EngineLimits.maxWindow).
+    public static var maxWindow: Int { EngineLimits.maxWindow }
+    /// Most sequences (series × samples) in one batch (EngineLimits.maxBatch).
+    public static var maxBatch: Int { EngineLimits.maxBatch }
 
     /// Forecasts every series (same length required) as one batch of series × samples sequences.
     /// `cancelled` is asked before every step: true stops the forecast with RuntimeError.cancelled.

@@ -183,10 +183,9 @@ struct UncheckedSendable<T>: @unchecked Sendable {
 /// the largest count any model asked for.
 public enum Runtime {
     /// Threads a model uses when asked for none: one per core.
-    public static var defaultThreads: Int { ProcessInfo.processInfo.activeProcessorCount }
-    /// Most threads a model may ask for: 4 per core (at least 8, at most 256). More threads than that
-    /// only cost memory (a 1 MiB stack and a scratch slice each) and cannot make kernels faster.
-    public static let maxThreads = min(256, max(8, 4 * ProcessInfo.processInfo.activeProcessorCount))
+    public static var defaultThreads: Int { EngineLimits.defaultThreads }
+    /// Most threads a model may ask for (EngineLimits.maxThreads).
+    public static var maxThreads: Int { EngineLimits.maxThreads }
 
     /// Starts the kernel threads a run on `threads` threads needs (the caller's included) and
     /// returns how many it can use: fewer when the system refused to create more (a process or
@@ -662,6 +661,18 @@ final class RotaryTable: @unchecked Sendable {   // (immutable after init: the p
     }
 }
 
+// The free kernels under other names, for the `Kernels` entry points whose own names hide them
+// (the engine is compiled as two modules, so a module-qualified name cannot be used).
+@inline(__always) private func matmulKernel(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, rows: Int,
+                                             _ y: UnsafeMutablePointer<Float>, workspace: Workspace) {
+    matmul(w, bias: bias, x, rows: rows, y, workspace: workspace)
+}
+@inline(__always) private func siluGateKernel(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ n: Int) { siluGate(g, u, n) }
+@inline(__always) private func quantizeActivationsKernel(_ x: UnsafePointer<Float>, _ n: Int, codes q: UnsafeMutablePointer<Int8>,
+                                                          d: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Int32>) {
+    quantizeActivations(x, n, codes: q, d: d, sums: sums)
+}
+
 /// Public entry points to the kernels, for their tests and benchmarks.
 public enum Kernels {
     /// Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias), through the path the runtime takes for
@@ -679,9 +690,9 @@ public enum Kernels {
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
                 if let bias {
-                    bias.withUnsafeBufferPointer { KronosEngine.matmul(w, bias: $0.baseAddress!, xp.baseAddress!, rows: rows, yp.baseAddress!, workspace: workspace) }
+                    bias.withUnsafeBufferPointer { matmulKernel(w, bias: $0.baseAddress!, xp.baseAddress!, rows: rows, yp.baseAddress!, workspace: workspace) }
                 } else {
-                    KronosEngine.matmul(w, bias: nil, xp.baseAddress!, rows: rows, yp.baseAddress!, workspace: workspace)
+                    matmulKernel(w, bias: nil, xp.baseAddress!, rows: rows, yp.baseAddress!, workspace: workspace)
                 }
             }
         }
@@ -704,7 +715,7 @@ public enum Kernels {
     public static func siluGate(_ g: [Float], _ u: [Float]) -> [Float] {
         precondition(g.count == u.count)
         var r = g
-        r.withUnsafeMutableBufferPointer { rp in u.withUnsafeBufferPointer { KronosEngine.siluGate(rp.baseAddress!, $0.baseAddress!, g.count) } }
+        r.withUnsafeMutableBufferPointer { rp in u.withUnsafeBufferPointer { siluGateKernel(rp.baseAddress!, $0.baseAddress!, g.count) } }
         return r
     }
 
@@ -718,7 +729,7 @@ public enum Kernels {
             q.withUnsafeMutableBufferPointer { qp in
                 d.withUnsafeMutableBufferPointer { dp in
                     sums.withUnsafeMutableBufferPointer {
-                        KronosEngine.quantizeActivations(xp.baseAddress!, x.count, codes: qp.baseAddress!, d: dp.baseAddress!, sums: $0.baseAddress!)
+                        quantizeActivationsKernel(xp.baseAddress!, x.count, codes: qp.baseAddress!, d: dp.baseAddress!, sums: $0.baseAddress!)
                     }
                 }
             }
@@ -731,7 +742,8 @@ public enum Kernels {
     public enum IntegerKernels: Sendable {
         case reference, portable, vnni
         /// The fastest this processor runs: `.vnni` with AVX-512 F / BW / VL + VNNI (cpuid, checked once).
-        public static let native: IntegerKernels = kronos_cpu_has_avx512_vnni() != 0 ? .vnni : .portable
+        /// (`.portable` with KRONOS_KERNELS=portable, Processor.portableForced.)
+        public static let native: IntegerKernels = Processor.hasAVX512VNNI && !Processor.portableForced ? .vnni : .portable
     }
 
     /// Row r of W decoded by the in-register decoder (RowDecoder) into floats.

@@ -2,20 +2,6 @@
 import Foundation
 
 /// Sampler settings: temperature, top-k (0 = off), top-p (1 = off).
-public struct SamplingSettings: Sendable, Equatable, Codable {
-    public var temperature: Float = 1
-    public var topK: Int = 0
-    public var topP: Float = 0.9
-    public init(temperature: Float = 1, topK: Int = 0, topP: Float = 0.9) {
-        self.temperature = temperature; self.topK = topK; self.topP = topP
-    }
-    enum CodingKeys: String, CodingKey {
-        case temperature
-        case topK = "top_k"
-        case topP = "top_p"
-    }
-}
-
 public enum Sampling {
     /// logits [n] -> filtered logits (removed entries = -inf), after dividing by the temperature.
     /// top_k > 0: keep every logit ≥ the k-th largest (ties kept), top_p ignored.
@@ -82,38 +68,6 @@ public enum Sampling {
 
 /// e^x of a Float, computed in Double and rounded once.
 @inline(__always) func expf32(_ x: Float) -> Float { Float(Foundation.exp(Double(x))) }
-
-/// The portable generator of `--seed`: xoshiro256** (Blackman & Vigna) seeded by SplitMix64 from
-/// the 64-bit seed. Integer arithmetic only, so the same seed gives the same stream on any machine.
-/// nextDouble() = (next() >> 11) × 2^-53, uniform in [0, 1).
-public struct KronosRNG: Sendable {
-    private var s0, s1, s2, s3: UInt64
-
-    public init(seed: UInt64) {
-        var x = seed
-        func splitmix() -> UInt64 {
-            x &+= 0x9E37_79B9_7F4A_7C15
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        s0 = splitmix(); s1 = splitmix(); s2 = splitmix(); s3 = splitmix()
-    }
-
-    @inline(__always) private static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
-
-    public mutating func next() -> UInt64 {
-        let result = Self.rotl(s1 &* 5, 7) &* 9
-        let t = s1 << 17
-        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
-        s2 ^= t
-        s3 = Self.rotl(s3, 45)
-        return result
-    }
-
-    public mutating func nextDouble() -> Double { Double(next() >> 11) * 0x1p-53 }
-}
 
 /// The forecast loop's sampler: Sampling.filter + draw on one logits row at a time, the same
 /// arithmetic in the same order (tested against them), with every buffer allocated once for up to

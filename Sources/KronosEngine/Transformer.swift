@@ -2,20 +2,6 @@
 import Foundation
 import CKronosHints
 
-/// Precision of the predictor's cached keys / values.
-public enum KVCachePrecision: String, Sendable, Codable, CaseIterable {
-    /// Exact: keys and values as computed (the default of f32 / f16 bundles, ForecastEngine.defaultKVCache).
-    case f32
-    /// Approximation: keys and values rounded to f16 (round to nearest even) when cached, which
-    /// halves the cache (Kronos-base, 512 rows: 42 -> 21 MiB per series). Attention still computes
-    /// in f32 from the exactly widened f16 values; the drift it costs is measured by
-    /// `kronos-run verify --kv-cache f16`. The default of q8 / q4 bundles.
-    case f16
-
-    /// Bytes per cached value.
-    public var bytes: Int { self == .f32 ? 4 : 2 }
-}
-
 /// How one precision's cached values are read (widened to f32) and written.
 protocol KVStorage {
     /// values i ..< i + 8 of the row at p.

@@ -32,29 +32,6 @@ struct Block: @unchecked Sendable {
     let heads: Int
 }
 
-public enum RuntimeError: Error, LocalizedError, Sendable {
-    case bundle(BundleError)
-    case model(String)
-    case input(file: String, line: Int?, column: String?, message: String)
-    case options(String)
-    /// The caller stopped the forecast (`forecast(cancelled:)` returned true between two steps).
-    case cancelled
-
-    public var errorDescription: String? {
-        switch self {
-        case let .bundle(e): return e.errorDescription
-        case let .model(m): return m
-        case let .input(file, line, column, message):
-            var loc = file
-            if let line { loc += ":\(line)" }
-            if let column { loc += " (column \(column))" }
-            return "\(loc): \(message)"
-        case let .options(m): return m
-        case .cancelled: return "the forecast was cancelled"
-        }
-    }
-}
-
 /// Tensors of one bundle by part and name, with typed accessors.
 final class TensorStore: @unchecked Sendable {
     let tensors: [String: TensorData]

@@ -4,7 +4,7 @@
 // marked; round price ticks (1-2-5 steps) and dated time ticks; a volume panel; a legend with keys.
 import Foundation
 import Kronos
-import KronosEngine
+import KronosEngineTypes
 
 /// What the chart's title says about the run.
 public struct ChartContext: Sendable {

@@ -3,13 +3,13 @@
 // closing up) and render CSV / JSON. The executable only parses, resolves outputs and prints.
 import Foundation
 import Kronos
-import KronosEngine
+import KronosEngineTypes
 import KronosBundle
 
 /// The sampling settings of a run (temperature, top-k, top-p).
-public typealias SamplingSettings = KronosEngine.SamplingSettings
+public typealias SamplingSettings = KronosEngineTypes.SamplingSettings
 /// A run's error: a message naming the file, line, option or value.
-public typealias RunError = KronosEngine.RuntimeError
+public typealias RunError = KronosEngineTypes.RuntimeError
 
 public struct RunOptions: Sendable {
     public var inputs: [String]
@@ -31,7 +31,7 @@ public struct RunOptions: Sendable {
     public var samples = 1
     public var seed: UInt64 = 0
     public var cache: CacheMode = .exact
-    /// nil: the model's defaults (ForecastEngine.defaultActivations / defaultKVCache).
+    /// nil: the model's defaults (KronosModel.defaultActivations / defaultKVCache).
     public var activations: ActivationPrecision?
     public var kvCache: KVCachePrecision?
     public init(inputs: [String], predictionLength: Int) { self.inputs = inputs; self.predictionLength = predictionLength }
@@ -39,7 +39,7 @@ public struct RunOptions: Sendable {
     /// Value checks (exit 1 with one line each).
     public func check() throws(RuntimeError) {
         guard !inputs.isEmpty else { throw .options("no --input file given") }
-        let limit = ForecastEngine.maxWindow
+        let limit = EngineLimits.maxWindow
         guard (1...limit).contains(predictionLength) else { throw .options("--pred-len must be in 1...\(limit), found \(predictionLength)") }
         if let l = lookback, !(2...Int(Int32.max)).contains(l) { throw .options("--lookback must be in 2...\(Int32.max), found \(l)") }
         if let m = maxContext, !(1...limit).contains(m) { throw .options("--max-context must be in 1...\(limit), found \(m)") }
@@ -48,9 +48,9 @@ public struct RunOptions: Sendable {
         }
         guard sampling.topP > 0, sampling.topP <= 1 else { throw .options("--top-p must be in (0, 1], found \(sampling.topP)") }
         guard sampling.topK >= 0 else { throw .options("--top-k must be 0 (off) or positive, found \(sampling.topK)") }
-        guard samples >= 1, samples <= ForecastEngine.maxBatch else { throw .options("--samples must be in 1...\(ForecastEngine.maxBatch), found \(samples)") }
-        guard inputs.count <= ForecastEngine.maxBatch / samples else {
-            throw .options("\(inputs.count) inputs × --samples \(samples) = \(inputs.count * samples) sequences; at most \(ForecastEngine.maxBatch) run as one batch")
+        guard samples >= 1, samples <= EngineLimits.maxBatch else { throw .options("--samples must be in 1...\(EngineLimits.maxBatch), found \(samples)") }
+        guard inputs.count <= EngineLimits.maxBatch / samples else {
+            throw .options("\(inputs.count) inputs × --samples \(samples) = \(inputs.count * samples) sequences; at most \(EngineLimits.maxBatch) run as one batch")
         }
         if let i = interval, Candles.parseInterval(i) == nil {
             throw .options("--interval \"\(i)\": expected a positive number with a unit s, m, h, d or w (e.g. 4h)")

@@ -7,7 +7,7 @@ import KronosIO
 import KronosBundle
 import KronosCheckpoint
 import KronosConvert
-import KronosEngine
+import KronosEngineTypes
 
 /// Gate values; nil = reported, not gated.
 public struct VerifyThresholds: Codable, Sendable, Equatable {
@@ -128,12 +128,12 @@ public struct VerifyReport: Codable, Sendable {
 
 public enum Verify {
     public static func run(bundle path: String, golden: String, options: VerifyOptions = VerifyOptions()) throws -> VerifyReport {
-        let model = try ForecastEngine(path: path)
+        let model = try KronosModel.loadEngine(path: path, threads: nil)
         let caseFiles = try caseList(golden)
         let type = model.manifest.settings.quantize
         let thresholds = options.thresholds ?? VerifyThresholds.defaults(for: type)
         let goldenRoot = caseFiles.root
-        var ensembleModel: ForecastEngine?
+        var ensembleModel: (any ForecastBackend)?
         var metrics = [DriftMetrics]()
         var pooled = Pool()
         for (dir, name) in caseFiles.cases {
@@ -223,7 +223,7 @@ public enum Verify {
     }
 
     /// Every metric of one case but the ensemble one.
-    static func measure(_ model: ForecastEngine, _ c: GoldenCase, _ o: VerifyOptions) throws -> Pool {
+    static func measure(_ model: any ForecastBackend, _ c: GoldenCase, _ o: VerifyOptions) throws -> Pool {
         // Tokenizer: encode the golden normalized input.
         let ids = model.encode(c.xNorm, rows: c.rows)
         let ctxAgree = (0..<c.rows).map { ids.s1[$0] == c.contextS1[$0] && ids.s2[$0] == c.contextS2[$0] }
@@ -255,7 +255,7 @@ public enum Verify {
 
     /// Mean of `samples` sampled paths (denormalized) [P, 6], with the options' seed and sampler, and
     /// the options' approximations when `underTest` (else exact, as the golden ensembles are).
-    static func ensemble(_ model: ForecastEngine, _ c: GoldenCase, _ o: VerifyOptions, underTest: Bool) throws -> [Float] {
+    static func ensemble(_ model: any ForecastBackend, _ c: GoldenCase, _ o: VerifyOptions, underTest: Bool) throws -> [Float] {
         var exact = ForecastSettings(predictionLength: c.predLen, maxContext: c.maxContext, sampling: o.sampling,
                                      samples: o.samples, seed: o.seed)
         exact.activations = .f32; exact.kvCache = .f32
@@ -264,7 +264,7 @@ public enum Verify {
     }
 
     /// The golden model itself, converted to an f32 bundle in a temporary directory.
-    static func referenceModel(_ root: String) throws -> ForecastEngine {
+    static func referenceModel(_ root: String) throws -> any ForecastBackend {
         let checkpoint = try Checkpoint(tokenizerDirectory: root + "/tokenizer", predictorDirectory: root + "/predictor")
         let dir = NSTemporaryDirectory() + "kronos-verify-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -273,7 +273,7 @@ public enum Verify {
         options.quantize = .f32
         options.maxContext = 1 << 20
         _ = try convert(checkpoint, options: options)
-        return try ForecastEngine(path: options.output)
+        return try KronosModel.loadEngine(path: options.output, threads: nil)
     }
 
     static func writeEnsemble(_ v: [Float], _ c: GoldenCase, _ o: VerifyOptions, to path: String) throws {

@@ -1,6 +1,10 @@
 import Foundation
 import KronosConvert
+#if KRONOS_ENGINE_BASELINE
+import KronosEngineBaseline
+#else
 import KronosEngine
+#endif
 import Testing
 
 @Suite struct CacheTests {

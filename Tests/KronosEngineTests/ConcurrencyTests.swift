@@ -1,7 +1,11 @@
 import Foundation
 import Kronos
 import KronosConvert
+#if KRONOS_ENGINE_BASELINE
+import KronosEngineBaseline
+#else
 import KronosEngine
+#endif
 import Testing
 
 /// One model serving many forecasts at once: nothing a forecast writes is shared with another

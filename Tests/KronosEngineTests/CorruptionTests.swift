@@ -1,8 +1,14 @@
+// Runs in KronosEngineTests only: it tests the command line or the bundle reader, not the engine build.
+#if !KRONOS_ENGINE_BASELINE
 import Foundation
 import Kronos
 import KronosBundle
 import KronosConvert
+#if KRONOS_ENGINE_BASELINE
+import KronosEngineBaseline
+#else
 import KronosEngine
+#endif
 import KronosTestSupport
 import Testing
 
@@ -52,3 +58,4 @@ import Testing
         #expect(refused > 0)
     }
 }
+#endif

@@ -1,3 +1,5 @@
+// Runs in KronosEngineTests only: it tests the command line or the bundle reader, not the engine build.
+#if !KRONOS_ENGINE_BASELINE
 // Hostile input, round two: crafted golden cases, bundles, options, timestamps and special files.
 // Every case has its expected exit status and message, runs the built binary with a time bound,
 // and none may crash (a signal), hang or pass garbage.
@@ -6,7 +8,11 @@ import KronosIO
 import KronosBundle
 import KronosCheckpoint
 import KronosQuant
+#if KRONOS_ENGINE_BASELINE
+import KronosEngineBaseline
+#else
 import KronosEngine
+#endif
 import KronosTestSupport
 import Testing
 #if canImport(Glibc)
@@ -369,3 +375,4 @@ func rewrittenBundle(_ tensor: String, _ mutate: (inout [UInt8]) -> Void) throws
         #expect(reader.manifest.tensors.filter { $0.type == .f16 }.count > 5)
     }
 }
+#endif

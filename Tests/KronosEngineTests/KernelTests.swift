@@ -2,7 +2,11 @@
 // double-precision attention) on odd shapes: rows not a multiple of the tile, one row, one column.
 import Foundation
 import KronosQuant
+#if KRONOS_ENGINE_BASELINE
+import KronosEngineBaseline
+#else
 import KronosEngine
+#endif
 import Testing
 
 /// Unit roundoff of f32.

@@ -2,7 +2,11 @@ import Foundation
 import Kronos
 import KronosBundle
 import KronosConvert
+#if KRONOS_ENGINE_BASELINE
+import KronosEngineBaseline
+#else
 import KronosEngine
+#endif
 import KronosTestSupport
 import Testing
 

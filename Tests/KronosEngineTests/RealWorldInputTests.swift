@@ -1,10 +1,16 @@
+// Runs in KronosEngineTests only: it tests the command line or the bundle reader, not the engine build.
+#if !KRONOS_ENGINE_BASELINE
 // Files as exchanges and spreadsheets write them, outputs that never destroy anything, and the
 // forecast distribution in the open: through the built binaries, as a user runs them.
 import Foundation
 import Kronos
 import KronosIO
 import KronosBundle
+#if KRONOS_ENGINE_BASELINE
+import KronosEngineBaseline
+#else
 import KronosEngine
+#endif
 import KronosTestSupport
 import Testing
 #if canImport(Glibc)
@@ -427,3 +433,4 @@ func isFIFO(_ path: String) -> Bool {
     var st = stat()
     return lstat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFIFO
 }
+#endif

@@ -1,7 +1,13 @@
+// Runs in KronosEngineTests only: it tests the command line or the bundle reader, not the engine build.
+#if !KRONOS_ENGINE_BASELINE
 import Foundation
 import KronosIO
 import KronosConvert
+#if KRONOS_ENGINE_BASELINE
+import KronosEngineBaseline
+#else
 import KronosEngine
+#endif
 import KronosTestSupport
 import Testing
 
@@ -183,3 +189,4 @@ let sample = goldenDirectory + "/sample_4h.csv"
         #expect(r.status == 1 && r.stderr.contains(short) && r.stderr.contains("same length"), "\(r.stderr)")
     }
 }
+#endif

@@ -1,6 +1,10 @@
 import Foundation
 import KronosCheckpoint
+#if KRONOS_ENGINE_BASELINE
+import KronosEngineBaseline
+#else
 import KronosEngine
+#endif
 import KronosTestSupport
 import Testing
 

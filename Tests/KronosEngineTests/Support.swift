@@ -3,7 +3,11 @@ import Kronos
 import KronosBundle
 import KronosCheckpoint
 import KronosConvert
+#if KRONOS_ENGINE_BASELINE
+import KronosEngineBaseline
+#else
 import KronosEngine
+#endif
 
 import KronosTestSupport
 

@@ -20,6 +20,15 @@ typedef float kronos_f32x4 __attribute__((ext_vector_type(4)));
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+// 1 when this processor (and the OS) run everything `-target-cpu haswell` lets the compiler emit
+// (x86-64-v3: AVX2, FMA, F16C, BMI1/2, LZCNT, MOVBE, POPCNT): the engine built for it may run.
+static inline int kronos_cpu_has_x86_64_v3(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")
+        && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("lzcnt")
+        && __builtin_cpu_supports("movbe") && __builtin_cpu_supports("popcnt");
+}
+
 // 1 when this processor (and the OS) run AVX-512 F / BW / VL with VNNI: the int8 kernels of the
 // KronosVNNI module may be called. Everything below that names avx512vnni needs it.
 static inline int kronos_cpu_has_avx512_vnni(void) {
@@ -87,14 +96,6 @@ kronos_u8x32 kronos_high_nibbles(kronos_u8x32 v) {
     return (kronos_u8x32)_mm256_and_si256(_mm256_srli_epi16((__m256i)v, 4), _mm256_set1_epi8(0x0F));
 }
 
-// Lane r: the sum of the 8 lanes of p_r in the order ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
-// (4 vhaddps, then the two halves added): 4 vectors of partial sums -> their 4 totals.
-static inline __attribute__((always_inline, target("avx2")))
-kronos_f32x4 kronos_sum4x8f(kronos_f32x8 p0, kronos_f32x8 p1, kronos_f32x8 p2, kronos_f32x8 p3) {
-    __m256 a = _mm256_hadd_ps(_mm256_hadd_ps((__m256)p0, (__m256)p1), _mm256_hadd_ps((__m256)p2, (__m256)p3));
-    return (kronos_f32x4)_mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-}
-
 // Lane i as a float (vcvtdq2ps: exact below 2^24).
 static inline __attribute__((always_inline, target("avx2")))
 kronos_f32x8 kronos_float8(kronos_i32x8 v) {
@@ -104,7 +105,20 @@ kronos_f32x8 kronos_float8(kronos_i32x8 v) {
 
 #else
 static inline int kronos_cpu_has_avx512_vnni(void) { return 0; }
+static inline int kronos_cpu_has_x86_64_v3(void) { return 0; }
+#endif
 
+// kronos_sum4x8f: with AVX2 in the including code's target (the engine built for x86-64-v3), vhaddps;
+// else (the baseline engine, other processors) the same sums in the same order in plain C.
+#if defined(__x86_64__) && defined(__AVX2__)
+// Lane r: the sum of the 8 lanes of p_r in the order ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7))
+// (4 vhaddps, then the two halves added): 4 vectors of partial sums -> their 4 totals.
+static inline __attribute__((always_inline, target("avx2")))
+kronos_f32x4 kronos_sum4x8f(kronos_f32x8 p0, kronos_f32x8 p1, kronos_f32x8 p2, kronos_f32x8 p3) {
+    __m256 a = _mm256_hadd_ps(_mm256_hadd_ps((__m256)p0, (__m256)p1), _mm256_hadd_ps((__m256)p2, (__m256)p3));
+    return (kronos_f32x4)_mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+}
+#else
 // kronos_sum4x8f's sums in the same order, for other processors.
 static inline __attribute__((always_inline))
 kronos_f32x4 kronos_sum4x8f(kronos_f32x8 p0, kronos_f32x8 p1, kronos_f32x8 p2, kronos_f32x8 p3) {

@@ -1,0 +1,72 @@
+// Which build of the engine runs on this processor. The engine is compiled twice from the same
+// sources: KronosEngine for x86-64-v3 (AVX2, FMA, F16C: every x86 processor since 2013-2015; on
+// other architectures without CPU flags) and KronosEngineBaseline without any CPU flags (x86-64's
+// SSE2 baseline: processors before those, and KRONOS_KERNELS=portable). The façade loads a model
+// into the build this processor runs, so no instruction the processor lacks is ever executed.
+import CKronosHints
+import KronosBundle
+import Foundation
+
+public enum Processor {
+    /// `KRONOS_KERNELS=portable` in the environment: the baseline engine and the portable integer
+    /// kernels whatever the processor (the code path of a processor without AVX2, or of arm64;
+    /// the test suite runs once this way in CI).
+    public static let portableForced: Bool = ProcessInfo.processInfo.environment["KRONOS_KERNELS"] == "portable"
+    /// The processor and OS run x86-64-v3 code (AVX2, FMA, F16C, BMI1/2, LZCNT, MOVBE, POPCNT).
+    public static let hasX86_64_v3: Bool = kronos_cpu_has_x86_64_v3() != 0
+    /// The processor and OS run AVX-512 F / BW / VL with VNNI (the int8 kernels of KronosVNNI).
+    public static let hasAVX512VNNI: Bool = kronos_cpu_has_avx512_vnni() != 0
+
+    /// Whether models load into KronosEngine (else KronosEngineBaseline).
+    public static var runsNativeEngine: Bool {
+        #if arch(x86_64)
+        return hasX86_64_v3 && !portableForced
+        #else
+        return !portableForced
+        #endif
+    }
+
+    /// The build models load into, for messages and reports: "x86-64-v3", "baseline" or "native".
+    public static var engineName: String {
+        #if arch(x86_64)
+        return runsNativeEngine ? "x86-64-v3" : "baseline"
+        #else
+        return runsNativeEngine ? "native" : "baseline"
+        #endif
+    }
+}
+
+/// What the façade and the evaluation need of a loaded model, whichever build of the engine holds it.
+public protocol ForecastBackend: AnyObject, Sendable {
+    var manifest: Manifest { get }
+    var path: String { get }
+    var maxContext: Int { get }
+    var threads: Int { get }
+    var threadWarning: String? { get }
+    var loadSeconds: Double { get }
+    var defaultActivations: ActivationPrecision { get }
+    var defaultKVCache: KVCachePrecision { get }
+    func activations(_ requested: ActivationPrecision?) -> ActivationPrecision
+    func kvCache(_ requested: KVCachePrecision?) -> KVCachePrecision
+    func forecast(_ inputs: [SeriesInput], settings: ForecastSettings, trace: UnsafeMutablePointer<ForecastTrace>?,
+                  progress: ((ForecastEvent) -> Void)?, cancelled: (() -> Bool)?) throws(RuntimeError) -> [SeriesForecast]
+    func encode(_ x: [Float], rows: Int) -> (s1: [Int], s2: [Int])
+    func decode(s1: [[Int]], s2: [[Int]]) -> [Float]
+    func teacherForcedLogits(contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathS1: [Int], pathS2: [Int],
+                             maxContext window: Int, cache: CacheMode, activations: ActivationPrecision?,
+                             kvCache: KVCachePrecision?) -> (s1: [[Float]], s2: [[Float]])
+}
+
+extension ForecastBackend {
+    /// A forecast without a trace, progress or cancellation.
+    public func forecast(_ inputs: [SeriesInput], settings: ForecastSettings) throws(RuntimeError) -> [SeriesForecast] {
+        try forecast(inputs, settings: settings, trace: nil, progress: nil, cancelled: nil)
+    }
+
+    /// Teacher forcing with the default arithmetic of this model.
+    public func teacherForcedLogits(contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathS1: [Int], pathS2: [Int],
+                                    maxContext window: Int, cache: CacheMode = .exact) -> (s1: [[Float]], s2: [[Float]]) {
+        teacherForcedLogits(contextS1: contextS1, contextS2: contextS2, stamps: stamps, pathS1: pathS1, pathS2: pathS2, maxContext: window,
+                            cache: cache, activations: nil, kvCache: nil)
+    }
+}

@@ -1,0 +1,34 @@
+import Foundation
+
+/// The portable generator of `--seed`: xoshiro256** (Blackman & Vigna) seeded by SplitMix64 from
+/// the 64-bit seed. Integer arithmetic only, so the same seed gives the same stream on any machine.
+/// nextDouble() = (next() >> 11) × 2^-53, uniform in [0, 1).
+public struct KronosRNG: Sendable {
+    @usableFromInline var s0, s1, s2, s3: UInt64
+
+    public init(seed: UInt64) {
+        var x = seed
+        func splitmix() -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s0 = splitmix(); s1 = splitmix(); s2 = splitmix(); s3 = splitmix()
+    }
+
+    @inlinable @inline(__always) static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
+
+    @inlinable public mutating func next() -> UInt64 {
+        let result = Self.rotl(s1 &* 5, 7) &* 9
+        let t = s1 << 17
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
+        s2 ^= t
+        s3 = Self.rotl(s3, 45)
+        return result
+    }
+
+    @inlinable public mutating func nextDouble() -> Double { Double(next() >> 11) * 0x1p-53 }
+}
+

@@ -13,7 +13,7 @@ let package = Package(
                           swiftSettings: fuzzSettings),
         .executableTarget(name: "FuzzBundle", dependencies: [.product(name: "KronosEngine", package: "Kronos")],
                           swiftSettings: fuzzSettings),
-        .executableTarget(name: "FuzzCSV", dependencies: [.product(name: "Kronos", package: "Kronos")],
+        .executableTarget(name: "FuzzCSV", dependencies: [.product(name: "Kronos", package: "Kronos"), .product(name: "KronosEngine", package: "Kronos")],
                           swiftSettings: fuzzSettings),
         .executableTarget(name: "FuzzCase", dependencies: [.product(name: "KronosVerify", package: "Kronos")],
                           swiftSettings: fuzzSettings),

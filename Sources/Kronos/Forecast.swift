@@ -28,21 +28,27 @@ public struct Forecast: Sendable {
     ///
     /// Each field is its own quantile: the high of `quantile(0.9)` is the 90 % quantile of the
     /// paths' highs, not the high of one path.
-    public func quantile(_ q: Double) -> [Candle] {
-        precondition((0...1).contains(q), "quantile level \(q) outside 0...1")
-        var out = [Candle]()
-        out.reserveCapacity(dates.count)
+    public func quantile(_ q: Double) -> [Candle] { quantiles([q])[0] }
+
+    /// ``quantile(_:)`` at every level of `levels`, [levels][steps]: each step and field's paths are
+    /// gathered and sorted once for all the levels.
+    public func quantiles(_ levels: [Double]) -> [[Candle]] {
+        for q in levels { precondition((0...1).contains(q), "quantile level \(q) outside 0...1") }
+        var values = [[Double]](repeating: [Double](repeating: 0, count: dates.count * 6), count: levels.count)
         var column = [Float](repeating: 0, count: paths.count)
-        for (t, date) in dates.enumerated() {
-            var v = [Double](repeating: 0, count: 6)
+        for t in dates.indices {
             for f in 0..<6 {
                 for (j, p) in paths.enumerated() { column[j] = Float(Self.field(p[t], f)) }
                 column.sort()
-                v[f] = Double(Self.quantile(sorted: column, q))
+                for (l, q) in levels.enumerated() { values[l][t * 6 + f] = Double(Self.quantile(sorted: column, q)) }
             }
-            out.append(Candle(date: date, open: v[0], high: v[1], low: v[2], close: v[3], volume: v[4], amount: v[5]))
         }
-        return out
+        return values.map { v in
+            dates.enumerated().map { t, date in
+                Candle(date: date, open: v[t * 6], high: v[t * 6 + 1], low: v[t * 6 + 2], close: v[t * 6 + 3], volume: v[t * 6 + 4],
+                       amount: v[t * 6 + 5])
+            }
+        }
     }
 
     /// The median path (``quantile(_:)`` at 0.5).

@@ -84,7 +84,7 @@ public struct SeriesResult: Sendable {
     public var calendar: CalendarKind?
     public var calendarSource: String
     public var mean: [Float]             // [P, 6]
-    /// Quantiles over the sample paths per level [P, 6] (ForecastJob.quantile's definition).
+    /// Quantiles over the sample paths per level [P, 6] (Forecast.quantile's definition: numpy's type 7).
     public var quantiles: [(level: Double, values: [Float])]
     /// Share of paths whose close is above the last input close, per step [P].
     public var probabilityUp: [Double]
@@ -224,7 +224,7 @@ public enum ForecastJob {
             func floats(_ candles: [Candle]) -> [Float] {
                 candles.flatMap { c in [c.open, c.high, c.low, c.close, c.volume ?? 0, c.amount ?? 0].map { Float($0) } }
             }
-            let q = reportsQuantiles ? quantileLevels.map { (level: $0, values: floats(f.quantile($0))) } : []
+            let q = reportsQuantiles ? zip(quantileLevels, f.quantiles(quantileLevels)).map { (level: $0, values: floats($1)) } : []
             series.append(SeriesResult(file: s.table.file, history: s.table, timestamps: s.future.times.map { Candles.format($0, s.future.format) },
                                        futureTimes: s.future.times,
                                        calendar: s.calendar, calendarSource: s.calendarSource, mean: floats(f.mean), quantiles: q,
@@ -238,9 +238,6 @@ public enum ForecastJob {
                          quantileLevels: reportsQuantiles ? quantileLevels : [], series: series, notes: notes, warnings: warnings,
                          loadSeconds: model.loadSeconds, forecastSeconds: seconds)
     }
-
-    /// The q-quantile of `v` (Forecast.quantile's definition: numpy's type 7).
-    public static func quantile(_ v: [Float], _ q: Double) -> Float { Forecast.quantile(sorted: v.sorted(), q) }
 
     /// Name of a series in the CSV outputs: its file name (with a number when two inputs share one).
     public static func seriesNames(_ files: [String]) -> [String] {

@@ -19,15 +19,12 @@ import Testing
 import Glibc
 #endif
 
-/// Runs a built tool with a time bound (seconds) and an address-space limit (KiB, default 4 GB), through
-/// /bin/sh so the limit applies to the tool alone. A timeout is a failure of the case (status -1).
-func runBounded(_ tool: String, _ args: [String], seconds: Int = 60, memoryKiB: Int? = 4_000_000, stdin: String? = nil) throws -> ToolResult {
-    let path = productsDirectory(containing: tool).appendingPathComponent(tool).path
-    let quoted = ([path] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
-    let limit = memoryKiB.map { "ulimit -v \($0); " } ?? ""
+/// Runs `argv` under `timeout -s KILL seconds`, reading both output streams at once (a full stderr
+/// pipe cannot stall the tool). A kill by the timeout is status -1, a failure of the case.
+func runUnderTimeout(_ argv: [String], seconds: Int) throws -> ToolResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-    p.arguments = ["-s", "KILL", "\(seconds)", "/bin/sh", "-c", limit + "exec " + quoted + (stdin.map { " < '\($0)'" } ?? " < /dev/null")]
+    p.arguments = ["-s", "KILL", "\(seconds)"] + argv
     let out = Pipe(), err = Pipe()
     p.standardOutput = out; p.standardError = err
     try p.run()
@@ -41,23 +38,19 @@ func runBounded(_ tool: String, _ args: [String], seconds: Int = 60, memoryKiB: 
     return ToolResult(status: status, stdout: String(decoding: o.get(), as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
 }
 
+/// Runs a built tool with a time bound (seconds) and an address-space limit (KiB, default 4 GB), through
+/// /bin/sh so the limit applies to the tool alone.
+func runBounded(_ tool: String, _ args: [String], seconds: Int = 60, memoryKiB: Int? = 4_000_000, stdin: String? = nil) throws -> ToolResult {
+    let path = productsDirectory(containing: tool).appendingPathComponent(tool).path
+    let quoted = ([path] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+    let limit = memoryKiB.map { "ulimit -v \($0); " } ?? ""
+    return try runUnderTimeout(["/bin/sh", "-c", limit + "exec " + quoted + (stdin.map { " < '\($0)'" } ?? " < /dev/null")], seconds: seconds)
+}
+
 /// Writes a safetensors file of raw tensors (name, dtype, shape, bytes).
 func writeSafetensors(_ tensors: [(String, SafetensorsDType, [Int], [UInt8])], to path: String) throws {
     let bytes = SafetensorsWriter.encode(tensors.map { (name: $0.0, shape: $0.2, payload: .raw(dtype: $0.1.rawValue, bytes: $0.3)) })
     guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw CocoaError(.fileWriteUnknown) }
-}
-
-/// Runs a command line with a 120 s bound.
-func runBoundedCommand(_ argv: [String]) throws -> ToolResult {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-    p.arguments = ["-s", "KILL", "120"] + argv
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out; p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return ToolResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
 }
 
 /// A copy of golden/tiny's synth_a case with its tensors or settings edited.
@@ -179,7 +172,7 @@ func rewrittenBundle(_ tensor: String, _ mutate: (inout [UInt8]) -> Void) throws
             let script = "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
                 + "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
             let tool = productsDirectory(containing: "kronos-run").appendingPathComponent("kronos-run").path
-            let r = try runBoundedCommand(["/usr/bin/env", "python3", "-c", script, tool, bundle, "--input", sample, "--pred-len", "4", "--lookback", "100", "-q"])
+            let r = try runUnderTimeout(["/usr/bin/env", "python3", "-c", script, tool, bundle, "--input", sample, "--pred-len", "4", "--lookback", "100", "-q"], seconds: 120)
             let parts = r.stdout.split(separator: " ").map { Int($0.trimmingCharacters(in: .whitespacesAndNewlines))! }
             #expect(parts[0] == 0, "\(bundle): exit \(parts[0])")
             return parts[1]

@@ -23,12 +23,16 @@ import PackageDescription
 // KronosVNNI (the int8 kernels) is compiled for AVX-512 VL / BW / VNNI as well; the runtime calls
 // it only on processors that report those (cpuid), so the binaries still run on any x86-64-v3 CPU.
 #if arch(x86_64)
-let numericSettings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
-let vnniSettings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell", "-Xcc", "-mavx512f", "-Xcc", "-mavx512bw",
-                                                  "-Xcc", "-mavx512vl", "-Xcc", "-mavx512vnni"])]
+    let numericSettings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+    let vnniSettings: [SwiftSetting] = [
+        .unsafeFlags([
+            "-target-cpu", "haswell", "-Xcc", "-mavx512f", "-Xcc", "-mavx512bw",
+            "-Xcc", "-mavx512vl", "-Xcc", "-mavx512vnni",
+        ])
+    ]
 #else
-let numericSettings: [SwiftSetting] = []
-let vnniSettings: [SwiftSetting] = []
+    let numericSettings: [SwiftSetting] = []
+    let vnniSettings: [SwiftSetting] = []
 #endif
 
 let package = Package(
@@ -58,7 +62,9 @@ let package = Package(
             providers: [.apt(["libzstd-dev"])]
         ),
         .target(name: "CKronosHints"),
-        .target(name: "KronosQuant"),   // no CPU flags: the converter and the bundle reader run on any x86-64 (the kernels inline its codecs into their own builds)
+        // No CPU flags: the converter and the bundle reader run on any x86-64 (the kernels inline its
+        // codecs into their own builds).
+        .target(name: "KronosQuant"),
         .target(name: "KronosBundle", dependencies: ["KronosQuant", "CZstd"]),
         .target(
             name: "KronosCheckpoint",
@@ -70,37 +76,72 @@ let package = Package(
         // The engine, twice from the same sources (Sources/KronosEngineBaseline is a link to
         // Sources/KronosEngine): for x86-64-v3, and without CPU flags for every other x86-64
         // processor; the façade picks one at run time (KronosEngineTypes/Processor.swift).
-        .target(name: "KronosEngine", dependencies: ["KronosEngineTypes", "KronosBundle", "KronosQuant", "CKronosHints", "KronosVNNI"],
-                swiftSettings: numericSettings),
-        .target(name: "KronosEngineBaseline", dependencies: ["KronosEngineTypes", "KronosBundle", "KronosQuant", "CKronosHints", "KronosVNNI"],
-                linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
+        .target(
+            name: "KronosEngine",
+            dependencies: ["KronosEngineTypes", "KronosBundle", "KronosQuant", "CKronosHints", "KronosVNNI"],
+            swiftSettings: numericSettings),
+        .target(
+            name: "KronosEngineBaseline",
+            dependencies: ["KronosEngineTypes", "KronosBundle", "KronosQuant", "CKronosHints", "KronosVNNI"],
+            linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
         .executableTarget(
             name: "KronosConvertCLI",
-            dependencies: ["KronosConvert", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "KronosConvert", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .executableTarget(
             name: "KronosBenchCLI",
-            dependencies: ["Kronos", "KronosEngine", "KronosBundle", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "Kronos", "KronosEngine", "KronosBundle", "KronosQuant",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
-        .target(name: "Kronos", dependencies: ["KronosEngine", "KronosEngineBaseline", "KronosEngineTypes", "KronosBundle"]),
+        .target(
+            name: "Kronos", dependencies: ["KronosEngine", "KronosEngineBaseline", "KronosEngineTypes", "KronosBundle"]),
         .target(name: "KronosIO", dependencies: ["Kronos", "KronosEngineTypes", "KronosBundle"]),
-        .target(name: "KronosVerify", dependencies: ["Kronos", "KronosIO", "KronosEngineTypes", "KronosCheckpoint", "KronosConvert", "KronosBundle"]),
+        .target(
+            name: "KronosVerify",
+            dependencies: [
+                "Kronos", "KronosIO", "KronosEngineTypes", "KronosCheckpoint", "KronosConvert", "KronosBundle",
+            ]),
         .executableTarget(
             name: "KronosRunCLI",
-            dependencies: ["Kronos", "KronosIO", "KronosVerify", "KronosBundle", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "Kronos", "KronosIO", "KronosVerify", "KronosBundle",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .target(name: "KronosTestSupport", path: "Tests/KronosTestSupport"),
         .testTarget(name: "KronosQuantTests", dependencies: ["KronosQuant"]),
         .testTarget(name: "KronosBundleTests", dependencies: ["KronosBundle"]),
         .testTarget(name: "KronosCheckpointTests", dependencies: ["KronosCheckpoint", "KronosTestSupport"]),
-        .testTarget(name: "KronosConvertTests", dependencies: ["KronosConvert", "KronosCheckpoint", "KronosBundle", "KronosTestSupport"]),
-        .testTarget(name: "KronosVerifyTests", dependencies: ["KronosVerify", "Kronos", "KronosEngine", "KronosConvert", "KronosCheckpoint", "KronosTestSupport"]),
-        .testTarget(name: "KronosTests", dependencies: ["Kronos", "KronosEngine", "KronosEngineBaseline", "KronosEngineTypes", "KronosConvert", "KronosCheckpoint", "KronosTestSupport"]),
-        .testTarget(name: "KronosEngineTests", dependencies: ["KronosEngine", "Kronos", "KronosIO", "KronosCheckpoint", "KronosConvert", "KronosTestSupport"]),
+        .testTarget(
+            name: "KronosConvertTests",
+            dependencies: ["KronosConvert", "KronosCheckpoint", "KronosBundle", "KronosTestSupport"]),
+        .testTarget(
+            name: "KronosVerifyTests",
+            dependencies: [
+                "KronosVerify", "Kronos", "KronosEngine", "KronosConvert", "KronosCheckpoint", "KronosTestSupport",
+            ]),
+        .testTarget(
+            name: "KronosTests",
+            dependencies: [
+                "Kronos", "KronosEngine", "KronosEngineBaseline", "KronosEngineTypes", "KronosConvert",
+                "KronosCheckpoint", "KronosTestSupport",
+            ]),
+        .testTarget(
+            name: "KronosEngineTests",
+            dependencies: [
+                "KronosEngine", "Kronos", "KronosIO", "KronosCheckpoint", "KronosConvert", "KronosTestSupport",
+            ]),
         // The same engine tests against the baseline build (Tests/KronosEngineBaselineTests links to KronosEngineTests).
-        .testTarget(name: "KronosEngineBaselineTests",
-                    dependencies: ["KronosEngineBaseline", "Kronos", "KronosIO", "KronosCheckpoint", "KronosConvert", "KronosTestSupport"],
-                    swiftSettings: [.define("KRONOS_ENGINE_BASELINE")]),
+        .testTarget(
+            name: "KronosEngineBaselineTests",
+            dependencies: [
+                "KronosEngineBaseline", "Kronos", "KronosIO", "KronosCheckpoint", "KronosConvert", "KronosTestSupport",
+            ],
+            swiftSettings: [.define("KRONOS_ENGINE_BASELINE")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -21,7 +21,9 @@ public struct Candle: Sendable, Hashable, Codable {
     public var amount: Double?
 
     /// A candle; `volume` and `amount` may be left out.
-    public init(date: Date, open: Double, high: Double, low: Double, close: Double, volume: Double? = nil, amount: Double? = nil) {
+    public init(
+        date: Date, open: Double, high: Double, low: Double, close: Double, volume: Double? = nil, amount: Double? = nil
+    ) {
         self.date = date
         self.open = open
         self.high = high
@@ -69,8 +71,10 @@ public struct CandleSeries: Sendable {
         let offset = TimeInterval(timeZone.secondsFromGMT())
         return (0..<table.rows).map { r in
             let v = table.values[(r * 6)..<(r * 6 + 6)].map(Double.init)
-            return Candle(date: Date(timeIntervalSince1970: TimeInterval(table.times[r]) - offset), open: v[0], high: v[1], low: v[2],
-                          close: v[3], volume: v[4], amount: v[5])
+            return Candle(
+                date: Date(timeIntervalSince1970: TimeInterval(table.times[r]) - offset), open: v[0], high: v[1],
+                low: v[2],
+                close: v[3], volume: v[4], amount: v[5])
         }
     }
 
@@ -81,30 +85,47 @@ public struct CandleSeries: Sendable {
     ///   - name: a name for messages.
     ///   - timeZone: the clock the model reads hours and weekdays on (fixed offsets only; default UTC).
     /// - Throws: ``KronosError/invalidInput(_:)`` naming the candle and what is wrong with it.
-    public init(_ candles: [Candle], name: String = "series", timeZone: TimeZone = TimeZone(secondsFromGMT: 0)!) throws(KronosError) {
-        guard candles.count >= 2 else { throw .invalidInput("\(name): \(candles.count) candle\(candles.count == 1 ? "" : "s"), need at least 2") }
+    public init(_ candles: [Candle], name: String = "series", timeZone: TimeZone = TimeZone(secondsFromGMT: 0)!)
+        throws(KronosError)
+    {
+        guard candles.count >= 2 else {
+            throw .invalidInput("\(name): \(candles.count) candle\(candles.count == 1 ? "" : "s"), need at least 2")
+        }
         let offset = timeZone.secondsFromGMT()
         var times = [Int64](), values = [Float](), checks = Candles.RowChecks()
         times.reserveCapacity(candles.count)
         values.reserveCapacity(candles.count * 6)
         for (i, c) in candles.enumerated() {
             let seconds = c.date.timeIntervalSince1970.rounded(.down) + Double(offset)
-            guard seconds.isFinite, abs(seconds) < 253_402_300_800 else { throw .invalidInput("\(name), candle \(i): date \(c.date) out of range") }
+            guard seconds.isFinite, abs(seconds) < 253_402_300_800 else {
+                throw .invalidInput("\(name), candle \(i): date \(c.date) out of range")
+            }
             let t = Int64(seconds)
             if let last = times.last, t <= last {
-                throw .invalidInput("\(name), candle \(i): date \(c.date) is not later than the previous candle's: candles must be strictly increasing in date (to the second)")
+                throw .invalidInput(
+                    "\(name), candle \(i): date \(c.date) is not later than the previous candle's: candles must be strictly increasing in date (to the second)"
+                )
             }
             var row = [Float](repeating: 0, count: 6)
-            for (k, (field, v)) in [("open", c.open), ("high", c.high), ("low", c.low), ("close", c.close), ("volume", c.volume ?? 0)].enumerated() {
-                guard v.isFinite, Float(v).isFinite else { throw .invalidInput("\(name), candle \(i): \(field) \(v) is not a finite 32-bit number") }
+            for (k, (field, v)) in [
+                ("open", c.open), ("high", c.high), ("low", c.low), ("close", c.close), ("volume", c.volume ?? 0),
+            ].enumerated() {
+                guard v.isFinite, Float(v).isFinite else {
+                    throw .invalidInput("\(name), candle \(i): \(field) \(v) is not a finite 32-bit number")
+                }
                 row[k] = Float(v)
             }
             if let a = c.amount {
-                guard a.isFinite, Float(a).isFinite else { throw .invalidInput("\(name), candle \(i): amount \(a) is not a finite 32-bit number") }
+                guard a.isFinite, Float(a).isFinite else {
+                    throw .invalidInput("\(name), candle \(i): amount \(a) is not a finite 32-bit number")
+                }
                 row[5] = Float(a)
             } else if c.volume != nil {
                 row[5] = row[4] * ((row[0] + row[1] + row[2] + row[3]) / 4)
-                guard row[5].isFinite else { throw .invalidInput("\(name), candle \(i): the estimated amount (volume × mean price) overflows 32-bit floats") }
+                guard row[5].isFinite else {
+                    throw .invalidInput(
+                        "\(name), candle \(i): the estimated amount (volume × mean price) overflows 32-bit floats")
+                }
             }
             checks.check(row, line: i)
             times.append(t)
@@ -112,8 +133,10 @@ public struct CandleSeries: Sendable {
         }
         self.name = name
         self.timeZone = timeZone
-        table = CandleTable(file: name, times: times, format: .calendar(offset: offset == 0 ? nil : offset, isoT: true, precision: .second),
-                            values: values, lines: Array(candles.indices), notes: [], warnings: checks.warnings(place: "candle"))
+        table = CandleTable(
+            file: name, times: times,
+            format: .calendar(offset: offset == 0 ? nil : offset, isoT: true, precision: .second),
+            values: values, lines: Array(candles.indices), notes: [], warnings: checks.warnings(place: "candle"))
     }
 
     /// Reads a CSV file of candles: a header naming the columns (any case; `open_time`, `Open time`,

@@ -51,15 +51,19 @@ public struct CandleTable: Sendable {
     /// Suspicious data that does not stop the forecast (OHLC order, prices <= 0, negative volume).
     public let warnings: [String]
 
-    public init(file: String, times: [Int64], format: TimeFormat, values: [Float], lines: [Int], notes: [String], warnings: [String]) {
+    public init(
+        file: String, times: [Int64], format: TimeFormat, values: [Float], lines: [Int], notes: [String],
+        warnings: [String]
+    ) {
         self.file = file; self.times = times; self.format = format; self.values = values; self.lines = lines
         self.notes = notes; self.warnings = warnings
     }
 
     /// The last `n` rows.
     public func suffix(_ n: Int) -> CandleTable {
-        CandleTable(file: file, times: Array(times.suffix(n)), format: format, values: Array(values.suffix(n * 6)),
-                    lines: Array(lines.suffix(n)), notes: notes, warnings: warnings)
+        CandleTable(
+            file: file, times: Array(times.suffix(n)), format: format, values: Array(values.suffix(n * 6)),
+            lines: Array(lines.suffix(n)), notes: notes, warnings: warnings)
     }
 }
 
@@ -89,7 +93,8 @@ public enum Candles {
     /// Lines without a separator skipped before the header.
     static let maxPreambleLines = 5
 
-    public static func read(path: String, mapping: ColumnMapping = ColumnMapping()) throws(RuntimeError) -> CandleTable {
+    public static func read(path: String, mapping: ColumnMapping = ColumnMapping()) throws(RuntimeError) -> CandleTable
+    {
         let data: Data
         do { data = try InputFile.read(path, limit: maxFileBytes, allowStandardInput: true) } catch {
             throw .input(file: path == "-" ? "standard input" : path, line: nil, column: nil, message: error.message)
@@ -107,7 +112,7 @@ public enum Candles {
     public static func excerpt(_ s: some StringProtocol) -> String {
         var out = "", bytes = 0
         for ch in s {
-            let piece = Terminal.safe(String(ch))   // control characters escaped (ESC, BEL, CR, LF, ...)
+            let piece = Terminal.safe(String(ch))  // control characters escaped (ESC, BEL, CR, LF, ...)
             if bytes + piece.utf8.count > excerptBytes { return "\"" + out + "\"… (\(s.utf8.count) bytes)" }
             out += piece; bytes += piece.utf8.count
         }
@@ -130,8 +135,9 @@ public enum Candles {
         }
         while i < b.count {
             let c = b[i]
-            if c == 0x22 { quoted.toggle() }
-            else if c == 0x0A || c == 0x0D {
+            if c == 0x22 {
+                quoted.toggle()
+            } else if c == 0x0A || c == 0x0D {
                 let end = i
                 if c == 0x0D, i + 1 < b.count, b[i + 1] == 0x0A { i += 1 }
                 physical += 1
@@ -139,11 +145,13 @@ public enum Candles {
             }
             i += 1
             if i - recordStart > maxLineBytes {
-                throw .input(file: file, line: recordLine, column: nil, message: "line is longer than \(maxLineBytes) bytes")
+                throw .input(
+                    file: file, line: recordLine, column: nil, message: "line is longer than \(maxLineBytes) bytes")
             }
         }
         if quoted {
-            throw .input(file: file, line: recordLine, column: nil, message: "a quoted cell opened on this line is never closed")
+            throw .input(
+                file: file, line: recordLine, column: nil, message: "a quoted cell opened on this line is never closed")
         }
         if recordStart < b.count { emit(b.count) }
         return out
@@ -166,17 +174,25 @@ public enum Candles {
             if quoted {
                 if c == 0x22 {
                     if i + 1 < r.end, b[i + 1] == 0x22 { cur.append(0x22); i += 1 } else { quoted = false }
-                } else { cur.append(c) }
-            } else if c == 0x22 { quoted = true }
-            else if c == separator { finish() }
-            else { cur.append(c) }
+                } else {
+                    cur.append(c)
+                }
+            } else if c == 0x22 {
+                quoted = true
+            } else if c == separator {
+                finish()
+            } else {
+                cur.append(c)
+            }
             i += 1
         }
         finish()
         return cells
     }
 
-    static func lineText(_ b: [UInt8], _ r: RawLine) -> String { String(decoding: b[r.start..<min(r.end, r.start + 4 * excerptBytes)], as: UTF8.self) }
+    static func lineText(_ b: [UInt8], _ r: RawLine) -> String {
+        String(decoding: b[r.start..<min(r.end, r.start + 4 * excerptBytes)], as: UTF8.self)
+    }
 
     /// The separator that splits the first lines into the same number (at least 5) of cells, the
     /// most cells winning; on a tie `;` then tab then `,` (a `;` file with decimal commas splits on
@@ -187,27 +203,35 @@ public enum Candles {
         var best: (separator: UInt8, cells: Int)?
         for s in candidates {
             let counts = sample.map { cells(b, $0, s).count }
-            if counts[0] >= 5, counts.allSatisfy({ $0 == counts[0] }), counts[0] > (best?.cells ?? 0) { best = (s, counts[0]) }
+            if counts[0] >= 5, counts.allSatisfy({ $0 == counts[0] }), counts[0] > (best?.cells ?? 0) {
+                best = (s, counts[0])
+            }
         }
         if let best { return best.separator }
         let firstCounts = candidates.map { cells(b, lines[0], $0).count }
         let most = firstCounts.max()!
         // Fewer than 5 cells but some separator splits the line: let the header checks say what is missing.
         guard most >= 2 else {
-            throw .input(file: file, line: lines[0].line, column: nil,
-                         message: "cannot find the columns: the line has no `,`, `;` or tab separator, "
-                            + "need a timestamp and open, high, low, close: \(excerpt(lineText(b, lines[0])))")
+            throw .input(
+                file: file, line: lines[0].line, column: nil,
+                message: "cannot find the columns: the line has no `,`, `;` or tab separator, "
+                    + "need a timestamp and open, high, low, close: \(excerpt(lineText(b, lines[0])))")
         }
         return candidates[firstCounts.firstIndex(of: most)!]
     }
 
     // MARK: - Table
 
-    public static func parse(_ data: Data, file: String, mapping: ColumnMapping = ColumnMapping()) throws(RuntimeError) -> CandleTable {
-        func fail(_ line: Int?, _ col: String?, _ m: String) -> RuntimeError { .input(file: file, line: line, column: col, message: m) }
+    public static func parse(_ data: Data, file: String, mapping: ColumnMapping = ColumnMapping()) throws(RuntimeError)
+        -> CandleTable
+    {
+        func fail(_ line: Int?, _ col: String?, _ m: String) -> RuntimeError {
+            .input(file: file, line: line, column: col, message: m)
+        }
         let b = [UInt8](data)
         if b.starts(with: [0xFF, 0xFE]) || b.starts(with: [0xFE, 0xFF]) {
-            throw fail(nil, nil, "UTF-16 text (byte order mark \(String(format: "%02X %02X", b[0], b[1]))): save it as UTF-8")
+            throw fail(
+                nil, nil, "UTF-16 text (byte order mark \(String(format: "%02X %02X", b[0], b[1]))): save it as UTF-8")
         }
         guard String(validating: b, as: UTF8.self) != nil else { throw fail(nil, nil, "not UTF-8 text") }
         let bom = b.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
@@ -217,7 +241,9 @@ public enum Candles {
         // `maxPreambleLines` leading lines without any separator, when the line after them has one.
         var preamble = 0
         func hasSeparator(_ r: RawLine) -> Bool { [UInt8(0x2C), 0x3B, 0x09].contains { cells(b, r, $0).count > 1 } }
-        while preamble < maxPreambleLines, preamble + 1 < lines.count, !hasSeparator(lines[preamble]), hasSeparator(lines[preamble + 1]) {
+        while preamble < maxPreambleLines, preamble + 1 < lines.count, !hasSeparator(lines[preamble]),
+            hasSeparator(lines[preamble + 1])
+        {
             preamble += 1
         }
         let skipped = lines.first.map { lineText(b, $0) } ?? ""
@@ -227,10 +253,16 @@ public enum Candles {
 
         // Header, or the headerless Binance kline layout (or positions given by the user).
         let first = cells(b, lines[0], separator)
-        func isValue(_ c: String) -> Bool { Double(c) != nil || (try? parseTime(c, file: file, line: 0, column: "")) != nil }
+        func isValue(_ c: String) -> Bool {
+            Double(c) != nil || (try? parseTime(c, file: file, line: 0, column: "")) != nil
+        }
         let hasHeader = !first.contains(where: isValue)
         var notes = [String]()
-        if preamble > 0 { notes.append("skipped \(preamble) line\(preamble == 1 ? "" : "s") before the header (no separator): first \(excerpt(skipped))") }
+        if preamble > 0 {
+            notes.append(
+                "skipped \(preamble) line\(preamble == 1 ? "" : "s") before the header (no separator): first \(excerpt(skipped))"
+            )
+        }
         let header: [String]
         let width = first.count
         if hasHeader {
@@ -238,13 +270,19 @@ public enum Candles {
         } else if mapping.time == nil && mapping.fields.isEmpty {
             let integral = { (c: String) in !c.isEmpty && c.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
             guard width == binanceKlineColumns, integral(first[0]), integral(first[6]) else {
-                throw fail(lines[0].line, nil, "no header row: expected one naming the timestamp and open, high, low, close columns "
-                           + "(or Binance's headerless 12-column kline layout, or --time-column / --column with positions); "
-                           + "found \(width) cells: \(excerpt(lineText(b, lines[0])))")
+                throw fail(
+                    lines[0].line, nil,
+                    "no header row: expected one naming the timestamp and open, high, low, close columns "
+                        + "(or Binance's headerless 12-column kline layout, or --time-column / --column with positions); "
+                        + "found \(width) cells: \(excerpt(lineText(b, lines[0])))")
             }
-            header = ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_asset_volume",
-                      "number_of_trades", "taker_buy_base_asset_volume", "taker_buy_quote_asset_volume", "ignore"]
-            notes.append("no header: read as Binance's 12-column kline layout (open_time, open, high, low, close, volume, ..., quote_asset_volume as amount)")
+            header = [
+                "open_time", "open", "high", "low", "close", "volume", "close_time", "quote_asset_volume",
+                "number_of_trades", "taker_buy_base_asset_volume", "taker_buy_quote_asset_volume", "ignore",
+            ]
+            notes.append(
+                "no header: read as Binance's 12-column kline layout (open_time, open, high, low, close, volume, ..., quote_asset_volume as amount)"
+            )
         } else {
             header = (1...width).map { "\($0)" }
         }
@@ -256,7 +294,9 @@ public enum Candles {
             let n = normalize(name)
             let hits = normalized.indices.filter { normalized[$0] == n }
             if hits.count == 1 { return hits[0] }
-            if hits.count > 1 { throw fail(lines[0].line, nil, "\(option)\(name): \(hits.count) columns have that name") }
+            if hits.count > 1 {
+                throw fail(lines[0].line, nil, "\(option)\(name): \(hits.count) columns have that name")
+            }
             if let p = Int(name), p >= 1, p <= width { return p - 1 }
             throw fail(lines[0].line, nil, "\(option)\(name): no such column (found \(headerList))")
         }
@@ -266,8 +306,10 @@ public enum Candles {
             for alias in aliases[field]! {
                 let hits = normalized.indices.filter { normalized[$0] == alias }
                 if hits.count > 1 {
-                    throw fail(lines[0].line, nil, "columns \(hits.map { "\"\(header[$0])\"" }.joined(separator: " and ")) both name \(field): "
-                               + "rename one or choose with --column \(field)=NAME")
+                    throw fail(
+                        lines[0].line, nil,
+                        "columns \(hits.map { "\"\(header[$0])\"" }.joined(separator: " and ")) both name \(field): "
+                            + "rename one or choose with --column \(field)=NAME")
                 }
                 if let h = hits.first { return h }
             }
@@ -277,25 +319,37 @@ public enum Candles {
             throw .options("--column \(key)=...: unknown field \"\(key)\" (fields: \(columns.joined(separator: ", ")))")
         }
         let timeIndex: Int
-        if let t = mapping.time { timeIndex = try column(named: t, option: "--time-column ") }
-        else if let t = try column(for: "time") { timeIndex = t }
-        else {
-            throw fail(lines[0].line, nil, "no timestamp column: expected one named timestamps, timestamp, datetime, date, time "
-                       + "or open_time (or --time-column NAME); found \(headerList)")
+        if let t = mapping.time {
+            timeIndex = try column(named: t, option: "--time-column ")
+        } else if let t = try column(for: "time") {
+            timeIndex = t
+        } else {
+            throw fail(
+                lines[0].line, nil,
+                "no timestamp column: expected one named timestamps, timestamp, datetime, date, time "
+                    + "or open_time (or --time-column NAME); found \(headerList)")
         }
         var colIndex = [Int?]()
         for c in columns {
             let i: Int?
-            if let name = mapping.fields[c] { i = try column(named: name, option: "--column \(c)=") }
-            else { i = try column(for: c) }
+            if let name = mapping.fields[c] {
+                i = try column(named: name, option: "--column \(c)=")
+            } else {
+                i = try column(for: c)
+            }
             if i == nil, c != "volume", c != "amount" {
-                throw fail(lines[0].line, c, "missing required column \"\(c)\" (required: open, high, low, close; found \(headerList); "
-                           + "--column \(c)=NAME names another)")
+                throw fail(
+                    lines[0].line, c,
+                    "missing required column \"\(c)\" (required: open, high, low, close; found \(headerList); "
+                        + "--column \(c)=NAME names another)")
             }
             colIndex.append(i)
         }
-        if colIndex[4] == nil { notes.append("no volume column: volume and amount set to 0") }
-        else if colIndex[5] == nil { notes.append("no amount column: amount = volume × mean(open, high, low, close)") }
+        if colIndex[4] == nil {
+            notes.append("no volume column: volume and amount set to 0")
+        } else if colIndex[5] == nil {
+            notes.append("no amount column: amount = volume × mean(open, high, low, close)")
+        }
         if separator != 0x2C { notes.append("\(separatorName)-separated") }
 
         // A decimal comma: `;` or tab files whose numbers use ',' and never '.'.
@@ -305,7 +359,9 @@ public enum Candles {
             var comma = false, dot = false
             for r in dataLines.prefix(sniffLines) {
                 let cs = cells(b, r, separator)
-                for i in colIndex.compactMap({ $0 }) where i < cs.count { comma = comma || cs[i].contains(","); dot = dot || cs[i].contains(".") }
+                for i in colIndex.compactMap({ $0 }) where i < cs.count {
+                    comma = comma || cs[i].contains(","); dot = dot || cs[i].contains(".")
+                }
             }
             decimalComma = comma && !dot
             if decimalComma { notes.append("decimal comma") }
@@ -313,7 +369,8 @@ public enum Candles {
 
         var times = [Int64](), values = [Float](), rowLines = [Int]()
         var format: TimeFormat?
-        times.reserveCapacity(dataLines.count); values.reserveCapacity(dataLines.count * 6); rowLines.reserveCapacity(dataLines.count)
+        times.reserveCapacity(dataLines.count); values.reserveCapacity(dataLines.count * 6);
+        rowLines.reserveCapacity(dataLines.count)
         var newestFirst = false
         var checks = RowChecks()
         let timeName = header[timeIndex]
@@ -326,15 +383,26 @@ public enum Candles {
             let cell = cs[timeIndex]
             let (t, f) = try parseTime(cell, file: file, line: ln, column: timeName)
             if let format0 = format {
-                guard sameFamily(format0, f) else { throw fail(ln, timeName, "timestamp format differs from the first row's: \(excerpt(cell))") }
-                if case let .calendar(o, i, p0) = format0, case let .calendar(_, _, p1) = f, p1 > p0 { format = .calendar(offset: o, isoT: i, precision: p1) }
-            } else { format = f }
+                guard sameFamily(format0, f) else {
+                    throw fail(ln, timeName, "timestamp format differs from the first row's: \(excerpt(cell))")
+                }
+                if case let .calendar(o, i, p0) = format0, case let .calendar(_, _, p1) = f, p1 > p0 {
+                    format = .calendar(offset: o, isoT: i, precision: p1)
+                }
+            } else {
+                format = f
+            }
             // Oldest first, or newest first throughout (as some exports write; read in reverse).
             if times.count == 1, t < times[0] { newestFirst = true }
             if let last = times.last, newestFirst ? t >= last : t <= last {
-                throw fail(ln, timeName, t == last ? "duplicate timestamp \(excerpt(cell))"
-                           : newestFirst ? "timestamp \(excerpt(cell)) is later than the previous row's: the rows started newest first, so they must keep decreasing in time"
-                           : "timestamp \(excerpt(cell)) is earlier than the previous row's: rows must be strictly increasing in time")
+                throw fail(
+                    ln, timeName,
+                    t == last
+                        ? "duplicate timestamp \(excerpt(cell))"
+                        : newestFirst
+                            ? "timestamp \(excerpt(cell)) is later than the previous row's: the rows started newest first, so they must keep decreasing in time"
+                            : "timestamp \(excerpt(cell)) is earlier than the previous row's: rows must be strictly increasing in time"
+                )
             }
             times.append(t); rowLines.append(ln)
             var row = [Float](repeating: 0, count: 6)
@@ -342,34 +410,46 @@ public enum Candles {
                 guard let i = colIndex[c] else { continue }
                 let text = cs[i]
                 guard let v = Double(decimalComma ? text.replacingOccurrences(of: ",", with: ".") : text),
-                      !text.hasPrefix("0x"), !text.hasPrefix("-0x"), !text.hasPrefix("+0x") else {
-                    throw fail(ln, columns[c], text.isEmpty ? "empty cell, expected a number" : "\(excerpt(text)) is not a number")
+                    !text.hasPrefix("0x"), !text.hasPrefix("-0x"), !text.hasPrefix("+0x")
+                else {
+                    throw fail(
+                        ln, columns[c],
+                        text.isEmpty ? "empty cell, expected a number" : "\(excerpt(text)) is not a number")
                 }
-                guard v.isFinite else { throw fail(ln, columns[c], "\(text) is not a finite number (NaN / Inf are not accepted)") }
+                guard v.isFinite else {
+                    throw fail(ln, columns[c], "\(text) is not a finite number (NaN / Inf are not accepted)")
+                }
                 let f = Float(v)
                 guard f.isFinite else {
-                    throw fail(ln, columns[c], "\(text) is beyond the range of the 32-bit floats the model computes in (±3.4e38)")
+                    throw fail(
+                        ln, columns[c],
+                        "\(text) is beyond the range of the 32-bit floats the model computes in (±3.4e38)")
                 }
                 row[c] = f
             }
-            if colIndex[4] == nil { row[4] = 0; row[5] = 0 }
-            else if colIndex[5] == nil {
+            if colIndex[4] == nil {
+                row[4] = 0; row[5] = 0
+            } else if colIndex[5] == nil {
                 row[5] = row[4] * ((row[0] + row[1] + row[2] + row[3]) / 4)
                 guard row[5].isFinite else {
-                    throw fail(ln, "volume", "the estimated amount (volume × mean price) is beyond the range of 32-bit floats")
+                    throw fail(
+                        ln, "volume", "the estimated amount (volume × mean price) is beyond the range of 32-bit floats")
                 }
             }
             checks.check(row, line: ln)
             values += row
         }
-        guard times.count >= 2 else { throw fail(nil, nil, "found \(times.count) data row\(times.count == 1 ? "" : "s"), need at least 2") }
+        guard times.count >= 2 else {
+            throw fail(nil, nil, "found \(times.count) data row\(times.count == 1 ? "" : "s"), need at least 2")
+        }
         if newestFirst {
             times.reverse(); rowLines.reverse()
             values = stride(from: values.count - 6, through: 0, by: -6).flatMap { values[$0..<($0 + 6)] }
             notes.append("rows are newest first: read in reverse")
         }
-        return CandleTable(file: file, times: times, format: format!, values: values, lines: rowLines, notes: notes,
-                           warnings: checks.warnings(place: "line"))
+        return CandleTable(
+            file: file, times: times, format: format!, values: values, lines: rowLines, notes: notes,
+            warnings: checks.warnings(place: "line"))
     }
 
     /// Suspicious rows that do not stop a forecast: the OHLC order broken, prices <= 0, negative
@@ -381,21 +461,34 @@ public enum Candles {
         /// One row [open, high, low, close, volume, amount] at `line` (a file line or a row number).
         public mutating func check(_ row: [Float], line ln: Int) {
             let (o, h, l, c) = (row[0], row[1], row[2], row[3])
-            if h < l || h < max(o, c) || l > min(o, c) { if badOrder.count == 0 { badOrder.line = ln }; badOrder.count += 1 }
+            if h < l || h < max(o, c) || l > min(o, c) {
+                if badOrder.count == 0 { badOrder.line = ln }; badOrder.count += 1
+            }
             if min(o, h, l, c) <= 0 { if nonPositive.count == 0 { nonPositive.line = ln }; nonPositive.count += 1 }
-            if row[4] < 0 || row[5] < 0 { if negativeVolume.count == 0 { negativeVolume.line = ln }; negativeVolume.count += 1 }
+            if row[4] < 0 || row[5] < 0 {
+                if negativeVolume.count == 0 { negativeVolume.line = ln }; negativeVolume.count += 1
+            }
         }
 
         /// One sentence per kind found; `place` names what the numbers count ("line", "row").
         public func warnings(place: String) -> [String] {
             var warnings = [String]()
-            func rows(_ n: Int, _ one: String, _ many: String) -> String { n == 1 ? "1 row \(one)" : "\(n) rows \(many)" }
-            if badOrder.count > 0 {
-                warnings.append("\(rows(badOrder.count, "breaks", "break")) the OHLC order (low <= open, close <= high), first at \(place) \(badOrder.line)")
+            func rows(_ n: Int, _ one: String, _ many: String) -> String {
+                n == 1 ? "1 row \(one)" : "\(n) rows \(many)"
             }
-            if nonPositive.count > 0 { warnings.append("\(rows(nonPositive.count, "has", "have")) a price <= 0, first at \(place) \(nonPositive.line)") }
+            if badOrder.count > 0 {
+                warnings.append(
+                    "\(rows(badOrder.count, "breaks", "break")) the OHLC order (low <= open, close <= high), first at \(place) \(badOrder.line)"
+                )
+            }
+            if nonPositive.count > 0 {
+                warnings.append(
+                    "\(rows(nonPositive.count, "has", "have")) a price <= 0, first at \(place) \(nonPositive.line)")
+            }
             if negativeVolume.count > 0 {
-                warnings.append("\(rows(negativeVolume.count, "has", "have")) a negative volume or amount, first at \(place) \(negativeVolume.line)")
+                warnings.append(
+                    "\(rows(negativeVolume.count, "has", "have")) a negative volume or amount, first at \(place) \(negativeVolume.line)"
+                )
             }
             return warnings
         }
@@ -403,17 +496,24 @@ public enum Candles {
 
     static func sameFamily(_ a: TimeFormat, _ b: TimeFormat) -> Bool {
         switch (a, b) {
-        case (.unixSeconds, .unixSeconds), (.unixMilliseconds, .unixMilliseconds), (.unixMicroseconds, .unixMicroseconds): return true
+        case (.unixSeconds, .unixSeconds), (.unixMilliseconds, .unixMilliseconds),
+            (.unixMicroseconds, .unixMicroseconds):
+            return true
         case let (.calendar(o1, _, _), .calendar(o2, _, _)): return o1 == o2
         default: return false
         }
     }
 
     /// Parses one timestamp into wall-clock seconds and its format.
-    static func parseTime(_ s: String, file: String, line: Int, column: String) throws(RuntimeError) -> (Int64, TimeFormat) {
+    static func parseTime(_ s: String, file: String, line: Int, column: String) throws(RuntimeError) -> (
+        Int64, TimeFormat
+    ) {
         func fail() -> RuntimeError {
-            .input(file: file, line: line, column: column,
-                   message: "cannot read timestamp \(excerpt(s)) (expected YYYY-MM-DD[ HH:MM[:SS]], ISO-8601, or unix seconds / milliseconds / microseconds)")
+            .input(
+                file: file, line: line, column: column,
+                message:
+                    "cannot read timestamp \(excerpt(s)) (expected YYYY-MM-DD[ HH:MM[:SS]], ISO-8601, or unix seconds / milliseconds / microseconds)"
+            )
         }
         if !s.isEmpty, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {
             guard let v = Int64(s) else { throw fail() }
@@ -441,8 +541,9 @@ public enum Candles {
             h = hh; mi = mm; precision = .minute
             if expect(58) { guard let ss = num(2) else { throw fail() }; sec = ss; precision = .second }
             if expect(46) { while i < b.count && b[i] >= 48 && b[i] <= 57 { i += 1 } }  // fractional seconds dropped
-            if expect(UInt8(ascii: "Z")) { offset = 0 }
-            else if i < b.count && (b[i] == 43 || b[i] == 45) {
+            if expect(UInt8(ascii: "Z")) {
+                offset = 0
+            } else if i < b.count && (b[i] == 43 || b[i] == 45) {
                 let sign = b[i] == 45 ? -1 : 1
                 i += 1
                 guard let oh = num(2) else { throw fail() }
@@ -452,9 +553,14 @@ public enum Candles {
             }
             guard i == b.count else { throw fail() }
         }
-        guard (1...12).contains(mo), (1...daysInMonth(y, mo)).contains(d), h < 24, mi < 60, sec < 61 else { throw fail() }
+        guard (1...12).contains(mo), (1...daysInMonth(y, mo)).contains(d), h < 24, mi < 60, sec < 61 else {
+            throw fail()
+        }
         let days = CivilDate.days(year: y, month: mo, day: d)
-        return (Int64(days) * 86400 + Int64(h * 3600 + mi * 60 + sec), .calendar(offset: offset, isoT: isoT, precision: precision))
+        return (
+            Int64(days) * 86400 + Int64(h * 3600 + mi * 60 + sec),
+            .calendar(offset: offset, isoT: isoT, precision: precision)
+        )
     }
 
     static func daysInMonth(_ y: Int, _ m: Int) -> Int {
@@ -478,7 +584,10 @@ public enum Candles {
             if p >= .minute { s += String(format: "%@%02d:%02d", isoT ? "T" : " ", secs / 3600, (secs / 60) % 60) }
             if p == .second { s += String(format: ":%02d", secs % 60) }
             if let o = offset, p >= .minute {
-                s += o == 0 ? (isoT ? "Z" : "+00:00") : String(format: "%@%02d:%02d", o < 0 ? "-" : "+", abs(o) / 3600, (abs(o) / 60) % 60)
+                s +=
+                    o == 0
+                    ? (isoT ? "Z" : "+00:00")
+                    : String(format: "%@%02d:%02d", o < 0 ? "-" : "+", abs(o) / 3600, (abs(o) / 60) % 60)
             }
             return s
         }

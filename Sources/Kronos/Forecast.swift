@@ -45,8 +45,10 @@ public struct Forecast: Sendable {
         }
         return values.map { v in
             dates.enumerated().map { t, date in
-                Candle(date: date, open: v[t * 6], high: v[t * 6 + 1], low: v[t * 6 + 2], close: v[t * 6 + 3], volume: v[t * 6 + 4],
-                       amount: v[t * 6 + 5])
+                Candle(
+                    date: date, open: v[t * 6], high: v[t * 6 + 1], low: v[t * 6 + 2], close: v[t * 6 + 3],
+                    volume: v[t * 6 + 4],
+                    amount: v[t * 6 + 5])
             }
         }
     }

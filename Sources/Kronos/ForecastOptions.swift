@@ -37,8 +37,10 @@ public struct ForecastOptions: Sendable, Equatable {
     public var futureDates: [Date]?
 
     /// Options with the reference implementation's defaults, changed where given.
-    public init(samples: Int = 1, seed: UInt64 = 0, temperature: Double = 1, topK: Int = 0, topP: Double = 0.9,
-                maxContext: Int? = nil) {
+    public init(
+        samples: Int = 1, seed: UInt64 = 0, temperature: Double = 1, topK: Int = 0, topP: Double = 0.9,
+        maxContext: Int? = nil
+    ) {
         self.samples = samples
         self.seed = seed
         self.temperature = temperature

@@ -52,13 +52,18 @@ public enum TradingCalendar {
     static let lastTime: Int64 = 253_402_300_799
 
     /// `count` future times after the table's last row by `step` on `calendar`.
-    public static func future(after t: CandleTable, step: Int64, count: Int, calendar: CalendarKind) throws(RuntimeError) -> [Int64] {
+    public static func future(after t: CandleTable, step: Int64, count: Int, calendar: CalendarKind)
+        throws(RuntimeError) -> [Int64]
+    {
         var out = [Int64](), last = t.times.last!
         out.reserveCapacity(count)
         for _ in 0..<count {
             guard let n = next(after: last, step: step, calendar: calendar), n <= lastTime else {
-                throw .input(file: t.file, line: nil, column: nil,
-                             message: "future timestamps after \(Candles.format(last, t.format)) by \(describe(interval: step)) pass the year 9999")
+                throw .input(
+                    file: t.file, line: nil, column: nil,
+                    message:
+                        "future timestamps after \(Candles.format(last, t.format)) by \(describe(interval: step)) pass the year 9999"
+                )
             }
             out.append(n); last = n
         }
@@ -89,7 +94,9 @@ public enum TradingCalendar {
                 let span = (t.times[i] - expected) / step
                 if span <= 10_000 {
                     var k: Int64 = 0, x = expected
-                    while x < t.times[i] { k += 1; guard let n = next(after: x, step: step, calendar: calendar) else { break }; x = n }
+                    while x < t.times[i] {
+                        k += 1; guard let n = next(after: x, step: step, calendar: calendar) else { break }; x = n
+                    }
                     missing = saturatingAdd(missing, k)
                 } else {
                     missing = saturatingAdd(missing, calendar == .weekdays && step < 86400 * 7 ? span / 7 * 5 : span)
@@ -102,12 +109,16 @@ public enum TradingCalendar {
         var out = [String]()
         let spacing = "\(describe(interval: step)) on the \(calendar.rawValue) calendar"
         if let i = firstGap {
-            out.append("\(gaps) gap\(gaps == 1 ? "" : "s") in the timestamps (expected spacing \(spacing), \(missing) row\(missing == 1 ? "" : "s") missing); "
-                       + "first at line \(t.lines[i]): \(Candles.format(t.times[i - 1], t.format)) -> \(Candles.format(t.times[i], t.format))"
-                       + (calendar == .allDays ? "" : " (sessions or holidays: --future-timestamps FILE gives the exact future times)"))
+            out.append(
+                "\(gaps) gap\(gaps == 1 ? "" : "s") in the timestamps (expected spacing \(spacing), \(missing) row\(missing == 1 ? "" : "s") missing); "
+                    + "first at line \(t.lines[i]): \(Candles.format(t.times[i - 1], t.format)) -> \(Candles.format(t.times[i], t.format))"
+                    + (calendar == .allDays
+                        ? "" : " (sessions or holidays: --future-timestamps FILE gives the exact future times)"))
         }
         if let i = firstClose {
-            out.append("\(close) row\(close == 1 ? " is" : "s are") closer to the previous than the expected spacing \(spacing); first at line \(t.lines[i])")
+            out.append(
+                "\(close) row\(close == 1 ? " is" : "s are") closer to the previous than the expected spacing \(spacing); first at line \(t.lines[i])"
+            )
         }
         return out
     }
@@ -138,9 +149,14 @@ public enum TradingCalendar {
         var times = [Int64](), format: TimeFormat?
         for r in body {
             let cs = Candles.cells(b, r, separator)
-            guard column < cs.count else { throw fail(r.line, "expected a timestamp in cell \(column + 1), found \(cs.count) cells") }
-            let (t, f) = try Candles.parseTime(cs[column], file: path, line: r.line, column: head.count > 1 ? head[column] : "timestamp")
-            if let f0 = format, !Candles.sameFamily(f0, f) { throw fail(r.line, "timestamp format differs from the first row's") }
+            guard column < cs.count else {
+                throw fail(r.line, "expected a timestamp in cell \(column + 1), found \(cs.count) cells")
+            }
+            let (t, f) = try Candles.parseTime(
+                cs[column], file: path, line: r.line, column: head.count > 1 ? head[column] : "timestamp")
+            if let f0 = format, !Candles.sameFamily(f0, f) {
+                throw fail(r.line, "timestamp format differs from the first row's")
+            }
             if format == nil { format = f }
             if let last = times.last, t <= last { throw fail(r.line, "timestamps must be strictly increasing") }
             times.append(t)
@@ -150,14 +166,23 @@ public enum TradingCalendar {
     }
 
     /// The first `count` times of `file` after the table's last row.
-    public static func future(after t: CandleTable, from file: (times: [Int64], format: TimeFormat), path: String, count: Int) throws(RuntimeError) -> FutureTimes {
+    public static func future(
+        after t: CandleTable, from file: (times: [Int64], format: TimeFormat), path: String, count: Int
+    ) throws(RuntimeError) -> FutureTimes {
         guard Candles.sameFamily(file.format, t.format) else {
-            throw .input(file: path, line: nil, column: nil, message: "its timestamps are not written like those of \(t.file) (unix vs calendar text, or another UTC offset)")
+            throw .input(
+                file: path, line: nil, column: nil,
+                message:
+                    "its timestamps are not written like those of \(t.file) (unix vs calendar text, or another UTC offset)"
+            )
         }
         let after = file.times.filter { $0 > t.times.last! }
         guard after.count >= count else {
-            throw .input(file: path, line: nil, column: nil,
-                         message: "has \(after.count) timestamp\(after.count == 1 ? "" : "s") after \(t.file)'s last row (\(Candles.format(t.times.last!, t.format))), need \(count) (--pred-len)")
+            throw .input(
+                file: path, line: nil, column: nil,
+                message:
+                    "has \(after.count) timestamp\(after.count == 1 ? "" : "s") after \(t.file)'s last row (\(Candles.format(t.times.last!, t.format))), need \(count) (--pred-len)"
+            )
         }
         return FutureTimes(times: Array(after.prefix(count)), format: file.format)
     }

@@ -6,24 +6,28 @@ import KronosQuant
 
 public struct KernelTiming: Sendable, Codable {
     public var type: String
-    public var rows: Int        // input rows (1 = decode step, > 1 = prefill / batch)
-    public var out: Int         // weight rows
-    public var inner: Int       // weight columns
+    public var rows: Int  // input rows (1 = decode step, > 1 = prefill / batch)
+    public var out: Int  // weight rows
+    public var inner: Int  // weight columns
     public var seconds: Double  // per call (best of the repetitions)
-    public var gflops: Double   // 2 · rows · out · inner / seconds
+    public var gflops: Double  // 2 · rows · out · inner / seconds
     public var weightGBps: Double  // stored weight bytes read per second
 }
 
 public enum KernelBenchmark {
     /// Times Y [rows, out] = X [rows, inner] @ W^T for W stored as `type` (random uniform weights).
     /// With integerActivations (q8_0, q4_1, q4_k), the int8-activation path, reported as e.g. "q8_0+i8".
-    public static func matmul(type: TensorType, out: Int, inner: Int, rows: Int, minSeconds: Double = 0.3,
-                              integerActivations: Bool = false, threads: Int = Runtime.defaultThreads) -> KernelTiming {
+    public static func matmul(
+        type: TensorType, out: Int, inner: Int, rows: Int, minSeconds: Double = 0.3,
+        integerActivations: Bool = false, threads: Int = Runtime.defaultThreads
+    ) -> KernelTiming {
         var rng = KronosRNG(seed: 0x1234_5678)
-        func next() -> Float { Float(0.2 * rng.nextDouble() - 0.1) }   // uniform in [-0.1, 0.1)
+        func next() -> Float { Float(0.2 * rng.nextDouble() - 0.1) }  // uniform in [-0.1, 0.1)
         let rowBytes = type.rowBytes(columns: inner)!
         let w = UnsafeMutableRawPointer.allocate(byteCount: out * rowBytes, alignment: 64)
-        let row = [Float](unsafeUninitializedCapacity: inner) { b, n in for i in 0..<inner { b[i] = next() }; n = inner }
+        let row = [Float](unsafeUninitializedCapacity: inner) { b, n in
+            for i in 0..<inner { b[i] = next() }; n = inner
+        }
         row.withUnsafeBufferPointer { r in
             for j in 0..<out { try? type.encodeRow(r.baseAddress!, columns: inner, into: w + j * rowBytes) }
         }
@@ -43,22 +47,27 @@ public enum KernelBenchmark {
             best = min(best, dt); total += dt
         }
         let flops = 2.0 * Double(rows * out * inner)
-        return KernelTiming(type: type.rawValue + (integerActivations && type.hasIntegerCodes ? "+i8" : ""), rows: rows, out: out, inner: inner, seconds: best,
-                            gflops: flops / best / 1e9, weightGBps: Double(out * rowBytes) / best / 1e9)
+        return KernelTiming(
+            type: type.rawValue + (integerActivations && type.hasIntegerCodes ? "+i8" : ""), rows: rows, out: out,
+            inner: inner, seconds: best,
+            gflops: flops / best / 1e9, weightGBps: Double(out * rowBytes) / best / 1e9)
     }
 
     /// Times the causal self-attention of a prefill: one sequence of `rows` new rows, `heads` heads
     /// of `headDimension` (random queries, keys, values), as Block.forward runs it. Returns seconds
     /// per pass and GFLOP/s counting 4·hd flops per (query, visible key) pair (scores and weighted sum).
-    public static func attention(rows: Int, heads: Int, headDimension hd: Int, precision: KVCachePrecision = .f32,
-                                 minSeconds: Double = 0.3, threads: Int = Runtime.defaultThreads) -> (seconds: Double, gflops: Double) {
+    public static func attention(
+        rows: Int, heads: Int, headDimension hd: Int, precision: KVCachePrecision = .f32,
+        minSeconds: Double = 0.3, threads: Int = Runtime.defaultThreads
+    ) -> (seconds: Double, gflops: Double) {
         let D = heads * hd
         var rng = KronosRNG(seed: 0x9E37_79B9)
-        func next() -> Float { Float(2 * rng.nextDouble() - 1) }   // uniform in [-1, 1)
+        func next() -> Float { Float(2 * rng.nextDouble() - 1) }  // uniform in [-1, 1)
         let cache = KVCache(batch: 1, capacity: rows, width: D, precision: precision)
-        let q = UnsafeMutablePointer<Float>.allocate(capacity: rows * D), out = UnsafeMutablePointer<Float>.allocate(capacity: rows * D)
+        let q = UnsafeMutablePointer<Float>.allocate(capacity: rows * D),
+            out = UnsafeMutablePointer<Float>.allocate(capacity: rows * D)
         defer { q.deallocate(); out.deallocate() }
-        var kv = [Float](repeating: 0, count: 2 * D)   // one random key and value per row
+        var kv = [Float](repeating: 0, count: 2 * D)  // one random key and value per row
         for t in 0..<rows {
             for i in 0..<(2 * D) { kv[i] = next() }
             kv.withUnsafeBufferPointer { cache.store(0, position: t, key: $0.baseAddress!, value: $0.baseAddress! + D) }
@@ -69,7 +78,9 @@ public enum KernelBenchmark {
         var best = Double.infinity, total = 0.0
         repeat {
             let t0 = Date()
-            cache.attention(heads: heads, batch: 1, sequenceStride: 1, newRows: rows, before: 0, q: q, out: out, D: D, hd: hd, workspace: workspace)
+            cache.attention(
+                heads: heads, batch: 1, sequenceStride: 1, newRows: rows, before: 0, q: q, out: out, D: D, hd: hd,
+                workspace: workspace)
             let dt = Date().timeIntervalSince(t0)
             best = min(best, dt); total += dt
         } while total < minSeconds
@@ -80,15 +91,15 @@ public enum KernelBenchmark {
     /// numpy's matmul (OpenBLAS) GFLOP/s for the same f32 shape, via python3; nil when unavailable.
     public static func numpyGFLOPs(out: Int, inner: Int, rows: Int, minSeconds: Double = 0.3) -> Double? {
         let script = """
-        import time, numpy as np
-        rng = np.random.default_rng(0)
-        w = rng.standard_normal((\(out), \(inner)), dtype=np.float32); x = rng.standard_normal((\(rows), \(inner)), dtype=np.float32)
-        x @ w.T
-        best, total = 1e9, 0.0
-        while total < \(minSeconds):
-            t = time.perf_counter(); x @ w.T; d = time.perf_counter() - t; best = min(best, d); total += d
-        print(2.0 * \(rows) * \(out) * \(inner) / best / 1e9)
-        """
+            import time, numpy as np
+            rng = np.random.default_rng(0)
+            w = rng.standard_normal((\(out), \(inner)), dtype=np.float32); x = rng.standard_normal((\(rows), \(inner)), dtype=np.float32)
+            x @ w.T
+            best, total = 1e9, 0.0
+            while total < \(minSeconds):
+                t = time.perf_counter(); x @ w.T; d = time.perf_counter() - t; best = min(best, d); total += d
+            print(2.0 * \(rows) * \(out) * \(inner) / best / 1e9)
+            """
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", "-c", script]
@@ -128,20 +139,24 @@ public enum ForecastBenchmark {
         for _ in 0..<rows {
             let open = price
             price *= 1 + 0.01 * (rng.nextDouble() - 0.5)
-            let high = max(open, price) * (1 + 0.003 * rng.nextDouble()), low = min(open, price) * (1 - 0.003 * rng.nextDouble())
+            let high = max(open, price) * (1 + 0.003 * rng.nextDouble()),
+                low = min(open, price) * (1 - 0.003 * rng.nextDouble())
             let volume = 1000 * (0.5 + rng.nextDouble())
             values += [open, high, low, price, volume, volume * price].map { Float($0) }
         }
         let t0: Int64 = 1_700_000_000 - 1_700_000_000 % 14400
         let stamps = (0..<(rows + future)).map { TimeStamp(wallClockSeconds: t0 + Int64($0) * 14400) }
-        return SeriesInput(values: values, stamps: Array(stamps.prefix(rows)), futureStamps: Array(stamps.suffix(future)))
+        return SeriesInput(
+            values: values, stamps: Array(stamps.prefix(rows)), futureStamps: Array(stamps.suffix(future)))
     }
 
     /// Prefill, decode and whole-forecast timings of `model` for one series, `samples` paths, a
     /// lookback of `lookback` rows and `predictionLength` steps (best of repetitions up to `minSeconds`).
-    public static func measure(model: ForecastEngine, samples: Int, lookback: Int, predictionLength: Int,
-                               modes: [CacheMode], minSeconds: Double = 1, activations requested: ActivationPrecision? = nil,
-                               kvCache requestedCache: KVCachePrecision? = nil) throws(RuntimeError) -> ForecastTiming {
+    public static func measure(
+        model: ForecastEngine, samples: Int, lookback: Int, predictionLength: Int,
+        modes: [CacheMode], minSeconds: Double = 1, activations requested: ActivationPrecision? = nil,
+        kvCache requestedCache: KVCachePrecision? = nil
+    ) throws(RuntimeError) -> ForecastTiming {
         let window = model.maxContext
         let activations = model.activations(requested), kvCache = model.kvCache(requestedCache)
         let input = syntheticSeries(rows: lookback, future: predictionLength)
@@ -167,18 +182,22 @@ public enum ForecastBenchmark {
         let s1 = [[Int]](repeating: ids.s1 + [Int](repeating: 1, count: predictionLength), count: samples)
         let s2 = [[Int]](repeating: ids.s2 + [Int](repeating: 1, count: predictionLength), count: samples)
         // Prefill: `samples` independent sequences of the context in one batch (tokens/s of the batched kernels).
-        let session = PredictorSession(model: model.predictor, batch: samples, capacity: window, activations: activations,
-                                       kvCache: kvCache)
+        let session = PredictorSession(
+            model: model.predictor, batch: samples, capacity: window, activations: activations,
+            kvCache: kvCache)
         let prefillRows = min(lookback, window)
         let prefill = try best { () throws(RuntimeError) in
             session.reset()
-            return try seconds { session.advance(to: prefillRows, s1: s1, s2: s2, stamps: stamps, window: window, mode: .exact) }
+            return try seconds {
+                session.advance(to: prefillRows, s1: s1, s2: s2, stamps: stamps, window: window, mode: .exact)
+            }
         }
         // Decode: one row per sample and step after a half window of shared context (the window grows,
         // so every step is one row), as a forecast's samples run.
         let steps = min(predictionLength, window / 2), start = min(lookback, window / 2)
-        let decoder = PredictorSession(model: model.predictor, batch: samples, perGroup: samples, sharedTokens: start, capacity: window,
-                                       privateRows: steps + 1, activations: activations, kvCache: kvCache)
+        let decoder = PredictorSession(
+            model: model.predictor, batch: samples, perGroup: samples, sharedTokens: start, capacity: window,
+            privateRows: steps + 1, activations: activations, kvCache: kvCache)
         let picks = [Int](repeating: 1, count: samples)
         let step = try best { () throws(RuntimeError) in
             decoder.reset()
@@ -192,22 +211,27 @@ public enum ForecastBenchmark {
         }
         var forecast = [String: Double]()
         for mode in modes {
-            var settings = ForecastSettings(predictionLength: predictionLength, maxContext: window, samples: samples, seed: 1)
+            var settings = ForecastSettings(
+                predictionLength: predictionLength, maxContext: window, samples: samples, seed: 1)
             settings.cache = mode
             settings.activations = activations
             settings.kvCache = kvCache
-            forecast[mode.rawValue] = try best { () throws(RuntimeError) in try seconds { () throws(RuntimeError) in _ = try model.forecast([input], settings: settings) } }
+            forecast[mode.rawValue] = try best { () throws(RuntimeError) in
+                try seconds { () throws(RuntimeError) in _ = try model.forecast([input], settings: settings) }
+            }
         }
-        return ForecastTiming(samples: samples, window: window,
-                              prefillTokensPerSecond: Double(prefillRows * samples) / prefill,
-                              decodeStepsPerSecond: 1 / step, forecastSeconds: forecast,
-                              peakResidentBytes: peakResidentBytes(), activations: activations, kvCache: kvCache)
+        return ForecastTiming(
+            samples: samples, window: window,
+            prefillTokensPerSecond: Double(prefillRows * samples) / prefill,
+            decodeStepsPerSecond: 1 / step, forecastSeconds: forecast,
+            peakResidentBytes: peakResidentBytes(), activations: activations, kvCache: kvCache)
     }
 
     /// VmHWM of /proc/self/status in bytes (Linux), nil elsewhere.
     public static func peakResidentBytes() -> UInt64? {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return nil }
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") })
+        else { return nil }
         let kb = line.split(separator: " ").compactMap { UInt64($0) }.first
         return kb.map { $0 * 1024 }
     }

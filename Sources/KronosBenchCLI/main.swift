@@ -28,33 +28,44 @@ struct Kernels: ParsableCommand {
     var seconds: Double = 0.3
     @Flag(help: "Skip the numpy comparison.")
     var noNumpy = false
-    @Option(help: ArgumentHelp("Time this weight shape instead of the Kronos ones (repeatable), e.g. 8192x1024.", valueName: "OUTxIN"))
+    @Option(
+        help: ArgumentHelp(
+            "Time this weight shape instead of the Kronos ones (repeatable), e.g. 8192x1024.", valueName: "OUTxIN"))
     var shape: [String] = []
 
     func run() throws {
         try NativeEngineRequired.check()
         let shapes: [(String, Int, Int)] = [
-            ("small attn [512,512]", 512, 512), ("small w1/w3 [1024,512]", 1024, 512), ("small w2 [512,1024]", 512, 1024),
+            ("small attn [512,512]", 512, 512), ("small w1/w3 [1024,512]", 1024, 512),
+            ("small w2 [512,1024]", 512, 1024),
             ("head [1024,512]", 1024, 512), ("base attn [832,832]", 832, 832), ("base w1/w3 [2048,832]", 2048, 832),
             ("base w2 [832,2048]", 832, 2048), ("base head [1024,832]", 1024, 832),
         ]
         let custom: [(String, Int, Int)] = try shape.map { text in
             let parts = text.split(separator: "x").compactMap { Int($0) }
-            guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else { throw ValidationError("--shape \(text): expected OUTxIN, e.g. 8192x1024") }
+            guard parts.count == 2, parts.allSatisfy({ $0 > 0 }) else {
+                throw ValidationError("--shape \(text): expected OUTxIN, e.g. 8192x1024")
+            }
             return ("[\(parts[0]),\(parts[1])]", parts[0], parts[1])
         }
         print("| shape | rows | numpy f32 GFLOP/s | type | GFLOP/s | % of numpy | weight GB/s |")
         print("|---|---|---|---|---|---|---|")
         for (name, out, inner) in custom.isEmpty ? shapes : custom {
             for r in rows {
-                let np = noNumpy ? nil : KernelBenchmark.numpyGFLOPs(out: out, inner: inner, rows: r, minSeconds: seconds)
-                let cases: [(TensorType, Bool)] = [(.f32, false), (.f16, false), (.q8_0, false), (.q8_0, true), (.q4_1, false), (.q4_1, true),
-                                                      (.q4_k, false), (.q4_k, true)]
+                let np =
+                    noNumpy ? nil : KernelBenchmark.numpyGFLOPs(out: out, inner: inner, rows: r, minSeconds: seconds)
+                let cases: [(TensorType, Bool)] = [
+                    (.f32, false), (.f16, false), (.q8_0, false), (.q8_0, true), (.q4_1, false), (.q4_1, true),
+                    (.q4_k, false), (.q4_k, true),
+                ]
                 for (type, integer) in cases where type.canStore(rowLength: inner) {
-                    let t = KernelBenchmark.matmul(type: type, out: out, inner: inner, rows: r, minSeconds: seconds, integerActivations: integer)
+                    let t = KernelBenchmark.matmul(
+                        type: type, out: out, inner: inner, rows: r, minSeconds: seconds, integerActivations: integer)
                     let share = np.map { String(format: "%.0f %%", 100 * t.gflops / $0) } ?? "-"
-                    print("| \(name) | \(r) | \(np.map { String(format: "%.1f", $0) } ?? "-") | \(t.type) | "
-                          + String(format: "%.1f", t.gflops) + " | \(share) | " + String(format: "%.2f", t.weightGBps) + " |")
+                    print(
+                        "| \(name) | \(r) | \(np.map { String(format: "%.1f", $0) } ?? "-") | \(t.type) | "
+                            + String(format: "%.1f", t.gflops) + " | \(share) | " + String(format: "%.2f", t.weightGBps)
+                            + " |")
                 }
             }
         }
@@ -77,9 +88,11 @@ struct Attention: ParsableCommand {
         for (name, heads, hd) in [("small", 8, 64), ("base", 16, 52)] {
             for r in rows {
                 for precision in kvCache {
-                    let t = KernelBenchmark.attention(rows: r, heads: heads, headDimension: hd, precision: precision, minSeconds: seconds)
-                    print("| \(name) | \(r) | \(heads) x \(hd) | \(precision.rawValue) | "
-                          + String(format: "%.2f | %.1f |", 1000 * t.seconds, t.gflops))
+                    let t = KernelBenchmark.attention(
+                        rows: r, heads: heads, headDimension: hd, precision: precision, minSeconds: seconds)
+                    print(
+                        "| \(name) | \(r) | \(heads) x \(hd) | \(precision.rawValue) | "
+                            + String(format: "%.2f | %.1f |", 1000 * t.seconds, t.gflops))
                 }
             }
         }
@@ -91,38 +104,53 @@ struct ForecastBench: ParsableCommand {
         commandName: "forecast",
         abstract: "Prefill tokens/s, decode steps/s and whole-forecast seconds of bundles, with peak memory.",
         discussion: """
-        Each (bundle, samples) pair runs in a child process, so its peak resident memory is its own.
-        Example: kronos-bench forecast small-q8.kq base-q8.kq --samples 1 --samples 5 --lookback 512 --pred-len 48
-        """)
+            Each (bundle, samples) pair runs in a child process, so its peak resident memory is its own.
+            Example: kronos-bench forecast small-q8.kq base-q8.kq --samples 1 --samples 5 --lookback 512 --pred-len 48
+            """)
     @Argument(help: "Bundles to time.") var bundles: [String]
     @Option(help: "Paths per series (repeatable).") var samples: [Int] = [1, 5]
     @Option(help: "Input rows (a synthetic random walk).") var lookback = 512
     @Option(help: "Forecast steps.") var predLen = 48
-    @Option(help: "Cache modes of the whole-forecast timing (repeatable).") var cache: [CacheMode] = [.exact, .approxSlide]
+    @Option(help: "Cache modes of the whole-forecast timing (repeatable).") var cache: [CacheMode] = [
+        .exact, .approxSlide,
+    ]
     @Option(help: "Seconds of repetitions per measurement.") var seconds = 1.0
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
 
-    @Option(help: "Arithmetic of q8_0 / q4_1 / q4_k matmuls: f32 or int8 (default: kronos-run's, int8 on AVX-512 VNNI).")
+    @Option(
+        help: "Arithmetic of q8_0 / q4_1 / q4_k matmuls: f32 or int8 (default: kronos-run's, int8 on AVX-512 VNNI).")
     var activations: ActivationPrecision?
-    @Option(help: "Precision of the predictor's key / value cache: f32 or f16 (default: kronos-run's, f16 for q8 / q4 bundles).")
+    @Option(
+        help:
+            "Precision of the predictor's key / value cache: f32 or f16 (default: kronos-run's, f16 for q8 / q4 bundles)."
+    )
     var kvCache: KVCachePrecision?
 
     func run() throws {
         try NativeEngineRequired.check()
         // This executable, however it was started (by name from PATH, argv[0] is only "kronos-bench").
-        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        let me =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? URL(fileURLWithPath: CommandLine.arguments[0]).path
-        print("| bundle | activations | KV cache | decoded MiB | samples | prefill tok/s | decode steps/s | "
-              + cache.map { "forecast \($0.rawValue) s" }.joined(separator: " | ") + " | peak RSS MiB | RSS - decoded MiB |")
+        print(
+            "| bundle | activations | KV cache | decoded MiB | samples | prefill tok/s | decode steps/s | "
+                + cache.map { "forecast \($0.rawValue) s" }.joined(separator: " | ")
+                + " | peak RSS MiB | RSS - decoded MiB |")
         print("|---|---|---|---|---|---|---|" + cache.map { _ in "---|" }.joined() + "---|---|")
         for bundle in bundles {
             let decoded = try BundleReader(path: bundle).manifest.decodedBytes
             for s in samples {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: me)
-                var arguments = ["forecast-one", bundle, "--samples", "\(s)", "--lookback", "\(lookback)", "--pred-len", "\(predLen)",
-                                 "--seconds", "\(seconds)"] + cache.flatMap { ["--cache", $0.rawValue] }
-                arguments += (activations.map { ["--activations", $0.rawValue] } ?? []) + (kvCache.map { ["--kv-cache", $0.rawValue] } ?? [])
+                var arguments =
+                    [
+                        "forecast-one", bundle, "--samples", "\(s)", "--lookback", "\(lookback)", "--pred-len",
+                        "\(predLen)",
+                        "--seconds", "\(seconds)",
+                    ] + cache.flatMap { ["--cache", $0.rawValue] }
+                arguments +=
+                    (activations.map { ["--activations", $0.rawValue] } ?? [])
+                    + (kvCache.map { ["--kv-cache", $0.rawValue] } ?? [])
                     + (threads.map { ["--threads", "\($0)"] } ?? [])
                 p.arguments = arguments
                 let pipe = Pipe()
@@ -134,10 +162,12 @@ struct ForecastBench: ParsableCommand {
                 let t = try JSONDecoder().decode(ForecastTiming.self, from: data)
                 let mib = { (b: Double) in String(format: "%.1f", b / 1_048_576) }
                 let rss = t.peakResidentBytes.map { Double($0) }
-                print("| \((bundle as NSString).lastPathComponent) | \(t.activations.rawValue) | \(t.kvCache.rawValue) | \(mib(Double(decoded))) | \(s) | "
-                      + String(format: "%.0f | %.1f | ", t.prefillTokensPerSecond, t.decodeStepsPerSecond)
-                      + cache.map { String(format: "%.3f", t.forecastSeconds[$0.rawValue] ?? .nan) }.joined(separator: " | ")
-                      + " | \(rss.map(mib) ?? "-") | \(rss.map { mib($0 - Double(decoded)) } ?? "-") |")
+                print(
+                    "| \((bundle as NSString).lastPathComponent) | \(t.activations.rawValue) | \(t.kvCache.rawValue) | \(mib(Double(decoded))) | \(s) | "
+                        + String(format: "%.0f | %.1f | ", t.prefillTokensPerSecond, t.decodeStepsPerSecond)
+                        + cache.map { String(format: "%.3f", t.forecastSeconds[$0.rawValue] ?? .nan) }.joined(
+                            separator: " | ")
+                        + " | \(rss.map(mib) ?? "-") | \(rss.map { mib($0 - Double(decoded)) } ?? "-") |")
             }
         }
     }
@@ -160,7 +190,7 @@ struct LoadBench: ParsableCommand {
             for _ in 0..<max(1, `repeat`) {
                 let start = Date()
                 let reader = try BundleReader(path: bundle)
-                let tensors = try reader.loadAll()   // includes the check
+                let tensors = try reader.loadAll()  // includes the check
                 loads.append(Date().timeIntervalSince(start))
                 decoded = reader.manifest.decodedBytes
                 // The check alone, over the same decoded tensors, one thread (as each tensor's is).
@@ -173,15 +203,19 @@ struct LoadBench: ParsableCommand {
                 precondition(found == 0)
             }
             func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
-            print(String(format: "| %@ | %.1f | %.3f | %.4f | %.1f %% |", (bundle as NSString).lastPathComponent, Double(decoded) / 1_048_576,
-                         median(loads), median(checks), 100 * median(checks) / median(loads)))
+            print(
+                String(
+                    format: "| %@ | %.1f | %.3f | %.4f | %.1f %% |", (bundle as NSString).lastPathComponent,
+                    Double(decoded) / 1_048_576,
+                    median(loads), median(checks), 100 * median(checks) / median(loads)))
         }
     }
 }
 
 struct ForecastOne: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "forecast-one", abstract: "One bundle, as JSON (used by forecast).",
-                                                    shouldDisplay: false)
+    static let configuration = CommandConfiguration(
+        commandName: "forecast-one", abstract: "One bundle, as JSON (used by forecast).",
+        shouldDisplay: false)
     @Argument var bundle: String
     @Option var samples = 1
     @Option var lookback = 512
@@ -196,8 +230,9 @@ struct ForecastOne: ParsableCommand {
         try NativeEngineRequired.check()
         let model = try ForecastEngine(path: bundle, threads: threads)
         if let w = model.threadWarning { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
-        let t = try ForecastBenchmark.measure(model: model, samples: samples, lookback: lookback, predictionLength: predLen,
-                                              modes: cache, minSeconds: seconds, activations: activations, kvCache: kvCache)
+        let t = try ForecastBenchmark.measure(
+            model: model, samples: samples, lookback: lookback, predictionLength: predLen,
+            modes: cache, minSeconds: seconds, activations: activations, kvCache: kvCache)
         print(String(decoding: try JSONEncoder().encode(t), as: UTF8.self))
     }
 }
@@ -210,7 +245,9 @@ extension ActivationPrecision: ExpressibleByArgument {}
 /// FMA (or with KRONOS_KERNELS=portable) its measurements must not start (the library and kronos-run
 /// switch to the baseline build there).
 struct NativeEngineRequired: LocalizedError {
-    var errorDescription: String? { "kronos-bench measures the engine built for x86-64-v3 (AVX2, FMA), which this processor (or KRONOS_KERNELS=portable) does not run" }
+    var errorDescription: String? {
+        "kronos-bench measures the engine built for x86-64-v3 (AVX2, FMA), which this processor (or KRONOS_KERNELS=portable) does not run"
+    }
     static func check() throws { if !Processor.runsNativeEngine { throw NativeEngineRequired() } }
 }
 

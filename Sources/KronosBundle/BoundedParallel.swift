@@ -4,7 +4,7 @@
 // shared counter beside the calling thread, and when none starts the caller does all the work.
 import Synchronization
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public enum BoundedParallel {
@@ -31,11 +31,13 @@ public enum BoundedParallel {
         for _ in 0..<max(0, min(threads, count) - 1) {
             var t = pthread_t()
             let arg = Unmanaged.passRetained(job).toOpaque()
-            let rc = pthread_create(&t, nil, { p in
-                let j = Unmanaged<Job>.fromOpaque(p!).takeRetainedValue()
-                j.work()
-                return nil
-            }, arg)
+            let rc = pthread_create(
+                &t, nil,
+                { p in
+                    let j = Unmanaged<Job>.fromOpaque(p!).takeRetainedValue()
+                    j.work()
+                    return nil
+                }, arg)
             if rc != 0 { Unmanaged<Job>.fromOpaque(arg).release(); break }
             started.append(t)
         }

@@ -20,12 +20,16 @@ public enum BundleError: Error, LocalizedError, Sendable, Equatable {
     public var errorDescription: String? {
         switch self {
         case let .io(file, message): return "\(file): \(message)"
-        case let .header(file, field, expected, found): return "\(file): bad bundle header: \(field): expected \(expected), found \(found)"
+        case let .header(file, field, expected, found):
+            return "\(file): bad bundle header: \(field): expected \(expected), found \(found)"
         case let .manifest(file, message): return "\(file): bad manifest: \(message)"
         case let .tensor(file, tensor, message): return "\(file): tensor \(tensor): \(message)"
-        case let .frame(file, tensor, offset, message): return "\(file): tensor \(tensor) (frame at byte \(offset)): \(message)"
+        case let .frame(file, tensor, offset, message):
+            return "\(file): tensor \(tensor) (frame at byte \(offset)): \(message)"
         case let .layout(file, problems):
-            return "\(file): tensor table does not match the configs (\(problems.count) problem\(problems.count == 1 ? "" : "s")):\n  " + Self.report(problems)
+            return
+                "\(file): tensor table does not match the configs (\(problems.count) problem\(problems.count == 1 ? "" : "s")):\n  "
+                + Self.report(problems)
         case let .exists(file): return "\(file) already exists (use --force to overwrite it)"
         }
     }
@@ -36,6 +40,7 @@ public enum BundleError: Error, LocalizedError, Sendable, Equatable {
     /// The first `reportedProblems` problems, one per line, and how many more there were.
     public static func report(_ problems: [String]) -> String {
         let shown = problems.prefix(reportedProblems).joined(separator: "\n  ")
-        return problems.count > reportedProblems ? shown + "\n  ... and \(problems.count - reportedProblems) more" : shown
+        return problems.count > reportedProblems
+            ? shown + "\n  ... and \(problems.count - reportedProblems) more" : shown
     }
 }

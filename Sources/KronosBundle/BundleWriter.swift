@@ -3,7 +3,7 @@
 import Foundation
 import KronosQuant
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public final class BundleWriter {
@@ -24,7 +24,9 @@ public final class BundleWriter {
         do { target = try OutputTarget.resolve(destination, option: "--output", regularOnly: true) } catch {
             throw .io(file: destination, message: error.message)
         }
-        guard case let .replace(resolved, existingMode) = target.kind else { throw .io(file: destination, message: "not a regular file") }
+        guard case let .replace(resolved, existingMode) = target.kind else {
+            throw .io(file: destination, message: "not a regular file")
+        }
         if !force, existingMode != nil { throw .exists(file: destination) }
         self.force = force
         self.destination = resolved
@@ -32,7 +34,8 @@ public final class BundleWriter {
         let dir = url.deletingLastPathComponent().path
         let base = url.lastPathComponent
         BundleWriter.removeStaleTemporaries(directory: dir, base: base)
-        let tmp = (dir as NSString).appendingPathComponent(".\(base).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let tmp = (dir as NSString).appendingPathComponent(
+            ".\(base).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         temporaryPath = tmp
         // Registered before it exists, so that a signal arriving right after the file appears still
         // removes it.
@@ -45,7 +48,9 @@ public final class BundleWriter {
         }
         // Held until the descriptor closes: the proof, for removeStaleTemporaries, that a writer is alive.
         _ = flock(fd, LOCK_EX | LOCK_NB)
-        do throws(BundleError) { try write([UInt8](repeating: 0, count: BundleFormat.headerSize)) } catch { abandon(); throw error }
+        do throws(BundleError) { try write([UInt8](repeating: 0, count: BundleFormat.headerSize)) } catch {
+            abandon(); throw error
+        }
     }
 
     /// Temporary files `.<base>.tmp-<pid>-<n>` whose writer is provably gone: every live writer holds
@@ -78,26 +83,34 @@ public final class BundleWriter {
     }
 
     private func write(_ bytes: [UInt8]) throws(BundleError) {
-        let r: Result<Void, BundleError> = bytes.withUnsafeBytes { b in Result { () throws(BundleError) in try write(b) } }
+        let r: Result<Void, BundleError> = bytes.withUnsafeBytes { b in
+            Result { () throws(BundleError) in try write(b) }
+        }
         try r.get()
     }
 
     private func padToAlignment() throws(BundleError) {
-        guard let aligned = BundleFormat.align(position) else { throw .io(file: temporaryPath, message: "file offset overflow") }
+        guard let aligned = BundleFormat.align(position) else {
+            throw .io(file: temporaryPath, message: "file offset overflow")
+        }
         if aligned > position { try write([UInt8](repeating: 0, count: aligned - position)) }
     }
 
     /// Appends one tensor's compressed frame (made by `Zstd.compress` from `rawSize` bytes).
-    public func append(name: String, part: ModelPart, type: TensorType, shape: [Int], frame: [UInt8], rawSize: Int,
-                       error: QuantErrorStats?) throws(BundleError) {
+    public func append(
+        name: String, part: ModelPart, type: TensorType, shape: [Int], frame: [UInt8], rawSize: Int,
+        error: QuantErrorStats?
+    ) throws(BundleError) {
         precondition(!finished)
         try padToAlignment()
         let offset = position - BundleFormat.headerSize
         let hash = frame.withUnsafeBytes { XXH64.hash($0) }
         try write(frame)
-        records.append(TensorRecord(name: name, part: part, type: type, shape: shape, offset: offset,
-                                    storedSize: frame.count, rawSize: rawSize, xxh64: XXH64.hex(hash),
-                                    error: error.map(TensorErrorRecord.init)))
+        records.append(
+            TensorRecord(
+                name: name, part: part, type: type, shape: shape, offset: offset,
+                storedSize: frame.count, rawSize: rawSize, xxh64: XXH64.hex(hash),
+                error: error.map(TensorErrorRecord.init)))
     }
 
     /// Bytes written so far.
@@ -120,24 +133,34 @@ public final class BundleWriter {
                 throw BundleError.manifest(file: destination, message: "cannot encode: \(error)")
             }
             try write(json)
-            let header = BundleHeader(dataSize: UInt64(manifestOffset - BundleFormat.headerSize),
-                                      manifestOffset: UInt64(manifestOffset), manifestSize: UInt64(json.count),
-                                      manifestXXH64: XXH64.hash(json))
+            let header = BundleHeader(
+                dataSize: UInt64(manifestOffset - BundleFormat.headerSize),
+                manifestOffset: UInt64(manifestOffset), manifestSize: UInt64(json.count),
+                manifestXXH64: XXH64.hash(json))
             let hb = header.encoded()
             let wrote = hb.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-            guard wrote == hb.count else { throw BundleError.io(file: temporaryPath, message: "header write failed: \(String(cString: strerror(errno)))") }
-            guard fsync(fd) == 0 else { throw BundleError.io(file: temporaryPath, message: "fsync failed: \(String(cString: strerror(errno)))") }
+            guard wrote == hb.count else {
+                throw BundleError.io(
+                    file: temporaryPath, message: "header write failed: \(String(cString: strerror(errno)))")
+            }
+            guard fsync(fd) == 0 else {
+                throw BundleError.io(file: temporaryPath, message: "fsync failed: \(String(cString: strerror(errno)))")
+            }
             close(fd); fd = -1
             if force {
                 guard rename(temporaryPath, destination) == 0 else {
-                    throw BundleError.io(file: destination, message: "cannot rename \(temporaryPath) into place: \(String(cString: strerror(errno)))")
+                    throw BundleError.io(
+                        file: destination,
+                        message: "cannot rename \(temporaryPath) into place: \(String(cString: strerror(errno)))")
                 }
             } else {
                 // Without --force nothing may be replaced, not even a file another process created
                 // since the check at the start: link() refuses an existing name atomically.
                 if link(temporaryPath, destination) != 0 {
                     if errno == EEXIST { throw BundleError.exists(file: destination) }
-                    throw BundleError.io(file: destination, message: "cannot link \(temporaryPath) into place: \(String(cString: strerror(errno)))")
+                    throw BundleError.io(
+                        file: destination,
+                        message: "cannot link \(temporaryPath) into place: \(String(cString: strerror(errno)))")
                 }
                 unlink(temporaryPath)
             }
@@ -169,7 +192,7 @@ public final class BundleWriter {
 /// Temporary files in progress, removed by `removeAll()` from a signal handler (SIGINT / SIGTERM)
 /// using only async-signal-safe calls.
 public enum TemporaryFiles {
-    private static let slots = 64   // one per output of a run (kronos-run stages one chart per series)
+    private static let slots = 64  // one per output of a run (kronos-run stages one chart per series)
     private static let pathCapacity = 4096
     nonisolated(unsafe) private static let storage: UnsafeMutablePointer<CChar> = {
         let p = UnsafeMutablePointer<CChar>.allocate(capacity: slots * pathCapacity)
@@ -204,7 +227,9 @@ public enum TemporaryFiles {
 
     /// Signals whose default action ends the process and that a handler can catch: each removes the
     /// temporary files, then exits 128 + signal.
-    static let fatalSignals = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU]
+    static let fatalSignals = [
+        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU,
+    ]
 
     /// Installs the handlers of `fatalSignals`, and ignores SIGXFSZ (RLIMIT_FSIZE) and SIGPIPE so that
     /// such a write fails with EFBIG / EPIPE and the writer's error path removes its temporary file.

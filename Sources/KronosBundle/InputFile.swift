@@ -4,7 +4,7 @@
 // socket, a directory), except `-`, standard input, where reading a stream is meant.
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public struct InputError: Error, LocalizedError, Sendable, Equatable {
@@ -30,7 +30,8 @@ public enum InputFile {
         switch st.st_mode & S_IFMT {
         case S_IFREG: break
         case S_IFDIR: throw fail("is a directory, not a file")
-        case S_IFIFO: throw fail("is a FIFO, not a regular file" + (allowStandardInput ? " (use - to read standard input)" : ""))
+        case S_IFIFO:
+            throw fail("is a FIFO, not a regular file" + (allowStandardInput ? " (use - to read standard input)" : ""))
         case S_IFCHR: throw fail("is a character device, not a regular file")
         case S_IFBLK: throw fail("is a block device, not a regular file")
         case S_IFSOCK: throw fail("is a socket, not a regular file")
@@ -57,9 +58,17 @@ public enum InputFile {
 
 // read(2) / write(2) by a name no method hides, on Linux and Darwin alike.
 #if canImport(Glibc)
-@inline(__always) func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int { Glibc.read(fd, buffer, count) }
-@inline(__always) func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int { Glibc.write(fd, buffer, count) }
+    @inline(__always) func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+        Glibc.read(fd, buffer, count)
+    }
+    @inline(__always) func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int {
+        Glibc.write(fd, buffer, count)
+    }
 #elseif canImport(Darwin)
-@inline(__always) func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int { Darwin.read(fd, buffer, count) }
-@inline(__always) func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int { Darwin.write(fd, buffer, count) }
+    @inline(__always) func systemRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+        Darwin.read(fd, buffer, count)
+    }
+    @inline(__always) func systemWrite(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) -> Int {
+        Darwin.write(fd, buffer, count)
+    }
 #endif

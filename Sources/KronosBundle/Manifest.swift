@@ -37,7 +37,8 @@ public struct BundleHeader: Sendable, Equatable {
     public func encoded() -> [UInt8] {
         var b = BundleFormat.magic
         func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { b.append(contentsOf: $0) } }
-        put(version); put(headerSize); put(dataOffset); put(dataSize); put(manifestOffset); put(manifestSize); put(manifestXXH64)
+        put(version); put(headerSize); put(dataOffset); put(dataSize); put(manifestOffset); put(manifestSize);
+        put(manifestXXH64)
         put(XXH64.hash(b))
         return b
     }
@@ -136,8 +137,10 @@ public struct Manifest: Codable, Sendable, Equatable {
         case sources, notes, tensors
     }
 
-    public init(converter: ConverterInfo, settings: CreationSettings, maxContext: Int, config: ModelConfig,
-                sources: [SourceFile], notes: [String], tensors: [TensorRecord]) {
+    public init(
+        converter: ConverterInfo, settings: CreationSettings, maxContext: Int, config: ModelConfig,
+        sources: [SourceFile], notes: [String], tensors: [TensorRecord]
+    ) {
         self.converter = converter; self.settings = settings; self.maxContext = maxContext
         self.tokenizerConfig = config.tokenizer; self.predictorConfig = config.predictor
         self.sources = sources; self.notes = notes; self.tensors = tensors

@@ -1,7 +1,7 @@
 // Read-only memory mapping of a whole file.
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public final class MappedFile: @unchecked Sendable {
@@ -12,11 +12,13 @@ public final class MappedFile: @unchecked Sendable {
     /// Maps `path` read-only. `describe` turns an errno-style message into the caller's error.
     public init(path: String) throws(BundleError) {
         self.path = path
-        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)   // a FIFO must not block the open
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)  // a FIFO must not block the open
         guard fd >= 0 else { throw .io(file: path, message: "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw .io(file: path, message: "cannot stat: \(String(cString: strerror(errno)))") }
+        guard fstat(fd, &st) == 0 else {
+            throw .io(file: path, message: "cannot stat: \(String(cString: strerror(errno)))")
+        }
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw .io(file: path, message: "not a regular file") }
         length = Int(st.st_size)
         if length == 0 {
@@ -36,11 +38,11 @@ public final class MappedFile: @unchecked Sendable {
     /// frame stops holding it in memory, so its peak is not the file plus everything decoded.
     public func release(_ range: Range<Int>) {
         #if canImport(Glibc)
-        guard let base = bytes.baseAddress, range.lowerBound >= 0, range.upperBound <= length else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let start = (range.lowerBound + page - 1) / page * page, end = range.upperBound / page * page
-        guard start < end else { return }
-        _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
+            guard let base = bytes.baseAddress, range.lowerBound >= 0, range.upperBound <= length else { return }
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            let start = (range.lowerBound + page - 1) / page * page, end = range.upperBound / page * page
+            guard start < end else { return }
+            _ = madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
         #endif
     }
 

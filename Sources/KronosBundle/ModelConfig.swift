@@ -86,8 +86,10 @@ public struct PredictorConfig: Codable, Sendable, Equatable {
         case tokenDropout = "token_dropout_p"
     }
 
-    public init(s1Bits: Int, s2Bits: Int, layers: Int, modelDimension: Int, headCount: Int, feedForwardDimension: Int,
-                learnedTimeEmbedding: Bool) {
+    public init(
+        s1Bits: Int, s2Bits: Int, layers: Int, modelDimension: Int, headCount: Int, feedForwardDimension: Int,
+        learnedTimeEmbedding: Bool
+    ) {
         self.s1Bits = s1Bits; self.s2Bits = s2Bits; self.layers = layers; self.modelDimension = modelDimension
         self.headCount = headCount; self.feedForwardDimension = feedForwardDimension
         self.learnedTimeEmbedding = learnedTimeEmbedding
@@ -142,36 +144,48 @@ extension TokenizerConfig {
     /// Rejects configurations the runtime cannot execute, naming the key and the value found.
     public func validate(file: String) throws(ConfigError) {
         func fail(_ m: String) -> ConfigError { ConfigError(file: file, message: m) }
-        for (key, v, limit) in [("d_in", inputDimension, 6), ("d_model", modelDimension, ConfigLimits.modelDimension),
-                                ("n_heads", headCount, ConfigLimits.heads), ("ff_dim", feedForwardDimension, ConfigLimits.feedForward),
-                                ("n_enc_layers", encoderLayers, ConfigLimits.layers), ("n_dec_layers", decoderLayers, ConfigLimits.layers),
-                                ("group_size", groupSize, ConfigLimits.groupSize)] where v < 1 || v > limit {
+        for (key, v, limit) in [
+            ("d_in", inputDimension, 6), ("d_model", modelDimension, ConfigLimits.modelDimension),
+            ("n_heads", headCount, ConfigLimits.heads), ("ff_dim", feedForwardDimension, ConfigLimits.feedForward),
+            ("n_enc_layers", encoderLayers, ConfigLimits.layers), ("n_dec_layers", decoderLayers, ConfigLimits.layers),
+            ("group_size", groupSize, ConfigLimits.groupSize),
+        ] where v < 1 || v > limit {
             throw fail("\(key) must be in 1...\(limit), found \(v)")
         }
-        guard inputDimension == 6 else { throw fail("d_in must be 6 (open, high, low, close, volume, amount), found \(inputDimension)") }
+        guard inputDimension == 6 else {
+            throw fail("d_in must be 6 (open, high, low, close, volume, amount), found \(inputDimension)")
+        }
         try validateBits(s1Bits, s2Bits, file: file)
         guard modelDimension % headCount == 0 else {
             throw fail("d_model \(modelDimension) is not divisible by n_heads \(headCount)")
         }
-        guard headDimension % 2 == 0 else { throw fail("head dimension d_model / n_heads = \(headDimension) must be even (rotary)") }
+        guard headDimension % 2 == 0 else {
+            throw fail("head dimension d_model / n_heads = \(headDimension) must be even (rotary)")
+        }
     }
 }
 
 extension PredictorConfig {
     public func validate(file: String) throws(ConfigError) {
         func fail(_ m: String) -> ConfigError { ConfigError(file: file, message: m) }
-        for (key, v, limit) in [("d_model", modelDimension, ConfigLimits.modelDimension), ("n_heads", headCount, ConfigLimits.heads),
-                                ("ff_dim", feedForwardDimension, ConfigLimits.feedForward), ("n_layers", layers, ConfigLimits.layers)]
-            where v < 1 || v > limit {
+        for (key, v, limit) in [
+            ("d_model", modelDimension, ConfigLimits.modelDimension), ("n_heads", headCount, ConfigLimits.heads),
+            ("ff_dim", feedForwardDimension, ConfigLimits.feedForward), ("n_layers", layers, ConfigLimits.layers),
+        ]
+        where v < 1 || v > limit {
             throw fail("\(key) must be in 1...\(limit), found \(v)")
         }
         try validateBits(s1Bits, s2Bits, file: file)
         guard modelDimension % headCount == 0 else {
             throw fail("d_model \(modelDimension) is not divisible by n_heads \(headCount)")
         }
-        guard headDimension % 2 == 0 else { throw fail("head dimension d_model / n_heads = \(headDimension) must be even (rotary)") }
+        guard headDimension % 2 == 0 else {
+            throw fail("head dimension d_model / n_heads = \(headDimension) must be even (rotary)")
+        }
         guard modelDimension % (2 * Self.dependencyHeads) == 0 else {
-            throw fail("d_model \(modelDimension) must be divisible by 8 (the dependency layer's 4 heads need an even head dimension)")
+            throw fail(
+                "d_model \(modelDimension) must be divisible by 8 (the dependency layer's 4 heads need an even head dimension)"
+            )
         }
     }
 }
@@ -187,10 +201,16 @@ public enum ConfigLimits {
 }
 
 private func validateBits(_ s1: Int, _ s2: Int, file: String) throws(ConfigError) {
-    guard (1...16).contains(s1) else { throw ConfigError(file: file, message: "s1_bits must be in 1...16, found \(s1)") }
-    guard (1...16).contains(s2) else { throw ConfigError(file: file, message: "s2_bits must be in 1...16, found \(s2)") }
+    guard (1...16).contains(s1) else {
+        throw ConfigError(file: file, message: "s1_bits must be in 1...16, found \(s1)")
+    }
+    guard (1...16).contains(s2) else {
+        throw ConfigError(file: file, message: "s2_bits must be in 1...16, found \(s2)")
+    }
     guard s1 == s2 else {
-        throw ConfigError(file: file, message: "s1_bits (\(s1)) must equal s2_bits (\(s2)): the reference decode splits the code in halves")
+        throw ConfigError(
+            file: file,
+            message: "s1_bits (\(s1)) must equal s2_bits (\(s2)): the reference decode splits the code in halves")
     }
 }
 
@@ -207,7 +227,11 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         try tokenizer.validate(file: tokenizerFile)
         try predictor.validate(file: predictorFile)
         guard tokenizer.s1Bits == predictor.s1Bits, tokenizer.s2Bits == predictor.s2Bits else {
-            throw ConfigError(file: predictorFile, message: "s1_bits/s2_bits \(predictor.s1Bits)/\(predictor.s2Bits) differ from the tokenizer's \(tokenizer.s1Bits)/\(tokenizer.s2Bits) (\(tokenizerFile))")
+            throw ConfigError(
+                file: predictorFile,
+                message:
+                    "s1_bits/s2_bits \(predictor.s1Bits)/\(predictor.s2Bits) differ from the tokenizer's \(tokenizer.s1Bits)/\(tokenizer.s2Bits) (\(tokenizerFile))"
+            )
         }
     }
 }

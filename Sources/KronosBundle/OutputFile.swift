@@ -12,7 +12,7 @@
 // half-set of outputs.
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public struct OutputError: Error, LocalizedError, Sendable, Equatable {
@@ -20,7 +20,9 @@ public struct OutputError: Error, LocalizedError, Sendable, Equatable {
     public var option: String
     public var path: String
     public var message: String
-    public init(option: String, path: String, message: String) { self.option = option; self.path = path; self.message = message }
+    public init(option: String, path: String, message: String) {
+        self.option = option; self.path = path; self.message = message
+    }
     public var errorDescription: String? { "\(option) \(path): \(message)" }
 }
 
@@ -41,7 +43,9 @@ public struct OutputTarget: Sendable, Equatable {
 
     /// Resolves `given` as described at the top of this file. `regularOnly` refuses non-regular
     /// targets and standard output (a bundle needs a seekable regular file).
-    public static func resolve(_ given: String, option: String, regularOnly: Bool = false) throws(OutputError) -> OutputTarget {
+    public static func resolve(_ given: String, option: String, regularOnly: Bool = false) throws(OutputError)
+        -> OutputTarget
+    {
         func fail(_ m: String) -> OutputError { OutputError(option: option, path: given, message: m) }
         guard !given.isEmpty else { throw fail("empty path") }
         if let fd = descriptorPath(given) {
@@ -59,16 +63,23 @@ public struct OutputTarget: Sendable, Equatable {
             }
             switch st.st_mode & S_IFMT {
             case S_IFLNK:
-                guard let link = readLink(path) else { throw fail("cannot read the symbolic link \(path): \(String(cString: strerror(errno)))") }
-                path = link.hasPrefix("/") ? link : ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(link)
-                if let fd = descriptorPath(path) {   // /dev/stdout -> /proc/self/fd/1
+                guard let link = readLink(path) else {
+                    throw fail("cannot read the symbolic link \(path): \(String(cString: strerror(errno)))")
+                }
+                path =
+                    link.hasPrefix("/")
+                    ? link : ((path as NSString).deletingLastPathComponent as NSString).appendingPathComponent(link)
+                if let fd = descriptorPath(path) {  // /dev/stdout -> /proc/self/fd/1
                     guard !regularOnly else { throw fail("standard output is not a regular file; give a file path") }
                     return OutputTarget(option: option, given: given, kind: .descriptor(fd))
                 }
             case S_IFREG:
-                guard access(path, W_OK) == 0 else { throw fail("\(path == given ? "the file" : path) is not writable") }
+                guard access(path, W_OK) == 0 else {
+                    throw fail("\(path == given ? "the file" : path) is not writable")
+                }
                 try checkDirectory(of: path, fail)
-                return OutputTarget(option: option, given: given, kind: .replace(path: path, existingMode: st.st_mode & 0o7777))
+                return OutputTarget(
+                    option: option, given: given, kind: .replace(path: path, existingMode: st.st_mode & 0o7777))
             case S_IFDIR:
                 throw fail(path == given ? "is a directory" : "links to the directory \(path)")
             case S_IFSOCK:
@@ -76,7 +87,9 @@ public struct OutputTarget: Sendable, Equatable {
             default:
                 let what = describe(st.st_mode)
                 guard !regularOnly else {
-                    throw fail("\(path == given ? "is" : "links to") a \(what), not a regular file: it is never replaced (not even with --force)")
+                    throw fail(
+                        "\(path == given ? "is" : "links to") a \(what), not a regular file: it is never replaced (not even with --force)"
+                    )
                 }
                 guard access(path, W_OK) == 0 else { throw fail("the \(what) \(path) is not writable") }
                 return OutputTarget(option: option, given: given, kind: .inPlace(path: path))
@@ -91,7 +104,9 @@ public struct OutputTarget: Sendable, Equatable {
         case "-", "/dev/stdout": return 1
         case "/dev/stderr": return 2
         default:
-            for prefix in ["/dev/fd/", "/proc/self/fd/"] where p.hasPrefix(prefix) { return Int32(p.dropFirst(prefix.count)) }
+            for prefix in ["/dev/fd/", "/proc/self/fd/"] where p.hasPrefix(prefix) {
+                return Int32(p.dropFirst(prefix.count))
+            }
             return nil
         }
     }
@@ -104,7 +119,8 @@ public struct OutputTarget: Sendable, Equatable {
     }
 
     static func checkDirectory(of path: String, _ fail: (String) -> OutputError) throws(OutputError) {
-        let dir = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        let dir =
+            (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
         var st = stat()
         guard stat(dir, &st) == 0 else { throw fail("directory \(dir) does not exist") }
         guard st.st_mode & S_IFMT == S_IFDIR else { throw fail("\(dir) is not a directory") }
@@ -160,7 +176,8 @@ public final class OutputSet {
     public func add(_ path: String, option: String) throws(OutputError) -> OutputTarget {
         let t = try OutputTarget.resolve(path, option: option)
         if let other = targets.first(where: { $0.identity == t.identity }) {
-            throw OutputError(option: option, path: path, message: "\(other.option) \(other.given) writes the same file")
+            throw OutputError(
+                option: option, path: path, message: "\(other.option) \(other.given) writes the same file")
         }
         targets.append(t)
         return t
@@ -169,20 +186,29 @@ public final class OutputSet {
     /// Writes `data` for `target` to a temporary file beside it (regular targets) or keeps it for
     /// the commit (descriptors, devices, FIFOs).
     public func stage(_ target: OutputTarget, _ data: Data) throws(OutputError) {
-        guard case let .replace(path, mode) = target.kind else { staged.append(Staged(target: target, data: data, temporary: nil)); return }
+        guard case let .replace(path, mode) = target.kind else {
+            staged.append(Staged(target: target, data: data, temporary: nil)); return
+        }
         let dir = (path as NSString).deletingLastPathComponent
-        let tmp = ((dir.isEmpty ? "." : dir) as NSString).appendingPathComponent(".\((path as NSString).lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        let tmp = ((dir.isEmpty ? "." : dir) as NSString).appendingPathComponent(
+            ".\((path as NSString).lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         TemporaryFiles.register(tmp)
         let fd = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o666)
         guard fd >= 0 else {
             TemporaryFiles.unregister(tmp)
-            throw OutputError(option: target.option, path: target.given, message: "cannot create \(tmp): \(String(cString: strerror(errno)))")
+            throw OutputError(
+                option: target.option, path: target.given,
+                message: "cannot create \(tmp): \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
         do throws(OutputError) {
             try Self.writeAll(fd, data, target)
             if let mode { fchmod(fd, mode) }
-            guard fsync(fd) == 0 else { throw OutputError(option: target.option, path: target.given, message: "fsync failed: \(String(cString: strerror(errno)))") }
+            guard fsync(fd) == 0 else {
+                throw OutputError(
+                    option: target.option, path: target.given,
+                    message: "fsync failed: \(String(cString: strerror(errno)))")
+            }
         } catch {
             unlink(tmp); TemporaryFiles.unregister(tmp)
             throw error
@@ -198,7 +224,9 @@ public final class OutputSet {
             switch s.target.kind {
             case let .replace(path, _):
                 guard let tmp = s.temporary, rename(tmp, path) == 0 else {
-                    throw OutputError(option: s.target.option, path: s.target.given, message: "cannot rename into place: \(String(cString: strerror(errno)))")
+                    throw OutputError(
+                        option: s.target.option, path: s.target.given,
+                        message: "cannot rename into place: \(String(cString: strerror(errno)))")
                 }
                 TemporaryFiles.unregister(tmp)
                 staged[i].temporary = nil
@@ -210,7 +238,9 @@ public final class OutputSet {
             case let .inPlace(path):
                 let fd = open(path, O_WRONLY | O_CLOEXEC)
                 guard fd >= 0 else {
-                    throw OutputError(option: s.target.option, path: s.target.given, message: "cannot open \(path): \(String(cString: strerror(errno)))")
+                    throw OutputError(
+                        option: s.target.option, path: s.target.given,
+                        message: "cannot open \(path): \(String(cString: strerror(errno)))")
                 }
                 defer { close(fd) }
                 try Self.writeAll(fd, s.data, s.target)
@@ -236,6 +266,9 @@ public final class OutputSet {
             }
             return nil
         }
-        if let e = failure { throw OutputError(option: target.option, path: target.given, message: "write failed: \(String(cString: strerror(e)))") }
+        if let e = failure {
+            throw OutputError(
+                option: target.option, path: target.given, message: "write failed: \(String(cString: strerror(e)))")
+        }
     }
 }

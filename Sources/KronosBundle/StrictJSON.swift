@@ -48,7 +48,9 @@ public indirect enum JSONValue: Sendable, Equatable {
 
     public var string: String? { if case let .string(s) = self { return s } else { return nil } }
     public var array: [JSONValue]? { if case let .array(a) = self { return a } else { return nil } }
-    public var object: [(key: String, value: JSONValue)]? { if case let .object(o) = self { return o } else { return nil } }
+    public var object: [(key: String, value: JSONValue)]? {
+        if case let .object(o) = self { return o } else { return nil }
+    }
 
     public subscript(key: String) -> JSONValue? {
         object?.first(where: { $0.key == key })?.value
@@ -74,7 +76,9 @@ public enum StrictJSON {
         p.skipSpace()
         let v = try p.value(depth: 0)
         p.skipSpace()
-        guard p.i == buf.count else { throw JSONParseError(offset: p.i, reason: "trailing characters after the JSON value") }
+        guard p.i == buf.count else {
+            throw JSONParseError(offset: p.i, reason: "trailing characters after the JSON value")
+        }
         return v
     }
 
@@ -90,7 +94,11 @@ public enum StrictJSON {
         // Smallest prefix that fails to validate, by bisection.
         while lo < hi {
             let mid = (lo + hi) / 2
-            if String(validating: UnsafeBufferPointer(rebasing: b[0...mid]), as: UTF8.self) == nil { hi = mid } else { lo = mid + 1 }
+            if String(validating: UnsafeBufferPointer(rebasing: b[0...mid]), as: UTF8.self) == nil {
+                hi = mid
+            } else {
+                lo = mid + 1
+            }
         }
         // Back up to the start of the failing sequence.
         var i = min(lo, max(b.count - 1, 0))
@@ -177,7 +185,9 @@ public enum StrictJSON {
                     case UInt8(ascii: "u"):
                         var scalar = try hex4()
                         if (0xD800..<0xDC00).contains(scalar) {
-                            guard i + 1 < b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else { throw fail("unpaired surrogate") }
+                            guard i + 1 < b.count, b[i] == UInt8(ascii: "\\"), b[i + 1] == UInt8(ascii: "u") else {
+                                throw fail("unpaired surrogate")
+                            }
                             i += 2
                             let low = try hex4()
                             guard (0xDC00..<0xE000).contains(low) else { throw fail("invalid low surrogate") }

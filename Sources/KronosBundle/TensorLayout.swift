@@ -37,11 +37,19 @@ public enum TensorLayout {
     public static func tokenizer(_ c: TokenizerConfig) -> [ExpectedTensor] {
         var t = [ExpectedTensor]()
         let D = c.modelDimension, C = c.codeBits
-        func add(_ n: String, _ s: [Int], _ r: TensorRole) { t.append(ExpectedTensor(part: .tokenizer, name: n, shape: s, role: r)) }
-        func linear(_ n: String, _ out: Int, _ inp: Int) { add(n + ".weight", [out, inp], .linearWeight); add(n + ".bias", [out], .vector) }
+        func add(_ n: String, _ s: [Int], _ r: TensorRole) {
+            t.append(ExpectedTensor(part: .tokenizer, name: n, shape: s, role: r))
+        }
+        func linear(_ n: String, _ out: Int, _ inp: Int) {
+            add(n + ".weight", [out, inp], .linearWeight); add(n + ".bias", [out], .vector)
+        }
         linear("embed", D, c.inputDimension)
-        for i in 0..<max(c.encoderBlocks, 0) { block("encoder.\(i)", D, c.headDimension, c.feedForwardDimension, .tokenizer, &t) }
-        for i in 0..<max(c.decoderBlocks, 0) { block("decoder.\(i)", D, c.headDimension, c.feedForwardDimension, .tokenizer, &t) }
+        for i in 0..<max(c.encoderBlocks, 0) {
+            block("encoder.\(i)", D, c.headDimension, c.feedForwardDimension, .tokenizer, &t)
+        }
+        for i in 0..<max(c.decoderBlocks, 0) {
+            block("decoder.\(i)", D, c.headDimension, c.feedForwardDimension, .tokenizer, &t)
+        }
         linear("quant_embed", C, D)
         linear("post_quant_embed_pre", D, c.s1Bits)
         linear("post_quant_embed", D, C)
@@ -63,12 +71,18 @@ public enum TensorLayout {
     public static func predictor(_ c: PredictorConfig) -> [ExpectedTensor] {
         var t = [ExpectedTensor]()
         let D = c.modelDimension
-        func add(_ n: String, _ s: [Int], _ r: TensorRole) { t.append(ExpectedTensor(part: .predictor, name: n, shape: s, role: r)) }
-        func linear(_ n: String, _ out: Int, _ inp: Int) { add(n + ".weight", [out, inp], .linearWeight); add(n + ".bias", [out], .vector) }
+        func add(_ n: String, _ s: [Int], _ r: TensorRole) {
+            t.append(ExpectedTensor(part: .predictor, name: n, shape: s, role: r))
+        }
+        func linear(_ n: String, _ out: Int, _ inp: Int) {
+            add(n + ".weight", [out, inp], .linearWeight); add(n + ".bias", [out], .vector)
+        }
         add("embedding.emb_s1.weight", [c.s1Vocabulary, D], .embeddingTable)
         add("embedding.emb_s2.weight", [c.s2Vocabulary, D], .embeddingTable)
         linear("embedding.fusion_proj", D, 2 * D)
-        for (name, rows) in timeTables { add(timeTableName(name, learned: c.learnedTimeEmbedding), [rows, D], .embeddingTable) }
+        for (name, rows) in timeTables {
+            add(timeTableName(name, learned: c.learnedTimeEmbedding), [rows, D], .embeddingTable)
+        }
         for i in 0..<c.layers { block("transformer.\(i)", D, c.headDimension, c.feedForwardDimension, .predictor, &t) }
         add("norm.weight", [D], .vector)
         for p in ["q", "k", "v", "out"] { linear("dep_layer.cross_attn.\(p)_proj", D, D) }
@@ -79,8 +93,12 @@ public enum TensorLayout {
         return t
     }
 
-    private static func block(_ p: String, _ D: Int, _ hd: Int, _ F: Int, _ part: ModelPart, _ t: inout [ExpectedTensor]) {
-        func add(_ n: String, _ s: [Int], _ r: TensorRole) { t.append(ExpectedTensor(part: part, name: "\(p).\(n)", shape: s, role: r)) }
+    private static func block(
+        _ p: String, _ D: Int, _ hd: Int, _ F: Int, _ part: ModelPart, _ t: inout [ExpectedTensor]
+    ) {
+        func add(_ n: String, _ s: [Int], _ r: TensorRole) {
+            t.append(ExpectedTensor(part: part, name: "\(p).\(n)", shape: s, role: r))
+        }
         add("norm1.weight", [D], .vector)
         for q in ["q", "k", "v", "out"] {
             add("self_attn.\(q)_proj.weight", [D, D], .linearWeight)
@@ -128,11 +146,15 @@ extension TensorLayout {
             }
             let typeMatches = e.role.isFloat ? f.isFloat : f.typeName.uppercased() == "I64"
             if !typeMatches {
-                problems.append("tensor \(key): expected \(e.role.isFloat ? "a float dtype" : "an int64 buffer"), found \(f.typeName)")
+                problems.append(
+                    "tensor \(key): expected \(e.role.isFloat ? "a float dtype" : "an int64 buffer"), found \(f.typeName)"
+                )
             }
         }
         for f in found where !expectedKeys.contains("\(f.part.rawValue)/\(f.name)") {
-            problems.append("unexpected tensor \(f.part.rawValue)/\(f.name): shape \(f.shape), not part of the model the config describes")
+            problems.append(
+                "unexpected tensor \(f.part.rawValue)/\(f.name): shape \(f.shape), not part of the model the config describes"
+            )
         }
         return problems
     }

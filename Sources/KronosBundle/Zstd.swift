@@ -37,7 +37,9 @@ public enum Zstd {
 
     /// Decompresses exactly one frame into `dst`, which must be exactly the declared size.
     /// The frame header is checked first so that nothing is written past `dst`.
-    public static func decompress(_ frame: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer) throws(ZstdError) {
+    public static func decompress(_ frame: UnsafeRawBufferPointer, into dst: UnsafeMutableRawBufferPointer)
+        throws(ZstdError)
+    {
         let declared = declaredContentSize(frame)
         guard declared == UInt64(dst.count) else { throw .contentSize(expected: dst.count, found: declared) }
         let compressedSize = ZSTD_findFrameCompressedSize(frame.baseAddress, frame.count)

@@ -32,7 +32,11 @@ public struct CheckpointDirectory: Sendable {
         configPath = p("config.json")
         let data: Data
         do { data = try InputFile.read(configPath, limit: Self.maxJSONBytes) } catch {
-            throw .io(file: configPath, message: "cannot read the \(part.rawValue) config (expected config.json beside the weights): \(error.message)")
+            throw .io(
+                file: configPath,
+                message:
+                    "cannot read the \(part.rawValue) config (expected config.json beside the weights): \(error.message)"
+            )
         }
         configData = data
         let single = p("model.safetensors"), index = p(Self.indexName)
@@ -43,7 +47,8 @@ public struct CheckpointDirectory: Sendable {
         } else if fm.fileExists(atPath: p("pytorch_model.bin")) {
             throw .pickle(file: p("pytorch_model.bin"))
         } else {
-            throw .io(file: directory, message: "no model.safetensors or \(Self.indexName) in the \(part.rawValue) directory")
+            throw .io(
+                file: directory, message: "no model.safetensors or \(Self.indexName) in the \(part.rawValue) directory")
         }
         var all = [String: SafetensorsTensor]()
         for f in files {
@@ -59,9 +64,13 @@ public struct CheckpointDirectory: Sendable {
 
     static func openShards(index: String, directory: String) throws(CheckpointError) -> [SafetensorsFile] {
         let data: Data
-        do { data = try InputFile.read(index, limit: Self.maxJSONBytes) } catch { throw .io(file: index, message: error.message) }
+        do { data = try InputFile.read(index, limit: Self.maxJSONBytes) } catch {
+            throw .io(file: index, message: error.message)
+        }
         let json: JSONValue
-        do { json = try StrictJSON.parse([UInt8](data)) } catch { throw .format(file: index, message: "index JSON: \(error)") }
+        do { json = try StrictJSON.parse([UInt8](data)) } catch {
+            throw .format(file: index, message: "index JSON: \(error)")
+        }
         guard let map = json["weight_map"]?.object else {
             throw .format(file: index, message: "expected an object \"weight_map\" (tensor name -> shard file)")
         }
@@ -69,7 +78,9 @@ public struct CheckpointDirectory: Sendable {
         var wanted = [String: String]()
         for (name, v) in map {
             guard let f = v.string, !f.contains("/"), !f.hasPrefix(".") else {
-                throw .format(file: index, message: "weight_map[\"\(name)\"] must be a file name in the same directory, found \(v)")
+                throw .format(
+                    file: index,
+                    message: "weight_map[\"\(name)\"] must be a file name in the same directory, found \(v)")
             }
             if !order.contains(f) { order.append(f) }
             wanted[name] = f
@@ -78,14 +89,19 @@ public struct CheckpointDirectory: Sendable {
         for f in order {
             let sf = try SafetensorsFile(path: (directory as NSString).appendingPathComponent(f))
             for t in sf.tensors where wanted[t.name] != f {
-                throw .format(file: sf.path, message: "tensor \"\(t.name)\" is in this shard but weight_map says \(wanted[t.name].map { "\"\($0)\"" } ?? "nothing")")
+                throw .format(
+                    file: sf.path,
+                    message:
+                        "tensor \"\(t.name)\" is in this shard but weight_map says \(wanted[t.name].map { "\"\($0)\"" } ?? "nothing")"
+                )
             }
             files.append(sf)
         }
         for (name, f) in wanted {
             let path = (directory as NSString).appendingPathComponent(f)
             guard files.first(where: { $0.path == path })?[name] != nil else {
-                throw .format(file: path, message: "weight_map lists tensor \"\(name)\" in this shard but it is not there")
+                throw .format(
+                    file: path, message: "weight_map lists tensor \"\(name)\" in this shard but it is not there")
             }
         }
         return files
@@ -93,12 +109,18 @@ public struct CheckpointDirectory: Sendable {
 
     /// Files the conversion read (config, index if any, weights), with sizes and SHA-256.
     public func sourceFiles() -> [SourceFile] {
-        var out = [SourceFile(part: part, file: "config.json", bytes: UInt64(configData.count),
-                              sha256: Self.hex(SHA256.hash(data: configData)))]
+        var out = [
+            SourceFile(
+                part: part, file: "config.json", bytes: UInt64(configData.count),
+                sha256: Self.hex(SHA256.hash(data: configData)))
+        ]
         let index = (directory as NSString).appendingPathComponent(Self.indexName)
         if files.count > 1 || files.first.map({ !$0.path.hasSuffix("/model.safetensors") }) == true,
-           let d = try? InputFile.read(index, limit: Self.maxJSONBytes) {
-            out.append(SourceFile(part: part, file: Self.indexName, bytes: UInt64(d.count), sha256: Self.hex(SHA256.hash(data: d))))
+            let d = try? InputFile.read(index, limit: Self.maxJSONBytes)
+        {
+            out.append(
+                SourceFile(
+                    part: part, file: Self.indexName, bytes: UInt64(d.count), sha256: Self.hex(SHA256.hash(data: d))))
         }
         for f in files {
             var h = SHA256()
@@ -109,8 +131,10 @@ public struct CheckpointDirectory: Sendable {
                 h.update(bufferPointer: UnsafeRawBufferPointer(rebasing: b[o..<e]))
                 o = e
             }
-            out.append(SourceFile(part: part, file: (f.path as NSString).lastPathComponent, bytes: UInt64(b.count),
-                                  sha256: Self.hex(h.finalize())))
+            out.append(
+                SourceFile(
+                    part: part, file: (f.path as NSString).lastPathComponent, bytes: UInt64(b.count),
+                    sha256: Self.hex(h.finalize())))
         }
         return out
     }
@@ -134,8 +158,10 @@ public struct Checkpoint: Sendable {
         tokenizer = try CheckpointDirectory(part: .tokenizer, directory: tokenizerDirectory)
         predictor = try CheckpointDirectory(part: .predictor, directory: predictorDirectory)
         do {
-            let t = try ConfigDecoding.decode(TokenizerConfig.self, from: tokenizer.configData, file: tokenizer.configPath)
-            let p = try ConfigDecoding.decode(PredictorConfig.self, from: predictor.configData, file: predictor.configPath)
+            let t = try ConfigDecoding.decode(
+                TokenizerConfig.self, from: tokenizer.configData, file: tokenizer.configPath)
+            let p = try ConfigDecoding.decode(
+                PredictorConfig.self, from: predictor.configData, file: predictor.configPath)
             config = ModelConfig(tokenizer: t, predictor: p)
             try config.validate(tokenizerFile: tokenizer.configPath, predictorFile: predictor.configPath)
         } catch { throw .config(error) }
@@ -153,7 +179,10 @@ public struct Checkpoint: Sendable {
         var found = [FoundTensor]()
         for dir in [tokenizer, predictor] {
             for t in dir.tensors.values.sorted(by: { $0.name < $1.name }) {
-                found.append(FoundTensor(part: dir.part, name: t.name, shape: t.shape, isFloat: t.dtype.isFloat, typeName: t.dtype.rawValue))
+                found.append(
+                    FoundTensor(
+                        part: dir.part, name: t.name, shape: t.shape, isFloat: t.dtype.isFloat,
+                        typeName: t.dtype.rawValue))
             }
         }
         let problems = TensorLayout.compare(expected: TensorLayout.expected(config), found: found)

@@ -12,7 +12,12 @@ public enum SafetensorsDType: String, Sendable {
     /// Bytes (masks in reference fixtures); never accepted as a model weight.
     case u8 = "U8"
     public var size: Int {
-        switch self { case .f32: 4; case .f16, .bf16: 2; case .i64: 8; case .u8: 1 }
+        switch self {
+        case .f32: 4;
+        case .f16, .bf16: 2;
+        case .i64: 8;
+        case .u8: 1
+        }
     }
     public var isFloat: Bool { self == .f32 || self == .f16 || self == .bf16 }
     /// Every dtype the safetensors format defines (to tell "unsupported" from "unknown").
@@ -38,10 +43,13 @@ public enum CheckpointError: Error, LocalizedError, Sendable, Equatable {
         case let .io(file, message): return "\(file): \(message)"
         case let .format(file, message): return "\(file): not a valid safetensors file: \(message)"
         case let .pickle(file):
-            return "\(file): PyTorch pickle checkpoints are refused (loading a pickle can run arbitrary code). Convert it to safetensors in Python first: `model = <Class>.from_pretrained(dir); model.save_pretrained(dir, safe_serialization=True)` or `safetensors.torch.save_file(torch.load(path, weights_only=True), \"model.safetensors\")`."
+            return
+                "\(file): PyTorch pickle checkpoints are refused (loading a pickle can run arbitrary code). Convert it to safetensors in Python first: `model = <Class>.from_pretrained(dir); model.save_pretrained(dir, safe_serialization=True)` or `safetensors.torch.save_file(torch.load(path, weights_only=True), \"model.safetensors\")`."
         case let .config(e): return e.errorDescription
         case let .layout(problems):
-            return "checkpoint does not match its config (\(problems.count) problem\(problems.count == 1 ? "" : "s")):\n  " + BundleError.report(problems)
+            return
+                "checkpoint does not match its config (\(problems.count) problem\(problems.count == 1 ? "" : "s")):\n  "
+                + BundleError.report(problems)
         case let .nonFinite(file, tensor, index, value):
             return "\(file): tensor \(tensor) holds \(value) at flat index \(index); weights must be finite"
         }
@@ -73,16 +81,22 @@ public struct SafetensorsTensor: @unchecked Sendable {
         case .f16:
             for i in 0..<n { out[i] = loadF16(b, at: 2 * i) }
         case .bf16:
-            for i in 0..<n { out[i] = floatFromBF16(UInt16(littleEndian: b.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+            for i in 0..<n {
+                out[i] = floatFromBF16(UInt16(littleEndian: b.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+            }
         case .i64:
-            for i in 0..<n { out[i] = Float(Int64(littleEndian: b.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
+            for i in 0..<n {
+                out[i] = Float(Int64(littleEndian: b.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)))
+            }
         case .u8:
             for i in 0..<n { out[i] = Float(b.load(fromByteOffset: i, as: UInt8.self)) }
         }
     }
 
     public func floats() -> [Float] {
-        [Float](unsafeUninitializedCapacity: elementCount) { buf, n in floats(into: buf.baseAddress!); n = elementCount }
+        [Float](unsafeUninitializedCapacity: elementCount) { buf, n in
+            floats(into: buf.baseAddress!); n = elementCount
+        }
     }
 
     /// Index of the first NaN or ±Inf, with its value, or nil.
@@ -113,7 +127,9 @@ public struct SafetensorsTensor: @unchecked Sendable {
 
     public func int64s() -> [Int64] {
         guard dtype == .i64 else { return [] }
-        return (0..<elementCount).map { Int64(littleEndian: data.baseAddress!.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) }
+        return (0..<elementCount).map {
+            Int64(littleEndian: data.baseAddress!.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))
+        }
     }
 }
 
@@ -137,7 +153,9 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     public subscript(name: String) -> SafetensorsTensor? { tensors.first { $0.name == name } }
 
-    static func parse(_ map: MappedFile, path: String) throws(CheckpointError) -> ([SafetensorsTensor], [String: String]) {
+    static func parse(_ map: MappedFile, path: String) throws(CheckpointError) -> (
+        [SafetensorsTensor], [String: String]
+    ) {
         let b = map.bytes
         func bad(_ m: String) -> CheckpointError { .format(file: path, message: m) }
         guard b.count >= 8 else { throw bad("file is \(b.count) bytes, expected at least 8 (the header length)") }
@@ -158,7 +176,9 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
         guard n >= 2 else { throw bad("header length \(n) is too small for a JSON object") }
         let headerBytes = UnsafeRawBufferPointer(rebasing: b[8..<(8 + n)])
-        guard headerBytes[0] == UInt8(ascii: "{") else { throw bad("header at byte 8 does not start with '{' (not a JSON object)") }
+        guard headerBytes[0] == UInt8(ascii: "{") else {
+            throw bad("header at byte 8 does not start with '{' (not a JSON object)")
+        }
         let json: JSONValue
         do { json = try StrictJSON.parse(headerBytes) } catch {
             throw bad("header JSON: \(error.reason) at byte \(8 + error.offset)")
@@ -171,15 +191,21 @@ public final class SafetensorsFile: @unchecked Sendable {
         var infos = [Info]()
         for (name, value) in entries {
             if name == "__metadata__" {
-                guard let m = value.object else { throw bad("__metadata__ must be an object of strings, found \(value.kindName)") }
+                guard let m = value.object else {
+                    throw bad("__metadata__ must be an object of strings, found \(value.kindName)")
+                }
                 for (k, v) in m {
-                    guard let s = v.string else { throw bad("__metadata__[\"\(k)\"] must be a string, found \(v.kindName)") }
+                    guard let s = v.string else {
+                        throw bad("__metadata__[\"\(k)\"] must be a string, found \(v.kindName)")
+                    }
                     metadata[k] = s
                 }
                 continue
             }
             func badT(_ m: String) -> CheckpointError { bad("tensor \"\(name)\": \(m)") }
-            guard value.object != nil else { throw badT("expected an object with dtype, shape, data_offsets, found \(value.kindName)") }
+            guard value.object != nil else {
+                throw badT("expected an object with dtype, shape, data_offsets, found \(value.kindName)")
+            }
             guard let dt = value["dtype"]?.string else { throw badT("missing or non-string \"dtype\"") }
             guard let elementSize = SafetensorsDType.allKnown[dt] else { throw badT("unknown dtype \"\(dt)\"") }
             guard let dtype = SafetensorsDType(rawValue: dt) else {
@@ -189,11 +215,14 @@ public final class SafetensorsFile: @unchecked Sendable {
             guard let shapeArr = value["shape"]?.array else { throw badT("missing or non-array \"shape\"") }
             var shape = [Int]()
             for d in shapeArr {
-                guard let v = d.nonNegativeInt else { throw badT("shape entries must be non-negative integers, found \(d)") }
+                guard let v = d.nonNegativeInt else {
+                    throw badT("shape entries must be non-negative integers, found \(d)")
+                }
                 shape.append(v)
             }
             guard let offs = value["data_offsets"]?.array, offs.count == 2,
-                  let begin = offs[0].nonNegativeInt, let end = offs[1].nonNegativeInt else {
+                let begin = offs[0].nonNegativeInt, let end = offs[1].nonNegativeInt
+            else {
                 throw badT("data_offsets must be [begin, end] non-negative integers")
             }
             guard end >= begin else { throw badT("data_offsets [\(begin), \(end)]: end before begin") }
@@ -201,7 +230,9 @@ public final class SafetensorsFile: @unchecked Sendable {
             let (bytes, o) = count.multipliedReportingOverflow(by: dtype.size)
             guard !o else { throw badT("byte size of shape \(shape) × \(dtype.size) overflows") }
             guard end - begin == bytes else {
-                throw badT("data_offsets [\(begin), \(end)] span \(end - begin) bytes, expected \(bytes) (\(count) elements × \(dtype.size) bytes of \(dt))")
+                throw badT(
+                    "data_offsets [\(begin), \(end)] span \(end - begin) bytes, expected \(bytes) (\(count) elements × \(dtype.size) bytes of \(dt))"
+                )
             }
             infos.append(Info(name: name, dtype: dtype, shape: shape, begin: begin, end: end))
         }
@@ -210,22 +241,31 @@ public final class SafetensorsFile: @unchecked Sendable {
         for info in infos {
             guard info.begin == expected else {
                 if info.begin < expected {
-                    throw bad("tensor \"\(info.name)\": data_offsets begin \(info.begin) overlaps the previous tensor, which ends at \(expected)")
+                    throw bad(
+                        "tensor \"\(info.name)\": data_offsets begin \(info.begin) overlaps the previous tensor, which ends at \(expected)"
+                    )
                 }
-                throw bad("tensor \"\(info.name)\": data_offsets begin \(info.begin), expected \(expected) (tensors must be contiguous from 0, gap found)")
+                throw bad(
+                    "tensor \"\(info.name)\": data_offsets begin \(info.begin), expected \(expected) (tensors must be contiguous from 0, gap found)"
+                )
             }
             expected = info.end
         }
         guard expected == bufferSize else {
             if expected > bufferSize {
-                throw bad("tensor data ends at byte \(bufferStart + expected) but the file has \(b.count) bytes (truncated by \(expected - bufferSize) bytes)")
+                throw bad(
+                    "tensor data ends at byte \(bufferStart + expected) but the file has \(b.count) bytes (truncated by \(expected - bufferSize) bytes)"
+                )
             }
-            throw bad("tensor data ends at byte \(bufferStart + expected) but the file has \(b.count) bytes (\(bufferSize - expected) trailing bytes)")
+            throw bad(
+                "tensor data ends at byte \(bufferStart + expected) but the file has \(b.count) bytes (\(bufferSize - expected) trailing bytes)"
+            )
         }
         let tensors = infos.map {
-            SafetensorsTensor(name: $0.name, dtype: $0.dtype, shape: $0.shape,
-                              data: UnsafeRawBufferPointer(rebasing: b[(bufferStart + $0.begin)..<(bufferStart + $0.end)]),
-                              fileOffset: bufferStart + $0.begin, file: path, owner: map)
+            SafetensorsTensor(
+                name: $0.name, dtype: $0.dtype, shape: $0.shape,
+                data: UnsafeRawBufferPointer(rebasing: b[(bufferStart + $0.begin)..<(bufferStart + $0.end)]),
+                fileOffset: bufferStart + $0.begin, file: path, owner: map)
         }
         return (tensors, metadata)
     }

@@ -10,7 +10,11 @@ public enum SafetensorsWriter {
         case raw(dtype: String, bytes: [UInt8])
 
         var dtype: String {
-            switch self { case .f32: "F32"; case .i64: "I64"; case let .raw(d, _): d }
+            switch self {
+            case .f32: "F32";
+            case .i64: "I64";
+            case let .raw(d, _): d
+            }
         }
         var bytes: [UInt8] {
             switch self {
@@ -22,7 +26,9 @@ public enum SafetensorsWriter {
     }
 
     /// Serializes tensors (in the given order) with an 8-byte aligned header.
-    public static func encode(_ tensors: [(name: String, shape: [Int], payload: Payload)], metadata: [String: String] = [:]) -> [UInt8] {
+    public static func encode(
+        _ tensors: [(name: String, shape: [Int], payload: Payload)], metadata: [String: String] = [:]
+    ) -> [UInt8] {
         var entries = [String]()
         var offset = 0
         var data = [UInt8]()
@@ -31,12 +37,15 @@ public enum SafetensorsWriter {
             return String(decoding: (try? e.encode(s)) ?? Data("\"\"".utf8), as: UTF8.self)
         }
         if !metadata.isEmpty {
-            let m = metadata.sorted { $0.key < $1.key }.map { "\(quote($0.key)):\(quote($0.value))" }.joined(separator: ",")
+            let m = metadata.sorted { $0.key < $1.key }.map { "\(quote($0.key)):\(quote($0.value))" }.joined(
+                separator: ",")
             entries.append("\"__metadata__\":{\(m)}")
         }
         for t in tensors {
             let b = t.payload.bytes
-            entries.append("\(quote(t.name)):{\"dtype\":\"\(t.payload.dtype)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + b.count)]}")
+            entries.append(
+                "\(quote(t.name)):{\"dtype\":\"\(t.payload.dtype)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + b.count)]}"
+            )
             offset += b.count
             data += b
         }

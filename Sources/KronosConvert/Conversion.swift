@@ -5,7 +5,7 @@ import KronosBundle
 import KronosCheckpoint
 import KronosQuant
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public let converterVersion = KronosVersion.string
@@ -14,7 +14,12 @@ public let converterVersion = KronosVersion.string
 public enum QuantizeChoice: String, Sendable, CaseIterable, Codable {
     case f32, f16, q8, q4
     public var tensorType: TensorType {
-        switch self { case .f32: .f32; case .f16: .f16; case .q8: .q8_0; case .q4: .q4_k }
+        switch self {
+        case .f32: .f32;
+        case .f16: .f16;
+        case .q8: .q8_0;
+        case .q4: .q4_k
+        }
     }
     /// Accepts both the short names (q8, q4) and the bundle type names (q8_0, q4_1, q4_k).
     public static func parse(_ s: String) -> TensorType? {
@@ -151,7 +156,9 @@ public func chooseType(for e: ExpectedTensor, options: ConversionOptions) -> (Te
         var type: TensorType
         if let rule = options.keep.first(where: { $0.matches(e.name, part: e.part) }) {
             type = rule.type
-        } else if options.quantize != .f32 && options.quantize != .f16 && e.part == .tokenizer && e.name == "quant_embed.weight" {
+        } else if options.quantize != .f32 && options.quantize != .f16 && e.part == .tokenizer
+            && e.name == "quant_embed.weight"
+        {
             type = .f16
         } else if options.quantize == .q4 && e.part == .predictor && e.name.hasPrefix("head.proj_") {
             type = .q8_0
@@ -161,7 +168,10 @@ public func chooseType(for e: ExpectedTensor, options: ConversionOptions) -> (Te
         // q4 means the 256-block type where the row allows it, else the 32-block one.
         if type == .q4_k && !type.canStore(rowLength: columns) { type = .q4_1 }
         if !type.canStore(rowLength: columns) {
-            return (.f16, "\(e.part.rawValue)/\(e.name): row length \(columns) is not a multiple of \(type.traits.blockSize); stored as f16 instead of \(type.rawValue)")
+            return (
+                .f16,
+                "\(e.part.rawValue)/\(e.name): row length \(columns) is not a multiple of \(type.traits.blockSize); stored as f16 instead of \(type.rawValue)"
+            )
         }
         return (type, nil)
     }
@@ -173,8 +183,10 @@ public func inferredMaxContext(_ config: ModelConfig) -> Int {
 }
 
 /// Converts a checked checkpoint into a bundle at `options.output`.
-public func convert(_ checkpoint: Checkpoint, options: ConversionOptions,
-                    progress: @escaping @Sendable (ProgressEvent) -> Void = { _ in }) throws(ConversionError) -> ConversionReport {
+public func convert(
+    _ checkpoint: Checkpoint, options: ConversionOptions,
+    progress: @escaping @Sendable (ProgressEvent) -> Void = { _ in }
+) throws(ConversionError) -> ConversionReport {
     let start = Date()
     do { try checkpoint.checkLayout(); try checkpoint.checkFinite() } catch { throw .checkpoint(error) }
     let expected = TensorLayout.expected(checkpoint.config)
@@ -182,13 +194,17 @@ public func convert(_ checkpoint: Checkpoint, options: ConversionOptions,
 
     var notes = [String]()
     let maxContext: Int
-    if let m = options.maxContext { maxContext = m }
-    else if let m = checkpoint.configuredMaxContext { maxContext = m }
-    else {
+    if let m = options.maxContext {
+        maxContext = m
+    } else if let m = checkpoint.configuredMaxContext {
+        maxContext = m
+    } else {
         maxContext = inferredMaxContext(checkpoint.config)
         notes.append("max_context \(maxContext) inferred from the model's shape (override with --max-context)")
     }
-    guard (1...(1 << 20)).contains(maxContext) else { throw .badOption("--max-context must be in 1...\(1 << 20), found \(maxContext)") }
+    guard (1...(1 << 20)).contains(maxContext) else {
+        throw .badOption("--max-context must be in 1...\(1 << 20), found \(maxContext)")
+    }
 
     let plan = expected.map { e -> (ExpectedTensor, TensorType) in
         let (t, note) = chooseType(for: e, options: options)
@@ -217,21 +233,27 @@ public func convert(_ checkpoint: Checkpoint, options: ConversionOptions,
             var finalType = type
             if let note = enc.note { notes.append("\(e.part.rawValue)/\(e.name): \(note)"); finalType = enc.type }
             do {
-                try writer.append(name: e.name, part: e.part, type: finalType, shape: e.shape, frame: enc.frame,
-                                  rawSize: enc.rawSize, error: enc.error)
+                try writer.append(
+                    name: e.name, part: e.part, type: finalType, shape: e.shape, frame: enc.frame,
+                    rawSize: enc.rawSize, error: enc.error)
             } catch { writer.abandon(); throw .bundle(error) }
             let src = checkpoint.tensor(e.part, e.name)!
-            rows.append(ConvertedTensor(part: e.part, name: e.name, shape: e.shape, type: finalType, sourceDType: src.dtype.rawValue,
-                                        rawBytes: enc.rawSize, storedBytes: enc.frame.count, error: enc.error.map(TensorErrorRecord.init)))
-            progress(.tensorDone(index: index + i + 1, total: plan.count, name: "\(e.part.rawValue)/\(e.name)", type: finalType))
+            rows.append(
+                ConvertedTensor(
+                    part: e.part, name: e.name, shape: e.shape, type: finalType, sourceDType: src.dtype.rawValue,
+                    rawBytes: enc.rawSize, storedBytes: enc.frame.count, error: enc.error.map(TensorErrorRecord.init)))
+            progress(
+                .tensorDone(
+                    index: index + i + 1, total: plan.count, name: "\(e.part.rawValue)/\(e.name)", type: finalType))
         }
         index += batch.count
     }
 
     let manifest = Manifest(
         converter: ConverterInfo(name: "kronos-convert", version: converterVersion),
-        settings: CreationSettings(quantize: options.quantize.rawValue, keep: options.keep.map(\.text),
-                                   zstdLevel: options.zstdLevel, q4SearchSteps: options.q4SearchSteps),
+        settings: CreationSettings(
+            quantize: options.quantize.rawValue, keep: options.keep.map(\.text),
+            zstdLevel: options.zstdLevel, q4SearchSteps: options.q4SearchSteps),
         maxContext: maxContext, config: checkpoint.config,
         sources: checkpoint.tokenizer.sourceFiles() + checkpoint.predictor.sourceFiles(),
         notes: notes, tensors: [])
@@ -239,7 +261,9 @@ public func convert(_ checkpoint: Checkpoint, options: ConversionOptions,
     do { bundleBytes = try writer.finish(manifest) } catch { throw .bundle(error) }
 
     let parameters = expected.reduce(0) { $0 + (elementCount($1.shape) ?? 0) }
-    let floatParams = zip(expected, rows).filter { $0.0.role.isFloat }.reduce(0) { $0 + (elementCount($1.0.shape) ?? 0) }
+    let floatParams = zip(expected, rows).filter { $0.0.role.isFloat }.reduce(0) {
+        $0 + (elementCount($1.0.shape) ?? 0)
+    }
     let floatBytes = rows.filter { $0.type != .i64 }.reduce(0) { $0 + $1.rawBytes }
     let worst = rows.filter { $0.error != nil }.max { $0.error!.relativeRMSE < $1.error!.relativeRMSE }
     return ConversionReport(
@@ -262,7 +286,9 @@ struct EncodedTensor: Sendable {
 }
 
 /// Encodes one source tensor as `type` and compresses it into a frame.
-func encode(_ src: SafetensorsTensor, as requested: TensorType, options: ConversionOptions) throws(ConversionError) -> EncodedTensor {
+func encode(_ src: SafetensorsTensor, as requested: TensorType, options: ConversionOptions) throws(ConversionError)
+    -> EncodedTensor
+{
     var type = requested
     var note: String?
     if type == .i64 {
@@ -282,8 +308,9 @@ func encode(_ src: SafetensorsTensor, as requested: TensorType, options: Convers
         let r: Result<Void, QuantError> = floats.withUnsafeBufferPointer { f in
             Result { () throws(QuantError) in
                 for r in 0..<rows {
-                    try t.encodeRow(f.baseAddress! + r * columns, columns: columns, into: base + r * rowBytes,
-                                    q4SearchSteps: options.q4SearchSteps)
+                    try t.encodeRow(
+                        f.baseAddress! + r * columns, columns: columns, into: base + r * rowBytes,
+                        q4SearchSteps: options.q4SearchSteps)
                 }
             }
         }
@@ -292,8 +319,12 @@ func encode(_ src: SafetensorsTensor, as requested: TensorType, options: Convers
     }
     var raw: AlignedBuffer
     do { raw = try encodeAll(type) } catch {
-        guard case let .unrepresentable(block) = error else { throw .tensor(file: src.file, tensor: src.name, message: "\(error)") }
-        note = type == .f16 ? "value \(block) exceeds the f16 range (±65504); stored as f32"
+        guard case let .unrepresentable(block) = error else {
+            throw .tensor(file: src.file, tensor: src.name, message: "\(error)")
+        }
+        note =
+            type == .f16
+            ? "value \(block) exceeds the f16 range (±65504); stored as f32"
             : "block \(block) of a row exceeds the f16 scale range of \(type.rawValue); stored as f32"
         type = .f32
         do { raw = try encodeAll(.f32) } catch { throw .tensor(file: src.file, tensor: src.name, message: "\(error)") }
@@ -303,10 +334,16 @@ func encode(_ src: SafetensorsTensor, as requested: TensorType, options: Convers
         var decoded = [Float](repeating: 0, count: floats.count)
         let rowBytes = type.rowBytes(columns: columns)!
         decoded.withUnsafeMutableBufferPointer { d in
-            for r in 0..<rows { type.decodeRow(raw.bytes.baseAddress! + r * rowBytes, columns: columns, into: d.baseAddress! + r * columns) }
+            for r in 0..<rows {
+                type.decodeRow(
+                    raw.bytes.baseAddress! + r * rowBytes, columns: columns, into: d.baseAddress! + r * columns)
+            }
         }
-        stats = floats.withUnsafeBufferPointer { f in decoded.withUnsafeBufferPointer { d in
-            QuantErrorStats.measure(source: f.baseAddress!, decoded: d.baseAddress!, count: floats.count) } }
+        stats = floats.withUnsafeBufferPointer { f in
+            decoded.withUnsafeBufferPointer { d in
+                QuantErrorStats.measure(source: f.baseAddress!, decoded: d.baseAddress!, count: floats.count)
+            }
+        }
     }
     let frame: [UInt8]
     do { frame = try Zstd.compress(UnsafeRawBufferPointer(raw.bytes), level: Int32(options.zstdLevel)) } catch {

@@ -7,7 +7,7 @@ import KronosCheckpoint
 import KronosConvert
 import KronosQuant
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct OutputOptions: ParsableArguments {
@@ -28,11 +28,11 @@ struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convert checkpoints into a bundle (the default subcommand).",
         discussion: """
-        Example: kronos-convert --tokenizer tok/ --predictor model/ --quantize q8 --output btc-4h.kq
-        Types: f32, f16, q8 (q8_0: 8.5 bits/weight), q4 (q4_k: 4.5 bits/weight for rows of 256k,
-        q4_1: 5.0 bits/weight for other rows, q8_0 output heads). Norms, biases, inv_freq stay f32,
-        int64 buffers i64, the tokenizer's quant_embed f16 (q8, q4). --keep overrides per tensor.
-        """)
+            Example: kronos-convert --tokenizer tok/ --predictor model/ --quantize q8 --output btc-4h.kq
+            Types: f32, f16, q8 (q8_0: 8.5 bits/weight), q4 (q4_k: 4.5 bits/weight for rows of 256k,
+            q4_1: 5.0 bits/weight for other rows, q8_0 output heads). Norms, biases, inv_freq stay f32,
+            int64 buffers i64, the tokenizer's quant_embed f16 (q8, q4). --keep overrides per tensor.
+            """)
 
     @Option(help: ArgumentHelp("Tokenizer checkpoint directory (config.json + model.safetensors).", valueName: "dir"))
     var tokenizer: String
@@ -42,9 +42,15 @@ struct Convert: ParsableCommand {
     var quantize: String = "q8"
     @Option(name: [.short, .long], help: ArgumentHelp("Bundle to write, e.g. btc-4h.kq.", valueName: "file"))
     var output: String
-    @Option(help: ArgumentHelp("Per-tensor override PATTERN=TYPE (glob on tensor names, repeatable), e.g. 'head.*=q8'.", valueName: "pattern=type"))
+    @Option(
+        help: ArgumentHelp(
+            "Per-tensor override PATTERN=TYPE (glob on tensor names, repeatable), e.g. 'head.*=q8'.",
+            valueName: "pattern=type"))
     var keep: [String] = []
-    @Option(help: "Model max context recorded in the bundle (default: config's max_context, else 2048 for Kronos-mini shapes, 512 otherwise).")
+    @Option(
+        help:
+            "Model max context recorded in the bundle (default: config's max_context, else 2048 for Kronos-mini shapes, 512 otherwise)."
+    )
     var maxContext: Int?
     @Option(help: "zstd compression level of the frames (1-19).")
     var zstdLevel: Int = 3
@@ -60,8 +66,12 @@ struct Convert: ParsableCommand {
         guard QuantizeChoice(rawValue: quantize) != nil else {
             throw ValidationError("--quantize must be one of f32, f16, q8, q4; found \"\(quantize)\"")
         }
-        guard (1...19).contains(zstdLevel) else { throw ValidationError("--zstd-level must be in 1...19, found \(zstdLevel)") }
-        guard (0...64).contains(q4SearchSteps) else { throw ValidationError("--q4-search-steps must be in 0...64, found \(q4SearchSteps)") }
+        guard (1...19).contains(zstdLevel) else {
+            throw ValidationError("--zstd-level must be in 1...19, found \(zstdLevel)")
+        }
+        guard (0...64).contains(q4SearchSteps) else {
+            throw ValidationError("--q4-search-steps must be in 0...64, found \(q4SearchSteps)")
+        }
         if let m = maxContext, m < 1 { throw ValidationError("--max-context must be at least 1, found \(m)") }
         if let t = threads, !(1...256).contains(t) { throw ValidationError("--threads must be in 1...256, found \(t)") }
         for k in keep {
@@ -90,7 +100,8 @@ struct Convert: ParsableCommand {
             case let .checked(n, bytes):
                 FileHandle.standardError.write(Data("checked \(n) tensors, \(formatBytes(bytes)) of weights\n".utf8))
             case let .tensorDone(i, total, name, type):
-                let line = "\r\u{1B}[K[\(i)/\(total)] \(type.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)) \(name)"
+                let line =
+                    "\r\u{1B}[K[\(i)/\(total)] \(type.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)) \(name)"
                 FileHandle.standardError.write(Data((line + (i == total ? "\n" : "")).utf8))
             }
         }
@@ -112,7 +123,11 @@ struct Convert: ParsableCommand {
             ("bundle bytes", "\(r.bundleBytes) (\(formatBytes(r.bundleBytes)))"),
             ("ratio", String(format: "%.4f", r.ratio)),
             ("bits/weight", String(format: "%.3f", r.bitsPerWeight)),
-            ("worst tensor", r.worstTensor.map { "\($0) rel RMSE \(String(format: "%.3e", r.worstRelativeRMSE))" } ?? "none (lossless)"),
+            (
+                "worst tensor",
+                r.worstTensor.map { "\($0) rel RMSE \(String(format: "%.3e", r.worstRelativeRMSE))" }
+                    ?? "none (lossless)"
+            ),
             ("worst max |err|", String(format: "%.3e", r.worstMaxAbs)),
             ("max context", "\(r.maxContext)"),
             ("seconds", String(format: "%.3f", r.seconds)),
@@ -138,29 +153,41 @@ struct Inspect: ParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
             struct Out: Encodable { let file: String; let file_bytes: Int; let manifest: Manifest }
-            print(String(decoding: try encoder.encode(Out(file: bundle, file_bytes: reader.fileSize, manifest: m)), as: UTF8.self))
+            print(
+                String(
+                    decoding: try encoder.encode(Out(file: bundle, file_bytes: reader.fileSize, manifest: m)),
+                    as: UTF8.self))
             return
         }
         print("bundle      \(bundle) (\(reader.fileSize) bytes, format v\(m.formatVersion))")
         print("converter   \(Terminal.safe(m.converter.name)) \(Terminal.safe(m.converter.version))")
-        print("settings    quantize \(Terminal.safe(m.settings.quantize)), keep [\(Terminal.safe(m.settings.keep.joined(separator: ", ")))], zstd level \(m.settings.zstdLevel), q4 search steps \(m.settings.q4SearchSteps)")
+        print(
+            "settings    quantize \(Terminal.safe(m.settings.quantize)), keep [\(Terminal.safe(m.settings.keep.joined(separator: ", ")))], zstd level \(m.settings.zstdLevel), q4 search steps \(m.settings.q4SearchSteps)"
+        )
         print("max context \(m.maxContext)")
         print("tokenizer   \(jsonString(m.tokenizerConfig))")
         print("predictor   \(jsonString(m.predictorConfig))")
-        for s in m.sources { print("source      \(s.part.rawValue)/\(Terminal.safe(s.file)) \(s.bytes) bytes sha256 \(Terminal.safe(s.sha256))") }
+        for s in m.sources {
+            print(
+                "source      \(s.part.rawValue)/\(Terminal.safe(s.file)) \(s.bytes) bytes sha256 \(Terminal.safe(s.sha256))"
+            )
+        }
         for n in m.notes { print("note        \(Terminal.safe(n))") }
         print("")
         let header = ["part", "name", "type", "shape", "offset", "stored", "raw", "xxh64", "rel_rmse"]
         var table = [header]
         for t in m.tensors {
-            table.append([t.part.rawValue, t.name, t.type.rawValue, t.shape.map(String.init).joined(separator: "x"),
-                          "\(t.offset)", "\(t.storedSize)", "\(t.rawSize)", t.xxh64,
-                          t.error.map { String(format: "%.3e", $0.relativeRMSE) } ?? "-"])
+            table.append([
+                t.part.rawValue, t.name, t.type.rawValue, t.shape.map(String.init).joined(separator: "x"),
+                "\(t.offset)", "\(t.storedSize)", "\(t.rawSize)", t.xxh64,
+                t.error.map { String(format: "%.3e", $0.relativeRMSE) } ?? "-",
+            ])
         }
-        let shown = table.map { $0.map(Terminal.safe) }   // tensor names come from the bundle
+        let shown = table.map { $0.map(Terminal.safe) }  // tensor names come from the bundle
         let widths = (0..<header.count).map { c in shown.map { $0[c].count }.max()! }
         for row in shown {
-            print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  "))
+            print(
+                zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  "))
         }
         let params = m.tensors.reduce(0) { $0 + $1.elementCount }
         print("\n\(m.tensors.count) tensors, \(params) parameters")
@@ -187,7 +214,9 @@ do {
     try command.run()
 } catch let error as LocalizedError {
     // Strings from files are escaped (Terminal.safe); the message's own line breaks are kept.
-    let message = (error.errorDescription ?? "\(error)").split(separator: "\n", omittingEmptySubsequences: false).map(Terminal.safe).joined(separator: "\n")
+    let message = (error.errorDescription ?? "\(error)").split(separator: "\n", omittingEmptySubsequences: false).map(
+        Terminal.safe
+    ).joined(separator: "\n")
     FileHandle.standardError.write(Data("error: \(message)\n".utf8))
     exit(1)
 } catch {

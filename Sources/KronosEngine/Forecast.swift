@@ -6,7 +6,9 @@ import KronosBundle
 extension ForecastEngine {
     /// Normalization of ARCHITECTURE.md §5: per column mean and population std over the rows,
     /// x = clip((x - mean) / (std + 1e-5), -clip, clip).
-    public static func normalize(_ x: [Float], rows: Int, clip: Float) -> (normalized: [Float], mean: [Float], std: [Float]) {
+    public static func normalize(_ x: [Float], rows: Int, clip: Float) -> (
+        normalized: [Float], mean: [Float], std: [Float]
+    ) {
         var mean = [Float](repeating: 0, count: 6), std = [Float](repeating: 0, count: 6)
         for c in 0..<6 {
             var s = 0.0
@@ -34,32 +36,45 @@ extension ForecastEngine {
 
     /// Forecasts every series (same length required) as one batch of series × samples sequences.
     /// `cancelled` is asked before every step: true stops the forecast with RuntimeError.cancelled.
-    public func forecast(_ inputs: [SeriesInput], settings: ForecastSettings, trace: UnsafeMutablePointer<ForecastTrace>? = nil,
-                         progress: ((ForecastEvent) -> Void)? = nil, cancelled: (() -> Bool)? = nil) throws(RuntimeError) -> [SeriesForecast] {
+    public func forecast(
+        _ inputs: [SeriesInput], settings: ForecastSettings, trace: UnsafeMutablePointer<ForecastTrace>? = nil,
+        progress: ((ForecastEvent) -> Void)? = nil, cancelled: (() -> Bool)? = nil
+    ) throws(RuntimeError) -> [SeriesForecast] {
         guard let T = inputs.first?.rows, T >= 1 else { throw .options("no input rows") }
         let P = settings.predictionLength, S = settings.samples, window = settings.maxContext
         guard P >= 1 else { throw .options("--pred-len must be at least 1, found \(P)") }
         guard S >= 1 else { throw .options("--samples must be at least 1, found \(S)") }
         guard window >= 1 else { throw .options("--max-context must be at least 1, found \(window)") }
         guard P <= window else {
-            throw .options("--pred-len \(P) exceeds the model window of \(window) rows (--max-context): the tokenizer decodes one window, as the reference does")
+            throw .options(
+                "--pred-len \(P) exceeds the model window of \(window) rows (--max-context): the tokenizer decodes one window, as the reference does"
+            )
         }
-        guard window <= Self.maxWindow else { throw .options("--max-context must be in 1...\(Self.maxWindow), found \(window)") }
+        guard window <= Self.maxWindow else {
+            throw .options("--max-context must be in 1...\(Self.maxWindow), found \(window)")
+        }
         guard inputs.count <= Self.maxBatch, S <= Self.maxBatch / inputs.count else {
-            throw .options("\(inputs.count) series × \(S) samples = \(inputs.count.multipliedReportingOverflow(by: S).partialValue) sequences; at most \(Self.maxBatch) run as one batch")
+            throw .options(
+                "\(inputs.count) series × \(S) samples = \(inputs.count.multipliedReportingOverflow(by: S).partialValue) sequences; at most \(Self.maxBatch) run as one batch"
+            )
         }
         for (i, s) in inputs.enumerated() {
             guard s.rows == T, s.futureStamps.count == P, s.values.count == T * 6, s.stamps.count == T else {
-                throw .options("series \(i + 1) has \(s.rows) rows, \(s.values.count) values and \(s.futureStamps.count) future stamps; every series of a batch needs \(T), \(T * 6) and \(P)")
+                throw .options(
+                    "series \(i + 1) has \(s.rows) rows, \(s.values.count) values and \(s.futureStamps.count) future stamps; every series of a batch needs \(T), \(T * 6) and \(P)"
+                )
             }
             // Every value the model reads from the caller is checked before it indexes a table or
             // enters the arithmetic.
             if let r = s.values.firstIndex(where: { !$0.isFinite }) {
-                throw .options("series \(i + 1), row \(r / 6), column \(SeriesInput.columns[r % 6]): \(s.values[r]) is not a finite number")
+                throw .options(
+                    "series \(i + 1), row \(r / 6), column \(SeriesInput.columns[r % 6]): \(s.values[r]) is not a finite number"
+                )
             }
             for (k, stamp) in (s.stamps + s.futureStamps).enumerated() where !stamp.isValid {
-                throw .options("series \(i + 1), \(k < T ? "row \(k)" : "future row \(k - T)"): time features \(stamp) outside their tables "
-                               + "(minute 0...59, hour 0...23, weekday 0...6, day 0...31, month 0...12)")
+                throw .options(
+                    "series \(i + 1), \(k < T ? "row \(k)" : "future row \(k - T)"): time features \(stamp) outside their tables "
+                        + "(minute 0...59, hour 0...23, weekday 0...6, day 0...31, month 0...12)")
             }
         }
         let batch = inputs.count * S
@@ -71,8 +86,9 @@ extension ForecastEngine {
         for input in inputs {
             let n = Self.normalize(input.values, rows: T, clip: settings.clip)
             for c in 0..<6 where !(n.mean[c].isFinite && (n.std[c] + 1e-5).isFinite) {
-                throw .options("series \(norms.count + 1), column \(SeriesInput.columns[c]): the mean or spread of the values (\(n.mean[c]), \(n.std[c])) "
-                               + "overflows 32-bit floats; rescale the input")
+                throw .options(
+                    "series \(norms.count + 1), column \(SeriesInput.columns[c]): the mean or spread of the values (\(n.mean[c]), \(n.std[c])) "
+                        + "overflows 32-bit floats; rescale the input")
             }
             norms.append(n)
             let ids = tokenizer.encode(n.normalized, rows: T)
@@ -81,22 +97,25 @@ extension ForecastEngine {
             }
         }
         if let trace {
-            trace.pointee.normalized = norms[0].normalized; trace.pointee.mean = norms[0].mean; trace.pointee.std = norms[0].std
+            trace.pointee.normalized = norms[0].normalized; trace.pointee.mean = norms[0].mean;
+            trace.pointee.std = norms[0].std
             trace.pointee.contextS1 = s1[0]; trace.pointee.contextS2 = s2[0]
             let keep = min(T, window)
-            trace.pointee.contextReconstruction = tokenizer.decode(s1: [Array(s1[0].suffix(keep))], s2: [Array(s2[0].suffix(keep))])
+            trace.pointee.contextReconstruction = tokenizer.decode(
+                s1: [Array(s1[0].suffix(keep))], s2: [Array(s2[0].suffix(keep))])
         }
 
         // 5: generation. The cache is exact while the window starts at position 0; once it slides,
         // the window is recomputed from scratch (as the reference does at every step) unless the
         // approx-slide approximation was asked for.
         var rng = KronosRNG(seed: settings.seed)
-        do {   // (the session's caches are freed before the tokenizer decodes)
+        do {  // (the session's caches are freed before the tokenizer decodes)
             // The S samples of a series share its T context tokens: their rows are computed and cached once.
             // The window never holds more than the rows there are: a bundle claiming a huge max
             // context costs memory for the rows a run uses, not for the claim.
-            let session = PredictorSession(model: predictor, batch: batch, perGroup: S, sharedTokens: T, capacity: min(window, T + P),
-                                           privateRows: P, activations: settings.activations, kvCache: settings.kvCache)
+            let session = PredictorSession(
+                model: predictor, batch: batch, perGroup: S, sharedTokens: T, capacity: min(window, T + P),
+                privateRows: P, activations: settings.activations, kvCache: settings.kvCache)
             // Everything a step needs is allocated here, once (the step itself allocates nothing).
             let sampler = Sampler(capacity: max(V1, V2))
             var picks1 = [Int](repeating: 0, count: batch), picks2 = [Int](repeating: 0, count: batch)
@@ -105,19 +124,25 @@ extension ForecastEngine {
                 if let cancelled, cancelled() { throw .cancelled }
                 session.advance(to: T + i, s1: s1, s2: s2, stamps: stamps, window: window, mode: settings.cache)
                 if let bad = session.s1Logits.prefix(batch * V1).firstIndex(where: { !$0.isFinite }) {
-                    throw .model("step \(i + 1), sequence \(bad / V1 + 1): the s1 logits are not finite (\(session.s1Logits[bad])); "
-                                 + "the input or the bundle's weights overflow 32-bit floats")
+                    throw .model(
+                        "step \(i + 1), sequence \(bad / V1 + 1): the s1 logits are not finite (\(session.s1Logits[bad])); "
+                            + "the input or the bundle's weights overflow 32-bit floats")
                 }
                 session.s1Logits.withUnsafeBufferPointer { l in
-                    for b in 0..<batch { picks1[b] = sampler.sample(l.baseAddress! + b * V1, V1, settings.sampling, rng: &rng) }
+                    for b in 0..<batch {
+                        picks1[b] = sampler.sample(l.baseAddress! + b * V1, V1, settings.sampling, rng: &rng)
+                    }
                 }
                 session.computeS2Logits(picks: picks1)
                 if let bad = session.s2Logits.prefix(batch * V2).firstIndex(where: { !$0.isFinite }) {
-                    throw .model("step \(i + 1), sequence \(bad / V2 + 1): the s2 logits are not finite (\(session.s2Logits[bad])); "
-                                 + "the input or the bundle's weights overflow 32-bit floats")
+                    throw .model(
+                        "step \(i + 1), sequence \(bad / V2 + 1): the s2 logits are not finite (\(session.s2Logits[bad])); "
+                            + "the input or the bundle's weights overflow 32-bit floats")
                 }
                 session.s2Logits.withUnsafeBufferPointer { l in
-                    for b in 0..<batch { picks2[b] = sampler.sample(l.baseAddress! + b * V2, V2, settings.sampling, rng: &rng) }
+                    for b in 0..<batch {
+                        picks2[b] = sampler.sample(l.baseAddress! + b * V2, V2, settings.sampling, rng: &rng)
+                    }
                 }
                 if let trace {
                     trace.pointee.stepS1Logits.append(Array(session.s1Logits[0..<V1]))
@@ -131,12 +156,13 @@ extension ForecastEngine {
         // 6: decode the last min(T + P, window) tokens, keep the last P rows. The context part of
         // that window is the same for every sample of a series: it is decoded once per series.
         let keep = min(T + P, window)
-        var decoded = [[Float]]()   // [batch][P, 6]
+        var decoded = [[Float]]()  // [batch][P, 6]
         for k in inputs.indices {
             let first = k * S
-            decoded += tokenizer.decode(prefixS1: Array(s1[first][(T + P - keep)..<T]), prefixS2: Array(s2[first][(T + P - keep)..<T]),
-                                        suffixesS1: (first..<(first + S)).map { Array(s1[$0][T...]) },
-                                        suffixesS2: (first..<(first + S)).map { Array(s2[$0][T...]) })
+            decoded += tokenizer.decode(
+                prefixS1: Array(s1[first][(T + P - keep)..<T]), prefixS2: Array(s2[first][(T + P - keep)..<T]),
+                suffixesS1: (first..<(first + S)).map { Array(s1[$0][T...]) },
+                suffixesS2: (first..<(first + S)).map { Array(s2[$0][T...]) })
         }
         // 7-8: average the samples of each series, denormalize.
         var results = [SeriesForecast]()
@@ -158,9 +184,11 @@ extension ForecastEngine {
             for t in 0..<P {
                 for c in 0..<6 { mean[t * 6 + c] = mean[t * 6 + c] / Float(S) * (norm.std[c] + 1e-5) + norm.mean[c] }
             }
-            results.append(SeriesForecast(mean: mean, paths: paths,
-                                          s1: (0..<S).map { Array(s1[k * S + $0].suffix(P)) },
-                                          s2: (0..<S).map { Array(s2[k * S + $0].suffix(P)) }))
+            results.append(
+                SeriesForecast(
+                    mean: mean, paths: paths,
+                    s1: (0..<S).map { Array(s1[k * S + $0].suffix(P)) },
+                    s2: (0..<S).map { Array(s2[k * S + $0].suffix(P)) }))
         }
         return results
     }
@@ -201,7 +229,9 @@ extension ForecastEngine {
 
     /// `requested`, or the default when nil, as a forecast on this processor runs it (int8 only
     /// where some weight has integer codes).
-    public func activations(_ requested: ActivationPrecision?) -> ActivationPrecision { predictor.activations(requested) }
+    public func activations(_ requested: ActivationPrecision?) -> ActivationPrecision {
+        predictor.activations(requested)
+    }
 
     /// `requested`, or the default when nil.
     public func kvCache(_ requested: KVCachePrecision?) -> KVCachePrecision { predictor.kvCache(requested) }
@@ -209,25 +239,33 @@ extension ForecastEngine {
     /// Teacher forcing along a given path: the step logits the sampler would see at every step when
     /// the tokens generated so far are `path` (s1 conditioned on the path's own s2 for the s2 logits).
     /// contextS1 / contextS2 [T], stamps [T + P], path [P] -> s1 logits [P][V1], s2 logits [P][V2].
-    public func teacherForcedLogits(contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathS1: [Int], pathS2: [Int],
-                                    maxContext window: Int, cache: CacheMode = .exact, activations: ActivationPrecision? = nil,
-                                    kvCache: KVCachePrecision? = nil) -> (s1: [[Float]], s2: [[Float]]) {
-        let r = teacherForcedLogits(contextS1: contextS1, contextS2: contextS2, stamps: stamps, pathsS1: [pathS1], pathsS2: [pathS2],
-                                    maxContext: window, cache: cache, activations: activations, kvCache: kvCache)
+    public func teacherForcedLogits(
+        contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathS1: [Int], pathS2: [Int],
+        maxContext window: Int, cache: CacheMode = .exact, activations: ActivationPrecision? = nil,
+        kvCache: KVCachePrecision? = nil
+    ) -> (s1: [[Float]], s2: [[Float]]) {
+        let r = teacherForcedLogits(
+            contextS1: contextS1, contextS2: contextS2, stamps: stamps, pathsS1: [pathS1], pathsS2: [pathS2],
+            maxContext: window, cache: cache, activations: activations, kvCache: kvCache)
         return (r.s1[0], r.s2[0])
     }
 
     /// Teacher forcing along several paths after one context, run as a batch of samples (the
     /// context rows computed and cached once for all paths, as a forecast's samples do):
     /// paths [k][P] -> s1 logits [k][P][V1], s2 logits [k][P][V2].
-    public func teacherForcedLogits(contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathsS1: [[Int]], pathsS2: [[Int]],
-                                    maxContext window: Int, cache: CacheMode = .exact, activations: ActivationPrecision? = nil,
-                                    kvCache: KVCachePrecision? = nil) -> (s1: [[[Float]]], s2: [[[Float]]]) {
+    public func teacherForcedLogits(
+        contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathsS1: [[Int]], pathsS2: [[Int]],
+        maxContext window: Int, cache: CacheMode = .exact, activations: ActivationPrecision? = nil,
+        kvCache: KVCachePrecision? = nil
+    ) -> (s1: [[[Float]]], s2: [[[Float]]]) {
         let T = contextS1.count, k = pathsS1.count, P = pathsS1[0].count
-        precondition(k >= 1 && pathsS2.count == k && pathsS1.allSatisfy { $0.count == P } && pathsS2.allSatisfy { $0.count == P })
+        precondition(
+            k >= 1 && pathsS2.count == k && pathsS1.allSatisfy { $0.count == P } && pathsS2.allSatisfy { $0.count == P }
+        )
         let V1 = predictor.config.s1Vocabulary, V2 = predictor.config.s2Vocabulary
-        let session = PredictorSession(model: predictor, batch: k, perGroup: k, sharedTokens: T, capacity: min(window, T + P), privateRows: P,
-                                       activations: activations, kvCache: kvCache)
+        let session = PredictorSession(
+            model: predictor, batch: k, perGroup: k, sharedTokens: T, capacity: min(window, T + P), privateRows: P,
+            activations: activations, kvCache: kvCache)
         let s1 = pathsS1.map { contextS1 + $0 }, s2 = pathsS2.map { contextS2 + $0 }
         let allStamps = [[TimeStamp]](repeating: stamps, count: k)
         var l1 = [[[Float]]](repeating: [], count: k), l2 = [[[Float]]](repeating: [], count: k)

@@ -26,8 +26,10 @@ let vnniGemmMinRows = 8
 // block d = max|x| / 127, code = x · (1/d) rounded to nearest, ties to even (d = 0, codes 0 for a
 // zero block). Contract: n is a multiple of 32.
 @inline(__always)
-func quantizeActivations(_ x: UnsafePointer<Float>, _ n: Int, codes q: UnsafeMutablePointer<Int8>, d: UnsafeMutablePointer<Float>,
-                         sums: UnsafeMutablePointer<Int32>) {
+func quantizeActivations(
+    _ x: UnsafePointer<Float>, _ n: Int, codes q: UnsafeMutablePointer<Int8>, d: UnsafeMutablePointer<Float>,
+    sums: UnsafeMutablePointer<Int32>
+) {
     for b in 0..<(n / activationBlock) {
         let xb = x + b * activationBlock
         var m = SIMD8<Float>()
@@ -75,7 +77,8 @@ func integerReferenceDot(_ type: TensorType, _ row: UnsafeRawPointer, _ x: Int8A
             let block = row + u / 8 * BlockQ4_K.byteCount, j = u % 8
             let (d, dmin, fields) = BlockQ4_K.fields(block)
             dw = d * Float(fields[j]); mw = -(dmin * Float(fields[8 + j]))
-            code = { k in Int32(nibble(block.load(fromByteOffset: 16 + 16 * j + k % 16, as: UInt8.self), high: k >= 16)) }
+            code = { k in Int32(nibble(block.load(fromByteOffset: 16 + 16 * j + k % 16, as: UInt8.self), high: k >= 16))
+            }
         default: preconditionFailure("the integer path takes q8_0, q4_1 and q4_k weights, not \(type)")
         }
         var sum: Int32 = 0, codeSum: Int32 = 0
@@ -136,15 +139,20 @@ func integerPortableDot<C: IntegerCodes>(_: C.Type, _ row: UnsafeRawPointer, _ x
 // Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias), W q8_0 / q4_1 / q4_k, through quantized activations:
 // X quantized once into the workspace; weight-row groups split across the cores. The workspace
 // says which kernels (integerKernels: the fastest this processor has, unless a test chose others).
-@inline(never)   // kept out of matmul(): inlined there, it tipped the float paths out of inlining (f16 / q8_0 matvec 6x slower, measured)
-func integerMatmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, rows: Int,
-                   _ y: UnsafeMutablePointer<Float>, workspace: Workspace) {
+// Kept out of matmul(): inlined there, it tipped the float paths out of inlining (f16 / q8_0 matvec
+// 6x slower, measured).
+@inline(never)
+func integerMatmul(
+    _ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, rows: Int,
+    _ y: UnsafeMutablePointer<Float>, workspace: Workspace
+) {
     let n = w.columns, out = w.rows, nb = n / activationBlock
     let buffers = workspace.activations(rows: rows, columns: n)
     // (a prefill's rows on every core; a decode step's few on this one)
     parallelChunks(rows, minimumPerChunk: rowwiseMinimumRows, threads: workspace.workers) { _, range in
         for t in range {
-            quantizeActivations(x + t * n, n, codes: buffers.codes + t * n, d: buffers.scales + t * nb, sums: buffers.sums + t * nb)
+            quantizeActivations(
+                x + t * n, n, codes: buffers.codes + t * n, d: buffers.scales + t * nb, sums: buffers.sums + t * nb)
         }
     }
     let a = Int8Activations(codes: buffers.codes, scales: buffers.scales, sums: buffers.sums, columns: n)
@@ -156,20 +164,27 @@ func integerMatmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePo
             for j in 0..<out { y[t * out + j] = integerReferenceDot(w.type, w.row(j), a, t) + (bias?[j] ?? 0) }
         }
     case .vnni where rows >= vnniGemmMinRows:
-        precondition(workspace.floatsPerWorker * 4 >= VNNI.scratchBytes(columns: n), "workspace too small for \(n) columns")
+        precondition(
+            workspace.floatsPerWorker * 4 >= VNNI.scratchBytes(columns: n), "workspace too small for \(n) columns")
         let groups = (out + VNNI.groupRows - 1) / VNNI.groupRows
-        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers, arguments: arguments) { raw, worker, range in
+        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers, arguments: arguments) {
+            raw, worker, range in
             let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
             let (w, bias, _, rows, y) = arguments.values
-            VNNI.gemm(w.type, weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y, ldy: w.rows,
-                      bias: bias, scratch: UnsafeMutableRawPointer(arguments.workspace.scratch(worker)))
+            VNNI.gemm(
+                w.type, weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y,
+                ldy: w.rows,
+                bias: bias, scratch: UnsafeMutableRawPointer(arguments.workspace.scratch(worker)))
         }
     case .vnni:
         let groups = (out + VNNI.matvecRows - 1) / VNNI.matvecRows
-        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers, arguments: arguments) { raw, _, range in
+        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers, arguments: arguments) {
+            raw, _, range in
             let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
             let (w, bias, _, rows, y) = arguments.values
-            VNNI.matvec(w.type, weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y, ldy: w.rows, bias: bias)
+            VNNI.matvec(
+                w.type, weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y,
+                ldy: w.rows, bias: bias)
         }
     case .portable:
         switch w.type {
@@ -185,7 +200,9 @@ func integerMatmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePo
 @inline(__always)
 private func portableMatmul<C: IntegerCodes>(_: C.Type, _ arguments: (MatmulArguments, Int8Activations), big: Bool) {
     let groups = (arguments.0.w.rows + 7) / 8
-    parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: arguments.0.workspace.workers, arguments: arguments) { raw, _, range in
+    parallelChunks(
+        groups, minimumPerChunk: big ? 1 : groups, threads: arguments.0.workspace.workers, arguments: arguments
+    ) { raw, _, range in
         let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
         let (w, bias, _, rows, y) = arguments.values
         let out = w.rows

@@ -49,7 +49,9 @@ func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Floa
     var i = 0
     let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
     while i + 8 <= n {
-        acc.addProduct(ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self))
+        acc.addProduct(
+            ra.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self),
+            rb.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self))
         i += 8
     }
     var s = acc.sum()
@@ -60,8 +62,10 @@ func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Floa
 // C [2, 4] = A [4, n] (rows a0...a3) . B [2, n] (rows b0, b1), each pair in dot()'s order.
 // 8 accumulators + 4 A vectors + 1 B vector fit the 16 AVX2 registers.
 @inline(__always)
-func tile4x2(_ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ n: Int,
-             _ c: UnsafeMutablePointer<Float>, _ ldc: Int, bias: SIMD4<Float>) {
+func tile4x2(
+    _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ n: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, bias: SIMD4<Float>
+) {
     var c00 = SIMD8<Float>(), c01 = SIMD8<Float>(), c02 = SIMD8<Float>(), c03 = SIMD8<Float>()
     var c10 = SIMD8<Float>(), c11 = SIMD8<Float>(), c12 = SIMD8<Float>(), c13 = SIMD8<Float>()
     let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
@@ -95,8 +99,10 @@ func tile4x2(_ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _
 // fused multiply-adds (tile4x2: 6 per 8). Never inlined: inside a caller with more live values
 // (the q4_k specialization of matmul) the accumulators spilled to the stack (q4_k 143 -> 66 GFLOP/s).
 @inline(never)
-func tile4x3(_ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ n: Int,
-             _ c: UnsafeMutablePointer<Float>, _ ldc: Int, bias: SIMD4<Float>) {
+func tile4x3(
+    _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ n: Int,
+    _ c: UnsafeMutablePointer<Float>, _ ldc: Int, bias: SIMD4<Float>
+) {
     var c00 = SIMD8<Float>(), c01 = SIMD8<Float>(), c02 = SIMD8<Float>(), c03 = SIMD8<Float>()
     var c10 = SIMD8<Float>(), c11 = SIMD8<Float>(), c12 = SIMD8<Float>(), c13 = SIMD8<Float>()
     var c20 = SIMD8<Float>(), c21 = SIMD8<Float>(), c22 = SIMD8<Float>(), c23 = SIMD8<Float>()
@@ -148,7 +154,9 @@ func chunkWorkers(_ count: Int, minimumPerChunk: Int, threads: Int) -> Int {
 /// persistent WorkerPool (or, when another thread is using the pool, to Dispatch). `body` must
 /// capture nothing (a capture would put its context on the heap at every call).
 @inline(__always)
-func parallelChunks<Arguments>(_ count: Int, minimumPerChunk: Int = 1, threads: Int, arguments: Arguments, _ body: @escaping ChunkBody) {
+func parallelChunks<Arguments>(
+    _ count: Int, minimumPerChunk: Int = 1, threads: Int, arguments: Arguments, _ body: @escaping ChunkBody
+) {
     withUnsafePointer(to: arguments) { p in
         let raw = UnsafeRawPointer(p)
         let workers = chunkWorkers(count, minimumPerChunk: minimumPerChunk, threads: threads)
@@ -176,7 +184,8 @@ func parallelChunks<Arguments>(_ count: Int, minimumPerChunk: Int = 1, threads: 
 func parallelChunks(_ count: Int, minimumPerChunk: Int = 1, threads: Int, _ body: (Int, Range<Int>) -> Void) {
     if chunkWorkers(count, minimumPerChunk: minimumPerChunk, threads: threads) <= 1 { body(0, 0..<count); return }
     withoutActuallyEscaping(body) { escapable in
-        parallelChunks(count, minimumPerChunk: minimumPerChunk, threads: threads, arguments: escapable) { raw, worker, range in
+        parallelChunks(count, minimumPerChunk: minimumPerChunk, threads: threads, arguments: escapable) {
+            raw, worker, range in
             raw.load(as: ((Int, Range<Int>) -> Void).self)(worker, range)
         }
     }
@@ -217,16 +226,20 @@ public final class Workspace: @unchecked Sendable {
 
     public init(floatsPerWorker: Int, threads: Int) {
         workers = max(1, threads)
-        self.floatsPerWorker = (max(floatsPerWorker, 16) + 15) / 16 * 16   // 64-byte multiples
+        self.floatsPerWorker = (max(floatsPerWorker, 16) + 15) / 16 * 16  // 64-byte multiples
         base = .allocate(capacity: workers * self.floatsPerWorker)
     }
-    deinit { base.deallocate(); activationCodes?.deallocate(); activationScales?.deallocate(); activationSums?.deallocate() }
+    deinit {
+        base.deallocate(); activationCodes?.deallocate(); activationScales?.deallocate(); activationSums?.deallocate()
+    }
 
     /// Scratch needed by matmul over rows of up to `columns` values and by attention over up to
     /// `positions` keys.
     public convenience init(columns: Int, positions: Int, threads: Int) {
-        self.init(floatsPerWorker: max(matmulGroup * columns, (VNNI.scratchBytes(columns: columns) + 3) / 4, attentionQueryBlock * positions),
-                  threads: threads)
+        self.init(
+            floatsPerWorker: max(
+                matmulGroup * columns, (VNNI.scratchBytes(columns: columns) + 3) / 4, attentionQueryBlock * positions),
+            threads: threads)
     }
 
     /// q8_0, q4_1 and q4_k weights multiply int8-quantized activations (IntegerActivations.swift) in
@@ -244,7 +257,8 @@ public final class Workspace: @unchecked Sendable {
     /// block sums [rows, columns / 32]); grown when a larger matmul comes, never shrunk (a decode
     /// loop allocates nothing).
     func activations(rows: Int, columns: Int)
-        -> (codes: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Int32>) {
+        -> (codes: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Int32>)
+    {
         let count = rows * columns
         if count > activationCapacity {
             activationCodes?.deallocate(); activationScales?.deallocate(); activationSums?.deallocate()
@@ -278,11 +292,16 @@ struct MatmulArguments {
     let rows: Int
     let y: UnsafeMutablePointer<Float>
     let workspace: Workspace
-    init(_ w: WeightMatrix, _ bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, _ rows: Int, _ y: UnsafeMutablePointer<Float>,
-         _ workspace: Workspace) {
+    init(
+        _ w: WeightMatrix, _ bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, _ rows: Int,
+        _ y: UnsafeMutablePointer<Float>,
+        _ workspace: Workspace
+    ) {
         self.w = w; self.bias = bias; self.x = x; self.rows = rows; self.y = y; self.workspace = workspace
     }
-    var values: (WeightMatrix, UnsafePointer<Float>?, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) { (w, bias, x, rows, y) }
+    var values: (WeightMatrix, UnsafePointer<Float>?, UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) {
+        (w, bias, x, rows, y)
+    }
 }
 
 // Y [rows, W.rows] = X [rows, W.columns] @ W^T (+ bias [W.rows])
@@ -294,8 +313,10 @@ struct MatmulArguments {
 // - more rows (prefill, batches): 4 weight rows at a time decoded once into the worker's scratch
 //   (f32 rows are used in place), then the 4x2 register tile over the input rows.
 // Weight-row groups are split across the cores.
-package func matmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, rows: Int,
-            _ y: UnsafeMutablePointer<Float>, workspace: Workspace) {
+package func matmul(
+    _ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, rows: Int,
+    _ y: UnsafeMutablePointer<Float>, workspace: Workspace
+) {
     if workspace.integerActivations && w.type.hasIntegerCodes {
         integerMatmul(w, bias: bias, x, rows: rows, y, workspace: workspace)
         return
@@ -311,10 +332,12 @@ package func matmul(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafeP
 }
 
 @inline(__always)
-private func matmul<D: RowDecoder>(_ decoder: D.Type, _ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>,
-                                   rows: Int, _ y: UnsafeMutablePointer<Float>, workspace: Workspace) {
+private func matmul<D: RowDecoder>(
+    _ decoder: D.Type, _ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>,
+    rows: Int, _ y: UnsafeMutablePointer<Float>, workspace: Workspace
+) {
     let n = w.columns, out = w.rows
-    let big = out * rows * n >= 1 << 16   // below this, one core is faster than waking a second
+    let big = out * rows * n >= 1 << 16  // below this, one core is faster than waking a second
     // Block types only: for f32 / f16 rows (no software prefetch; f32 multiplies in place in the
     // tiles) matvecRows measured slower in the model than their former paths (small, 5 samples:
     // f32 128 -> 108, f16 166 -> 146 decode steps/s), so they keep those.
@@ -330,7 +353,10 @@ private func matmul<D: RowDecoder>(_ decoder: D.Type, _ w: WeightMatrix, bias: U
     }
     if rows <= matvecMaxRows {
         let groups = (out + 7) / 8
-        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers, arguments: MatmulArguments(w, bias, x, rows, y, workspace)) { raw, _, range in
+        parallelChunks(
+            groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers,
+            arguments: MatmulArguments(w, bias, x, rows, y, workspace)
+        ) { raw, _, range in
             let (w, bias, x, rows, y) = raw.load(as: MatmulArguments.self).values
             let n = w.columns, out = w.rows
             for g in range {
@@ -350,7 +376,10 @@ private func matmul<D: RowDecoder>(_ decoder: D.Type, _ w: WeightMatrix, bias: U
     }
     precondition(workspace.floatsPerWorker >= matmulGroup * n, "workspace too small for \(n) columns")
     let groups = (out + 3) / 4
-    parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers, arguments: MatmulArguments(w, bias, x, rows, y, workspace)) { raw, worker, range in
+    parallelChunks(
+        groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers,
+        arguments: MatmulArguments(w, bias, x, rows, y, workspace)
+    ) { raw, worker, range in
         let arguments = raw.load(as: MatmulArguments.self)
         let (w, bias, x, rows, y) = arguments.values
         let n = w.columns, out = w.rows
@@ -390,11 +419,12 @@ private func matmul<D: RowDecoder>(_ decoder: D.Type, _ w: WeightMatrix, bias: U
     }
 }
 
-
 /// Stack room for the unit headers (RowDecoder.header, up to 16 floats) of a matvec's 8 weight rows.
 struct UnitHeaders {
-    private var storage = (SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(),
-                           SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>())
+    private var storage = (
+        SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(),
+        SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>(), SIMD16<Float>()
+    )
     /// The 128 floats (valid while the value lives on the caller's stack and is not moved).
     var pointer: UnsafeMutablePointer<Float> {
         mutating get { withUnsafeMutableBytes(of: &storage) { $0.baseAddress!.assumingMemoryBound(to: Float.self) } }
@@ -403,7 +433,8 @@ struct UnitHeaders {
 
 // s [8] = W rows j0 ..< j0+8 (stored, dequantized in registers) . x [n], each in dot()'s order.
 @inline(__always)
-private func matvec8<D: RowDecoder>(_: D.Type, _ w: WeightMatrix, _ j0: Int, _ x: UnsafePointer<Float>) -> SIMD8<Float> {
+private func matvec8<D: RowDecoder>(_: D.Type, _ w: WeightMatrix, _ j0: Int, _ x: UnsafePointer<Float>) -> SIMD8<Float>
+{
     let n = w.columns, units = n / D.unitValues
     let p = w.row(j0), rb = w.rowBytes
     let xr = UnsafeRawPointer(x)
@@ -420,7 +451,9 @@ private func matvec8<D: RowDecoder>(_: D.Type, _ w: WeightMatrix, _ j0: Int, _ x
         // loop's body as a local function cost the q4_k one what the parts gained (45 -> 34).
         if D.partValues == D.unitValues {
             let xb = xr + 4 * u * D.unitValues
-            @inline(__always) func xv(_ i: Int) -> SIMD8<Float> { xb.loadUnaligned(fromByteOffset: 32 * i, as: SIMD8<Float>.self) }
+            @inline(__always) func xv(_ i: Int) -> SIMD8<Float> {
+                xb.loadUnaligned(fromByteOffset: 32 * i, as: SIMD8<Float>.self)
+            }
             D.unit(p, u) { i, v in a0.addProduct(v, xv(i)) }
             D.unit(p + rb, u) { i, v in a1.addProduct(v, xv(i)) }
             D.unit(p + 2 * rb, u) { i, v in a2.addProduct(v, xv(i)) }
@@ -435,7 +468,9 @@ private func matvec8<D: RowDecoder>(_: D.Type, _ w: WeightMatrix, _ j0: Int, _ x
             for r in 0..<8 { D.header(p + r * rb, u, into: h + 16 * r) }
             for j in 0..<(D.unitValues / D.partValues) {
                 let xb = xr + 4 * (u * D.unitValues + j * D.partValues)
-                @inline(__always) func xv(_ i: Int) -> SIMD8<Float> { xb.loadUnaligned(fromByteOffset: 32 * i, as: SIMD8<Float>.self) }
+                @inline(__always) func xv(_ i: Int) -> SIMD8<Float> {
+                    xb.loadUnaligned(fromByteOffset: 32 * i, as: SIMD8<Float>.self)
+                }
                 D.part(p, u, j, header: h) { i, v in a0.addProduct(v, xv(i)) }
                 D.part(p + rb, u, j, header: h + 16) { i, v in a1.addProduct(v, xv(i)) }
                 D.part(p + 2 * rb, u, j, header: h + 32) { i, v in a2.addProduct(v, xv(i)) }
@@ -454,18 +489,22 @@ private func matvec8<D: RowDecoder>(_: D.Type, _ w: WeightMatrix, _ j0: Int, _ x
     return s
 }
 
-
 // Y [R, W.rows] = X [R, n] @ W^T (+ bias) for 2 <= R <= 6 input rows (a decode step of R samples),
 // weight rows split across the cores in pairs. Each weight vector is dequantized once in registers
 // and multiplies all R input rows (the batched path would store the decoded rows and reload them).
 // Block types only: their rows are whole units (no tail).
 @inline(__always)
-private func matvecRows<D: RowDecoder, R: InputRowCount>(_: D.Type, _: R.Type, _ w: WeightMatrix, bias: UnsafePointer<Float>?,
-                                                         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                                         big: Bool, workspace: Workspace) {
+private func matvecRows<D: RowDecoder, R: InputRowCount>(
+    _: D.Type, _: R.Type, _ w: WeightMatrix, bias: UnsafePointer<Float>?,
+    _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+    big: Bool, workspace: Workspace
+) {
     precondition(w.columns % D.unitValues == 0, "matvecRows takes rows of whole \(D.self) units")
     let groups = (w.rows + 1) / 2
-    parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers, arguments: MatmulArguments(w, bias, x, R.count, y, workspace)) { raw, _, range in
+    parallelChunks(
+        groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers,
+        arguments: MatmulArguments(w, bias, x, R.count, y, workspace)
+    ) { raw, _, range in
         let (w, bias, x, _, y) = raw.load(as: MatmulArguments.self).values
         let n = w.columns, out = w.rows
         for g in range {
@@ -485,13 +524,17 @@ private func matvecRows<D: RowDecoder, R: InputRowCount>(_: D.Type, _: R.Type, _
 // . x rows 0 ..< R ([R, n], row stride n), each pair in dot()'s order. 2R <= 12 accumulators; the
 // input vectors are the fused multiply-adds' memory operands.
 @inline(__always)
-private func matvec2xR<D: RowDecoder, R: InputRowCount>(_: D.Type, _: R.Type, _ w: WeightMatrix, _ j0: Int,
-                                                        _ x: UnsafePointer<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
+private func matvec2xR<D: RowDecoder, R: InputRowCount>(
+    _: D.Type, _: R.Type, _ w: WeightMatrix, _ j0: Int,
+    _ x: UnsafePointer<Float>
+) -> (SIMD8<Float>, SIMD8<Float>) {
     let n = w.columns, units = n / D.unitValues
     let p = w.row(j0), rb = w.rowBytes
     let xr = UnsafeRawPointer(x), sx = 4 * n
-    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>(), a4 = SIMD8<Float>(), a5 = SIMD8<Float>()
-    var b0 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>(), b3 = SIMD8<Float>(), b4 = SIMD8<Float>(), b5 = SIMD8<Float>()
+    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>(), a4 = SIMD8<Float>(),
+        a5 = SIMD8<Float>()
+    var b0 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>(), b3 = SIMD8<Float>(), b4 = SIMD8<Float>(),
+        b5 = SIMD8<Float>()
     // The next pair of rows (contiguous, 2·rb bytes) is prefetched a slice per unit.
     let next = p + 2 * rb, slice = 2 * D.unitBytes
     var headers = UnitHeaders()
@@ -520,8 +563,10 @@ private func matvec2xR<D: RowDecoder, R: InputRowCount>(_: D.Type, _: R.Type, _ 
             }
         }
     }
-    return (SIMD8<Float>(a0.sum(), a1.sum(), a2.sum(), a3.sum(), a4.sum(), a5.sum(), 0, 0),
-            SIMD8<Float>(b0.sum(), b1.sum(), b2.sum(), b3.sum(), b4.sum(), b5.sum(), 0, 0))
+    return (
+        SIMD8<Float>(a0.sum(), a1.sum(), a2.sum(), a3.sum(), a4.sum(), a5.sum(), 0, 0),
+        SIMD8<Float>(b0.sum(), b1.sum(), b2.sum(), b3.sum(), b4.sum(), b5.sum(), 0, 0)
+    )
 }
 
 // stored row [n] (dequantized in registers) . x [n] -> scalar, in dot()'s order.
@@ -540,7 +585,10 @@ private func matvec1<D: RowDecoder>(_: D.Type, _ row: UnsafeRawPointer, _ x: Uns
 }
 
 // x [rows, n] -> x / sqrt(mean(x^2) + eps) * weight [n], into y (may alias x)
-func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows: Int, n: Int, _ y: UnsafeMutablePointer<Float>, eps: Float = 1e-5) {
+func rmsNorm(
+    _ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, rows: Int, n: Int, _ y: UnsafeMutablePointer<Float>,
+    eps: Float = 1e-5
+) {
     for t in 0..<rows {
         let xr = x + t * n, yr = y + t * n
         let ms = dot(xr, xr, n) / Float(n)
@@ -571,7 +619,8 @@ func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
     p = SIMD8(repeating: 0.5).addingProduct(p, r)
     p = SIMD8(repeating: 1).addingProduct(p, r)
     p = SIMD8(repeating: 1).addingProduct(p, r)
-    let twoN = unsafeBitCast((unsafeBitCast(t, to: SIMD8<Int32>.self) &+ (127 - 0x4B40_0000)) &<< 23, to: SIMD8<Float>.self)
+    let twoN = unsafeBitCast(
+        (unsafeBitCast(t, to: SIMD8<Int32>.self) &+ (127 - 0x4B40_0000)) &<< 23, to: SIMD8<Float>.self)
     return p * twoN
 }
 
@@ -591,7 +640,8 @@ func siluGate(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ n: 
     let rg = UnsafeMutableRawPointer(g), ru = UnsafeRawPointer(u)
     var i = 0
     while i + 8 <= n {
-        let a = rg.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self), b = ru.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
+        let a = rg.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self),
+            b = ru.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)
         rg.storeBytes(of: gate(a, b), toByteOffset: 4 * i, as: SIMD8<Float>.self)
         i += 8
     }
@@ -625,11 +675,11 @@ func softmaxInPlace(_ v: UnsafeMutablePointer<Float>, _ n: Int) {
 /// 0 ..< `positions`, computed once at load and never written again: one table serves every
 /// forecast on the model at once. Rows past it are computed per pass into the pass's own scratch
 /// (`BlockScratch.rotaryRows`) by the same formula, so they are the same numbers bit for bit.
-final class RotaryTable: @unchecked Sendable {   // (immutable after init: the pointers are written only there)
+final class RotaryTable: @unchecked Sendable {  // (immutable after init: the pointers are written only there)
     let invFreq: [Float]
     var half: Int { invFreq.count }
     let positions: Int
-    private let cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>   // [positions, half]
+    private let cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>  // [positions, half]
 
     init(invFreq: [Float], positions: Int) {
         self.invFreq = invFreq
@@ -641,8 +691,10 @@ final class RotaryTable: @unchecked Sendable {   // (immutable after init: the p
     deinit { cos.deallocate(); sin.deallocate() }
 
     /// cos / sin of the positions `range` -> cos, sin [range.count, half].
-    static func angles(_ invFreq: [Float], positions range: Range<Int>, cos c: UnsafeMutablePointer<Float>,
-                       sin s: UnsafeMutablePointer<Float>) {
+    static func angles(
+        _ invFreq: [Float], positions range: Range<Int>, cos c: UnsafeMutablePointer<Float>,
+        sin s: UnsafeMutablePointer<Float>
+    ) {
         let half = invFreq.count
         for (i, p) in range.enumerated() {
             for j in 0..<half {
@@ -662,7 +714,9 @@ final class RotaryTable: @unchecked Sendable {   // (immutable after init: the p
     // v [2*half] rotated in place by one position's cos / sin [half]:
     // out[j] = v[j] cos - v[j+half] sin; out[j+half] = v[j+half] cos + v[j] sin
     @inline(__always)
-    static func apply(_ v: UnsafeMutablePointer<Float>, half: Int, cos cp: UnsafePointer<Float>, sin sp: UnsafePointer<Float>) {
+    static func apply(
+        _ v: UnsafeMutablePointer<Float>, half: Int, cos cp: UnsafePointer<Float>, sin sp: UnsafePointer<Float>
+    ) {
         for j in 0..<half {
             let a = v[j], b = v[j + half]
             v[j] = a * cp[j] - b * sp[j]
@@ -673,13 +727,19 @@ final class RotaryTable: @unchecked Sendable {   // (immutable after init: the p
 
 // The free kernels under other names, for the `Kernels` entry points whose own names hide them
 // (the engine is compiled as two modules, so a module-qualified name cannot be used).
-@inline(__always) private func matmulKernel(_ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, rows: Int,
-                                             _ y: UnsafeMutablePointer<Float>, workspace: Workspace) {
+@inline(__always) private func matmulKernel(
+    _ w: WeightMatrix, bias: UnsafePointer<Float>?, _ x: UnsafePointer<Float>, rows: Int,
+    _ y: UnsafeMutablePointer<Float>, workspace: Workspace
+) {
     matmul(w, bias: bias, x, rows: rows, y, workspace: workspace)
 }
-@inline(__always) private func siluGateKernel(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ n: Int) { siluGate(g, u, n) }
-@inline(__always) private func quantizeActivationsKernel(_ x: UnsafePointer<Float>, _ n: Int, codes q: UnsafeMutablePointer<Int8>,
-                                                          d: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Int32>) {
+@inline(__always) private func siluGateKernel(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ n: Int) {
+    siluGate(g, u, n)
+}
+@inline(__always) private func quantizeActivationsKernel(
+    _ x: UnsafePointer<Float>, _ n: Int, codes q: UnsafeMutablePointer<Int8>,
+    d: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Int32>
+) {
     quantizeActivations(x, n, codes: q, d: d, sums: sums)
 }
 
@@ -690,8 +750,10 @@ public enum Kernels {
     /// With `integerActivations`, q8_0 / q4_1 / q4_k weights take the integer path (activations
     /// quantized per block).
     /// `integerKernels` chooses which of the integer path's kernels compute it.
-    public static func matmul(_ w: WeightMatrix, bias: [Float]? = nil, _ x: [Float], rows: Int, integerActivations: Bool = false,
-                              integerKernels: IntegerKernels = .native, threads: Int = Runtime.defaultThreads) -> [Float] {
+    public static func matmul(
+        _ w: WeightMatrix, bias: [Float]? = nil, _ x: [Float], rows: Int, integerActivations: Bool = false,
+        integerKernels: IntegerKernels = .native, threads: Int = Runtime.defaultThreads
+    ) -> [Float] {
         precondition(x.count == rows * w.columns && (integerKernels != .vnni || IntegerKernels.native == .vnni))
         let workspace = Workspace(columns: w.columns, positions: 0, threads: Runtime.startThreads(threads))
         workspace.integerActivations = integerActivations
@@ -700,7 +762,11 @@ public enum Kernels {
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
                 if let bias {
-                    bias.withUnsafeBufferPointer { matmulKernel(w, bias: $0.baseAddress!, xp.baseAddress!, rows: rows, yp.baseAddress!, workspace: workspace) }
+                    bias.withUnsafeBufferPointer {
+                        matmulKernel(
+                            w, bias: $0.baseAddress!, xp.baseAddress!, rows: rows, yp.baseAddress!, workspace: workspace
+                        )
+                    }
                 } else {
                     matmulKernel(w, bias: nil, xp.baseAddress!, rows: rows, yp.baseAddress!, workspace: workspace)
                 }
@@ -725,7 +791,9 @@ public enum Kernels {
     public static func siluGate(_ g: [Float], _ u: [Float]) -> [Float] {
         precondition(g.count == u.count)
         var r = g
-        r.withUnsafeMutableBufferPointer { rp in u.withUnsafeBufferPointer { siluGateKernel(rp.baseAddress!, $0.baseAddress!, g.count) } }
+        r.withUnsafeMutableBufferPointer { rp in
+            u.withUnsafeBufferPointer { siluGateKernel(rp.baseAddress!, $0.baseAddress!, g.count) }
+        }
         return r
     }
 
@@ -739,7 +807,8 @@ public enum Kernels {
             q.withUnsafeMutableBufferPointer { qp in
                 d.withUnsafeMutableBufferPointer { dp in
                     sums.withUnsafeMutableBufferPointer {
-                        quantizeActivationsKernel(xp.baseAddress!, x.count, codes: qp.baseAddress!, d: dp.baseAddress!, sums: $0.baseAddress!)
+                        quantizeActivationsKernel(
+                            xp.baseAddress!, x.count, codes: qp.baseAddress!, d: dp.baseAddress!, sums: $0.baseAddress!)
                     }
                 }
             }
@@ -753,7 +822,8 @@ public enum Kernels {
         case reference, portable, vnni
         /// The fastest this processor runs: `.vnni` with AVX-512 F / BW / VL + VNNI (cpuid, checked once).
         /// (`.portable` with KRONOS_KERNELS=portable, Processor.portableForced.)
-        public static let native: IntegerKernels = Processor.hasAVX512VNNI && !Processor.portableForced ? .vnni : .portable
+        public static let native: IntegerKernels =
+            Processor.hasAVX512VNNI && !Processor.portableForced ? .vnni : .portable
     }
 
     /// Row r of W decoded by the in-register decoder (RowDecoder) into floats.
@@ -777,14 +847,18 @@ public enum Kernels {
     /// -> out [rows, heads·hd], row t attending to rows 0...t, computed the way a prefill does
     /// (blocks of attentionQueryBlock queries) when `blocked`, else one query at a time as decode steps do.
     /// Keys and values are cached in `precision`.
-    public static func causalAttention(q: [Float], k: [Float], v: [Float], rows: Int, heads: Int, headDimension hd: Int,
-                                       blocked: Bool, precision: KVCachePrecision = .f32) -> [Float] {
+    public static func causalAttention(
+        q: [Float], k: [Float], v: [Float], rows: Int, heads: Int, headDimension hd: Int,
+        blocked: Bool, precision: KVCachePrecision = .f32
+    ) -> [Float] {
         let D = heads * hd
         precondition(q.count == rows * D && k.count == rows * D && v.count == rows * D)
         let cache = KVCache(batch: 1, capacity: rows, width: D, precision: precision)
         k.withUnsafeBufferPointer { kp in
             v.withUnsafeBufferPointer { vp in
-                for t in 0..<rows { cache.store(0, position: t, key: kp.baseAddress! + t * D, value: vp.baseAddress! + t * D) }
+                for t in 0..<rows {
+                    cache.store(0, position: t, key: kp.baseAddress! + t * D, value: vp.baseAddress! + t * D)
+                }
             }
         }
         cache.length = rows
@@ -798,9 +872,10 @@ public enum Kernels {
                     var t = 0
                     while t < rows {
                         let qb = blocked ? min(attentionQueryBlock, rows - t) : 1
-                        cache.attend(sequence: 0, column: h * hd, headDimension: hd, visible: t + 1, queries: qb,
-                                     q: qp.baseAddress! + t * D + h * hd, qStride: D, scale: scale, scores: scores,
-                                     out: op.baseAddress! + t * D + h * hd, outStride: D)
+                        cache.attend(
+                            sequence: 0, column: h * hd, headDimension: hd, visible: t + 1, queries: qb,
+                            q: qp.baseAddress! + t * D + h * hd, qStride: D, scale: scale, scores: scores,
+                            out: op.baseAddress! + t * D + h * hd, outStride: D)
                         t += qb
                     }
                 }

@@ -6,12 +6,12 @@ import KronosQuant
 /// Tokenizer weights (ARCHITECTURE.md §3). D = tokenizer d_model, C = s1_bits + s2_bits.
 final class TokenizerModel: @unchecked Sendable {
     let config: TokenizerConfig
-    let embed: Linear            // [D, 6] + [D]
-    let encoder: [Block]         // n_enc_layers - 1 blocks
-    let decoder: [Block]         // n_dec_layers - 1 blocks
-    let quantEmbed: Linear       // [C, D] + [C]
-    let postQuantEmbed: Linear   // [D, C] + [D]
-    let head: Linear             // [6, D] + [6]
+    let embed: Linear  // [D, 6] + [D]
+    let encoder: [Block]  // n_enc_layers - 1 blocks
+    let decoder: [Block]  // n_dec_layers - 1 blocks
+    let quantEmbed: Linear  // [C, D] + [C]
+    let postQuantEmbed: Linear  // [D, C] + [D]
+    let head: Linear  // [6, D] + [6]
 
     /// Threads its passes run on.
     let threads: Int
@@ -20,16 +20,21 @@ final class TokenizerModel: @unchecked Sendable {
         config = c
         self.threads = threads
         embed = try s.linear(.tokenizer, "embed")
-        encoder = try (0..<c.encoderBlocks).map { (i) throws(RuntimeError) in try s.block(.tokenizer, "encoder.\(i)", heads: c.headCount, positions: positions) }
-        decoder = try (0..<c.decoderBlocks).map { (i) throws(RuntimeError) in try s.block(.tokenizer, "decoder.\(i)", heads: c.headCount, positions: positions) }
+        encoder = try (0..<c.encoderBlocks).map { (i) throws(RuntimeError) in
+            try s.block(.tokenizer, "encoder.\(i)", heads: c.headCount, positions: positions)
+        }
+        decoder = try (0..<c.decoderBlocks).map { (i) throws(RuntimeError) in
+            try s.block(.tokenizer, "decoder.\(i)", heads: c.headCount, positions: positions)
+        }
         quantEmbed = try s.linear(.tokenizer, "quant_embed")
         postQuantEmbed = try s.linear(.tokenizer, "post_quant_embed")
         head = try s.linear(.tokenizer, "head")
     }
 
     private func scratch(rows: Int, positions: Int) -> BlockScratch {
-        BlockScratch(rows: rows, D: config.modelDimension, F: config.feedForwardDimension,
-                     columns: max(6, config.codeBits), positions: positions, threads: threads)
+        BlockScratch(
+            rows: rows, D: config.modelDimension, F: config.feedForwardDimension,
+            columns: max(6, config.codeBits), positions: positions, threads: threads)
     }
 
     /// x [rows, 6] normalized candles -> (s1, s2) [rows] ids (binary spherical quantization).
@@ -43,16 +48,19 @@ final class TokenizerModel: @unchecked Sendable {
         let s = scratch(rows: chunk, positions: rows)
         let caches = encoder.map { _ in KVCache(batch: 1, capacity: max(rows, 1), width: D) }
         var s1 = [Int](repeating: 0, count: rows), s2 = [Int](repeating: 0, count: rows)
-        runChunked(encoder, caches: caches, count: rows, h: h, scratch: s, input: { c0, n in
-            x.withUnsafeBufferPointer { embed($0.baseAddress! + c0 * 6, rows: n, into: h, s.workspace) }
-        }, output: { c0, n in
-            quantEmbed(h, rows: n, into: z, s.workspace)
-            for t in 0..<n {
-                // The L2 normalization does not change signs; bit k = z_k > 0, lowest bit first.
-                for k in 0..<config.s1Bits where z[t * C + k] > 0 { s1[c0 + t] |= 1 << k }
-                for k in 0..<config.s2Bits where z[t * C + config.s1Bits + k] > 0 { s2[c0 + t] |= 1 << k }
-            }
-        })
+        runChunked(
+            encoder, caches: caches, count: rows, h: h, scratch: s,
+            input: { c0, n in
+                x.withUnsafeBufferPointer { embed($0.baseAddress! + c0 * 6, rows: n, into: h, s.workspace) }
+            },
+            output: { c0, n in
+                quantEmbed(h, rows: n, into: z, s.workspace)
+                for t in 0..<n {
+                    // The L2 normalization does not change signs; bit k = z_k > 0, lowest bit first.
+                    for k in 0..<config.s1Bits where z[t * C + k] > 0 { s1[c0 + t] |= 1 << k }
+                    for k in 0..<config.s2Bits where z[t * C + config.s1Bits + k] > 0 { s2[c0 + t] |= 1 << k }
+                }
+            })
         return (s1, s2)
     }
 
@@ -85,20 +93,25 @@ final class TokenizerModel: @unchecked Sendable {
         // ids [count] -> post_quant_embed of their ±1/√C codes, then the decoder blocks after the
         // cached rows; head of every row -> out [count, 6] when given.
         func run(_ s1: [Int], _ s2: [Int], into out: UnsafeMutablePointer<Float>?) {
-            runChunked(decoder, caches: caches, count: s1.count, h: h, scratch: s, input: { c0, n in
-                for t in 0..<n {
-                    for k in 0..<config.s1Bits { q[t * C + k] = (s1[c0 + t] >> k) & 1 == 1 ? mag : -mag }
-                    for k in 0..<config.s2Bits { q[t * C + config.s1Bits + k] = (s2[c0 + t] >> k) & 1 == 1 ? mag : -mag }
-                }
-                postQuantEmbed(q, rows: n, into: h, s.workspace)
-            }, output: { c0, n in
-                if let out { head(h, rows: n, into: out + c0 * 6, s.workspace) }
-            })
+            runChunked(
+                decoder, caches: caches, count: s1.count, h: h, scratch: s,
+                input: { c0, n in
+                    for t in 0..<n {
+                        for k in 0..<config.s1Bits { q[t * C + k] = (s1[c0 + t] >> k) & 1 == 1 ? mag : -mag }
+                        for k in 0..<config.s2Bits {
+                            q[t * C + config.s1Bits + k] = (s2[c0 + t] >> k) & 1 == 1 ? mag : -mag
+                        }
+                    }
+                    postQuantEmbed(q, rows: n, into: h, s.workspace)
+                },
+                output: { c0, n in
+                    if let out { head(h, rows: n, into: out + c0 * 6, s.workspace) }
+                })
         }
         run(prefixS1, prefixS2, into: nil)
         var out = [[Float]]()
         for (k, suffix) in suffixesS1.enumerated() {
-            for c in caches { c.length = m }   // back to the prefix: the suffix rows overwrite the previous suffix's
+            for c in caches { c.length = m }  // back to the prefix: the suffix rows overwrite the previous suffix's
             var candles = [Float](repeating: 0, count: r * 6)
             candles.withUnsafeMutableBufferPointer { run(suffix, suffixesS2[k], into: $0.baseAddress!) }
             out.append(candles)
@@ -112,13 +125,17 @@ final class TokenizerModel: @unchecked Sendable {
     // Rows 0 ..< count through `blocks` (causal) after the rows already in `caches`, scratch.rows at
     // a time: input(c0, n) writes the block input of rows c0 ..< c0 + n into h [n, D], output(c0, n)
     // reads the chunk's result from h.
-    private func runChunked(_ blocks: [Block], caches: [KVCache], count: Int, h: UnsafeMutablePointer<Float>, scratch s: BlockScratch,
-                            input: (Int, Int) -> Void, output: (Int, Int) -> Void) {
+    private func runChunked(
+        _ blocks: [Block], caches: [KVCache], count: Int, h: UnsafeMutablePointer<Float>, scratch s: BlockScratch,
+        input: (Int, Int) -> Void, output: (Int, Int) -> Void
+    ) {
         var c0 = 0
         while c0 < count {
             let n = min(s.rows, count - c0)
             input(c0, n)
-            for (i, block) in blocks.enumerated() { block.forward(h, batch: 1, newRows: n, cache: caches[i], scratch: s) }
+            for (i, block) in blocks.enumerated() {
+                block.forward(h, batch: 1, newRows: n, cache: caches[i], scratch: s)
+            }
             output(c0, n)
             c0 += n
         }
@@ -128,18 +145,18 @@ final class TokenizerModel: @unchecked Sendable {
 /// Predictor weights (ARCHITECTURE.md §4). D = predictor d_model.
 package final class PredictorModel: @unchecked Sendable {
     let config: PredictorConfig
-    let embS1: WeightMatrix       // [V1, D] (embedding table, maybe quantized)
-    let embS2: WeightMatrix       // [V2, D]
-    let fusion: Linear            // [D, 2D] + [D]
-    let minuteTable, hourTable, weekdayTable, dayTable, monthTable: WeightMatrix   // [60|24|7|32|13, D]
-    let blocks: [Block]           // n_layers
-    let norm: [Float]             // [D]
-    let depQ, depK, depV, depOut: Linear   // [D, D] + [D], 4 heads, no rotation at inference
-    let depNorm: [Float]          // [D]
-    let projS1: Linear            // [V1, D] + [V1]
-    let projS2: Linear            // [V2, D] + [V2]
-    let hasIntegerCodes: Bool     // some matmul weight is q8_0 / q4_1 / q4_k (the integer path's types)
-    let threads: Int              // threads its sessions run on
+    let embS1: WeightMatrix  // [V1, D] (embedding table, maybe quantized)
+    let embS2: WeightMatrix  // [V2, D]
+    let fusion: Linear  // [D, 2D] + [D]
+    let minuteTable, hourTable, weekdayTable, dayTable, monthTable: WeightMatrix  // [60|24|7|32|13, D]
+    let blocks: [Block]  // n_layers
+    let norm: [Float]  // [D]
+    let depQ, depK, depV, depOut: Linear  // [D, D] + [D], 4 heads, no rotation at inference
+    let depNorm: [Float]  // [D]
+    let projS1: Linear  // [V1, D] + [V1]
+    let projS2: Linear  // [V2, D] + [V2]
+    let hasIntegerCodes: Bool  // some matmul weight is q8_0 / q4_1 / q4_k (the integer path's types)
+    let threads: Int  // threads its sessions run on
 
     init(_ s: TensorStore, config c: PredictorConfig, positions: Int, threads: Int) throws(RuntimeError) {
         config = c
@@ -152,7 +169,9 @@ package final class PredictorModel: @unchecked Sendable {
         }
         minuteTable = try table("minute"); hourTable = try table("hour"); weekdayTable = try table("weekday")
         dayTable = try table("day"); monthTable = try table("month")
-        blocks = try (0..<c.layers).map { (i) throws(RuntimeError) in try s.block(.predictor, "transformer.\(i)", heads: c.headCount, positions: positions) }
+        blocks = try (0..<c.layers).map { (i) throws(RuntimeError) in
+            try s.block(.predictor, "transformer.\(i)", heads: c.headCount, positions: positions)
+        }
         norm = try s.vector(.predictor, "norm.weight")
         depQ = try s.linear(.predictor, "dep_layer.cross_attn.q_proj")
         depK = try s.linear(.predictor, "dep_layer.cross_attn.k_proj")
@@ -161,22 +180,30 @@ package final class PredictorModel: @unchecked Sendable {
         depNorm = try s.vector(.predictor, "dep_layer.norm.weight")
         projS1 = try s.linear(.predictor, "head.proj_s1")
         projS2 = try s.linear(.predictor, "head.proj_s2")
-        let linears = [fusion, depQ, depK, depV, depOut, projS1, projS2] + blocks.flatMap { [$0.q, $0.k, $0.v, $0.out, $0.w1, $0.w3, $0.w2] }
+        let linears =
+            [fusion, depQ, depK, depV, depOut, projS1, projS2]
+            + blocks.flatMap { [$0.q, $0.k, $0.v, $0.out, $0.w1, $0.w3, $0.w2] }
         hasIntegerCodes = linears.contains { $0.weight.type.hasIntegerCodes }
     }
 
     /// The arithmetic a predictor session runs when asked for none (ForecastEngine.defaultActivations /
     /// defaultKVCache say why): int8 activations where some matmul weight has integer codes and this
     /// processor has VNNI, the f16 cache where some matmul weight has integer codes.
-    var defaultActivations: ActivationPrecision { hasIntegerCodes && Kernels.IntegerKernels.native == .vnni ? .int8 : .f32 }
+    var defaultActivations: ActivationPrecision {
+        hasIntegerCodes && Kernels.IntegerKernels.native == .vnni ? .int8 : .f32
+    }
     var defaultKVCache: KVCachePrecision { hasIntegerCodes ? .f16 : .f32 }
     /// `requested`, or the default when nil (int8 only where some weight has integer codes).
-    func activations(_ requested: ActivationPrecision?) -> ActivationPrecision { hasIntegerCodes ? requested ?? defaultActivations : .f32 }
+    func activations(_ requested: ActivationPrecision?) -> ActivationPrecision {
+        hasIntegerCodes ? requested ?? defaultActivations : .f32
+    }
     func kvCache(_ requested: KVCachePrecision?) -> KVCachePrecision { requested ?? defaultKVCache }
 
     /// Input embedding of one token: fusion(concat(emb_s1[s1]·√D, emb_s2[s2]·√D)) + time(stamp) -> out [D].
-    func embed(s1: Int, s2: Int, stamp: TimeStamp, pair: UnsafeMutablePointer<Float>, time: UnsafeMutablePointer<Float>,
-               out: UnsafeMutablePointer<Float>, workspace: Workspace) {
+    func embed(
+        s1: Int, s2: Int, stamp: TimeStamp, pair: UnsafeMutablePointer<Float>, time: UnsafeMutablePointer<Float>,
+        out: UnsafeMutablePointer<Float>, workspace: Workspace
+    ) {
         let D = config.modelDimension
         let scale = Float(D).squareRoot()
         embS1.decodeRow(s1, into: pair)
@@ -190,7 +217,8 @@ package final class PredictorModel: @unchecked Sendable {
             table.decodeRow(index, into: tmp)
             for i in 0..<D { time[i] += tmp[i] }
         }
-        add(weekdayTable, stamp.weekday); add(dayTable, stamp.day); add(monthTable, stamp.month); add(minuteTable, stamp.minute)
+        add(weekdayTable, stamp.weekday); add(dayTable, stamp.day); add(monthTable, stamp.month);
+        add(minuteTable, stamp.minute)
         for i in 0..<D { out[i] += time[i] }
     }
 }
@@ -219,17 +247,22 @@ public final class ForecastEngine: @unchecked Sendable {
     public init(path: String, threads requested: Int? = nil) throws(RuntimeError) {
         let start = Date()
         if let t = requested, !(1...Runtime.maxThreads).contains(t) {
-            throw .options("threads must be in 1...\(Runtime.maxThreads) (4 per core on this machine, at least 8), found \(t)")
+            throw .options(
+                "threads must be in 1...\(Runtime.maxThreads) (4 per core on this machine, at least 8), found \(t)")
         }
         let asked = requested ?? Runtime.defaultThreads
         let threads = Runtime.startThreads(asked)
         self.threads = threads
-        threadWarning = threads < asked ? "started \(threads) of \(asked) threads (a process or memory limit): running on \(threads)" : nil
+        threadWarning =
+            threads < asked
+            ? "started \(threads) of \(asked) threads (a process or memory limit): running on \(threads)" : nil
         let reader: BundleReader
         do { reader = try BundleReader(path: path) } catch { throw .bundle(error) }
         let decoded = reader.manifest.decodedBytes
         guard decoded <= ProcessInfo.processInfo.physicalMemory else {
-            throw .model("\(path): the bundle decodes to \(decoded) bytes, more than this machine's \(ProcessInfo.processInfo.physicalMemory) bytes of memory")
+            throw .model(
+                "\(path): the bundle decodes to \(decoded) bytes, more than this machine's \(ProcessInfo.processInfo.physicalMemory) bytes of memory"
+            )
         }
         let tensors: [String: TensorData]
         do { tensors = try reader.loadAll() } catch { throw .bundle(error) }

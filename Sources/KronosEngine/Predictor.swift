@@ -13,18 +13,18 @@ package final class PredictorSession {
     let sharedTokens: Int
     let capacity: Int
     private let caches: [KVCache]
-    private let depCache: KVCache          // dep_layer k/v projections of the context rows
+    private let depCache: KVCache  // dep_layer k/v projections of the context rows
     // Scratch, sized once: no allocation per step. Long runs of rows go through in chunks of
     // `scratch.rows` rows (all sequences of a pass together), which changes no result: every row's
     // arithmetic is independent of how rows are grouped (Kernels.swift, attend).
     private let scratch: BlockScratch
-    private let x: UnsafeMutablePointer<Float>       // [scratch.rows, D] hidden states
-    private let pair: UnsafeMutablePointer<Float>    // [2D] scaled (emb_s1, emb_s2) of one token
-    private let time: UnsafeMutablePointer<Float>    // [D] time embedding of one token
-    private let emb: UnsafeMutablePointer<Float>     // [batch, D] dependency-layer queries before projection
-    private let query: UnsafeMutablePointer<Float>   // [batch, D]
-    private let attended: UnsafeMutablePointer<Float> // [batch, D]
-    private let mixed: UnsafeMutablePointer<Float>   // [batch, D] out_proj + residual, then normed
+    private let x: UnsafeMutablePointer<Float>  // [scratch.rows, D] hidden states
+    private let pair: UnsafeMutablePointer<Float>  // [2D] scaled (emb_s1, emb_s2) of one token
+    private let time: UnsafeMutablePointer<Float>  // [D] time embedding of one token
+    private let emb: UnsafeMutablePointer<Float>  // [batch, D] dependency-layer queries before projection
+    private let query: UnsafeMutablePointer<Float>  // [batch, D]
+    private let attended: UnsafeMutablePointer<Float>  // [batch, D]
+    private let mixed: UnsafeMutablePointer<Float>  // [batch, D] out_proj + residual, then normed
     /// Final normed context of each sequence's last row [batch, D].
     private(set) var lastContext: [Float]
     /// s1 logits of each sequence's last row [batch, V1].
@@ -45,8 +45,11 @@ package final class PredictorSession {
     /// sequences share tokens 0 ..< sharedTokens and have at most `privateRows` rows beyond them.
     /// activations: the arithmetic of q8_0 / q4_1 / q4_k matmuls; kvCache: precision of the cached
     /// keys / values (nil: the model's defaults, PredictorModel.activations / kvCache).
-    package init(model: PredictorModel, batch: Int, perGroup: Int = 1, sharedTokens: Int = 0, capacity: Int, privateRows: Int = 0,
-         activations: ActivationPrecision? = nil, kvCache requestedCache: KVCachePrecision? = nil) {
+    package init(
+        model: PredictorModel, batch: Int, perGroup: Int = 1, sharedTokens: Int = 0, capacity: Int,
+        privateRows: Int = 0,
+        activations: ActivationPrecision? = nil, kvCache requestedCache: KVCachePrecision? = nil
+    ) {
         precondition(perGroup >= 1 && batch % perGroup == 0)
         self.model = model; self.batch = batch; self.capacity = capacity
         self.perGroup = perGroup; self.sharedTokens = perGroup > 1 ? sharedTokens : 0
@@ -54,12 +57,16 @@ package final class PredictorSession {
         let own = perGroup > 1 ? min(privateRows, capacity) : 0
         let kvCache = model.kvCache(requestedCache)
         caches = (0..<model.blocks.count).map { _ in
-            KVCache(batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D, precision: kvCache)
+            KVCache(
+                batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D, precision: kvCache
+            )
         }
-        depCache = KVCache(batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D, precision: kvCache)
+        depCache = KVCache(
+            batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D, precision: kvCache)
         let rows = max(batch, min(Self.passRows, batch * capacity))
-        scratch = BlockScratch(rows: rows, D: D, F: model.config.feedForwardDimension, columns: 2 * D, positions: capacity,
-                               threads: model.threads)
+        scratch = BlockScratch(
+            rows: rows, D: D, F: model.config.feedForwardDimension, columns: 2 * D, positions: capacity,
+            threads: model.threads)
         scratch.workspace.integerActivations = model.activations(activations) == .int8
         x = .allocate(capacity: rows * D)
         pair = .allocate(capacity: 2 * D); time = .allocate(capacity: D)
@@ -105,14 +112,18 @@ package final class PredictorSession {
         }
         let ws = scratch.workspace
         lastContext.withUnsafeBufferPointer { c in
-            s1Logits.withUnsafeMutableBufferPointer { model.projS1(c.baseAddress!, rows: batch, into: $0.baseAddress!, ws) }
+            s1Logits.withUnsafeMutableBufferPointer {
+                model.projS1(c.baseAddress!, rows: batch, into: $0.baseAddress!, ws)
+            }
         }
     }
 
     // Tokens lo ..< hi of sequences 0, stride, 2·stride, ... (count of them) through the blocks, in
     // chunks of scratch.rows rows; their dependency-layer keys / values are cached and the last row's
     // normed context goes to lastContext of the run sequence and the stride - 1 that follow it.
-    private func run(sequences count: Int, stride: Int, s1: [[Int]], s2: [[Int]], stamps: [[TimeStamp]], tokens lo: Int, _ hi: Int) {
+    private func run(
+        sequences count: Int, stride: Int, s1: [[Int]], s2: [[Int]], stamps: [[TimeStamp]], tokens lo: Int, _ hi: Int
+    ) {
         let D = model.config.modelDimension, ws = scratch.workspace
         let chunk = max(1, scratch.rows / count)
         var c0 = lo
@@ -121,12 +132,14 @@ package final class PredictorSession {
             for i in 0..<count {
                 let b = i * stride
                 for t in 0..<rows {
-                    model.embed(s1: s1[b][c0 + t], s2: s2[b][c0 + t], stamp: stamps[b][c0 + t], pair: pair, time: time,
-                                out: x + (i * rows + t) * D, workspace: ws)
+                    model.embed(
+                        s1: s1[b][c0 + t], s2: s2[b][c0 + t], stamp: stamps[b][c0 + t], pair: pair, time: time,
+                        out: x + (i * rows + t) * D, workspace: ws)
                 }
             }
             for (l, block) in model.blocks.enumerated() {
-                block.forward(x, batch: count, sequenceStride: stride, newRows: rows, cache: caches[l], scratch: scratch)
+                block.forward(
+                    x, batch: count, sequenceStride: stride, newRows: rows, cache: caches[l], scratch: scratch)
             }
             // context = norm(x); the dependency layer's keys / values of every context row are cached.
             model.norm.withUnsafeBufferPointer { rmsNorm(x, weight: $0.baseAddress!, rows: n, n: D, x) }
@@ -135,14 +148,19 @@ package final class PredictorSession {
             model.depV(x, rows: n, into: scratch.v, ws)
             for i in 0..<count {
                 for t in 0..<rows {
-                    depCache.store(i * stride, position: start + t, key: scratch.k + (i * rows + t) * D, value: scratch.v + (i * rows + t) * D)
+                    depCache.store(
+                        i * stride, position: start + t, key: scratch.k + (i * rows + t) * D,
+                        value: scratch.v + (i * rows + t) * D)
                 }
             }
             depCache.length += rows
             if c1 == hi {
                 lastContext.withUnsafeMutableBufferPointer { c in
                     for i in 0..<count {
-                        for j in 0..<stride { (c.baseAddress! + (i * stride + j) * D).update(from: x + (i * rows + rows - 1) * D, count: D) }
+                        for j in 0..<stride {
+                            (c.baseAddress! + (i * stride + j) * D).update(
+                                from: x + (i * rows + rows - 1) * D, count: D)
+                        }
                     }
                 }
             }
@@ -161,9 +179,10 @@ package final class PredictorSession {
         let scale = 1 / Float(hd).squareRoot()
         for b in 0..<batch {
             for h in 0..<heads {
-                depCache.attend(sequence: b, column: h * hd, headDimension: hd, visible: n, queries: 1,
-                                q: q + b * D + h * hd, qStride: D, scale: scale, scores: ws.scratch(0),
-                                out: att + b * D + h * hd, outStride: D)
+                depCache.attend(
+                    sequence: b, column: h * hd, headDimension: hd, visible: n, queries: 1,
+                    q: q + b * D + h * hd, qStride: D, scale: scale, scores: ws.scratch(0),
+                    out: att + b * D + h * hd, outStride: D)
             }
         }
         model.depOut(att, rows: batch, into: a, ws)

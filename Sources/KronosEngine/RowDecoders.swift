@@ -30,7 +30,9 @@ protocol RowDecoder {
     /// Values u·unitValues + j·partValues ..< u·unitValues + (j+1)·partValues of `row`, in order, given
     /// the unit's header in h: emit(i, v) receives the 8 values from u·unitValues + j·partValues + 8i;
     /// bit for bit what `unit` emits for them.
-    static func part(_ row: UnsafeRawPointer, _ u: Int, _ j: Int, header h: UnsafePointer<Float>, _ emit: (Int, SIMD8<Float>) -> Void)
+    static func part(
+        _ row: UnsafeRawPointer, _ u: Int, _ j: Int, header h: UnsafePointer<Float>, _ emit: (Int, SIMD8<Float>) -> Void
+    )
     /// Value k of `row` (for the tail of a row whose length is not a multiple of unitValues: f32, f16;
     /// the block types keep the default, which traps).
     static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float
@@ -46,7 +48,9 @@ enum F32Rows: RowDecoder {
         emit(0, row.loadUnaligned(fromByteOffset: 32 * u, as: SIMD8<Float>.self))
     }
     @inline(__always)
-    static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float { row.loadUnaligned(fromByteOffset: 4 * k, as: Float.self) }
+    static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float {
+        row.loadUnaligned(fromByteOffset: 4 * k, as: Float.self)
+    }
 }
 
 /// f16 rows: 8 halves per unit, widened (vcvtph2ps with F16C).
@@ -117,7 +121,9 @@ enum Q4_KRows: RowDecoder {
     }
     /// Sub-block j of super-block u: value = fma(h[j], q, h[8 + j]).
     @inline(__always)
-    static func part(_ row: UnsafeRawPointer, _ u: Int, _ j: Int, header h: UnsafePointer<Float>, _ emit: (Int, SIMD8<Float>) -> Void) {
+    static func part(
+        _ row: UnsafeRawPointer, _ u: Int, _ j: Int, header h: UnsafePointer<Float>, _ emit: (Int, SIMD8<Float>) -> Void
+    ) {
         let s = SIMD8<Float>(repeating: h[j]), m = SIMD8<Float>(repeating: h[8 + j])
         nibbles(row + u * BlockQ4_K.byteCount + 16 + 16 * j) { i, q in emit(i, m.addingProduct(s, q)) }
     }
@@ -148,12 +154,16 @@ extension RowDecoder {
     @inline(__always)
     static func header(_ row: UnsafeRawPointer, _ u: Int, into h: UnsafeMutablePointer<Float>) {}
     @inline(__always)
-    static func part(_ row: UnsafeRawPointer, _ u: Int, _ j: Int, header h: UnsafePointer<Float>, _ emit: (Int, SIMD8<Float>) -> Void) {
+    static func part(
+        _ row: UnsafeRawPointer, _ u: Int, _ j: Int, header h: UnsafePointer<Float>, _ emit: (Int, SIMD8<Float>) -> Void
+    ) {
         unit(row, u, emit)
     }
 
     /// Block types have no tail: their rows are whole units.
-    static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float { preconditionFailure("\(Self.self) rows are whole units") }
+    static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float {
+        preconditionFailure("\(Self.self) rows are whole units")
+    }
 
     // row [n] stored -> out [n] f32 (vectorized decodeRow).
     @inline(__always)

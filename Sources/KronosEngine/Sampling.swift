@@ -74,21 +74,22 @@ public enum Sampling {
 /// `capacity` logits, so a decode step allocates nothing.
 public final class Sampler {
     public let capacity: Int
-    private let l: UnsafeMutablePointer<Float>        // filtered logits [n]
-    private let order: UnsafeMutablePointer<Int>      // indices, best first [n]
-    private let probs: UnsafeMutablePointer<Float>    // top-p: softmax in `order` [n]
-    private let remove: UnsafeMutablePointer<Bool>    // top-p: drop mask in `order` [n]
-    private let p: UnsafeMutablePointer<Double>       // draw: probabilities [n]
-    private let keys: UnsafeMutablePointer<UInt32>    // sort: keys of l, ascending = best first [n]
-    private let keys2: UnsafeMutablePointer<UInt32>   // sort: the other side of each pass [n]
-    private let order2: UnsafeMutablePointer<Int>     // sort: the other side of each pass [n]
-    private let counts: UnsafeMutablePointer<Int>     // sort: one pass's digit counts [257]
+    private let l: UnsafeMutablePointer<Float>  // filtered logits [n]
+    private let order: UnsafeMutablePointer<Int>  // indices, best first [n]
+    private let probs: UnsafeMutablePointer<Float>  // top-p: softmax in `order` [n]
+    private let remove: UnsafeMutablePointer<Bool>  // top-p: drop mask in `order` [n]
+    private let p: UnsafeMutablePointer<Double>  // draw: probabilities [n]
+    private let keys: UnsafeMutablePointer<UInt32>  // sort: keys of l, ascending = best first [n]
+    private let keys2: UnsafeMutablePointer<UInt32>  // sort: the other side of each pass [n]
+    private let order2: UnsafeMutablePointer<Int>  // sort: the other side of each pass [n]
+    private let counts: UnsafeMutablePointer<Int>  // sort: one pass's digit counts [257]
 
     public init(capacity: Int) {
         self.capacity = capacity
         l = .allocate(capacity: capacity); order = .allocate(capacity: capacity); probs = .allocate(capacity: capacity)
         remove = .allocate(capacity: capacity); p = .allocate(capacity: capacity)
-        keys = .allocate(capacity: capacity); keys2 = .allocate(capacity: capacity); order2 = .allocate(capacity: capacity)
+        keys = .allocate(capacity: capacity); keys2 = .allocate(capacity: capacity);
+        order2 = .allocate(capacity: capacity)
         counts = .allocate(capacity: 257)
     }
     deinit {
@@ -103,7 +104,7 @@ public final class Sampler {
         if s.topK > 0 {
             let k = min(s.topK, n)
             sortOrder(n)
-            let threshold = l[order[k - 1]]   // the k-th largest value
+            let threshold = l[order[k - 1]]  // the k-th largest value
             for i in 0..<n where l[i] < threshold { l[i] = -.infinity }
         } else if s.topP < 1 {
             sortOrder(n)
@@ -145,7 +146,7 @@ public final class Sampler {
     private func sortOrder(_ n: Int) {
         for i in 0..<n {
             let bits = (l[i] == 0 ? 0 : l[i]).bitPattern
-            let ascending = bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000   // unsigned order = float order
+            let ascending = bits & 0x8000_0000 != 0 ? ~bits : bits | 0x8000_0000  // unsigned order = float order
             keys[i] = ~ascending
             order[i] = i
         }
@@ -154,7 +155,7 @@ public final class Sampler {
             for d in 0..<257 { counts[d] = 0 }
             for i in 0..<n { counts[Int((key[i] >> shift) & 0xFF) + 1] += 1 }
             if counts[Int((key[0] >> shift) & 0xFF) + 1] == n { continue }
-            for d in 1..<257 { counts[d] += counts[d - 1] }   // counts[d]: first slot of digit d
+            for d in 1..<257 { counts[d] += counts[d - 1] }  // counts[d]: first slot of digit d
             for i in 0..<n {
                 let d = Int((key[i] >> shift) & 0xFF)
                 let slot = counts[d]

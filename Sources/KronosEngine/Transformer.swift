@@ -21,7 +21,9 @@ enum F32Storage: KVStorage {
     @inline(__always) static func load4(_ p: UnsafeRawPointer, _ i: Int) -> SIMD4<Float> {
         p.loadUnaligned(fromByteOffset: 4 &* i, as: SIMD4<Float>.self)
     }
-    @inline(__always) static func load(_ p: UnsafeRawPointer, _ i: Int) -> Float { p.loadUnaligned(fromByteOffset: 4 &* i, as: Float.self) }
+    @inline(__always) static func load(_ p: UnsafeRawPointer, _ i: Int) -> Float {
+        p.loadUnaligned(fromByteOffset: 4 &* i, as: Float.self)
+    }
     @inline(__always) static func store(_ x: UnsafePointer<Float>, _ n: Int, to p: UnsafeMutableRawPointer) {
         p.copyMemory(from: x, byteCount: 4 * n)
     }
@@ -41,8 +43,9 @@ enum F16Storage: KVStorage {
         let rx = UnsafeRawPointer(x)
         var i = 0
         while i + 8 <= n {
-            p.storeBytes(of: SIMD8<Float16>(rx.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)), toByteOffset: 2 * i,
-                         as: SIMD8<Float16>.self)
+            p.storeBytes(
+                of: SIMD8<Float16>(rx.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self)), toByteOffset: 2 * i,
+                as: SIMD8<Float16>.self)
             i += 8
         }
         while i < n { p.storeBytes(of: Float16(x[i]), toByteOffset: 2 * i, as: Float16.self); i += 1 }
@@ -64,10 +67,10 @@ package final class KVCache: @unchecked Sendable {
     /// Bytes of one row: width · precision.bytes.
     let rowBytes: Int
     var groups: Int { batch / perGroup }
-    let keys: UnsafeMutableRawPointer            // [groups, capacity, width] shared rows
-    let values: UnsafeMutableRawPointer          // [groups, capacity, width]
-    let privateKeys: UnsafeMutableRawPointer     // [batch, privateCapacity, width] private rows
-    let privateValues: UnsafeMutableRawPointer   // [batch, privateCapacity, width]
+    let keys: UnsafeMutableRawPointer  // [groups, capacity, width] shared rows
+    let values: UnsafeMutableRawPointer  // [groups, capacity, width]
+    let privateKeys: UnsafeMutableRawPointer  // [batch, privateCapacity, width] private rows
+    let privateValues: UnsafeMutableRawPointer  // [batch, privateCapacity, width]
     /// Absolute position of the oldest cached row (the same for every sequence).
     private(set) var offset = 0
     /// Rows cached (the same for every sequence).
@@ -77,7 +80,10 @@ package final class KVCache: @unchecked Sendable {
     /// Absolute position of the first private row (Int.max: none, every row is shared).
     private(set) var split = Int.max
 
-    package init(batch: Int, perGroup: Int = 1, capacity: Int, privateCapacity: Int = 0, width: Int, precision: KVCachePrecision = .f32) {
+    package init(
+        batch: Int, perGroup: Int = 1, capacity: Int, privateCapacity: Int = 0, width: Int,
+        precision: KVCachePrecision = .f32
+    ) {
         precondition(perGroup >= 1 && batch % perGroup == 0)
         self.batch = batch; self.perGroup = perGroup; self.capacity = capacity
         self.privateCapacity = privateCapacity; self.width = width; self.precision = precision
@@ -102,8 +108,11 @@ package final class KVCache: @unchecked Sendable {
         case .f16: F16Storage.store(key, width, to: k); F16Storage.store(value, width, to: v)
         }
     }
-    @inline(__always) private func row(_ shared: UnsafeMutableRawPointer, _ own: UnsafeMutableRawPointer, _ b: Int, _ a: Int)
-        -> UnsafeMutableRawPointer {
+    @inline(__always) private func row(
+        _ shared: UnsafeMutableRawPointer, _ own: UnsafeMutableRawPointer, _ b: Int, _ a: Int
+    )
+        -> UnsafeMutableRawPointer
+    {
         if a < split { return shared + ((b / perGroup) * capacity + a % capacity) * rowBytes }
         precondition(a - split < privateCapacity, "private rows exceed the cache")
         return own + (b * privateCapacity + a - split) * rowBytes
@@ -119,20 +128,30 @@ extension KVCache {
     // writes out + i·outStride [hd]. scores: scratch of qb·(n0 + qb - 1) floats.
     // For every query the arithmetic is the same whatever qb is (attendRows), so a cached decode
     // step equals recomputing the window, bit for bit.
-    func attend(sequence b: Int, column: Int, headDimension hd: Int, visible n0: Int, queries qb: Int,
-                q: UnsafePointer<Float>, qStride: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
-                out: UnsafeMutablePointer<Float>, outStride: Int) {
+    func attend(
+        sequence b: Int, column: Int, headDimension hd: Int, visible n0: Int, queries qb: Int,
+        q: UnsafePointer<Float>, qStride: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
+        out: UnsafeMutablePointer<Float>, outStride: Int
+    ) {
         switch precision {
-        case .f32: attend(F32Storage.self, sequence: b, column: column, headDimension: hd, visible: n0, queries: qb, q: q, qStride: qStride,
-                          scale: scale, scores: scores, out: out, outStride: outStride)
-        case .f16: attend(F16Storage.self, sequence: b, column: column, headDimension: hd, visible: n0, queries: qb, q: q, qStride: qStride,
-                          scale: scale, scores: scores, out: out, outStride: outStride)
+        case .f32:
+            attend(
+                F32Storage.self, sequence: b, column: column, headDimension: hd, visible: n0, queries: qb, q: q,
+                qStride: qStride,
+                scale: scale, scores: scores, out: out, outStride: outStride)
+        case .f16:
+            attend(
+                F16Storage.self, sequence: b, column: column, headDimension: hd, visible: n0, queries: qb, q: q,
+                qStride: qStride,
+                scale: scale, scores: scores, out: out, outStride: outStride)
         }
     }
 
-    private func attend<E: KVStorage>(_: E.Type, sequence b: Int, column: Int, headDimension hd: Int, visible n0: Int, queries qb: Int,
-                                      q: UnsafePointer<Float>, qStride: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
-                                      out: UnsafeMutablePointer<Float>, outStride: Int) {
+    private func attend<E: KVStorage>(
+        _: E.Type, sequence b: Int, column: Int, headDimension hd: Int, visible n0: Int, queries qb: Int,
+        q: UnsafePointer<Float>, qStride: Int, scale: Float, scores: UnsafeMutablePointer<Float>,
+        out: UnsafeMutablePointer<Float>, outStride: Int
+    ) {
         precondition(qb >= 1 && qb <= attentionQueryBlock && n0 >= 1 && n0 + qb - 1 <= length)
         let ring = capacity, origin = offset % ring, bytes = precision.bytes, rowBytes = self.rowBytes
         let g = b / perGroup
@@ -140,16 +159,23 @@ extension KVCache {
         let vShared = UnsafeRawPointer(values + g * ring * rowBytes + column * bytes)
         // Visible row p (0 = oldest) is shared while p < firstPrivate, else private row p - firstPrivate.
         let firstPrivate = split == Int.max ? Int.max : split - offset
-        let own = firstPrivate == Int.max ? 0 : b * privateCapacity * rowBytes + column * bytes - firstPrivate * rowBytes
+        let own =
+            firstPrivate == Int.max ? 0 : b * privateCapacity * rowBytes + column * bytes - firstPrivate * rowBytes
         let kOwn = UnsafeRawPointer(privateKeys + own), vOwn = UnsafeRawPointer(privateValues + own)
         // (Wrapping arithmetic: the indices were checked against the cache's size above.)
         @inline(__always) func slot(_ p: Int) -> Int { let s = origin &+ p; return s >= ring ? s &- ring : s }
-        @inline(__always) func kRow(_ p: Int) -> UnsafeRawPointer { p < firstPrivate ? kShared + slot(p) &* rowBytes : kOwn + p &* rowBytes }
-        @inline(__always) func vRow(_ p: Int) -> UnsafeRawPointer { p < firstPrivate ? vShared + slot(p) &* rowBytes : vOwn + p &* rowBytes }
+        @inline(__always) func kRow(_ p: Int) -> UnsafeRawPointer {
+            p < firstPrivate ? kShared + slot(p) &* rowBytes : kOwn + p &* rowBytes
+        }
+        @inline(__always) func vRow(_ p: Int) -> UnsafeRawPointer {
+            p < firstPrivate ? vShared + slot(p) &* rowBytes : vOwn + p &* rowBytes
+        }
         // The first n0 rows are seen by every query; query i also sees the i rows after them.
-        attendRows(E.self, queries: qb, headDimension: hd, q: q, qStride: qStride, scale: scale, scores: scores, ld: n0 + qb - 1,
-                   out: out, outStride: outStride, common: n0, extra: { $0 },
-                   commonKey: kRow, commonValue: vRow, ownKey: { _, p in kRow(n0 + p) }, ownValue: { _, p in vRow(n0 + p) })
+        attendRows(
+            E.self, queries: qb, headDimension: hd, q: q, qStride: qStride, scale: scale, scores: scores,
+            ld: n0 + qb - 1,
+            out: out, outStride: outStride, common: n0, extra: { $0 },
+            commonKey: kRow, commonValue: vRow, ownKey: { _, p in kRow(n0 + p) }, ownValue: { _, p in vRow(n0 + p) })
     }
 
     // Decode-step attention of the perGroup sequences of group g at once, head slice [column,
@@ -157,19 +183,27 @@ extension KVCache {
     // rows and writes out + i·outStride. The group's shared rows are loaded once for 4 queries at
     // a time; each query's own rows follow. scores: 4·n floats. Per query the arithmetic is
     // attend's (attendRows), so the result is bitwise the per-sequence one.
-    func attendGroup(_ g: Int, column: Int, headDimension hd: Int, visible n: Int, q: UnsafePointer<Float>, qStride: Int,
-                     scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, outStride: Int) {
+    func attendGroup(
+        _ g: Int, column: Int, headDimension hd: Int, visible n: Int, q: UnsafePointer<Float>, qStride: Int,
+        scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>, outStride: Int
+    ) {
         switch precision {
-        case .f32: attendGroup(F32Storage.self, g, column: column, headDimension: hd, visible: n, q: q, qStride: qStride, scale: scale,
-                               scores: scores, out: out, outStride: outStride)
-        case .f16: attendGroup(F16Storage.self, g, column: column, headDimension: hd, visible: n, q: q, qStride: qStride, scale: scale,
-                               scores: scores, out: out, outStride: outStride)
+        case .f32:
+            attendGroup(
+                F32Storage.self, g, column: column, headDimension: hd, visible: n, q: q, qStride: qStride, scale: scale,
+                scores: scores, out: out, outStride: outStride)
+        case .f16:
+            attendGroup(
+                F16Storage.self, g, column: column, headDimension: hd, visible: n, q: q, qStride: qStride, scale: scale,
+                scores: scores, out: out, outStride: outStride)
         }
     }
 
-    private func attendGroup<E: KVStorage>(_: E.Type, _ g: Int, column: Int, headDimension hd: Int, visible n: Int, q: UnsafePointer<Float>,
-                                           qStride: Int, scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
-                                           outStride: Int) {
+    private func attendGroup<E: KVStorage>(
+        _: E.Type, _ g: Int, column: Int, headDimension hd: Int, visible n: Int, q: UnsafePointer<Float>,
+        qStride: Int, scale: Float, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
+        outStride: Int
+    ) {
         precondition(n >= 1 && n <= length && split != Int.max)
         let ring = capacity, origin = offset % ring, bytes = precision.bytes, rowBytes = self.rowBytes
         let kShared = UnsafeRawPointer(keys + g * ring * rowBytes + column * bytes)
@@ -182,12 +216,16 @@ extension KVCache {
             let qb = min(attentionQueryBlock, perGroup - i0)
             // Private row p of query i (sequence g·perGroup + i0 + i) is visible row shared + p.
             @inline(__always) func own(_ i: Int, _ p: Int) -> Int {
-                ((g &* perGroup &+ i0 &+ i) &* privateCapacity &+ shared &- firstPrivate &+ p) &* rowBytes &+ column &* bytes
+                ((g &* perGroup &+ i0 &+ i) &* privateCapacity &+ shared &- firstPrivate &+ p) &* rowBytes &+ column
+                    &* bytes
             }
-            attendRows(E.self, queries: qb, headDimension: hd, q: q + i0 * qStride, qStride: qStride, scale: scale, scores: scores, ld: n,
-                       out: out + i0 * outStride, outStride: outStride, common: shared, extra: { _ in n - shared },
-                       commonKey: { kShared + slot($0) &* rowBytes }, commonValue: { vShared + slot($0) &* rowBytes },
-                       ownKey: { UnsafeRawPointer(privateKeys + own($0, $1)) }, ownValue: { UnsafeRawPointer(privateValues + own($0, $1)) })
+            attendRows(
+                E.self, queries: qb, headDimension: hd, q: q + i0 * qStride, qStride: qStride, scale: scale,
+                scores: scores, ld: n,
+                out: out + i0 * outStride, outStride: outStride, common: shared, extra: { _ in n - shared },
+                commonKey: { kShared + slot($0) &* rowBytes }, commonValue: { vShared + slot($0) &* rowBytes },
+                ownKey: { UnsafeRawPointer(privateKeys + own($0, $1)) },
+                ownValue: { UnsafeRawPointer(privateValues + own($0, $1)) })
             i0 += qb
         }
     }
@@ -198,33 +236,40 @@ extension KVCache {
     // (q · k)·scale in scores4's order (scores row i at scores + i·ld), softmaxInPlace, then
     // out[e] = Σ w·v[e] by fused multiply-add in row order, written to out + i·outStride [hd].
     @inline(__always)
-    private func attendRows<E: KVStorage>(_: E.Type, queries qb: Int, headDimension hd: Int, q: UnsafePointer<Float>, qStride: Int,
-                                          scale: Float, scores: UnsafeMutablePointer<Float>, ld: Int, out: UnsafeMutablePointer<Float>,
-                                          outStride: Int, common: Int, extra: (Int) -> Int,
-                                          commonKey: (Int) -> UnsafeRawPointer, commonValue: (Int) -> UnsafeRawPointer,
-                                          ownKey: (Int, Int) -> UnsafeRawPointer, ownValue: (Int, Int) -> UnsafeRawPointer) {
+    private func attendRows<E: KVStorage>(
+        _: E.Type, queries qb: Int, headDimension hd: Int, q: UnsafePointer<Float>, qStride: Int,
+        scale: Float, scores: UnsafeMutablePointer<Float>, ld: Int, out: UnsafeMutablePointer<Float>,
+        outStride: Int, common: Int, extra: (Int) -> Int,
+        commonKey: (Int) -> UnsafeRawPointer, commonValue: (Int) -> UnsafeRawPointer,
+        ownKey: (Int, Int) -> UnsafeRawPointer, ownValue: (Int, Int) -> UnsafeRawPointer
+    ) {
         // Scores, 4 keys at a time (scores4; over the common rows two queries at a time when qb is 4,
         // scores2x4): every grouping computes the same numbers.
         @inline(__always) func put(_ s: SIMD4<Float>, _ row: UnsafeMutablePointer<Float>, _ p: Int, _ count: Int) {
             for j in 0..<count { row[p &+ j] = s[j] * scale }
         }
-        var paired = 0   // common rows scored for all 4 queries by scores2x4
+        var paired = 0  // common rows scored for all 4 queries by scores2x4
         if qb == 4 {
             while paired + 4 <= common {
-                let p = paired, k0 = commonKey(p), k1 = commonKey(p &+ 1), k2 = commonKey(p &+ 2), k3 = commonKey(p &+ 3)
+                let p = paired, k0 = commonKey(p), k1 = commonKey(p &+ 1), k2 = commonKey(p &+ 2),
+                    k3 = commonKey(p &+ 3)
                 let (s0, s1) = scores2x4(E.self, q, q + qStride, k0, k1, k2, k3, hd)
                 let (s2, s3) = scores2x4(E.self, q + 2 * qStride, q + 3 * qStride, k0, k1, k2, k3, hd)
-                put(s0, scores, p, 4); put(s1, scores + ld, p, 4); put(s2, scores + 2 * ld, p, 4); put(s3, scores + 3 * ld, p, 4)
+                put(s0, scores, p, 4); put(s1, scores + ld, p, 4); put(s2, scores + 2 * ld, p, 4);
+                put(s3, scores + 3 * ld, p, 4)
                 paired += 4
             }
         }
         for i in 0..<qb {
             let row = scores + i * ld, qi = q + i * qStride, total = common + extra(i), last = total &- 1
-            @inline(__always) func key(_ p: Int) -> UnsafeRawPointer { p < common ? commonKey(p) : ownKey(i, p &- common) }
+            @inline(__always) func key(_ p: Int) -> UnsafeRawPointer {
+                p < common ? commonKey(p) : ownKey(i, p &- common)
+            }
             var p = paired
             while p < total {
                 // (past the last key, the last key again; its extra scores are not stored)
-                let s = scores4(E.self, qi, key(p), key(min(p &+ 1, last)), key(min(p &+ 2, last)), key(min(p &+ 3, last)), hd)
+                let s = scores4(
+                    E.self, qi, key(p), key(min(p &+ 1, last)), key(min(p &+ 2, last)), key(min(p &+ 3, last)), hd)
                 put(s, row, p, min(4, total &- p))
                 p &+= 4
             }
@@ -289,7 +334,7 @@ extension KVCache {
             }
             c += 8
         }
-        while c + 4 <= hd {   // head dimensions that are not a multiple of 8 (e.g. 52 = 3·16 + 4)
+        while c + 4 <= hd {  // head dimensions that are not a multiple of 8 (e.g. 52 = 3·16 + 4)
             for i in 0..<qb {
                 let weights = scores + i * ld
                 var a = SIMD4<Float>()
@@ -319,8 +364,10 @@ extension KVCache {
 // attention score is computed this way (scores2x4 too), so a cached decode step's attention is
 // bitwise the recomputed window's.
 @inline(__always)
-func scores4<E: KVStorage>(_: E.Type, _ q: UnsafePointer<Float>, _ k0: UnsafeRawPointer, _ k1: UnsafeRawPointer,
-                           _ k2: UnsafeRawPointer, _ k3: UnsafeRawPointer, _ n: Int) -> SIMD4<Float> {
+func scores4<E: KVStorage>(
+    _: E.Type, _ q: UnsafePointer<Float>, _ k0: UnsafeRawPointer, _ k1: UnsafeRawPointer,
+    _ k2: UnsafeRawPointer, _ k3: UnsafeRawPointer, _ n: Int
+) -> SIMD4<Float> {
     var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
     let rq = UnsafeRawPointer(q)
     var i = 0
@@ -341,8 +388,10 @@ func scores4<E: KVStorage>(_: E.Type, _ q: UnsafePointer<Float>, _ k0: UnsafeRaw
 
 // scores4 of two queries over the same 4 key rows: 8 accumulators, each key vector loaded once for both.
 @inline(__always)
-func scores2x4<E: KVStorage>(_: E.Type, _ q0: UnsafePointer<Float>, _ q1: UnsafePointer<Float>, _ k0: UnsafeRawPointer,
-                             _ k1: UnsafeRawPointer, _ k2: UnsafeRawPointer, _ k3: UnsafeRawPointer, _ n: Int) -> (SIMD4<Float>, SIMD4<Float>) {
+func scores2x4<E: KVStorage>(
+    _: E.Type, _ q0: UnsafePointer<Float>, _ q1: UnsafePointer<Float>, _ k0: UnsafeRawPointer,
+    _ k1: UnsafeRawPointer, _ k2: UnsafeRawPointer, _ k3: UnsafeRawPointer, _ n: Int
+) -> (SIMD4<Float>, SIMD4<Float>) {
     var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
     var b0 = SIMD8<Float>(), b1 = SIMD8<Float>(), b2 = SIMD8<Float>(), b3 = SIMD8<Float>()
     let r0 = UnsafeRawPointer(q0), r1 = UnsafeRawPointer(q1)
@@ -396,7 +445,9 @@ final class BlockScratch {
     /// cos, sin [count, half] of positions start ..< start + count: rows of the model's table when
     /// it covers them, else computed here once per pass (every block of a pass with the same table
     /// reads the same rows).
-    func rotaryRows(_ table: RotaryTable, start: Int, count: Int) -> (cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+    func rotaryRows(_ table: RotaryTable, start: Int, count: Int) -> (
+        cos: UnsafePointer<Float>, sin: UnsafePointer<Float>
+    ) {
         if start + count <= table.positions { return table.rows(from: start) }
         let needed = count * table.half
         if needed > rotaryCapacity {
@@ -422,8 +473,10 @@ extension Block {
     /// block = cache sequence b·sequenceStride: stride perGroup runs one sequence per group, for
     /// shared rows), whose absolute positions are cache.end ..< cache.end + newRows; their keys /
     /// values are appended. Attention is causal over the cached and new rows.
-    func forward(_ x: UnsafeMutablePointer<Float>, batch: Int, sequenceStride: Int = 1, newRows: Int, cache: KVCache,
-                 scratch s: BlockScratch) {
+    func forward(
+        _ x: UnsafeMutablePointer<Float>, batch: Int, sequenceStride: Int = 1, newRows: Int, cache: KVCache,
+        scratch s: BlockScratch
+    ) {
         let D = width, F = hidden, rows = batch * newRows
         let hd = D / heads, ws = s.workspace
         let start = cache.end
@@ -437,7 +490,9 @@ extension Block {
             parallelChunks(rows, minimumPerChunk: rowwiseMinimumRows, threads: ws.workers) { _, range in body(range) }
         }
         norm1.withUnsafeBufferPointer { w in
-            perRows { r in rmsNorm(x + r.lowerBound * D, weight: w.baseAddress!, rows: r.count, n: D, s.h + r.lowerBound * D) }
+            perRows { r in
+                rmsNorm(x + r.lowerBound * D, weight: w.baseAddress!, rows: r.count, n: D, s.h + r.lowerBound * D)
+            }
         }
         q(s.h, rows: rows, into: s.q, ws)
         k(s.h, rows: rows, into: s.k, ws)
@@ -456,8 +511,10 @@ extension Block {
         }
         let before = cache.length
         cache.length += newRows
-        cache.attention(heads: heads, batch: batch, sequenceStride: sequenceStride, newRows: newRows, before: before, q: s.q, out: s.att,
-                        D: D, hd: hd, workspace: ws)
+        cache.attention(
+            heads: heads, batch: batch, sequenceStride: sequenceStride, newRows: newRows, before: before, q: s.q,
+            out: s.att,
+            D: D, hd: hd, workspace: ws)
         // x += out_proj(att); h = norm2(x)
         out(s.att, rows: rows, into: s.h, ws)
         norm2.withUnsafeBufferPointer { w in
@@ -483,8 +540,10 @@ extension KVCache {
     // q [batch*newRows, D]: new row t of sequence b sees the `before` older cached rows and new rows
     // 0...t -> out [batch*newRows, D]. Tasks are (sequence, head, block of attentionQueryBlock new
     // rows), dealt round-robin to the workers (causal blocks get longer towards the end).
-    package func attention(heads: Int, batch: Int, sequenceStride: Int, newRows: Int, before: Int, q: UnsafeMutablePointer<Float>,
-                   out: UnsafeMutablePointer<Float>, D: Int, hd: Int, workspace: Workspace) {
+    package func attention(
+        heads: Int, batch: Int, sequenceStride: Int, newRows: Int, before: Int, q: UnsafeMutablePointer<Float>,
+        out: UnsafeMutablePointer<Float>, D: Int, hd: Int, workspace: Workspace
+    ) {
         let cache = self
         let scale = 1 / Float(hd).squareRoot()
         // A decode step of groups that share rows runs one task per (group, head): the group's
@@ -493,10 +552,12 @@ extension KVCache {
         let blocks = (newRows + attentionQueryBlock - 1) / attentionQueryBlock
         let tasks = grouped ? cache.groups * heads : batch * heads * blocks
         let workers = tasks > 1 && batch * heads * newRows * (before + newRows) * hd > 1 << 15 ? workspace.workers : 1
-        precondition(workspace.floatsPerWorker >= attentionQueryBlock * (before + newRows), "workspace too small for attention")
-        let arguments = AttentionArguments(cache: cache, heads: heads, sequenceStride: sequenceStride, newRows: newRows,
-                                           before: before, q: q, out: out, D: D, hd: hd, workspace: workspace, scale: scale,
-                                           grouped: grouped, blocks: blocks, tasks: tasks, workers: workers)
+        precondition(
+            workspace.floatsPerWorker >= attentionQueryBlock * (before + newRows), "workspace too small for attention")
+        let arguments = AttentionArguments(
+            cache: cache, heads: heads, sequenceStride: sequenceStride, newRows: newRows,
+            before: before, q: q, out: out, D: D, hd: hd, workspace: workspace, scale: scale,
+            grouped: grouped, blocks: blocks, tasks: tasks, workers: workers)
         parallelChunks(workers, threads: workers, arguments: arguments) { raw, worker, range in
             let a = raw.load(as: AttentionArguments.self)
             let (cache, heads, D, hd, q, out, before) = (a.cache, a.heads, a.D, a.hd, a.q, a.out, a.before)
@@ -504,16 +565,19 @@ extension KVCache {
             for task in stride(from: range.lowerBound, to: a.tasks, by: a.workers) {
                 if a.grouped {
                     let h = task % heads, r0 = (task / heads) * cache.perGroup
-                    cache.attendGroup(task / heads, column: h * hd, headDimension: hd, visible: before + 1, q: q + r0 * D + h * hd,
-                                      qStride: D, scale: a.scale, scores: scores, out: out + r0 * D + h * hd, outStride: D)
+                    cache.attendGroup(
+                        task / heads, column: h * hd, headDimension: hd, visible: before + 1, q: q + r0 * D + h * hd,
+                        qStride: D, scale: a.scale, scores: scores, out: out + r0 * D + h * hd, outStride: D)
                     continue
                 }
                 let blk = task % a.blocks, h = (task / a.blocks) % heads, b = task / (a.blocks * heads)
                 let t0 = blk * attentionQueryBlock, qb = min(attentionQueryBlock, a.newRows - t0)
                 let r0 = b * a.newRows + t0
-                cache.attend(sequence: b * a.sequenceStride, column: h * hd, headDimension: hd, visible: before + t0 + 1, queries: qb,
-                             q: q + r0 * D + h * hd, qStride: D, scale: a.scale, scores: scores,
-                             out: out + r0 * D + h * hd, outStride: D)
+                cache.attend(
+                    sequence: b * a.sequenceStride, column: h * hd, headDimension: hd, visible: before + t0 + 1,
+                    queries: qb,
+                    q: q + r0 * D + h * hd, qStride: D, scale: a.scale, scores: scores,
+                    out: out + r0 * D + h * hd, outStride: D)
             }
         }
     }

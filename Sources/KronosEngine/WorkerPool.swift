@@ -5,15 +5,17 @@
 import Foundation
 import Synchronization
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// What a new worker thread needs (passed through pthread_create's argument).
 private final class WorkerStart {
     unowned let pool: WorkerPool
     let index: Int
-    let generation: Int   // the last job it must not run (the pool's generation when it started)
-    init(pool: WorkerPool, index: Int, generation: Int) { self.pool = pool; self.index = index; self.generation = generation }
+    let generation: Int  // the last job it must not run (the pool's generation when it started)
+    init(pool: WorkerPool, index: Int, generation: Int) {
+        self.pool = pool; self.index = index; self.generation = generation
+    }
 }
 
 final class WorkerPool: @unchecked Sendable {
@@ -28,11 +30,11 @@ final class WorkerPool: @unchecked Sendable {
     /// runs on those that did, never waiting for one that never ran). Changes only while `busy` is held.
     private let started = Atomic<Int>(0)
     var threadCount: Int { started.load(ordering: .acquiring) }
-    private let generation = Atomic<Int>(0)   // bumped once per job
-    private let pending = Atomic<Int>(0)      // workers still running the current job
-    private let sleeping = Atomic<Int>(0)     // workers waiting on the condition
-    private let busy = Atomic<Bool>(false)    // a caller owns the pool (a job, or the pool growing)
-    private let growing = NSLock()            // one caller grows the pool at a time
+    private let generation = Atomic<Int>(0)  // bumped once per job
+    private let pending = Atomic<Int>(0)  // workers still running the current job
+    private let sleeping = Atomic<Int>(0)  // workers waiting on the condition
+    private let busy = Atomic<Bool>(false)  // a caller owns the pool (a job, or the pool growing)
+    private let growing = NSLock()  // one caller grows the pool at a time
     private let condition = NSCondition()
     // The current job: read by workers only between a generation bump and their pending decrement.
     private var job: ChunkBody?
@@ -58,11 +60,13 @@ final class WorkerPool: @unchecked Sendable {
             pthread_attr_setstacksize(&attributes, 1 << 20)
             pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
             var thread = pthread_t()
-            let rc = pthread_create(&thread, &attributes, { argument in
-                let start = Unmanaged<WorkerStart>.fromOpaque(argument!).takeRetainedValue()
-                start.pool.loop(index: start.index, seen: start.generation)
-                return nil
-            }, start.toOpaque())
+            let rc = pthread_create(
+                &thread, &attributes,
+                { argument in
+                    let start = Unmanaged<WorkerStart>.fromOpaque(argument!).takeRetainedValue()
+                    start.pool.loop(index: start.index, seen: start.generation)
+                    return nil
+                }, start.toOpaque())
             pthread_attr_destroy(&attributes)
             if rc != 0 { start.release(); break }
             have += 1
@@ -76,7 +80,8 @@ final class WorkerPool: @unchecked Sendable {
     /// False (nothing run) when the pool is in use by another caller or has too few threads.
     func run(workers: Int, count: Int, per: Int, arguments: UnsafeRawPointer, _ body: @escaping ChunkBody) -> Bool {
         guard workers - 1 <= threadCount,
-              busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
+            busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged
+        else { return false }
         job = body; jobArguments = arguments; jobWorkers = workers; jobCount = count; jobPer = per
         pending.store(started.load(ordering: .relaxed), ordering: .sequentiallyConsistent)
         generation.add(1, ordering: .sequentiallyConsistent)

@@ -20,18 +20,18 @@ public enum Processor {
     /// Whether models load into KronosEngine (else KronosEngineBaseline).
     public static var runsNativeEngine: Bool {
         #if arch(x86_64)
-        return hasX86_64_v3 && !portableForced
+            return hasX86_64_v3 && !portableForced
         #else
-        return !portableForced
+            return !portableForced
         #endif
     }
 
     /// The build models load into, for messages and reports: "x86-64-v3", "baseline" or "native".
     public static var engineName: String {
         #if arch(x86_64)
-        return runsNativeEngine ? "x86-64-v3" : "baseline"
+            return runsNativeEngine ? "x86-64-v3" : "baseline"
         #else
-        return runsNativeEngine ? "native" : "baseline"
+            return runsNativeEngine ? "native" : "baseline"
         #endif
     }
 }
@@ -48,13 +48,17 @@ public protocol ForecastBackend: AnyObject, Sendable {
     var defaultKVCache: KVCachePrecision { get }
     func activations(_ requested: ActivationPrecision?) -> ActivationPrecision
     func kvCache(_ requested: KVCachePrecision?) -> KVCachePrecision
-    func forecast(_ inputs: [SeriesInput], settings: ForecastSettings, trace: UnsafeMutablePointer<ForecastTrace>?,
-                  progress: ((ForecastEvent) -> Void)?, cancelled: (() -> Bool)?) throws(RuntimeError) -> [SeriesForecast]
+    func forecast(
+        _ inputs: [SeriesInput], settings: ForecastSettings, trace: UnsafeMutablePointer<ForecastTrace>?,
+        progress: ((ForecastEvent) -> Void)?, cancelled: (() -> Bool)?
+    ) throws(RuntimeError) -> [SeriesForecast]
     func encode(_ x: [Float], rows: Int) -> (s1: [Int], s2: [Int])
     func decode(s1: [[Int]], s2: [[Int]]) -> [Float]
-    func teacherForcedLogits(contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathS1: [Int], pathS2: [Int],
-                             maxContext window: Int, cache: CacheMode, activations: ActivationPrecision?,
-                             kvCache: KVCachePrecision?) -> (s1: [[Float]], s2: [[Float]])
+    func teacherForcedLogits(
+        contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathS1: [Int], pathS2: [Int],
+        maxContext window: Int, cache: CacheMode, activations: ActivationPrecision?,
+        kvCache: KVCachePrecision?
+    ) -> (s1: [[Float]], s2: [[Float]])
 }
 
 extension ForecastBackend {
@@ -64,9 +68,13 @@ extension ForecastBackend {
     }
 
     /// Teacher forcing with the default arithmetic of this model.
-    public func teacherForcedLogits(contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathS1: [Int], pathS2: [Int],
-                                    maxContext window: Int, cache: CacheMode = .exact) -> (s1: [[Float]], s2: [[Float]]) {
-        teacherForcedLogits(contextS1: contextS1, contextS2: contextS2, stamps: stamps, pathS1: pathS1, pathS2: pathS2, maxContext: window,
-                            cache: cache, activations: nil, kvCache: nil)
+    public func teacherForcedLogits(
+        contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathS1: [Int], pathS2: [Int],
+        maxContext window: Int, cache: CacheMode = .exact
+    ) -> (s1: [[Float]], s2: [[Float]]) {
+        teacherForcedLogits(
+            contextS1: contextS1, contextS2: contextS2, stamps: stamps, pathS1: pathS1, pathS2: pathS2,
+            maxContext: window,
+            cache: cache, activations: nil, kvCache: nil)
     }
 }

@@ -31,4 +31,3 @@ public struct KronosRNG: Sendable {
 
     @inlinable public mutating func nextDouble() -> Double { Double(next() >> 11) * 0x1p-53 }
 }
-

@@ -48,7 +48,10 @@ public struct ForecastSettings: Sendable, Codable, Equatable {
     /// Precision of the predictor's key / value cache (nil: the model's `defaultKVCache`).
     public var kvCache: KVCachePrecision?
 
-    public init(predictionLength: Int, maxContext: Int, sampling: SamplingSettings = SamplingSettings(), samples: Int = 1, seed: UInt64 = 0) {
+    public init(
+        predictionLength: Int, maxContext: Int, sampling: SamplingSettings = SamplingSettings(), samples: Int = 1,
+        seed: UInt64 = 0
+    ) {
         self.predictionLength = predictionLength; self.maxContext = maxContext; self.sampling = sampling
         self.samples = samples; self.seed = seed
     }
@@ -67,9 +70,9 @@ public struct ForecastSettings: Sendable, Codable, Equatable {
 public struct SeriesInput: Sendable {
     /// The six values of a row, in order.
     public static let columns = ["open", "high", "low", "close", "volume", "amount"]
-    public var values: [Float]          // [T, 6]
-    public var stamps: [TimeStamp]      // [T]
-    public var futureStamps: [TimeStamp] // [P]
+    public var values: [Float]  // [T, 6]
+    public var stamps: [TimeStamp]  // [T]
+    public var futureStamps: [TimeStamp]  // [P]
     public var rows: Int { stamps.count }
     public init(values: [Float], stamps: [TimeStamp], futureStamps: [TimeStamp]) {
         self.values = values; self.stamps = stamps; self.futureStamps = futureStamps
@@ -78,12 +81,12 @@ public struct SeriesInput: Sendable {
 
 /// What the forecast computed on the way, for parity checks (first sequence of the batch).
 public struct ForecastTrace: Sendable {
-    public var normalized: [Float] = []     // x_norm [T, 6]
-    public var mean: [Float] = []           // [6]
-    public var std: [Float] = []            // [6]
-    public var contextS1: [Int] = []        // [T]
+    public var normalized: [Float] = []  // x_norm [T, 6]
+    public var mean: [Float] = []  // [6]
+    public var std: [Float] = []  // [6]
+    public var contextS1: [Int] = []  // [T]
     public var contextS2: [Int] = []
-    public var contextReconstruction: [Float] = []   // decode of the last min(T, max_context) context tokens [., 6]
+    public var contextReconstruction: [Float] = []  // decode of the last min(T, max_context) context tokens [., 6]
     public var stepS1Logits: [[Float]] = []  // [P][V1]
     public var stepS2Logits: [[Float]] = []  // [P][V2]
     public init() {}
@@ -170,4 +173,3 @@ public enum RuntimeError: Error, LocalizedError, Sendable {
         }
     }
 }
-

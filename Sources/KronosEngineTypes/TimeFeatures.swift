@@ -2,11 +2,11 @@
 
 /// Calendar features of one timestamp, as the time tables index them.
 public struct TimeStamp: Sendable, Equatable {
-    public var minute: Int   // 0...59
-    public var hour: Int     // 0...23
+    public var minute: Int  // 0...59
+    public var hour: Int  // 0...23
     public var weekday: Int  // Monday = 0 ... Sunday = 6
-    public var day: Int      // 1...31
-    public var month: Int    // 1...12
+    public var day: Int  // 1...31
+    public var month: Int  // 1...12
     public init(minute: Int, hour: Int, weekday: Int, day: Int, month: Int) {
         self.minute = minute; self.hour = hour; self.weekday = weekday; self.day = day; self.month = month
     }

@@ -23,8 +23,10 @@ public enum BlockQ4_1 {
     /// Reference quantizer for one block: x [32] -> block [20 bytes].
     /// Returns false when the block's range cannot be represented with f16 d and m.
     @discardableResult
-    public static func quantize(_ x: UnsafePointer<Float>, into block: UnsafeMutableRawPointer,
-                                searchSteps: Int = defaultSearchSteps) -> Bool {
+    public static func quantize(
+        _ x: UnsafePointer<Float>, into block: UnsafeMutableRawPointer,
+        searchSteps: Int = defaultSearchSteps
+    ) -> Bool {
         var lo = x[0], hi = x[0]
         for i in 1..<count { lo = min(lo, x[i]); hi = max(hi, x[i]) }
         guard abs(lo) <= float16Max, abs(hi) <= float16Max, (hi - lo) / 15 <= float16Max else { return false }
@@ -53,8 +55,10 @@ public enum BlockQ4_1 {
     /// least-squares refit of (d, m) to those codes (pairs with d ≤ 0 are dropped), each passed to
     /// `body` in that order (no array per block: the converter runs this for every block).
     @inline(__always)
-    static func forEachAffineCandidate(_ x: UnsafePointer<Float>, lo: Float, hi: Float, searchSteps: Int,
-                                       _ body: (Float, Float) -> Void) {
+    static func forEachAffineCandidate(
+        _ x: UnsafePointer<Float>, lo: Float, hi: Float, searchSteps: Int,
+        _ body: (Float, Float) -> Void
+    ) {
         body((hi - lo) / 15, lo)
         for step in 0..<searchSteps {
             let levels = 15 + (Float(step) - Float(searchSteps - 1) / 2) * (2 / Float(max(searchSteps - 1, 1)))
@@ -96,7 +100,7 @@ public enum BlockQ4_1 {
         let m = loadF16(block, at: 2)
         let qs = block.advanced(by: 4).assumingMemoryBound(to: UInt8.self)
         for j in 0..<16 {
-            y[j] = m.addingProduct(d, Float(qs[j] & 0x0F))   // fused d·q + m
+            y[j] = m.addingProduct(d, Float(qs[j] & 0x0F))  // fused d·q + m
             y[j + 16] = m.addingProduct(d, Float(qs[j] >> 4))
         }
     }

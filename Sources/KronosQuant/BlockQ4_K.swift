@@ -22,8 +22,10 @@ public enum BlockQ4_K {
     static let subBlocks = 8
 
     @discardableResult
-    public static func quantize(_ x: UnsafePointer<Float>, into block: UnsafeMutableRawPointer,
-                                searchSteps: Int = BlockQ4_1.defaultSearchSteps) -> Bool {
+    public static func quantize(
+        _ x: UnsafePointer<Float>, into block: UnsafeMutableRawPointer,
+        searchSteps: Int = BlockQ4_1.defaultSearchSteps
+    ) -> Bool {
         var scales = [Float](repeating: 0, count: subBlocks), offsets = [Float](repeating: 0, count: subBlocks)
         for j in 0..<subBlocks {
             guard let (s, m) = BlockQ4_1.searchAffine(x + 32 * j, searchSteps: searchSteps) else { return false }
@@ -110,7 +112,7 @@ public enum BlockQ4_K {
         let qs = block.advanced(by: 16).assumingMemoryBound(to: UInt8.self)
         for j in 0..<subBlocks {
             let s = d * Float(f[j]), m = dmin * Float(f[8 + j])
-            for i in 0..<16 {   // fused s·q − m
+            for i in 0..<16 {  // fused s·q − m
                 y[32 * j + i] = (-m).addingProduct(s, Float(qs[16 * j + i] & 0x0F))
                 y[32 * j + i + 16] = (-m).addingProduct(s, Float(qs[16 * j + i] >> 4))
             }

@@ -9,13 +9,16 @@ extension TensorType {
     public func firstNonFinite(_ bytes: UnsafeRawPointer, byteCount: Int) -> Int? {
         switch self {
         case .f32:
-            return Self.firstWithExponentAllOnes(bytes.bindMemory(to: UInt32.self, capacity: byteCount / 4), byteCount / 4, mask: 0x7F80_0000)
+            return Self.firstWithExponentAllOnes(
+                bytes.bindMemory(to: UInt32.self, capacity: byteCount / 4), byteCount / 4, mask: 0x7F80_0000)
         case .f16:
-            return Self.firstWithExponentAllOnes(bytes.bindMemory(to: UInt16.self, capacity: byteCount / 2), byteCount / 2, mask: 0x7C00)
+            return Self.firstWithExponentAllOnes(
+                bytes.bindMemory(to: UInt16.self, capacity: byteCount / 2), byteCount / 2, mask: 0x7C00)
         case .q8_0, .q4_1, .q4_k:
             // d (q8_0), or d and its neighbour m / dmin (q4_1, q4_k): the block's first 16 or 32 bits.
-            return Self.firstBlockWithNonFiniteHalves(bytes, blocks: byteCount / traits.bytesPerBlock, stride: traits.bytesPerBlock,
-                                                      mask: self == .q8_0 ? 0x0000_7C00 : 0x7C00_7C00)
+            return Self.firstBlockWithNonFiniteHalves(
+                bytes, blocks: byteCount / traits.bytesPerBlock, stride: traits.bytesPerBlock,
+                mask: self == .q8_0 ? 0x0000_7C00 : 0x7C00_7C00)
         case .i64:
             return nil
         }
@@ -39,7 +42,8 @@ extension TensorType {
     /// `mask` (0x7C00 for the first, 0x7C007C00 for the first two) have an all-ones exponent.
     /// 256 blocks at a time without a branch (as one pass over the codes would cost a memory
     /// stream: only these 4 bytes per block are read).
-    static func firstBlockWithNonFiniteHalves(_ bytes: UnsafeRawPointer, blocks: Int, stride: Int, mask: UInt32) -> Int? {
+    static func firstBlockWithNonFiniteHalves(_ bytes: UnsafeRawPointer, blocks: Int, stride: Int, mask: UInt32) -> Int?
+    {
         func bad(_ b: Int) -> Bool {
             let w = bytes.loadUnaligned(fromByteOffset: b * stride, as: UInt32.self)
             return (w & mask & 0xFFFF) == (mask & 0xFFFF) || (mask > 0xFFFF && (w & mask) >> 16 == mask >> 16)

@@ -144,10 +144,10 @@ extension BlockQ4_K {
     @inlinable @inline(__always)
     public static func fieldWindow(_ k: Int) -> (byte: Int, shift: UInt32) {
         switch k {
-        case 0..<5: return (4, UInt32(6 * k))           // bits 0-31
-        case 5..<8: return (7, UInt32(6 * (k - 4)))     // bits 24-55
-        case 8..<13: return (10, UInt32(6 * (k - 8)))   // bits 48-79
-        default: return (12, UInt32(14 + 6 * (k - 13))) // bits 64-95
+        case 0..<5: return (4, UInt32(6 * k))  // bits 0-31
+        case 5..<8: return (7, UInt32(6 * (k - 4)))  // bits 24-55
+        case 8..<13: return (10, UInt32(6 * (k - 8)))  // bits 48-79
+        default: return (12, UInt32(14 + 6 * (k - 13)))  // bits 64-95
         }
     }
 

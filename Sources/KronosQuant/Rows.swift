@@ -12,8 +12,10 @@ public enum QuantError: Error, Equatable {
 
 extension TensorType {
     /// Quantizes (or converts) one row of `columns` floats into `dst` (rowBytes(columns:) bytes).
-    public func encodeRow(_ src: UnsafePointer<Float>, columns: Int, into dst: UnsafeMutableRawPointer,
-                          q4SearchSteps: Int = BlockQ4_1.defaultSearchSteps) throws(QuantError) {
+    public func encodeRow(
+        _ src: UnsafePointer<Float>, columns: Int, into dst: UnsafeMutableRawPointer,
+        q4SearchSteps: Int = BlockQ4_1.defaultSearchSteps
+    ) throws(QuantError) {
         switch self {
         case .f32:
             dst.copyMemory(from: src, byteCount: columns * 4)
@@ -35,16 +37,24 @@ extension TensorType {
         case .q4_1:
             guard columns % BlockQ4_1.count == 0 else { throw .rowNotBlockAligned(columns: columns, blockSize: 32) }
             for b in 0..<(columns / BlockQ4_1.count) {
-                guard BlockQ4_1.quantize(src + b * BlockQ4_1.count, into: dst + b * BlockQ4_1.byteCount,
-                                         searchSteps: q4SearchSteps) else {
+                guard
+                    BlockQ4_1.quantize(
+                        src + b * BlockQ4_1.count, into: dst + b * BlockQ4_1.byteCount,
+                        searchSteps: q4SearchSteps)
+                else {
                     throw .unrepresentable(block: b)
                 }
             }
         case .q4_k:
-            guard columns % BlockQ4_K.count == 0 else { throw .rowNotBlockAligned(columns: columns, blockSize: BlockQ4_K.count) }
+            guard columns % BlockQ4_K.count == 0 else {
+                throw .rowNotBlockAligned(columns: columns, blockSize: BlockQ4_K.count)
+            }
             for b in 0..<(columns / BlockQ4_K.count) {
-                guard BlockQ4_K.quantize(src + b * BlockQ4_K.count, into: dst + b * BlockQ4_K.byteCount,
-                                         searchSteps: q4SearchSteps) else {
+                guard
+                    BlockQ4_K.quantize(
+                        src + b * BlockQ4_K.count, into: dst + b * BlockQ4_K.byteCount,
+                        searchSteps: q4SearchSteps)
+                else {
                     throw .unrepresentable(block: b)
                 }
             }
@@ -75,7 +85,9 @@ extension TensorType {
                 BlockQ4_K.dequantize(src + b * BlockQ4_K.byteCount, into: dst + b * BlockQ4_K.count)
             }
         case .i64:
-            for i in 0..<columns { dst[i] = Float(Int64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
+            for i in 0..<columns {
+                dst[i] = Float(Int64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)))
+            }
         }
     }
 
@@ -124,7 +136,9 @@ public struct QuantErrorStats: Sendable, Equatable, Codable {
     }
 
     /// Compares `count` source values with their decoded values.
-    public static func measure(source: UnsafePointer<Float>, decoded: UnsafePointer<Float>, count: Int) -> QuantErrorStats {
+    public static func measure(source: UnsafePointer<Float>, decoded: UnsafePointer<Float>, count: Int)
+        -> QuantErrorStats
+    {
         var se = 0.0, ss = 0.0, mx = 0.0
         for i in 0..<count {
             let e = Double(source[i]) - Double(decoded[i])

@@ -21,9 +21,15 @@ public enum TensorType: String, Sendable, CaseIterable, Codable {
         switch self {
         case .f32: return TensorTypeTraits(name: "f32", blockSize: 1, bytesPerBlock: 4, isQuantized: false)
         case .f16: return TensorTypeTraits(name: "f16", blockSize: 1, bytesPerBlock: 2, isQuantized: false)
-        case .q8_0: return TensorTypeTraits(name: "q8_0", blockSize: BlockQ8_0.count, bytesPerBlock: BlockQ8_0.byteCount, isQuantized: true)
-        case .q4_1: return TensorTypeTraits(name: "q4_1", blockSize: BlockQ4_1.count, bytesPerBlock: BlockQ4_1.byteCount, isQuantized: true)
-        case .q4_k: return TensorTypeTraits(name: "q4_k", blockSize: BlockQ4_K.count, bytesPerBlock: BlockQ4_K.byteCount, isQuantized: true)
+        case .q8_0:
+            return TensorTypeTraits(
+                name: "q8_0", blockSize: BlockQ8_0.count, bytesPerBlock: BlockQ8_0.byteCount, isQuantized: true)
+        case .q4_1:
+            return TensorTypeTraits(
+                name: "q4_1", blockSize: BlockQ4_1.count, bytesPerBlock: BlockQ4_1.byteCount, isQuantized: true)
+        case .q4_k:
+            return TensorTypeTraits(
+                name: "q4_k", blockSize: BlockQ4_K.count, bytesPerBlock: BlockQ4_K.byteCount, isQuantized: true)
         case .i64: return TensorTypeTraits(name: "i64", blockSize: 1, bytesPerBlock: 8, isQuantized: false)
         }
     }

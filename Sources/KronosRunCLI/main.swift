@@ -7,7 +7,7 @@ import KronosIO
 import KronosBundle
 import KronosVerify
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 struct SamplingOptions: ParsableArguments {
@@ -17,7 +17,10 @@ struct SamplingOptions: ParsableArguments {
     var topK: Int = 0
     @Option(help: "Nucleus sampling mass in (0, 1] (1 = off). Ignored when --top-k > 0.")
     var topP: Float = 0.9
-    @Option(help: "Paths sampled per series (one batch) and averaged, e.g. 20; > 1 adds quantiles and probabilities of closing up.")
+    @Option(
+        help:
+            "Paths sampled per series (one batch) and averaged, e.g. 20; > 1 adds quantiles and probabilities of closing up."
+    )
     var samples: Int = 1
     @Option(help: "Seed of the portable random generator (same seed, same output on any machine).")
     var seed: UInt64 = 0
@@ -28,26 +31,32 @@ extension KVCachePrecision: ExpressibleByArgument {}
 extension ActivationPrecision: ExpressibleByArgument {}
 
 struct ExecutionOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("""
-        Key / value reuse between steps: exact (default: cache while the window grows, recompute \
-        once it slides, as exact as the reference), recompute (every step, as the reference does), \
-        approx-slide (APPROXIMATION: keep the cache when the window slides; much faster once \
-        lookback + pred-len exceeds the window, drift measured by `verify --cache approx-slide`).
-        """, valueName: "mode"))
+    @Option(
+        help: ArgumentHelp(
+            """
+            Key / value reuse between steps: exact (default: cache while the window grows, recompute \
+            once it slides, as exact as the reference), recompute (every step, as the reference does), \
+            approx-slide (APPROXIMATION: keep the cache when the window slides; much faster once \
+            lookback + pred-len exceeds the window, drift measured by `verify --cache approx-slide`).
+            """, valueName: "mode"))
     var cache: CacheMode = .exact
-    @Option(help: ArgumentHelp("""
-        Arithmetic of the predictor's q8_0 / q4_1 / q4_k matmuls: f32 (activations times the weights \
-        dequantized in registers) or int8 (APPROXIMATION: activations quantized to int8 per 32 values, \
-        products summed in integers, as ggml does; drift measured by `verify --activations int8`). \
-        Default: int8 on processors with AVX-512 VNNI, where it is faster (Zen 4: prefill ~2x, \
-        decode up to ~2x, about equal for q8 with several samples), f32 elsewhere. f32 / f16 weights always run f32.
-        """, valueName: "precision"))
+    @Option(
+        help: ArgumentHelp(
+            """
+            Arithmetic of the predictor's q8_0 / q4_1 / q4_k matmuls: f32 (activations times the weights \
+            dequantized in registers) or int8 (APPROXIMATION: activations quantized to int8 per 32 values, \
+            products summed in integers, as ggml does; drift measured by `verify --activations int8`). \
+            Default: int8 on processors with AVX-512 VNNI, where it is faster (Zen 4: prefill ~2x, \
+            decode up to ~2x, about equal for q8 with several samples), f32 elsewhere. f32 / f16 weights always run f32.
+            """, valueName: "precision"))
     var activations: ActivationPrecision?
-    @Option(help: ArgumentHelp("""
-        Precision of the predictor's cached keys / values: f32 (exact) or f16 (APPROXIMATION: half the \
-        cache memory, e.g. 21 instead of 42 MiB per series for Kronos-base over 512 rows; drift \
-        measured by `verify --kv-cache f16`). Default: f16 for q8 / q4 bundles, f32 for f32 / f16 ones.
-        """, valueName: "precision"))
+    @Option(
+        help: ArgumentHelp(
+            """
+            Precision of the predictor's cached keys / values: f32 (exact) or f16 (APPROXIMATION: half the \
+            cache memory, e.g. 21 instead of 42 MiB per series for Kronos-base over 512 rows; drift \
+            measured by `verify --kv-cache f16`). Default: f16 for q8 / q4 bundles, f32 for f32 / f16 ones.
+            """, valueName: "precision"))
     var kvCache: KVCachePrecision?
 }
 
@@ -63,16 +72,26 @@ struct Root: ParsableCommand {
 extension CalendarKind: ExpressibleByArgument {}
 
 struct InputOptions: ParsableArguments {
-    @Option(name: .customLong("input"), help: ArgumentHelp("""
-        Candle CSV (repeatable: series forecast together). Comma, semicolon or tab separated, any line \
-        endings; a header naming the timestamp (timestamps, timestamp, datetime, date, time, open_time) \
-        and open, high, low, close, optionally volume and amount (or quote_asset_volume), in any case; \
-        or Binance's headerless 12-column kline files.
-        """, valueName: "file.csv"))
+    @Option(
+        name: .customLong("input"),
+        help: ArgumentHelp(
+            """
+            Candle CSV (repeatable: series forecast together). Comma, semicolon or tab separated, any line \
+            endings; a header naming the timestamp (timestamps, timestamp, datetime, date, time, open_time) \
+            and open, high, low, close, optionally volume and amount (or quote_asset_volume), in any case; \
+            or Binance's headerless 12-column kline files.
+            """, valueName: "file.csv"))
     var inputs: [String] = []
-    @Option(help: ArgumentHelp("The timestamp column, when its header name is not a usual one (a name, or a 1-based position).", valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "The timestamp column, when its header name is not a usual one (a name, or a 1-based position).",
+            valueName: "name"))
     var timeColumn: String?
-    @Option(name: .customLong("column"), help: ArgumentHelp("A field's column, e.g. close=Last or volume=\"Volume BTC\" (repeatable; fields: open, high, low, close, volume, amount).", valueName: "field=name"))
+    @Option(
+        name: .customLong("column"),
+        help: ArgumentHelp(
+            "A field's column, e.g. close=Last or volume=\"Volume BTC\" (repeatable; fields: open, high, low, close, volume, amount).",
+            valueName: "field=name"))
     var columns: [String] = []
 
     func mapping() throws -> ColumnMapping {
@@ -91,15 +110,15 @@ struct Forecast: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Forecast the next candles of one or more CSV series (the default subcommand).",
         discussion: """
-        Examples:
-          kronos-run btc-4h.kq --input candles.csv --pred-len 48
-          kronos-run btc-4h.kq --input a.csv --input b.csv --pred-len 24 --samples 20 --top-p 0.9 --seed 7 --format json
-          kronos-run btc-4h.kq --input candles.csv --pred-len 48 --samples 100 --quantiles 0.05,0.5,0.95 --paths paths.csv --chart forecast.svg
-          kronos-run spx-1d.kq --input spx.csv --pred-len 10 --calendar weekdays
-        Notes and warnings go to stderr (and into the JSON output); --quiet silences them. Outputs are \
-        checked before the forecast runs; a regular file is replaced atomically, a symlink's target is \
-        written, a device or FIFO is written in place; - is standard output.
-        """)
+            Examples:
+              kronos-run btc-4h.kq --input candles.csv --pred-len 48
+              kronos-run btc-4h.kq --input a.csv --input b.csv --pred-len 24 --samples 20 --top-p 0.9 --seed 7 --format json
+              kronos-run btc-4h.kq --input candles.csv --pred-len 48 --samples 100 --quantiles 0.05,0.5,0.95 --paths paths.csv --chart forecast.svg
+              kronos-run spx-1d.kq --input spx.csv --pred-len 10 --calendar weekdays
+            Notes and warnings go to stderr (and into the JSON output); --quiet silences them. Outputs are \
+            checked before the forecast runs; a regular file is replaced atomically, a symlink's target is \
+            written, a device or FIFO is written in place; - is standard output.
+            """)
 
     @Argument(help: ArgumentHelp("Bundle written by kronos-convert.", valueName: "bundle.kq"))
     var bundle: String
@@ -112,21 +131,37 @@ struct Forecast: ParsableCommand {
     var maxContext: Int?
     @Option(help: "Spacing of future timestamps, e.g. 4h, 15m, 1d (default: the input's most common spacing).")
     var interval: String?
-    @Option(help: ArgumentHelp("Calendar of future timestamps: 24x7 or weekdays (default: weekdays when the input has no weekend rows).", valueName: "calendar"))
+    @Option(
+        help: ArgumentHelp(
+            "Calendar of future timestamps: 24x7 or weekdays (default: weekdays when the input has no weekend rows).",
+            valueName: "calendar"))
     var calendar: CalendarKind?
-    @Option(help: ArgumentHelp("Future timestamps from a file (one per line, or a CSV with a timestamp column): holidays, sessions, any calendar.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "Future timestamps from a file (one per line, or a CSV with a timestamp column): holidays, sessions, any calendar.",
+            valueName: "file"))
     var futureTimestamps: String?
     @OptionGroup var sampling: SamplingOptions
-    @Option(help: ArgumentHelp("Quantile levels of the sample paths, e.g. 0.05,0.25,0.5,0.75,0.95 (default 0.1,0.5,0.9; given, they also become CSV columns).", valueName: "levels"))
+    @Option(
+        help: ArgumentHelp(
+            "Quantile levels of the sample paths, e.g. 0.05,0.25,0.5,0.75,0.95 (default 0.1,0.5,0.9; given, they also become CSV columns).",
+            valueName: "levels"))
     var quantiles: String?
     @OptionGroup var execution: ExecutionOptions
     @Option(help: "Output format: csv or json.")
     var format: String = "csv"
-    @Option(name: [.short, .long], help: ArgumentHelp("Write the forecast here instead of stdout (- is stdout).", valueName: "file"))
+    @Option(
+        name: [.short, .long],
+        help: ArgumentHelp("Write the forecast here instead of stdout (- is stdout).", valueName: "file"))
     var output: String?
-    @Option(help: ArgumentHelp("Write every sample path as CSV: series, sample, timestamps, open, ..., amount.", valueName: "file.csv"))
+    @Option(
+        help: ArgumentHelp(
+            "Write every sample path as CSV: series, sample, timestamps, open, ..., amount.", valueName: "file.csv"))
     var paths: String?
-    @Option(help: ArgumentHelp("Draw the history, forecast, sample paths and quantile band as SVG; with several inputs a directory or a pattern with {series}.", valueName: "file.svg"))
+    @Option(
+        help: ArgumentHelp(
+            "Draw the history, forecast, sample paths and quantile band as SVG; with several inputs a directory or a pattern with {series}.",
+            valueName: "file.svg"))
     var chart: String?
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
@@ -136,7 +171,9 @@ struct Forecast: ParsableCommand {
     var quiet = false
 
     func validate() throws {
-        guard ["csv", "json"].contains(format) else { throw ValidationError("--format must be csv or json, found \"\(format)\"") }
+        guard ["csv", "json"].contains(format) else {
+            throw ValidationError("--format must be csv or json, found \"\(format)\"")
+        }
         if input.inputs.isEmpty { throw ValidationError("give at least one --input file") }
         _ = try input.mapping()
         _ = try quantileLevels()
@@ -146,7 +183,9 @@ struct Forecast: ParsableCommand {
         guard let quantiles else { return nil }
         return try quantiles.split(separator: ",", omittingEmptySubsequences: false).map { part in
             guard let v = Double(part.trimmingCharacters(in: .whitespaces)), v > 0, v < 1 else {
-                throw ValidationError("--quantiles \"\(quantiles)\": expected levels in (0, 1) separated by commas, e.g. 0.05,0.5,0.95; found \"\(part)\"")
+                throw ValidationError(
+                    "--quantiles \"\(quantiles)\": expected levels in (0, 1) separated by commas, e.g. 0.05,0.5,0.95; found \"\(part)\""
+                )
             }
             return v
         }
@@ -156,22 +195,28 @@ struct Forecast: ParsableCommand {
     /// /) gets <input name>.svg per series; a pattern's {series} is replaced by the input's name.
     static func chartPaths(_ chart: String, inputs: [String]) throws -> [String] {
         var isDirectory: ObjCBool = false
-        let directory = chart.hasSuffix("/") || (FileManager.default.fileExists(atPath: chart, isDirectory: &isDirectory) && isDirectory.boolValue)
-        let names = ForecastJob.distinct(inputs.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension }, mark: "-")
+        let directory =
+            chart.hasSuffix("/")
+            || (FileManager.default.fileExists(atPath: chart, isDirectory: &isDirectory) && isDirectory.boolValue)
+        let names = ForecastJob.distinct(
+            inputs.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension }, mark: "-")
         if directory { return names.map { (chart as NSString).appendingPathComponent($0 + ".svg") } }
         if chart.contains("{series}") { return names.map { chart.replacingOccurrences(of: "{series}", with: $0) } }
         guard inputs.count == 1 else {
-            throw ValidationError("--chart \(chart): \(inputs.count) inputs make \(inputs.count) charts: give a directory (--chart charts/) "
-                                  + "or a pattern with {series} (--chart 'forecast-{series}.svg')")
+            throw ValidationError(
+                "--chart \(chart): \(inputs.count) inputs make \(inputs.count) charts: give a directory (--chart charts/) "
+                    + "or a pattern with {series} (--chart 'forecast-{series}.svg')")
         }
         return [chart]
     }
 
     func run() throws {
         if let t = threads, !(1...KronosModel.maxThreads).contains(t) {
-            throw RunError.options("--threads must be in 1...\(KronosModel.maxThreads) (4 per core on this machine, at least 8), found \(t)")
+            throw RunError.options(
+                "--threads must be in 1...\(KronosModel.maxThreads) (4 per core on this machine, at least 8), found \(t)"
+            )
         }
-        TemporaryFiles.installSignalCleanup()   // staged outputs are removed on SIGINT / SIGTERM / SIGHUP
+        TemporaryFiles.installSignalCleanup()  // staged outputs are removed on SIGINT / SIGTERM / SIGHUP
         var options = RunOptions(inputs: input.inputs, predictionLength: predLen)
         options.mapping = try input.mapping()
         options.lookback = lookback
@@ -191,7 +236,10 @@ struct Forecast: ParsableCommand {
         let outputs = OutputSet()
         let forecastTarget = try outputs.add(output ?? "-", option: "--output")
         let pathsTarget = try paths.map { p throws in try outputs.add(p, option: "--paths") }
-        let chartTargets = try chart.map { c throws in try Self.chartPaths(c, inputs: input.inputs).map { p throws in try outputs.add(p, option: "--chart") } } ?? []
+        let chartTargets =
+            try chart.map { c throws in
+                try Self.chartPaths(c, inputs: input.inputs).map { p throws in try outputs.add(p, option: "--chart") }
+            } ?? []
         let prepared = try ForecastJob.prepare(options)
         func say(_ kind: String, _ lines: [String]) {
             guard !quiet else { return }
@@ -208,17 +256,28 @@ struct Forecast: ParsableCommand {
             guard interactive else { return }
             let (done, total) = (progress.step, progress.steps)
             let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-9)
-            FileHandle.standardError.write(Data("\r\u{1B}[Kstep \(done)/\(total) (\(String(format: "%.1f", rate)) steps/s)\(done == total ? "\n" : "")".utf8))
+            FileHandle.standardError.write(
+                Data(
+                    "\r\u{1B}[Kstep \(done)/\(total) (\(String(format: "%.1f", rate)) steps/s)\(done == total ? "\n" : "")"
+                        .utf8))
         }
         if timings {
             let steps = Double(predLen) / max(result.forecastSeconds, 1e-9)
-            FileHandle.standardError.write(Data(String(format: "load %.3f s, forecast %.3f s (%.2f steps/s)\n", result.loadSeconds, result.forecastSeconds, steps).utf8))
+            FileHandle.standardError.write(
+                Data(
+                    String(
+                        format: "load %.3f s, forecast %.3f s (%.2f steps/s)\n", result.loadSeconds,
+                        result.forecastSeconds, steps
+                    ).utf8))
         }
-        let text = format == "json" ? ForecastJob.json(result) + "\n" : ForecastJob.csv(result, quantileColumns: options.quantilesGiven)
+        let text =
+            format == "json"
+            ? ForecastJob.json(result) + "\n" : ForecastJob.csv(result, quantileColumns: options.quantilesGiven)
         try outputs.stage(forecastTarget, Data(text.utf8))
         if let pathsTarget { try outputs.stage(pathsTarget, Data(ForecastJob.pathsCSV(result).utf8)) }
-        let context = ChartContext(bundle: bundle, type: model.quantization, samples: options.samples, seed: options.seed,
-                                   cache: options.cache.rawValue)
+        let context = ChartContext(
+            bundle: bundle, type: model.quantization, samples: options.samples, seed: options.seed,
+            cache: options.cache.rawValue)
         for (k, target) in chartTargets.enumerated() {
             try outputs.stage(target, Data(ForecastChart.svg(result.series[k], context: context).utf8))
         }
@@ -231,13 +290,13 @@ struct VerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Measure a bundle's accuracy drift against golden FP32 cases; exit 1 when a threshold is exceeded.",
         discussion: """
-        Examples:
-          kronos-run verify btc-4h.kq --golden golden/tiny
-          kronos-run verify btc-4h.kq --golden ../shared/reference/mini --json
-        The golden directory has the layout of ../shared/reference/<model>: cases/<case>.json,
-        <case>.safetensors, <case>_input.csv (and tokenizer/, predictor/ for the ensemble metric).
-        Default thresholds depend on the bundle type (f32, f16, q8, q4); the flags override them.
-        """)
+            Examples:
+              kronos-run verify btc-4h.kq --golden golden/tiny
+              kronos-run verify btc-4h.kq --golden ../shared/reference/mini --json
+            The golden directory has the layout of ../shared/reference/<model>: cases/<case>.json,
+            <case>.safetensors, <case>_input.csv (and tokenizer/, predictor/ for the ensemble metric).
+            Default thresholds depend on the bundle type (f32, f16, q8, q4); the flags override them.
+            """)
 
     @Argument(help: ArgumentHelp("Bundle to check.", valueName: "bundle.kq"))
     var bundle: String
@@ -296,24 +355,41 @@ struct VerifyCommand: ParsableCommand {
     }
 
     func printTable(_ r: VerifyReport) {
-        print("bundle \(r.bundle) (\(r.type), \(String(format: "%.3f", r.bitsPerWeight)) bits/weight; cache \(r.cache.rawValue), "
-              + "activations \(r.activations.rawValue), kv cache \(r.kvCache.rawValue)) against \(r.golden)")
-        let header = ["case", "steps", "s1_kld", "s2_kld", "s1_top1", "s2_top1", "ctx_ids", "decode_nmae", "greedy_nmae", "greedy_max_rel", "ids_same", "ensemble_nmae"]
+        print(
+            "bundle \(r.bundle) (\(r.type), \(String(format: "%.3f", r.bitsPerWeight)) bits/weight; cache \(r.cache.rawValue), "
+                + "activations \(r.activations.rawValue), kv cache \(r.kvCache.rawValue)) against \(r.golden)")
+        let header = [
+            "case", "steps", "s1_kld", "s2_kld", "s1_top1", "s2_top1", "ctx_ids", "decode_nmae", "greedy_nmae",
+            "greedy_max_rel", "ids_same", "ensemble_nmae",
+        ]
         func e(_ v: Double) -> String { String(format: "%.3e", v) }
         func p(_ v: Double) -> String { String(format: "%.2f%%", v * 100) }
         let rows = (r.cases + [r.overall]).map { m in
-            [m.name, "\(m.steps)", e(m.s1KLD), e(m.s2KLD), p(m.s1Top1), p(m.s2Top1), p(m.contextIDs), e(m.decodeNMAE),
-             e(m.greedyNMAE), e(m.greedyMaxRelative), m.greedyIDsIdentical ? "yes" : "no", m.ensembleNMAE.map(e) ?? "-"]
+            [
+                m.name, "\(m.steps)", e(m.s1KLD), e(m.s2KLD), p(m.s1Top1), p(m.s2Top1), p(m.contextIDs),
+                e(m.decodeNMAE),
+                e(m.greedyNMAE), e(m.greedyMaxRelative), m.greedyIDsIdentical ? "yes" : "no",
+                m.ensembleNMAE.map(e) ?? "-",
+            ]
         }
         let t = r.thresholds
         func maxGate(_ v: Double?) -> String { v.map { "<= " + e($0) } ?? "-" }
         func minGate(_ v: Double?) -> String { v.map { ">= " + p($0) } ?? "-" }
-        let gate = ["gate (\(r.type))", "", maxGate(t.s1KLD), maxGate(t.s2KLD), minGate(t.s1Top1), minGate(t.s2Top1), minGate(t.contextIDs),
-                    maxGate(t.decodeNMAE), "", maxGate(t.greedyMaxRelative), t.greedyIDsIdentical ? "yes" : "", maxGate(t.ensembleNMAE)]
-        let table = ([header] + rows + [gate]).map { $0.map(Terminal.safe) }   // case names come from files
+        let gate = [
+            "gate (\(r.type))", "", maxGate(t.s1KLD), maxGate(t.s2KLD), minGate(t.s1Top1), minGate(t.s2Top1),
+            minGate(t.contextIDs),
+            maxGate(t.decodeNMAE), "", maxGate(t.greedyMaxRelative), t.greedyIDsIdentical ? "yes" : "",
+            maxGate(t.ensembleNMAE),
+        ]
+        let table = ([header] + rows + [gate]).map { $0.map(Terminal.safe) }  // case names come from files
         let widths = header.indices.map { c in table.map { $0[c].count }.max()! }
-        for row in table { print(zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")) }
-        if let b = t.bitsPerWeight { print("bits per weight \(String(format: "%.3f", r.bitsPerWeight)) (gate <= \(String(format: "%.3f", b)))") }
+        for row in table {
+            print(
+                zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  "))
+        }
+        if let b = t.bitsPerWeight {
+            print("bits per weight \(String(format: "%.3f", r.bitsPerWeight)) (gate <= \(String(format: "%.3f", b)))")
+        }
         print(r.pass ? "PASS" : "FAIL: " + r.failures.joined(separator: "; "))
         print(Verify.summary(r))
     }
@@ -329,7 +405,10 @@ do {
     try command.run()
 } catch let error as LocalizedError {
     // One line, strings from files escaped (Terminal.safe).
-    FileHandle.standardError.write(Data("error: \(Terminal.safe((error.errorDescription ?? "\(error)").replacingOccurrences(of: "\n", with: " ")))\n".utf8))
+    FileHandle.standardError.write(
+        Data(
+            "error: \(Terminal.safe((error.errorDescription ?? "\(error)").replacingOccurrences(of: "\n", with: " ")))\n"
+                .utf8))
     exit(1)
 } catch {
     let code = Root.exitCode(for: error)

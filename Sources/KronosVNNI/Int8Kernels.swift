@@ -49,316 +49,370 @@ public enum VNNI {
     /// W: rows of x.columns values of `type` (q8_0, q4_1, q4_k), `rowBytes` apart. Each group is
     /// repacked once into `scratch` (scratchBytes), then multiplied with 4 input rows at a time.
     @inline(never)
-    public static func gemm(_ type: TensorType, weights w: UnsafeRawPointer, rowBytes: Int, rows: Int, groups: Range<Int>,
-                            x: Int8Activations, inputs: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?,
-                            scratch: UnsafeMutableRawPointer) {
+    public static func gemm(
+        _ type: TensorType, weights w: UnsafeRawPointer, rowBytes: Int, rows: Int, groups: Range<Int>,
+        x: Int8Activations, inputs: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?,
+        scratch: UnsafeMutableRawPointer
+    ) {
         #if arch(x86_64)
-        switch type {
-        case .q8_0: gemmGroups(Q8_0Codes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias, scratch)
-        case .q4_1: gemmGroups(Q4_1Codes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias, scratch)
-        case .q4_k: gemmGroups(Q4_KCodes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias, scratch)
-        default: preconditionFailure("the integer path takes q8_0, q4_1 and q4_k weights, not \(type)")
-        }
+            switch type {
+            case .q8_0: gemmGroups(Q8_0Codes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias, scratch)
+            case .q4_1: gemmGroups(Q4_1Codes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias, scratch)
+            case .q4_k: gemmGroups(Q4_KCodes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias, scratch)
+            default: preconditionFailure("the integer path takes q8_0, q4_1 and q4_k weights, not \(type)")
+            }
         #else
-        preconditionFailure("the VNNI kernels exist on x86-64 only")
+            preconditionFailure("the VNNI kernels exist on x86-64 only")
         #endif
     }
 
     /// The same products for few input rows (decode steps), straight from the stored rows: weight
     /// rows of 8-row groups `groups`, up to 6 input rows at a time.
     @inline(never)
-    public static func matvec(_ type: TensorType, weights w: UnsafeRawPointer, rowBytes: Int, rows: Int, groups: Range<Int>,
-                              x: Int8Activations, inputs: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?) {
+    public static func matvec(
+        _ type: TensorType, weights w: UnsafeRawPointer, rowBytes: Int, rows: Int, groups: Range<Int>,
+        x: Int8Activations, inputs: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?
+    ) {
         #if arch(x86_64)
-        switch type {
-        case .q8_0: matvecGroups(Q8_0Codes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias)
-        case .q4_1: matvecGroups(Q4_1Codes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias)
-        case .q4_k: matvecGroups(Q4_KCodes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias)
-        default: preconditionFailure("the integer path takes q8_0, q4_1 and q4_k weights, not \(type)")
-        }
+            switch type {
+            case .q8_0: matvecGroups(Q8_0Codes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias)
+            case .q4_1: matvecGroups(Q4_1Codes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias)
+            case .q4_k: matvecGroups(Q4_KCodes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias)
+            default: preconditionFailure("the integer path takes q8_0, q4_1 and q4_k weights, not \(type)")
+            }
         #else
-        preconditionFailure("the VNNI kernels exist on x86-64 only")
+            preconditionFailure("the VNNI kernels exist on x86-64 only")
         #endif
     }
 }
 
 #if arch(x86_64)
 
-let repackedBlockBytes = VNNI.repackedBlockBytes
+    let repackedBlockBytes = VNNI.repackedBlockBytes
 
-@inline(__always)
-func gemmGroups<C: IntegerCodes>(_: C.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Int, _ groups: Range<Int>, _ x: Int8Activations,
-                           _ inputs: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ bias: UnsafePointer<Float>?,
-                           _ scratch: UnsafeMutableRawPointer) {
-    let blocks = x.columns / 32
-    for g in groups {
-        let j0 = g * VNNI.groupRows, count = min(VNNI.groupRows, rows - j0)
-        repack(C.self, w + j0 * rowBytes, rowBytes: rowBytes, count: count, blocks: blocks, into: scratch)
-        var t = 0
-        while t + 4 <= inputs {
-            tile4(C.self, scratch, blocks: blocks, x, t, y + t * ldy + j0, ldy, count: count, bias: bias.map { $0 + j0 })
-            t += 4
-        }
-        while t < inputs {
-            tile1(C.self, scratch, blocks: blocks, x, t, y + t * ldy + j0, count: count, bias: bias.map { $0 + j0 })
-            t += 1
-        }
-    }
-}
-
-// Weight rows 0 ..< count (<= 16) of a group, rows `rowBytes` apart -> s, per 32-column block:
-//   [codes of rows 0-7: quad j (j < 8) is 32 bytes = row 0's codes 4j ..< 4j+4, row 1's, ..., row 7's,
-//    as unsigned bytes: q4 codes as they are, q8_0 codes + 128]  [rows 8-15 likewise]
-//   [scales d_w of rows 0-7 as f32]  [8-15]  [minimums m_w of rows 0-7]  [8-15].
-// Rows past count: codes 0 (q8_0: bytes 128), scale and minimum 0, so their lanes come out 0.
-@inline(__always)
-func repack<C: IntegerCodes>(_: C.Type, _ w: UnsafeRawPointer, rowBytes: Int, count: Int, blocks: Int, into s: UnsafeMutableRawPointer) {
-    let bias: UInt32 = C.hasMinimum ? 0 : 0x8080_8080
-    for v in 0..<(blocks / C.blocksPerUnit) {
-        for r in 0..<VNNI.groupRows {
-            let unit = w + r * rowBytes + v * C.unitBytes
-            let (d, m) = r < count ? C.scales(unit) : (SIMD8<Float>(), SIMD8<Float>())
-            for k in 0..<C.blocksPerUnit {
-                let b = s + (v * C.blocksPerUnit + k) * repackedBlockBytes
-                let codes = b + (r / 8) * 256 + (r % 8) * 4
-                let quads = r < count ? unsafeBitCast(C.codes(unit, block: k), to: SIMD8<UInt32>.self) ^ bias : SIMD8<UInt32>(repeating: bias)
-                for j in 0..<8 { codes.storeBytes(of: quads[j], toByteOffset: 32 * j, as: UInt32.self) }
-                let o = (r / 8) * 32 + (r % 8) * 4
-                b.storeBytes(of: d[k], toByteOffset: 512 + o, as: Float.self)
-                b.storeBytes(of: m[k], toByteOffset: 576 + o, as: Float.self)
+    @inline(__always)
+    func gemmGroups<C: IntegerCodes>(
+        _: C.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Int, _ groups: Range<Int>, _ x: Int8Activations,
+        _ inputs: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ bias: UnsafePointer<Float>?,
+        _ scratch: UnsafeMutableRawPointer
+    ) {
+        let blocks = x.columns / 32
+        for g in groups {
+            let j0 = g * VNNI.groupRows, count = min(VNNI.groupRows, rows - j0)
+            repack(C.self, w + j0 * rowBytes, rowBytes: rowBytes, count: count, blocks: blocks, into: scratch)
+            var t = 0
+            while t + 4 <= inputs {
+                tile4(
+                    C.self, scratch, blocks: blocks, x, t, y + t * ldy + j0, ldy, count: count,
+                    bias: bias.map { $0 + j0 })
+                t += 4
+            }
+            while t < inputs {
+                tile1(C.self, scratch, blocks: blocks, x, t, y + t * ldy + j0, count: count, bias: bias.map { $0 + j0 })
+                t += 1
             }
         }
     }
-}
 
-// Input row t's codes 4j ..< 4j+4 of block u in every 4-byte group of a vector.
-@inline(__always)
-func broadcastQuad(_ x: Int8Activations, _ t: Int, _ u: Int, _ j: Int) -> SIMD32<Int8> {
-    let v = UnsafeRawPointer(x.codes).loadUnaligned(fromByteOffset: t * x.columns + 32 * u + 4 * j, as: Int32.self)
-    return unsafeBitCast(SIMD8<Int32>(repeating: v), to: SIMD32<Int8>.self)
-}
-
-// Where the repacked codes are q8_0 codes + 128, a block's sums start at -128 · Σx, so they come
-// out Σ c·x; unsigned codes start at 0.
-@inline(__always)
-func correction<C: IntegerCodes>(_: C.Type, _ x: Int8Activations, _ t: Int, _ u: Int) -> SIMD8<Int32> {
-    C.hasMinimum ? SIMD8<Int32>() : SIMD8<Int32>(repeating: -128 &* x.sums[t * (x.columns / 32) + u])
-}
-
-// The minimum term's second factor, d_x · Float(S), of input t's block u, in every lane.
-@inline(__always)
-func minimumFactor(_ x: Int8Activations, _ t: Int, _ u: Int) -> SIMD8<Float> {
-    let i = t * (x.columns / 32) + u
-    return SIMD8<Float>(repeating: x.scales[i] * Float(x.sums[i]))
-}
-
-@inline(__always)
-func finish(_ acc: SIMD8<Float>, _ y: UnsafeMutablePointer<Float>, _ lanes: Int, _ bias: UnsafePointer<Float>?) {
-    for r in 0..<lanes { y[r] = acc[r] + (bias?[r] ?? 0) }
-}
-
-// Y rows t ..< t+4, columns 0 ..< count (<= 16) of the repacked group s: lanes are weight rows,
-// 16 integer and 8 float accumulators (rows 0-7 / 8-15 x 4 input rows).
-@inline(__always)
-func tile4<C: IntegerCodes>(_: C.Type, _ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t: Int,
-                            _ y: UnsafeMutablePointer<Float>, _ ldy: Int, count: Int, bias: UnsafePointer<Float>?) {
-    var f00 = SIMD8<Float>(), f10 = SIMD8<Float>(), f01 = SIMD8<Float>(), f11 = SIMD8<Float>()
-    var f02 = SIMD8<Float>(), f12 = SIMD8<Float>(), f03 = SIMD8<Float>(), f13 = SIMD8<Float>()
-    let nb = x.columns / 32
-    for u in 0..<blocks {
-        let b = UnsafeRawPointer(s + u * repackedBlockBytes)
-        var i00 = correction(C.self, x, t, u), i01 = correction(C.self, x, t + 1, u)
-        var i02 = correction(C.self, x, t + 2, u), i03 = correction(C.self, x, t + 3, u)
-        var i10 = i00, i11 = i01, i12 = i02, i13 = i03
-        for j in 0..<8 {
-            let w0 = b.load(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self)
-            let w1 = b.load(fromByteOffset: 256 + 32 * j, as: SIMD32<UInt8>.self)
-            let x0 = broadcastQuad(x, t, u, j), x1 = broadcastQuad(x, t + 1, u, j)
-            i00 = kronos_dpbusd(i00, w0, x0); i10 = kronos_dpbusd(i10, w1, x0)
-            i01 = kronos_dpbusd(i01, w0, x1); i11 = kronos_dpbusd(i11, w1, x1)
-            let x2 = broadcastQuad(x, t + 2, u, j), x3 = broadcastQuad(x, t + 3, u, j)
-            i02 = kronos_dpbusd(i02, w0, x2); i12 = kronos_dpbusd(i12, w1, x2)
-            i03 = kronos_dpbusd(i03, w0, x3); i13 = kronos_dpbusd(i13, w1, x3)
-        }
-        let s0 = b.load(fromByteOffset: 512, as: SIMD8<Float>.self), s1 = b.load(fromByteOffset: 544, as: SIMD8<Float>.self)
-        let d = x.scales + t * nb + u
-        let d0 = SIMD8<Float>(repeating: d[0]), d1 = SIMD8<Float>(repeating: d[nb])
-        let d2 = SIMD8<Float>(repeating: d[2 * nb]), d3 = SIMD8<Float>(repeating: d[3 * nb])
-        f00.addProduct(kronos_float8(i00), s0 * d0); f10.addProduct(kronos_float8(i10), s1 * d0)
-        f01.addProduct(kronos_float8(i01), s0 * d1); f11.addProduct(kronos_float8(i11), s1 * d1)
-        f02.addProduct(kronos_float8(i02), s0 * d2); f12.addProduct(kronos_float8(i12), s1 * d2)
-        f03.addProduct(kronos_float8(i03), s0 * d3); f13.addProduct(kronos_float8(i13), s1 * d3)
-        if C.hasMinimum {
-            let m0 = b.load(fromByteOffset: 576, as: SIMD8<Float>.self), m1 = b.load(fromByteOffset: 608, as: SIMD8<Float>.self)
-            let e0 = minimumFactor(x, t, u), e1 = minimumFactor(x, t + 1, u)
-            let e2 = minimumFactor(x, t + 2, u), e3 = minimumFactor(x, t + 3, u)
-            f00.addProduct(m0, e0); f10.addProduct(m1, e0); f01.addProduct(m0, e1); f11.addProduct(m1, e1)
-            f02.addProduct(m0, e2); f12.addProduct(m1, e2); f03.addProduct(m0, e3); f13.addProduct(m1, e3)
-        }
-    }
-    let low = min(8, count), high = max(0, count - 8)
-    finish(f00, y, low, bias); finish(f10, y + 8, high, bias.map { $0 + 8 })
-    finish(f01, y + ldy, low, bias); finish(f11, y + ldy + 8, high, bias.map { $0 + 8 })
-    finish(f02, y + 2 * ldy, low, bias); finish(f12, y + 2 * ldy + 8, high, bias.map { $0 + 8 })
-    finish(f03, y + 3 * ldy, low, bias); finish(f13, y + 3 * ldy + 8, high, bias.map { $0 + 8 })
-}
-
-// tile4 for one input row t.
-@inline(__always)
-func tile1<C: IntegerCodes>(_: C.Type, _ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t: Int,
-                            _ y: UnsafeMutablePointer<Float>, count: Int, bias: UnsafePointer<Float>?) {
-    var f0 = SIMD8<Float>(), f1 = SIMD8<Float>()
-    let nb = x.columns / 32
-    for u in 0..<blocks {
-        let b = UnsafeRawPointer(s + u * repackedBlockBytes)
-        var i0 = correction(C.self, x, t, u)
-        var i1 = i0
-        for j in 0..<8 {
-            let x0 = broadcastQuad(x, t, u, j)
-            i0 = kronos_dpbusd(i0, b.load(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self), x0)
-            i1 = kronos_dpbusd(i1, b.load(fromByteOffset: 256 + 32 * j, as: SIMD32<UInt8>.self), x0)
-        }
-        let d0 = SIMD8<Float>(repeating: x.scales[t * nb + u])
-        f0.addProduct(kronos_float8(i0), b.load(fromByteOffset: 512, as: SIMD8<Float>.self) * d0)
-        f1.addProduct(kronos_float8(i1), b.load(fromByteOffset: 544, as: SIMD8<Float>.self) * d0)
-        if C.hasMinimum {
-            let e0 = minimumFactor(x, t, u)
-            f0.addProduct(b.load(fromByteOffset: 576, as: SIMD8<Float>.self), e0)
-            f1.addProduct(b.load(fromByteOffset: 608, as: SIMD8<Float>.self), e0)
-        }
-    }
-    finish(f0, y, min(8, count), bias); finish(f1, y + 8, max(0, count - 8), bias.map { $0 + 8 })
-}
-
-@inline(__always)
-func matvecGroups<C: IntegerCodes>(_: C.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Int, _ groups: Range<Int>, _ x: Int8Activations,
-                             _ inputs: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ bias: UnsafePointer<Float>?) {
-    for g in groups {
-        let j0 = g * VNNI.matvecRows, count = min(VNNI.matvecRows, rows - j0)
-        var t = 0
-        // The next group's rows are prefetched while the first inputs are multiplied. Up to 6 inputs
-        // go in one pass (the group's codes read once), more 4 at a time first.
-        while inputs - t > 6 { matvecTile(C.self, FourInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias); t += 4 }
-        switch inputs - t {
-        case 6: matvecTile(C.self, SixInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
-        case 5: matvecTile(C.self, FiveInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
-        case 4: matvecTile(C.self, FourInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
-        case 3: matvecTile(C.self, ThreeInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
-        case 2: matvecTile(C.self, TwoInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
-        case 1: matvecTile(C.self, OneInputRow.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
-        default: break
-        }
-    }
-}
-
-// Y rows t ..< t+R, columns j0 ..< j0+count (<= 8) = weight rows j0 ..< j0+count (straight from the
-// stored rows) . input rows t ..< t+R: lanes are weight rows. Each block's codes are read once for
-// the R inputs; each unit's scales once, lanes-are-rows (IntegerCodes.laneScales).
-@inline(__always)
-func matvecTile<C: IntegerCodes, R: InputRowCount>(_: C.Type, _: R.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ j0: Int, _ count: Int,
-                                                _ x: Int8Activations, _ t: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
-                                                _ bias: UnsafePointer<Float>?) {
-    let blocks = x.columns / 32, units = blocks / C.blocksPerUnit
-    // Missing rows of a partial group read the group's first row; their lanes are dropped.
-    let r0 = w + j0 * rowBytes
-    @inline(__always) func row(_ r: Int) -> UnsafeRawPointer { r < count ? r0 + r * rowBytes : r0 }
-    let p0 = row(0), p1 = row(1), p2 = row(2), p3 = row(3), p4 = row(4), p5 = row(5), p6 = row(6), p7 = row(7)
-    let next = r0 + VNNI.matvecRows * rowBytes, slice = VNNI.matvecRows * C.unitBytes
-    var f0 = SIMD8<Float>(), f1 = SIMD8<Float>(), f2 = SIMD8<Float>(), f3 = SIMD8<Float>(), f4 = SIMD8<Float>(), f5 = SIMD8<Float>()
-    // Scales (0 ..< 8) and minimums (8 ..< 16) of the unit's blocks, lanes are rows.
-    var lanes = (SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(),
-                 SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>())
-    withUnsafeMutableBytes(of: &lanes) { raw in
-        let h = raw.baseAddress!.assumingMemoryBound(to: SIMD8<Float>.self)
-        for v in 0..<units {
-            if t == 0 { kronos_prefetch_slice(next, v, slice) }
-            let o = v * C.unitBytes
-            unitScales(C.self, p0 + o, p1 + o, p2 + o, p3 + o, p4 + o, p5 + o, p6 + o, p7 + o, into: h)
-            for k in 0..<C.blocksPerUnit {
-                let u = v * C.blocksPerUnit + k
-                @inline(__always) func input(_ i: Int, _ sums: SIMD8<Int32>, _ f: inout SIMD8<Float>) {
-                    let dx = x.scales[(t + i) * blocks + u]
-                    f.addProduct(kronos_float8(sums), h[k] * SIMD8<Float>(repeating: dx))
-                    if C.hasMinimum { f.addProduct(h[8 + k], minimumFactor(x, t + i, u)) }
+    // Weight rows 0 ..< count (<= 16) of a group, rows `rowBytes` apart -> s, per 32-column block:
+    //   [codes of rows 0-7: quad j (j < 8) is 32 bytes = row 0's codes 4j ..< 4j+4, row 1's, ..., row 7's,
+    //    as unsigned bytes: q4 codes as they are, q8_0 codes + 128]  [rows 8-15 likewise]
+    //   [scales d_w of rows 0-7 as f32]  [8-15]  [minimums m_w of rows 0-7]  [8-15].
+    // Rows past count: codes 0 (q8_0: bytes 128), scale and minimum 0, so their lanes come out 0.
+    @inline(__always)
+    func repack<C: IntegerCodes>(
+        _: C.Type, _ w: UnsafeRawPointer, rowBytes: Int, count: Int, blocks: Int, into s: UnsafeMutableRawPointer
+    ) {
+        let bias: UInt32 = C.hasMinimum ? 0 : 0x8080_8080
+        for v in 0..<(blocks / C.blocksPerUnit) {
+            for r in 0..<VNNI.groupRows {
+                let unit = w + r * rowBytes + v * C.unitBytes
+                let (d, m) = r < count ? C.scales(unit) : (SIMD8<Float>(), SIMD8<Float>())
+                for k in 0..<C.blocksPerUnit {
+                    let b = s + (v * C.blocksPerUnit + k) * repackedBlockBytes
+                    let codes = b + (r / 8) * 256 + (r % 8) * 4
+                    let quads =
+                        r < count
+                        ? unsafeBitCast(C.codes(unit, block: k), to: SIMD8<UInt32>.self) ^ bias
+                        : SIMD8<UInt32>(repeating: bias)
+                    for j in 0..<8 { codes.storeBytes(of: quads[j], toByteOffset: 32 * j, as: UInt32.self) }
+                    let o = (r / 8) * 32 + (r % 8) * 4
+                    b.storeBytes(of: d[k], toByteOffset: 512 + o, as: Float.self)
+                    b.storeBytes(of: m[k], toByteOffset: 576 + o, as: Float.self)
                 }
-                // Block u's integer sums of the 8 rows with each input, lanes are rows. The input calls
-                // are written out in both branches: passing nibbleSums / byteSums to one shared
-                // accumulate(_ sums: (Int) -> SIMD8<Int32>) cost q4_k+i8 at 5 rows ~20 % and q8_0+i8 at 1
-                // row ~10 % (hot 1024x512, measured).
-                if C.hasMinimum {
-                    // 4-bit codes: rows r and r + 4 share a vector (their 16 packed bytes side by side),
-                    // split into low and high nibbles (codes 0-15 and 16-31).
-                    @inline(__always) func pair(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer) -> NibblePair {
-                        let v = kronos_pair16(C.packedCodes(a + o, block: k), C.packedCodes(b + o, block: k))
-                        return NibblePair(low: kronos_low_nibbles(v), high: kronos_high_nibbles(v))
+            }
+        }
+    }
+
+    // Input row t's codes 4j ..< 4j+4 of block u in every 4-byte group of a vector.
+    @inline(__always)
+    func broadcastQuad(_ x: Int8Activations, _ t: Int, _ u: Int, _ j: Int) -> SIMD32<Int8> {
+        let v = UnsafeRawPointer(x.codes).loadUnaligned(fromByteOffset: t * x.columns + 32 * u + 4 * j, as: Int32.self)
+        return unsafeBitCast(SIMD8<Int32>(repeating: v), to: SIMD32<Int8>.self)
+    }
+
+    // Where the repacked codes are q8_0 codes + 128, a block's sums start at -128 · Σx, so they come
+    // out Σ c·x; unsigned codes start at 0.
+    @inline(__always)
+    func correction<C: IntegerCodes>(_: C.Type, _ x: Int8Activations, _ t: Int, _ u: Int) -> SIMD8<Int32> {
+        C.hasMinimum ? SIMD8<Int32>() : SIMD8<Int32>(repeating: -128 &* x.sums[t * (x.columns / 32) + u])
+    }
+
+    // The minimum term's second factor, d_x · Float(S), of input t's block u, in every lane.
+    @inline(__always)
+    func minimumFactor(_ x: Int8Activations, _ t: Int, _ u: Int) -> SIMD8<Float> {
+        let i = t * (x.columns / 32) + u
+        return SIMD8<Float>(repeating: x.scales[i] * Float(x.sums[i]))
+    }
+
+    @inline(__always)
+    func finish(_ acc: SIMD8<Float>, _ y: UnsafeMutablePointer<Float>, _ lanes: Int, _ bias: UnsafePointer<Float>?) {
+        for r in 0..<lanes { y[r] = acc[r] + (bias?[r] ?? 0) }
+    }
+
+    // Y rows t ..< t+4, columns 0 ..< count (<= 16) of the repacked group s: lanes are weight rows,
+    // 16 integer and 8 float accumulators (rows 0-7 / 8-15 x 4 input rows).
+    @inline(__always)
+    func tile4<C: IntegerCodes>(
+        _: C.Type, _ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t: Int,
+        _ y: UnsafeMutablePointer<Float>, _ ldy: Int, count: Int, bias: UnsafePointer<Float>?
+    ) {
+        var f00 = SIMD8<Float>(), f10 = SIMD8<Float>(), f01 = SIMD8<Float>(), f11 = SIMD8<Float>()
+        var f02 = SIMD8<Float>(), f12 = SIMD8<Float>(), f03 = SIMD8<Float>(), f13 = SIMD8<Float>()
+        let nb = x.columns / 32
+        for u in 0..<blocks {
+            let b = UnsafeRawPointer(s + u * repackedBlockBytes)
+            var i00 = correction(C.self, x, t, u), i01 = correction(C.self, x, t + 1, u)
+            var i02 = correction(C.self, x, t + 2, u), i03 = correction(C.self, x, t + 3, u)
+            var i10 = i00, i11 = i01, i12 = i02, i13 = i03
+            for j in 0..<8 {
+                let w0 = b.load(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self)
+                let w1 = b.load(fromByteOffset: 256 + 32 * j, as: SIMD32<UInt8>.self)
+                let x0 = broadcastQuad(x, t, u, j), x1 = broadcastQuad(x, t + 1, u, j)
+                i00 = kronos_dpbusd(i00, w0, x0); i10 = kronos_dpbusd(i10, w1, x0)
+                i01 = kronos_dpbusd(i01, w0, x1); i11 = kronos_dpbusd(i11, w1, x1)
+                let x2 = broadcastQuad(x, t + 2, u, j), x3 = broadcastQuad(x, t + 3, u, j)
+                i02 = kronos_dpbusd(i02, w0, x2); i12 = kronos_dpbusd(i12, w1, x2)
+                i03 = kronos_dpbusd(i03, w0, x3); i13 = kronos_dpbusd(i13, w1, x3)
+            }
+            let s0 = b.load(fromByteOffset: 512, as: SIMD8<Float>.self),
+                s1 = b.load(fromByteOffset: 544, as: SIMD8<Float>.self)
+            let d = x.scales + t * nb + u
+            let d0 = SIMD8<Float>(repeating: d[0]), d1 = SIMD8<Float>(repeating: d[nb])
+            let d2 = SIMD8<Float>(repeating: d[2 * nb]), d3 = SIMD8<Float>(repeating: d[3 * nb])
+            f00.addProduct(kronos_float8(i00), s0 * d0); f10.addProduct(kronos_float8(i10), s1 * d0)
+            f01.addProduct(kronos_float8(i01), s0 * d1); f11.addProduct(kronos_float8(i11), s1 * d1)
+            f02.addProduct(kronos_float8(i02), s0 * d2); f12.addProduct(kronos_float8(i12), s1 * d2)
+            f03.addProduct(kronos_float8(i03), s0 * d3); f13.addProduct(kronos_float8(i13), s1 * d3)
+            if C.hasMinimum {
+                let m0 = b.load(fromByteOffset: 576, as: SIMD8<Float>.self),
+                    m1 = b.load(fromByteOffset: 608, as: SIMD8<Float>.self)
+                let e0 = minimumFactor(x, t, u), e1 = minimumFactor(x, t + 1, u)
+                let e2 = minimumFactor(x, t + 2, u), e3 = minimumFactor(x, t + 3, u)
+                f00.addProduct(m0, e0); f10.addProduct(m1, e0); f01.addProduct(m0, e1); f11.addProduct(m1, e1)
+                f02.addProduct(m0, e2); f12.addProduct(m1, e2); f03.addProduct(m0, e3); f13.addProduct(m1, e3)
+            }
+        }
+        let low = min(8, count), high = max(0, count - 8)
+        finish(f00, y, low, bias); finish(f10, y + 8, high, bias.map { $0 + 8 })
+        finish(f01, y + ldy, low, bias); finish(f11, y + ldy + 8, high, bias.map { $0 + 8 })
+        finish(f02, y + 2 * ldy, low, bias); finish(f12, y + 2 * ldy + 8, high, bias.map { $0 + 8 })
+        finish(f03, y + 3 * ldy, low, bias); finish(f13, y + 3 * ldy + 8, high, bias.map { $0 + 8 })
+    }
+
+    // tile4 for one input row t.
+    @inline(__always)
+    func tile1<C: IntegerCodes>(
+        _: C.Type, _ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t: Int,
+        _ y: UnsafeMutablePointer<Float>, count: Int, bias: UnsafePointer<Float>?
+    ) {
+        var f0 = SIMD8<Float>(), f1 = SIMD8<Float>()
+        let nb = x.columns / 32
+        for u in 0..<blocks {
+            let b = UnsafeRawPointer(s + u * repackedBlockBytes)
+            var i0 = correction(C.self, x, t, u)
+            var i1 = i0
+            for j in 0..<8 {
+                let x0 = broadcastQuad(x, t, u, j)
+                i0 = kronos_dpbusd(i0, b.load(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self), x0)
+                i1 = kronos_dpbusd(i1, b.load(fromByteOffset: 256 + 32 * j, as: SIMD32<UInt8>.self), x0)
+            }
+            let d0 = SIMD8<Float>(repeating: x.scales[t * nb + u])
+            f0.addProduct(kronos_float8(i0), b.load(fromByteOffset: 512, as: SIMD8<Float>.self) * d0)
+            f1.addProduct(kronos_float8(i1), b.load(fromByteOffset: 544, as: SIMD8<Float>.self) * d0)
+            if C.hasMinimum {
+                let e0 = minimumFactor(x, t, u)
+                f0.addProduct(b.load(fromByteOffset: 576, as: SIMD8<Float>.self), e0)
+                f1.addProduct(b.load(fromByteOffset: 608, as: SIMD8<Float>.self), e0)
+            }
+        }
+        finish(f0, y, min(8, count), bias); finish(f1, y + 8, max(0, count - 8), bias.map { $0 + 8 })
+    }
+
+    @inline(__always)
+    func matvecGroups<C: IntegerCodes>(
+        _: C.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Int, _ groups: Range<Int>, _ x: Int8Activations,
+        _ inputs: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ bias: UnsafePointer<Float>?
+    ) {
+        for g in groups {
+            let j0 = g * VNNI.matvecRows, count = min(VNNI.matvecRows, rows - j0)
+            var t = 0
+            // The next group's rows are prefetched while the first inputs are multiplied. Up to 6 inputs
+            // go in one pass (the group's codes read once), more 4 at a time first.
+            while inputs - t > 6 {
+                matvecTile(C.self, FourInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias); t += 4
+            }
+            switch inputs - t {
+            case 6: matvecTile(C.self, SixInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
+            case 5: matvecTile(C.self, FiveInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
+            case 4: matvecTile(C.self, FourInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
+            case 3: matvecTile(C.self, ThreeInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
+            case 2: matvecTile(C.self, TwoInputRows.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
+            case 1: matvecTile(C.self, OneInputRow.self, w, rowBytes, j0, count, x, t, y, ldy, bias)
+            default: break
+            }
+        }
+    }
+
+    // Y rows t ..< t+R, columns j0 ..< j0+count (<= 8) = weight rows j0 ..< j0+count (straight from the
+    // stored rows) . input rows t ..< t+R: lanes are weight rows. Each block's codes are read once for
+    // the R inputs; each unit's scales once, lanes-are-rows (IntegerCodes.laneScales).
+    @inline(__always)
+    func matvecTile<C: IntegerCodes, R: InputRowCount>(
+        _: C.Type, _: R.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ j0: Int, _ count: Int,
+        _ x: Int8Activations, _ t: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int,
+        _ bias: UnsafePointer<Float>?
+    ) {
+        let blocks = x.columns / 32, units = blocks / C.blocksPerUnit
+        // Missing rows of a partial group read the group's first row; their lanes are dropped.
+        let r0 = w + j0 * rowBytes
+        @inline(__always) func row(_ r: Int) -> UnsafeRawPointer { r < count ? r0 + r * rowBytes : r0 }
+        let p0 = row(0), p1 = row(1), p2 = row(2), p3 = row(3), p4 = row(4), p5 = row(5), p6 = row(6), p7 = row(7)
+        let next = r0 + VNNI.matvecRows * rowBytes, slice = VNNI.matvecRows * C.unitBytes
+        var f0 = SIMD8<Float>(), f1 = SIMD8<Float>(), f2 = SIMD8<Float>(), f3 = SIMD8<Float>(), f4 = SIMD8<Float>(),
+            f5 = SIMD8<Float>()
+        // Scales (0 ..< 8) and minimums (8 ..< 16) of the unit's blocks, lanes are rows.
+        var lanes = (
+            SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(),
+            SIMD8<Float>(), SIMD8<Float>(),
+            SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(), SIMD8<Float>(),
+            SIMD8<Float>(), SIMD8<Float>()
+        )
+        withUnsafeMutableBytes(of: &lanes) { raw in
+            let h = raw.baseAddress!.assumingMemoryBound(to: SIMD8<Float>.self)
+            for v in 0..<units {
+                if t == 0 { kronos_prefetch_slice(next, v, slice) }
+                let o = v * C.unitBytes
+                unitScales(C.self, p0 + o, p1 + o, p2 + o, p3 + o, p4 + o, p5 + o, p6 + o, p7 + o, into: h)
+                for k in 0..<C.blocksPerUnit {
+                    let u = v * C.blocksPerUnit + k
+                    @inline(__always) func input(_ i: Int, _ sums: SIMD8<Int32>, _ f: inout SIMD8<Float>) {
+                        let dx = x.scales[(t + i) * blocks + u]
+                        f.addProduct(kronos_float8(sums), h[k] * SIMD8<Float>(repeating: dx))
+                        if C.hasMinimum { f.addProduct(h[8 + k], minimumFactor(x, t + i, u)) }
                     }
-                    let c = (pair(p0, p4), pair(p1, p5), pair(p2, p6), pair(p3, p7))
-                    input(0, nibbleSums(c, x, t, u), &f0)
-                    if R.count > 1 { input(1, nibbleSums(c, x, t + 1, u), &f1) }
-                    if R.count > 2 { input(2, nibbleSums(c, x, t + 2, u), &f2) }
-                    if R.count > 3 { input(3, nibbleSums(c, x, t + 3, u), &f3) }
-                    if R.count > 4 { input(4, nibbleSums(c, x, t + 4, u), &f4) }
-                    if R.count > 5 { input(5, nibbleSums(c, x, t + 5, u), &f5) }
-                } else {
-                    let c = (C.codes(p0 + o, block: k), C.codes(p1 + o, block: k), C.codes(p2 + o, block: k), C.codes(p3 + o, block: k),
-                             C.codes(p4 + o, block: k), C.codes(p5 + o, block: k), C.codes(p6 + o, block: k), C.codes(p7 + o, block: k))
-                    input(0, byteSums(c, x, t, u), &f0)
-                    if R.count > 1 { input(1, byteSums(c, x, t + 1, u), &f1) }
-                    if R.count > 2 { input(2, byteSums(c, x, t + 2, u), &f2) }
-                    if R.count > 3 { input(3, byteSums(c, x, t + 3, u), &f3) }
-                    if R.count > 4 { input(4, byteSums(c, x, t + 4, u), &f4) }
-                    if R.count > 5 { input(5, byteSums(c, x, t + 5, u), &f5) }
+                    // Block u's integer sums of the 8 rows with each input, lanes are rows. The input calls
+                    // are written out in both branches: passing nibbleSums / byteSums to one shared
+                    // accumulate(_ sums: (Int) -> SIMD8<Int32>) cost q4_k+i8 at 5 rows ~20 % and q8_0+i8 at 1
+                    // row ~10 % (hot 1024x512, measured).
+                    if C.hasMinimum {
+                        // 4-bit codes: rows r and r + 4 share a vector (their 16 packed bytes side by side),
+                        // split into low and high nibbles (codes 0-15 and 16-31).
+                        @inline(__always) func pair(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer) -> NibblePair {
+                            let v = kronos_pair16(C.packedCodes(a + o, block: k), C.packedCodes(b + o, block: k))
+                            return NibblePair(low: kronos_low_nibbles(v), high: kronos_high_nibbles(v))
+                        }
+                        let c = (pair(p0, p4), pair(p1, p5), pair(p2, p6), pair(p3, p7))
+                        input(0, nibbleSums(c, x, t, u), &f0)
+                        if R.count > 1 { input(1, nibbleSums(c, x, t + 1, u), &f1) }
+                        if R.count > 2 { input(2, nibbleSums(c, x, t + 2, u), &f2) }
+                        if R.count > 3 { input(3, nibbleSums(c, x, t + 3, u), &f3) }
+                        if R.count > 4 { input(4, nibbleSums(c, x, t + 4, u), &f4) }
+                        if R.count > 5 { input(5, nibbleSums(c, x, t + 5, u), &f5) }
+                    } else {
+                        let c = (
+                            C.codes(p0 + o, block: k), C.codes(p1 + o, block: k), C.codes(p2 + o, block: k),
+                            C.codes(p3 + o, block: k),
+                            C.codes(p4 + o, block: k), C.codes(p5 + o, block: k), C.codes(p6 + o, block: k),
+                            C.codes(p7 + o, block: k)
+                        )
+                        input(0, byteSums(c, x, t, u), &f0)
+                        if R.count > 1 { input(1, byteSums(c, x, t + 1, u), &f1) }
+                        if R.count > 2 { input(2, byteSums(c, x, t + 2, u), &f2) }
+                        if R.count > 3 { input(3, byteSums(c, x, t + 3, u), &f3) }
+                        if R.count > 4 { input(4, byteSums(c, x, t + 4, u), &f4) }
+                        if R.count > 5 { input(5, byteSums(c, x, t + 5, u), &f5) }
+                    }
                 }
             }
         }
+        @inline(__always) func store(_ i: Int, _ f: SIMD8<Float>) {
+            finish(f, y + (t + i) * ldy + j0, count, bias.map { $0 + j0 })
+        }
+        store(0, f0)
+        if R.count > 1 { store(1, f1) }
+        if R.count > 2 { store(2, f2) }
+        if R.count > 3 { store(3, f3) }
+        if R.count > 4 { store(4, f4) }
+        if R.count > 5 { store(5, f5) }
     }
-    @inline(__always) func store(_ i: Int, _ f: SIMD8<Float>) { finish(f, y + (t + i) * ldy + j0, count, bias.map { $0 + j0 }) }
-    store(0, f0)
-    if R.count > 1 { store(1, f1) }
-    if R.count > 2 { store(2, f2) }
-    if R.count > 3 { store(3, f3) }
-    if R.count > 4 { store(4, f4) }
-    if R.count > 5 { store(5, f5) }
-}
 
-/// The low and high nibbles of two rows' 16 packed bytes: [row r | row r + 4].
-struct NibblePair {
-    let low: SIMD32<UInt8>
-    let high: SIMD32<UInt8>
-}
-
-// Lane r: Σ_k code[r, k] · q[t, 32u + k] over block u, for 8 rows of 4-bit codes held as pairs
-// (rows 0|4, 1|5, 2|6, 3|7): each half multiplied with the matching 16 input codes, then 3 vphaddd.
-@inline(__always)
-func nibbleSums(_ c: (NibblePair, NibblePair, NibblePair, NibblePair), _ x: Int8Activations, _ t: Int, _ u: Int) -> SIMD8<Int32> {
-    let xb = UnsafeRawPointer(x.codes) + t * x.columns + 32 * u
-    let xl = kronos_broadcast16(xb), xh = kronos_broadcast16(xb + 16)
-    @inline(__always) func part(_ p: NibblePair) -> SIMD8<Int32> { kronos_dpbusd(kronos_dpbusd(SIMD8<Int32>(), p.low, xl), p.high, xh) }
-    return kronos_sum4x2x4(part(c.0), part(c.1), part(c.2), part(c.3))
-}
-
-// Lane r: Σ_k code[r, k] · q[t, 32u + k] over block u, for 8 rows of signed byte codes: |c| · (x
-// signed as c) are the exact products c·x, -128 included.
-@inline(__always)
-func byteSums(_ c: (SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>),
-              _ x: Int8Activations, _ t: Int, _ u: Int) -> SIMD8<Int32> {
-    let xq = UnsafeRawPointer(x.codes).loadUnaligned(fromByteOffset: t * x.columns + 32 * u, as: SIMD32<Int8>.self)
-    @inline(__always) func part(_ c: SIMD32<UInt8>) -> SIMD8<Int32> {
-        let signed = unsafeBitCast(c, to: SIMD32<Int8>.self)
-        return kronos_dpbusd(SIMD8<Int32>(), kronos_abs8(signed), kronos_sign8(xq, signed))
+    /// The low and high nibbles of two rows' 16 packed bytes: [row r | row r + 4].
+    struct NibblePair {
+        let low: SIMD32<UInt8>
+        let high: SIMD32<UInt8>
     }
-    return kronos_sum8x8(part(c.0), part(c.1), part(c.2), part(c.3), part(c.4), part(c.5), part(c.6), part(c.7))
-}
 
-// The scales and minimums of one unit of 8 rows (pointers to the unit in each row), lanes are rows:
-// h[k] = d_w of block k, h[8 + k] = m_w of block k (k < blocksPerUnit).
-@inline(__always)
-func unitScales<C: IntegerCodes>(_: C.Type, _ p0: UnsafeRawPointer, _ p1: UnsafeRawPointer, _ p2: UnsafeRawPointer, _ p3: UnsafeRawPointer,
-                                 _ p4: UnsafeRawPointer, _ p5: UnsafeRawPointer, _ p6: UnsafeRawPointer, _ p7: UnsafeRawPointer,
-                                 into h: UnsafeMutablePointer<SIMD8<Float>>) {
-    @inline(__always) func word(_ p: UnsafeRawPointer, _ b: Int) -> UInt32 { UInt32(littleEndian: p.loadUnaligned(fromByteOffset: b, as: UInt32.self)) }
-    C.laneScales({ b in SIMD8<UInt32>(word(p0, b), word(p1, b), word(p2, b), word(p3, b), word(p4, b), word(p5, b), word(p6, b), word(p7, b)) },
-                 into: h)
-}
+    // Lane r: Σ_k code[r, k] · q[t, 32u + k] over block u, for 8 rows of 4-bit codes held as pairs
+    // (rows 0|4, 1|5, 2|6, 3|7): each half multiplied with the matching 16 input codes, then 3 vphaddd.
+    @inline(__always)
+    func nibbleSums(_ c: (NibblePair, NibblePair, NibblePair, NibblePair), _ x: Int8Activations, _ t: Int, _ u: Int)
+        -> SIMD8<Int32>
+    {
+        let xb = UnsafeRawPointer(x.codes) + t * x.columns + 32 * u
+        let xl = kronos_broadcast16(xb), xh = kronos_broadcast16(xb + 16)
+        @inline(__always) func part(_ p: NibblePair) -> SIMD8<Int32> {
+            kronos_dpbusd(kronos_dpbusd(SIMD8<Int32>(), p.low, xl), p.high, xh)
+        }
+        return kronos_sum4x2x4(part(c.0), part(c.1), part(c.2), part(c.3))
+    }
+
+    // Lane r: Σ_k code[r, k] · q[t, 32u + k] over block u, for 8 rows of signed byte codes: |c| · (x
+    // signed as c) are the exact products c·x, -128 included.
+    @inline(__always)
+    func byteSums(
+        _ c: (
+            SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>, SIMD32<UInt8>,
+            SIMD32<UInt8>
+        ),
+        _ x: Int8Activations, _ t: Int, _ u: Int
+    ) -> SIMD8<Int32> {
+        let xq = UnsafeRawPointer(x.codes).loadUnaligned(fromByteOffset: t * x.columns + 32 * u, as: SIMD32<Int8>.self)
+        @inline(__always) func part(_ c: SIMD32<UInt8>) -> SIMD8<Int32> {
+            let signed = unsafeBitCast(c, to: SIMD32<Int8>.self)
+            return kronos_dpbusd(SIMD8<Int32>(), kronos_abs8(signed), kronos_sign8(xq, signed))
+        }
+        return kronos_sum8x8(part(c.0), part(c.1), part(c.2), part(c.3), part(c.4), part(c.5), part(c.6), part(c.7))
+    }
+
+    // The scales and minimums of one unit of 8 rows (pointers to the unit in each row), lanes are rows:
+    // h[k] = d_w of block k, h[8 + k] = m_w of block k (k < blocksPerUnit).
+    @inline(__always)
+    func unitScales<C: IntegerCodes>(
+        _: C.Type, _ p0: UnsafeRawPointer, _ p1: UnsafeRawPointer, _ p2: UnsafeRawPointer, _ p3: UnsafeRawPointer,
+        _ p4: UnsafeRawPointer, _ p5: UnsafeRawPointer, _ p6: UnsafeRawPointer, _ p7: UnsafeRawPointer,
+        into h: UnsafeMutablePointer<SIMD8<Float>>
+    ) {
+        @inline(__always) func word(_ p: UnsafeRawPointer, _ b: Int) -> UInt32 {
+            UInt32(littleEndian: p.loadUnaligned(fromByteOffset: b, as: UInt32.self))
+        }
+        C.laneScales(
+            { b in
+                SIMD8<UInt32>(
+                    word(p0, b), word(p1, b), word(p2, b), word(p3, b), word(p4, b), word(p5, b), word(p6, b),
+                    word(p7, b))
+            },
+            into: h)
+    }
 
 #endif

@@ -11,21 +11,22 @@ import KronosEngineTypes
 
 /// Gate values; nil = reported, not gated.
 public struct VerifyThresholds: Codable, Sendable, Equatable {
-    public var s1KLD: Double?             // maximum
-    public var s2KLD: Double?             // maximum
-    public var s1Top1: Double?            // minimum share
-    public var s2Top1: Double?            // minimum share
-    public var contextIDs: Double?        // minimum share
-    public var decodeNMAE: Double?        // maximum
-    public var greedyMaxRelative: Double? // maximum
-    public var greedyIDsIdentical: Bool   // generated ids must equal the golden ones
-    public var ensembleNMAE: Double?      // maximum
-    public var bitsPerWeight: Double?     // maximum
+    public var s1KLD: Double?  // maximum
+    public var s2KLD: Double?  // maximum
+    public var s1Top1: Double?  // minimum share
+    public var s2Top1: Double?  // minimum share
+    public var contextIDs: Double?  // minimum share
+    public var decodeNMAE: Double?  // maximum
+    public var greedyMaxRelative: Double?  // maximum
+    public var greedyIDsIdentical: Bool  // generated ids must equal the golden ones
+    public var ensembleNMAE: Double?  // maximum
+    public var bitsPerWeight: Double?  // maximum
 
     enum CodingKeys: String, CodingKey {
         case s1KLD = "s1_kld", s2KLD = "s2_kld", s1Top1 = "s1_top1", s2Top1 = "s2_top1"
         case contextIDs = "context_ids_agree", decodeNMAE = "decode_nmae", greedyMaxRelative = "greedy_max_rel"
-        case greedyIDsIdentical = "greedy_ids_identical", ensembleNMAE = "ensemble_nmae", bitsPerWeight = "bits_per_weight"
+        case greedyIDsIdentical = "greedy_ids_identical", ensembleNMAE = "ensemble_nmae", bitsPerWeight =
+            "bits_per_weight"
     }
 
     /// Defaults per bundle type (the conversion's --quantize). See golden/README.md for the figures
@@ -33,17 +34,21 @@ public struct VerifyThresholds: Codable, Sendable, Equatable {
     public static func defaults(for quantize: String) -> VerifyThresholds {
         switch quantize {
         case "f32":
-            return VerifyThresholds(s1KLD: 1e-6, s2KLD: 1e-6, s1Top1: 1, s2Top1: 1, contextIDs: 1, decodeNMAE: 1e-4,
-                                    greedyMaxRelative: 1e-4, greedyIDsIdentical: true, ensembleNMAE: 1e-4, bitsPerWeight: nil)
+            return VerifyThresholds(
+                s1KLD: 1e-6, s2KLD: 1e-6, s1Top1: 1, s2Top1: 1, contextIDs: 1, decodeNMAE: 1e-4,
+                greedyMaxRelative: 1e-4, greedyIDsIdentical: true, ensembleNMAE: 1e-4, bitsPerWeight: nil)
         case "f16":
-            return VerifyThresholds(s1KLD: 1e-4, s2KLD: 1e-4, s1Top1: 0.99, s2Top1: 0.99, contextIDs: 0.99, decodeNMAE: 1e-3,
-                                    greedyMaxRelative: 0.05, greedyIDsIdentical: false, ensembleNMAE: 0.1, bitsPerWeight: nil)
+            return VerifyThresholds(
+                s1KLD: 1e-4, s2KLD: 1e-4, s1Top1: 0.99, s2Top1: 0.99, contextIDs: 0.99, decodeNMAE: 1e-3,
+                greedyMaxRelative: 0.05, greedyIDsIdentical: false, ensembleNMAE: 0.1, bitsPerWeight: nil)
         case "q8":
-            return VerifyThresholds(s1KLD: 1e-3, s2KLD: 1e-3, s1Top1: 0.97, s2Top1: 0.97, contextIDs: 0.99, decodeNMAE: 0.01,
-                                    greedyMaxRelative: nil, greedyIDsIdentical: false, ensembleNMAE: 0.3, bitsPerWeight: nil)
+            return VerifyThresholds(
+                s1KLD: 1e-3, s2KLD: 1e-3, s1Top1: 0.97, s2Top1: 0.97, contextIDs: 0.99, decodeNMAE: 0.01,
+                greedyMaxRelative: nil, greedyIDsIdentical: false, ensembleNMAE: 0.3, bitsPerWeight: nil)
         default:  // q4
-            return VerifyThresholds(s1KLD: 0.05, s2KLD: 0.05, s1Top1: 0.85, s2Top1: 0.85, contextIDs: 0.93, decodeNMAE: 0.1,
-                                    greedyMaxRelative: nil, greedyIDsIdentical: false, ensembleNMAE: 0.6, bitsPerWeight: 5.0)
+            return VerifyThresholds(
+                s1KLD: 0.05, s2KLD: 0.05, s1Top1: 0.85, s2Top1: 0.85, contextIDs: 0.93, decodeNMAE: 0.1,
+                greedyMaxRelative: nil, greedyIDsIdentical: false, ensembleNMAE: 0.6, bitsPerWeight: 5.0)
         }
     }
 }
@@ -72,7 +77,8 @@ public struct DriftMetrics: Codable, Sendable {
         case name = "case", steps, contextRows = "context_rows"
         case s1KLD = "s1_kld", s2KLD = "s2_kld", s1Top1 = "s1_top1", s2Top1 = "s2_top1"
         case contextIDs = "context_ids_agree", decodeNMAE = "decode_nmae", greedyNMAE = "greedy_nmae"
-        case greedyMaxRelative = "greedy_max_rel", greedyIDsIdentical = "greedy_ids_identical", ensembleNMAE = "ensemble_nmae"
+        case greedyMaxRelative = "greedy_max_rel", greedyIDsIdentical = "greedy_ids_identical", ensembleNMAE =
+            "ensemble_nmae"
     }
 }
 
@@ -121,13 +127,16 @@ public struct VerifyReport: Codable, Sendable {
     public var failures: [String]
     public var pass: Bool
     enum CodingKeys: String, CodingKey {
-        case bundle, golden, type, bitsPerWeight = "bits_per_weight", cache, activations, kvCache = "kv_cache", thresholds, cases, overall,
-             failures, pass
+        case bundle, golden, type, bitsPerWeight = "bits_per_weight", cache, activations, kvCache = "kv_cache",
+            thresholds, cases, overall,
+            failures, pass
     }
 }
 
 public enum Verify {
-    public static func run(bundle path: String, golden: String, options: VerifyOptions = VerifyOptions()) throws -> VerifyReport {
+    public static func run(bundle path: String, golden: String, options: VerifyOptions = VerifyOptions()) throws
+        -> VerifyReport
+    {
         let model = try KronosModel.loadEngine(path: path, threads: nil)
         let caseFiles = try caseList(golden)
         let type = model.manifest.settings.quantize
@@ -137,8 +146,9 @@ public enum Verify {
         var metrics = [DriftMetrics]()
         var pooled = Pool()
         for (dir, name) in caseFiles.cases {
-            let c = try GoldenCase(directory: dir, name: name, s1Vocabulary: model.manifest.predictorConfig.s1Vocabulary,
-                                   s2Vocabulary: model.manifest.predictorConfig.s2Vocabulary)
+            let c = try GoldenCase(
+                directory: dir, name: name, s1Vocabulary: model.manifest.predictorConfig.s1Vocabulary,
+                s2Vocabulary: model.manifest.predictorConfig.s2Vocabulary)
             var casePool = try measure(model, c, options)
             if options.ensemble {
                 let stored = dir + "/\(name)_ensemble.csv"
@@ -163,10 +173,14 @@ public enum Verify {
         let bpw = bitsPerWeight(model.manifest)
         var failures = [String]()
         for m in metrics + [overall] { failures += check(m, thresholds) }
-        if let b = thresholds.bitsPerWeight, !(bpw <= b) { failures.append("bits_per_weight \(fmt(bpw)) > \(fmt(b)) (bundle)") }
-        return VerifyReport(bundle: path, golden: golden, type: type, bitsPerWeight: bpw, cache: options.cache,
-                            activations: model.activations(options.activations), kvCache: model.kvCache(options.kvCache), thresholds: thresholds,
-                            cases: metrics, overall: overall, failures: failures, pass: failures.isEmpty)
+        if let b = thresholds.bitsPerWeight, !(bpw <= b) {
+            failures.append("bits_per_weight \(fmt(bpw)) > \(fmt(b)) (bundle)")
+        }
+        return VerifyReport(
+            bundle: path, golden: golden, type: type, bitsPerWeight: bpw, cache: options.cache,
+            activations: model.activations(options.activations), kvCache: model.kvCache(options.kvCache),
+            thresholds: thresholds,
+            cases: metrics, overall: overall, failures: failures, pass: failures.isEmpty)
     }
 
     /// Reads and validates one golden case (DIR/NAME.json, .safetensors, _input.csv) for a model
@@ -181,9 +195,12 @@ public enum Verify {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: golden, isDirectory: &isDir) else {
-            throw RuntimeError.input(file: golden, line: nil, column: nil, message: "golden directory or case file does not exist")
+            throw RuntimeError.input(
+                file: golden, line: nil, column: nil, message: "golden directory or case file does not exist")
         }
-        func hasModel(_ d: String) -> Bool { fm.fileExists(atPath: d + "/tokenizer/config.json") && fm.fileExists(atPath: d + "/predictor/config.json") }
+        func hasModel(_ d: String) -> Bool {
+            fm.fileExists(atPath: d + "/tokenizer/config.json") && fm.fileExists(atPath: d + "/predictor/config.json")
+        }
         if !isDir.boolValue {
             let url = URL(fileURLWithPath: golden)
             let dir = url.deletingLastPathComponent().path
@@ -192,8 +209,12 @@ public enum Verify {
             return (hasModel(parent) ? parent : nil, [(dir, name)])
         }
         let casesDir = fm.fileExists(atPath: golden + "/cases") ? golden + "/cases" : golden
-        let names = try fm.contentsOfDirectory(atPath: casesDir).filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }.sorted()
-        guard !names.isEmpty else { throw RuntimeError.input(file: casesDir, line: nil, column: nil, message: "no <case>.json files") }
+        let names = try fm.contentsOfDirectory(atPath: casesDir).filter { $0.hasSuffix(".json") }.map {
+            String($0.dropLast(5))
+        }.sorted()
+        guard !names.isEmpty else {
+            throw RuntimeError.input(file: casesDir, line: nil, column: nil, message: "no <case>.json files")
+        }
         let root = casesDir == golden ? URL(fileURLWithPath: golden).deletingLastPathComponent().path : golden
         return (hasModel(root) ? root : nil, names.map { (casesDir, $0) })
     }
@@ -202,8 +223,9 @@ public enum Verify {
     /// their means, shares and maxima.
     struct Pool {
         var s1KL = [Double](), s2KL = [Double](), s1Agree = [Bool](), s2Agree = [Bool](), ctxAgree = [Bool]()
-        var decodeErr = [Double](), greedyErr = [Double](), greedyRel = [Double](), greedyIDs = [Bool](), ensemble = [Double]()
-        var ensembleClose = [Double]()   // per step |close - golden| / |golden|
+        var decodeErr = [Double](), greedyErr = [Double](), greedyRel = [Double](), greedyIDs = [Bool](),
+            ensemble = [Double]()
+        var ensembleClose = [Double]()  // per step |close - golden| / |golden|
 
         mutating func absorb(_ o: Pool) {
             s1KL += o.s1KL; s2KL += o.s2KL; s1Agree += o.s1Agree; s2Agree += o.s2Agree; ctxAgree += o.ctxAgree
@@ -214,11 +236,14 @@ public enum Verify {
         func summary(name: String) -> DriftMetrics {
             func mean(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.reduce(0, +) / Double(v.count) }
             func share(_ v: [Bool]) -> Double { v.isEmpty ? 1 : Double(v.filter { $0 }.count) / Double(v.count) }
-            return DriftMetrics(name: name, steps: s1KL.count, contextRows: ctxAgree.count, s1KLD: mean(s1KL), s2KLD: mean(s2KL),
-                                s1Top1: share(s1Agree), s2Top1: share(s2Agree), contextIDs: share(ctxAgree), decodeNMAE: mean(decodeErr),
-                                greedyNMAE: mean(greedyErr), greedyMaxRelative: greedyRel.max() ?? 0, greedyIDsIdentical: greedyIDs.allSatisfy { $0 },
-                                ensembleNMAE: ensemble.isEmpty ? nil : mean(ensemble),
-                                ensembleCloseDrift: ensembleClose.isEmpty ? nil : mean(ensembleClose))
+            return DriftMetrics(
+                name: name, steps: s1KL.count, contextRows: ctxAgree.count, s1KLD: mean(s1KL), s2KLD: mean(s2KL),
+                s1Top1: share(s1Agree), s2Top1: share(s2Agree), contextIDs: share(ctxAgree),
+                decodeNMAE: mean(decodeErr),
+                greedyNMAE: mean(greedyErr), greedyMaxRelative: greedyRel.max() ?? 0,
+                greedyIDsIdentical: greedyIDs.allSatisfy { $0 },
+                ensembleNMAE: ensemble.isEmpty ? nil : mean(ensemble),
+                ensembleCloseDrift: ensembleClose.isEmpty ? nil : mean(ensembleClose))
         }
     }
 
@@ -232,32 +257,40 @@ public enum Verify {
         let recon = model.decode(s1: [Array(c.contextS1.suffix(keep))], s2: [Array(c.contextS2.suffix(keep))])
         let decodeErr = zip(recon, c.contextRecon).map { Double(abs($0 - $1)) }
         // Teacher forcing along the golden path.
-        let tf = model.teacherForcedLogits(contextS1: c.contextS1, contextS2: c.contextS2, stamps: c.stamps + c.futureStamps,
-                                           pathS1: c.genS1, pathS2: c.genS2, maxContext: c.maxContext, cache: o.cache,
-                                           activations: o.activations, kvCache: o.kvCache)
+        let tf = model.teacherForcedLogits(
+            contextS1: c.contextS1, contextS2: c.contextS2, stamps: c.stamps + c.futureStamps,
+            pathS1: c.genS1, pathS2: c.genS2, maxContext: c.maxContext, cache: o.cache,
+            activations: o.activations, kvCache: o.kvCache)
         var s1KL = [Double](), s2KL = [Double](), s1Agree = [Bool](), s2Agree = [Bool]()
         for i in 0..<c.predLen {
             s1KL.append(kl(c.stepS1[i], tf.s1[i])); s2KL.append(kl(c.stepS2[i], tf.s2[i]))
-            s1Agree.append(argmax(c.stepS1[i]) == argmax(tf.s1[i])); s2Agree.append(argmax(c.stepS2[i]) == argmax(tf.s2[i]))
+            s1Agree.append(argmax(c.stepS1[i]) == argmax(tf.s1[i]));
+            s2Agree.append(argmax(c.stepS2[i]) == argmax(tf.s2[i]))
         }
         // Free-running greedy forecast.
-        let settings = o.underTest(ForecastSettings(predictionLength: c.predLen, maxContext: c.maxContext,
-                                                    sampling: SamplingSettings(temperature: 1, topK: 1, topP: 1), samples: 1, seed: 0))
+        let settings = o.underTest(
+            ForecastSettings(
+                predictionLength: c.predLen, maxContext: c.maxContext,
+                sampling: SamplingSettings(temperature: 1, topK: 1, topP: 1), samples: 1, seed: 0))
         let greedy = try model.forecast([c.input], settings: settings)[0]
         let greedyErr = nmae(greedy.mean, c.forecast, std: c.std)
         var rel = 0.0
         for (a, b) in zip(greedy.mean, c.forecast) { rel = max(rel, Double(abs(a - b)) / max(Double(abs(b)), 1e-3)) }
         let same = greedy.s1[0] == c.genS1 && greedy.s2[0] == c.genS2
 
-        return Pool(s1KL: s1KL, s2KL: s2KL, s1Agree: s1Agree, s2Agree: s2Agree, ctxAgree: ctxAgree, decodeErr: decodeErr,
-                    greedyErr: [greedyErr], greedyRel: [rel], greedyIDs: [same])
+        return Pool(
+            s1KL: s1KL, s2KL: s2KL, s1Agree: s1Agree, s2Agree: s2Agree, ctxAgree: ctxAgree, decodeErr: decodeErr,
+            greedyErr: [greedyErr], greedyRel: [rel], greedyIDs: [same])
     }
 
     /// Mean of `samples` sampled paths (denormalized) [P, 6], with the options' seed and sampler, and
     /// the options' approximations when `underTest` (else exact, as the golden ensembles are).
-    static func ensemble(_ model: any ForecastBackend, _ c: GoldenCase, _ o: VerifyOptions, underTest: Bool) throws -> [Float] {
-        var exact = ForecastSettings(predictionLength: c.predLen, maxContext: c.maxContext, sampling: o.sampling,
-                                     samples: o.samples, seed: o.seed)
+    static func ensemble(_ model: any ForecastBackend, _ c: GoldenCase, _ o: VerifyOptions, underTest: Bool) throws
+        -> [Float]
+    {
+        var exact = ForecastSettings(
+            predictionLength: c.predLen, maxContext: c.maxContext, sampling: o.sampling,
+            samples: o.samples, seed: o.seed)
         exact.activations = .f32; exact.kvCache = .f32
         let settings = underTest ? o.underTest(exact) : exact
         return try model.forecast([c.input], settings: settings)[0].mean
@@ -265,7 +298,8 @@ public enum Verify {
 
     /// The golden model itself, converted to an f32 bundle in a temporary directory.
     static func referenceModel(_ root: String) throws -> any ForecastBackend {
-        let checkpoint = try Checkpoint(tokenizerDirectory: root + "/tokenizer", predictorDirectory: root + "/predictor")
+        let checkpoint = try Checkpoint(
+            tokenizerDirectory: root + "/tokenizer", predictorDirectory: root + "/predictor")
         let dir = NSTemporaryDirectory() + "kronos-verify-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -277,10 +311,13 @@ public enum Verify {
     }
 
     static func writeEnsemble(_ v: [Float], _ c: GoldenCase, _ o: VerifyOptions, to path: String) throws {
-        var text = "# f32 ensemble: mean of \(o.samples) paths, seed \(o.seed), temperature \(o.sampling.temperature), top_k \(o.sampling.topK), top_p \(o.sampling.topP)\n"
+        var text =
+            "# f32 ensemble: mean of \(o.samples) paths, seed \(o.seed), temperature \(o.sampling.temperature), top_k \(o.sampling.topK), top_p \(o.sampling.topP)\n"
         text += Candles.columns.joined(separator: ",") + "\n"
-        for t in 0..<c.predLen { text += (0..<6).map { NumberText.decimal(v[t * 6 + $0]) }.joined(separator: ",") + "\n" }
-        let out = OutputSet()   // the output rules of every tool (OutputFile.swift)
+        for t in 0..<c.predLen {
+            text += (0..<6).map { NumberText.decimal(v[t * 6 + $0]) }.joined(separator: ",") + "\n"
+        }
+        let out = OutputSet()  // the output rules of every tool (OutputFile.swift)
         try out.stage(try out.add(path, option: "--write-ensembles"), Data(text.utf8))
         try out.commit()
     }
@@ -290,14 +327,18 @@ public enum Verify {
         let lines = text.split(separator: "\n").filter { !$0.hasPrefix("#") }.dropFirst()
         let values = lines.flatMap { $0.split(separator: ",").compactMap { Float($0) } }
         guard values.count == rows * 6 else {
-            throw RuntimeError.input(file: path, line: nil, column: nil, message: "expected \(rows) rows of 6 values, found \(values.count) values")
+            throw RuntimeError.input(
+                file: path, line: nil, column: nil,
+                message: "expected \(rows) rows of 6 values, found \(values.count) values")
         }
         return values
     }
 
     /// |close - golden close| / |golden close| per step of two [P, 6] forecasts.
     static func closeDrift(_ a: [Float], _ golden: [Float]) -> [Double] {
-        stride(from: 3, to: min(a.count, golden.count), by: 6).map { Double(abs(a[$0] - golden[$0])) / max(Double(abs(golden[$0])), 1e-12) }
+        stride(from: 3, to: min(a.count, golden.count), by: 6).map {
+            Double(abs(a[$0] - golden[$0])) / max(Double(abs(golden[$0])), 1e-12)
+        }
     }
 
     /// One plain sentence on the report: how far the bundle's forecasts are from the f32 model's,
@@ -305,11 +346,14 @@ public enum Verify {
     public static func summary(_ r: VerifyReport) -> String {
         let m = r.overall
         let cases = "\(r.cases.count) case\(r.cases.count == 1 ? "" : "s")"
-        let drift = m.ensembleCloseDrift.map {
-            "sampled forecasts \(String(format: "%.2g", $0 * 100)) % of the price from the f32 model's on average over \(m.steps) steps (\(cases))"
-        } ?? "s1 top-1 agreement \(String(format: "%.1f", m.s1Top1 * 100)) % over \(m.steps) steps (\(cases)), no ensemble"
+        let drift =
+            m.ensembleCloseDrift.map {
+                "sampled forecasts \(String(format: "%.2g", $0 * 100)) % of the price from the f32 model's on average over \(m.steps) steps (\(cases))"
+            }
+            ?? "s1 top-1 agreement \(String(format: "%.1f", m.s1Top1 * 100)) % over \(m.steps) steps (\(cases)), no ensemble"
         if r.pass { return "\(r.type) bundle: \(drift), within the \(r.type) gate." }
-        return "\(r.type) bundle: \(drift); \(r.failures.count) check\(r.failures.count == 1 ? "" : "s") outside the \(r.type) gate (\(r.failures.first!)\(r.failures.count > 1 ? ", ..." : ""))."
+        return
+            "\(r.type) bundle: \(drift); \(r.failures.count) check\(r.failures.count == 1 ? "" : "s") outside the \(r.type) gate (\(r.failures.first!)\(r.failures.count > 1 ? ", ..." : ""))."
     }
 
     /// Mean |a - b| / std of the column.
@@ -343,19 +387,27 @@ public enum Verify {
     static func check(_ m: DriftMetrics, _ t: VerifyThresholds) -> [String] {
         var f = [String]()
         // `!(v <= limit)`: a NaN metric fails its gate (NaN compares false both ways).
-        func over(_ name: String, _ v: Double, _ limit: Double?) { if let limit, !(v <= limit) { f.append("\(name) \(fmt(v)) > \(fmt(limit)) (case \(m.name))") } }
-        func under(_ name: String, _ v: Double, _ limit: Double?) { if let limit, !(v >= limit) { f.append("\(name) \(fmt(v)) < \(fmt(limit)) (case \(m.name))") } }
+        func over(_ name: String, _ v: Double, _ limit: Double?) {
+            if let limit, !(v <= limit) { f.append("\(name) \(fmt(v)) > \(fmt(limit)) (case \(m.name))") }
+        }
+        func under(_ name: String, _ v: Double, _ limit: Double?) {
+            if let limit, !(v >= limit) { f.append("\(name) \(fmt(v)) < \(fmt(limit)) (case \(m.name))") }
+        }
         over("s1_kld", m.s1KLD, t.s1KLD); over("s2_kld", m.s2KLD, t.s2KLD)
         under("s1_top1", m.s1Top1, t.s1Top1); under("s2_top1", m.s2Top1, t.s2Top1)
         under("context_ids_agree", m.contextIDs, t.contextIDs)
         over("decode_nmae", m.decodeNMAE, t.decodeNMAE)
         over("greedy_max_rel", m.greedyMaxRelative, t.greedyMaxRelative)
-        if t.greedyIDsIdentical && !m.greedyIDsIdentical { f.append("greedy ids differ from the golden ones (case \(m.name))") }
+        if t.greedyIDsIdentical && !m.greedyIDsIdentical {
+            f.append("greedy ids differ from the golden ones (case \(m.name))")
+        }
         if let e = m.ensembleNMAE { over("ensemble_nmae", e, t.ensembleNMAE) }
         return f
     }
 
-    static func fmt(_ v: Double) -> String { v == 0 || (abs(v) >= 1e-3 && abs(v) < 1e4) ? String(format: "%.4f", v) : String(format: "%.3e", v) }
+    static func fmt(_ v: Double) -> String {
+        v == 0 || (abs(v) >= 1e-3 && abs(v) < 1e4) ? String(format: "%.4f", v) : String(format: "%.3e", v)
+    }
 }
 
 /// One golden case: settings, the reference's tensors, its input.
@@ -377,45 +429,60 @@ struct GoldenCase {
     init(directory: String, name: String, s1Vocabulary V1: Int, s2Vocabulary V2: Int) throws {
         self.name = name
         let jsonPath = directory + "/\(name).json"
-        func bad(_ file: String, _ field: String?, _ m: String) -> RuntimeError { .input(file: file, line: nil, column: field, message: m) }
+        func bad(_ file: String, _ field: String?, _ m: String) -> RuntimeError {
+            .input(file: file, line: nil, column: field, message: m)
+        }
         guard let data = try? InputFile.read(jsonPath, limit: 1 << 20),
-              let settings = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let pn = settings["pred_len"] as? NSNumber, let mn = settings["max_context"] as? NSNumber else {
+            let settings = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            let pn = settings["pred_len"] as? NSNumber, let mn = settings["max_context"] as? NSNumber
+        else {
             throw bad(jsonPath, nil, "expected a case object with integer pred_len and max_context")
         }
         let limit = Self.maxLength
         guard let p = Int(exactly: pn.doubleValue), (1...limit).contains(p) else {
-            throw bad(jsonPath, "pred_len", "expected an integer in 1...\(limit), found \(Terminal.safe(pn.description))")
+            throw bad(
+                jsonPath, "pred_len", "expected an integer in 1...\(limit), found \(Terminal.safe(pn.description))")
         }
         guard let mc = Int(exactly: mn.doubleValue), (1...limit).contains(mc) else {
-            throw bad(jsonPath, "max_context", "expected an integer in 1...\(limit), found \(Terminal.safe(mn.description))")
+            throw bad(
+                jsonPath, "max_context", "expected an integer in 1...\(limit), found \(Terminal.safe(mn.description))")
         }
         guard p <= mc else { throw bad(jsonPath, "pred_len", "\(p) exceeds max_context \(mc)") }
         predLen = p; maxContext = mc
         let f = try SafetensorsFile(path: directory + "/\(name).safetensors")
         func floats(_ k: String, count: Int) throws -> [Float] {
             guard let t = f[k] else { throw bad(f.path, k, "missing tensor \(k)") }
-            guard t.elementCount == count else { throw bad(f.path, k, "expected \(count) values, found \(t.elementCount)") }
+            guard t.elementCount == count else {
+                throw bad(f.path, k, "expected \(count) values, found \(t.elementCount)")
+            }
             let v = t.floats()
-            if let i = v.firstIndex(where: { !$0.isFinite }) { throw bad(f.path, k, "value \(i) is \(v[i]), expected a finite number") }
+            if let i = v.firstIndex(where: { !$0.isFinite }) {
+                throw bad(f.path, k, "value \(i) is \(v[i]), expected a finite number")
+            }
             return v
         }
         func ints(_ k: String, count: Int, below bound: Int) throws -> [Int] {
             guard let t = f[k], t.dtype == .i64 else { throw bad(f.path, k, "missing int64 tensor \(k)") }
-            guard t.elementCount == count else { throw bad(f.path, k, "expected \(count) ids, found \(t.elementCount)") }
+            guard t.elementCount == count else {
+                throw bad(f.path, k, "expected \(count) ids, found \(t.elementCount)")
+            }
             let v = t.int64s()
-            if let i = v.firstIndex(where: { $0 < 0 || $0 >= Int64(bound) }) { throw bad(f.path, k, "id \(i) is \(v[i]), expected 0..<\(bound)") }
+            if let i = v.firstIndex(where: { $0 < 0 || $0 >= Int64(bound) }) {
+                throw bad(f.path, k, "id \(i) is \(v[i]), expected 0..<\(bound)")
+            }
             return v.map { Int($0) }
         }
         guard let ctx = f["context_s1"], ctx.elementCount >= 1, ctx.elementCount <= limit else {
-            throw bad(f.path, "context_s1", "expected 1...\(limit) context ids, found \(f["context_s1"]?.elementCount ?? 0)")
+            throw bad(
+                f.path, "context_s1", "expected 1...\(limit) context ids, found \(f["context_s1"]?.elementCount ?? 0)")
         }
         let T = ctx.elementCount
         rows = T
         contextS1 = try ints("context_s1", count: T, below: V1); contextS2 = try ints("context_s2", count: T, below: V2)
         genS1 = try ints("gen_s1", count: p, below: V1); genS2 = try ints("gen_s2", count: p, below: V2)
         xNorm = try floats("x_norm", count: T * 6); std = try floats("std", count: 6)
-        contextRecon = try floats("context_recon", count: min(T, mc) * 6); forecast = try floats("forecast", count: p * 6)
+        contextRecon = try floats("context_recon", count: min(T, mc) * 6);
+        forecast = try floats("forecast", count: p * 6)
         let l1 = try floats("step_s1_logits", count: p * V1), l2 = try floats("step_s2_logits", count: p * V2)
         stepS1 = (0..<p).map { Array(l1[($0 * V1)..<(($0 + 1) * V1)]) }
         stepS2 = (0..<p).map { Array(l2[($0 * V2)..<(($0 + 1) * V2)]) }
@@ -426,17 +493,21 @@ struct GoldenCase {
                 for (j, range) in TimeStamp.ranges.enumerated() {
                     let x = v[r * 5 + j]
                     guard let i = Int(exactly: x), range.contains(i) else {
-                        throw bad(f.path, k, "row \(r) \(TimeStamp.fieldNames[j]) is \(x), expected an integer in \(range)")
+                        throw bad(
+                            f.path, k, "row \(r) \(TimeStamp.fieldNames[j]) is \(x), expected an integer in \(range)")
                     }
                     fields.append(i)
                 }
-                return TimeStamp(minute: fields[0], hour: fields[1], weekday: fields[2], day: fields[3], month: fields[4])
+                return TimeStamp(
+                    minute: fields[0], hour: fields[1], weekday: fields[2], day: fields[3], month: fields[4])
             }
         }
         stamps = try stampRows("x_stamp", T); futureStamps = try stampRows("y_stamp", p)
         let table = try Candles.read(path: directory + "/\(name)_input.csv")
         guard table.rows == rows else {
-            throw RuntimeError.input(file: table.file, line: nil, column: nil, message: "has \(table.rows) rows, the case's context has \(rows)")
+            throw RuntimeError.input(
+                file: table.file, line: nil, column: nil,
+                message: "has \(table.rows) rows, the case's context has \(rows)")
         }
         input = SeriesInput(values: table.values, stamps: stamps, futureStamps: futureStamps)
     }

@@ -43,7 +43,9 @@ import Testing
     @Test func rejectsInvalidUTF8AndDeepNesting() {
         #expect(throws: JSONParseError.self) { _ = try StrictJSON.parse([0x22, 0xFF, 0xFE, 0x22]) }
         let deep = String(repeating: "[", count: 100) + String(repeating: "]", count: 100)
-        do { _ = try parse(deep); Issue.record("accepted deep nesting") } catch { #expect(error.reason.contains("nesting")) }
+        do { _ = try parse(deep); Issue.record("accepted deep nesting") } catch {
+            #expect(error.reason.contains("nesting"))
+        }
     }
 }
 
@@ -59,7 +61,9 @@ import Testing
             #expect(Array(out.bytes) == raw)
             // A buffer of another size is refused before decompressing (no writes past the record).
             let small = AlignedBuffer(byteCount: 9_999)
-            #expect(throws: ZstdError.contentSize(expected: 9_999, found: 10_000)) { try Zstd.decompress(f, into: small.bytes) }
+            #expect(throws: ZstdError.contentSize(expected: 9_999, found: 10_000)) {
+                try Zstd.decompress(f, into: small.bytes)
+            }
         }
         var corrupted = frame
         corrupted[corrupted.count / 2] ^= 0x40
@@ -82,14 +86,19 @@ import Testing
 
     @Test func expectedTableOfReleasedShapes() {
         // Kronos-small: 24.7M predictor parameters (KRONOS.md table).
-        let p = PredictorConfig(s1Bits: 10, s2Bits: 10, layers: 8, modelDimension: 512, headCount: 8, feedForwardDimension: 1024,
-                                learnedTimeEmbedding: true)
+        let p = PredictorConfig(
+            s1Bits: 10, s2Bits: 10, layers: 8, modelDimension: 512, headCount: 8, feedForwardDimension: 1024,
+            learnedTimeEmbedding: true)
         let n = TensorLayout.predictor(p).reduce(0) { $0 + $1.shape.reduce(1, *) }
         #expect(abs(Double(n) / 1e6 - 24.7) < 0.05, "\(n)")
-        let base = PredictorConfig(s1Bits: 10, s2Bits: 10, layers: 12, modelDimension: 832, headCount: 16, feedForwardDimension: 2048,
-                                   learnedTimeEmbedding: true)
+        let base = PredictorConfig(
+            s1Bits: 10, s2Bits: 10, layers: 12, modelDimension: 832, headCount: 16, feedForwardDimension: 2048,
+            learnedTimeEmbedding: true)
         let nb = TensorLayout.predictor(base).reduce(0) { $0 + $1.shape.reduce(1, *) }
         #expect(abs(Double(nb) / 1e6 - 102.3) < 0.05, "\(nb)")
-        #expect(TensorLayout.predictor(base).contains { $0.name == "dep_layer.cross_attn.rotary.inv_freq" && $0.shape == [104] })
+        #expect(
+            TensorLayout.predictor(base).contains {
+                $0.name == "dep_layer.cross_attn.rotary.inv_freq" && $0.shape == [104]
+            })
     }
 }

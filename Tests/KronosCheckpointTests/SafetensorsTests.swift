@@ -27,8 +27,8 @@ func header(_ json: String, pad: Bool = true) -> [UInt8] {
     @Test func readsTheTinyReferenceTokenizer() throws {
         let f = try SafetensorsFile(path: goldenTinyDirectory + "/tokenizer/model.safetensors")
         #expect(f.tensors.count == 40)
-        // BSQ basis buffer: powers of two, lowest bit first (KRONOS.md §3).
-        #expect(f["tokenizer.bsq.basis"]?.int64s() == (0..<12).reversed().map { Int64(1) << $0 })  // powers of two, highest first as stored
+        // BSQ basis buffer: powers of two, highest first as stored (ARCHITECTURE.md §3).
+        #expect(f["tokenizer.bsq.basis"]?.int64s() == (0..<12).reversed().map { Int64(1) << $0 })
         // Rotary buffer: 1 / 10000^(2j/hd), hd = 16.
         let inv = f["encoder.0.self_attn.rotary.inv_freq"]!.floats()
         for j in 0..<8 { #expect(abs(Double(inv[j]) - 1 / pow(10000, Double(2 * j) / 16)) < 1e-7) }
@@ -51,21 +51,65 @@ func header(_ json: String, pad: Bool = true) -> [UInt8] {
 
     @Test(arguments: [
         ("header length", header(#"{}"#, pad: false).prefix(5).map { $0 }, "expected at least 8"),
-        ("header > 100MB", withUnsafeBytes(of: UInt64(100_000_001).littleEndian) { Array($0) } + Array("{}".utf8), "exceeds the 100 MB limit"),
-        ("header past EOF", withUnsafeBytes(of: UInt64(64).littleEndian) { Array($0) } + Array("{}".utf8), "runs past the end"),
+        (
+            "header > 100MB", withUnsafeBytes(of: UInt64(100_000_001).littleEndian) { Array($0) } + Array("{}".utf8),
+            "exceeds the 100 MB limit"
+        ),
+        (
+            "header past EOF", withUnsafeBytes(of: UInt64(64).littleEndian) { Array($0) } + Array("{}".utf8),
+            "runs past the end"
+        ),
         ("not an object", header("[1,2]  "), "does not start with '{'"),
         ("bad json", header(#"{"a":}"#), "header JSON"),
-        ("non-UTF-8", header("{\"\u{FF}\":1}").enumerated().map { $0.offset == 11 ? 0xFF : $0.element }, "not valid UTF-8"),
+        (
+            "non-UTF-8", header("{\"\u{FF}\":1}").enumerated().map { $0.offset == 11 ? 0xFF : $0.element },
+            "not valid UTF-8"
+        ),
         ("metadata not strings", header(#"{"__metadata__":{"a":1}}"#), "must be a string"),
-        ("unknown dtype", header(#"{"t":{"dtype":"Q9","shape":[1],"data_offsets":[0,4]}}"#) + [0, 0, 0, 0], "unknown dtype"),
-        ("unsupported dtype", header(#"{"t":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#) + [UInt8](repeating: 0, count: 8), "not supported"),
-        ("size mismatch", header(#"{"t":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#) + [0, 0, 0, 0], "expected 8"),
-        ("shape overflow", header(#"{"t":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}"#) + [0, 0, 0, 0], "overflows"),
-        ("gap", header(#"{"t":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#) + [UInt8](repeating: 0, count: 8), "contiguous from 0"),
-        ("overlap", header(#"{"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"u":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#) + [UInt8](repeating: 0, count: 8), "overlaps"),
-        ("truncated", header(#"{"t":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#) + [UInt8](repeating: 0, count: 10), "truncated by 6 bytes"),
-        ("trailing", header(#"{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#) + [UInt8](repeating: 0, count: 6), "2 trailing bytes"),
-        ("duplicate", header(#"{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"t":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#) + [UInt8](repeating: 0, count: 8), "duplicate key \"t\""),
+        (
+            "unknown dtype", header(#"{"t":{"dtype":"Q9","shape":[1],"data_offsets":[0,4]}}"#) + [0, 0, 0, 0],
+            "unknown dtype"
+        ),
+        (
+            "unsupported dtype",
+            header(#"{"t":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#) + [UInt8](repeating: 0, count: 8),
+            "not supported"
+        ),
+        (
+            "size mismatch", header(#"{"t":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#) + [0, 0, 0, 0],
+            "expected 8"
+        ),
+        (
+            "shape overflow",
+            header(#"{"t":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,4]}}"#) + [0, 0, 0, 0],
+            "overflows"
+        ),
+        (
+            "gap", header(#"{"t":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#) + [UInt8](repeating: 0, count: 8),
+            "contiguous from 0"
+        ),
+        (
+            "overlap",
+            header(
+                #"{"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"u":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#
+            ) + [UInt8](repeating: 0, count: 8), "overlaps"
+        ),
+        (
+            "truncated",
+            header(#"{"t":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#) + [UInt8](repeating: 0, count: 10),
+            "truncated by 6 bytes"
+        ),
+        (
+            "trailing",
+            header(#"{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#) + [UInt8](repeating: 0, count: 6),
+            "2 trailing bytes"
+        ),
+        (
+            "duplicate",
+            header(
+                #"{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"t":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#
+            ) + [UInt8](repeating: 0, count: 8), "duplicate key \"t\""
+        ),
         ("end before begin", header(#"{"t":{"dtype":"F32","shape":[0],"data_offsets":[4,0]}}"#), "end before begin"),
         ("pickle zip", Array("PK\u{03}\u{04}rest-of-a-zip".utf8), "pickle"),
     ])
@@ -87,14 +131,19 @@ func header(_ json: String, pad: Bool = true) -> [UInt8] {
     @Test func readsShardedCheckpoints() throws {
         let src = try SafetensorsFile(path: goldenTinyDirectory + "/tokenizer/model.safetensors")
         let dir = temporaryDirectory("shards")
-        try FileManager.default.copyItem(atPath: goldenTinyDirectory + "/tokenizer/config.json", toPath: dir + "/config.json")
+        try FileManager.default.copyItem(
+            atPath: goldenTinyDirectory + "/tokenizer/config.json", toPath: dir + "/config.json")
         var map = [String]()
         for (s, range) in [(1, 0..<20), (2, 20..<src.tensors.count)] {
-            let part = src.tensors[range].map { t in (t.name, t.shape, SafetensorsWriter.Payload.raw(dtype: t.dtype.rawValue, bytes: Array(t.data))) }
+            let part = src.tensors[range].map { t in
+                (t.name, t.shape, SafetensorsWriter.Payload.raw(dtype: t.dtype.rawValue, bytes: Array(t.data)))
+            }
             writeFile(SafetensorsWriter.encode(part), dir + "/model-0000\(s)-of-00002.safetensors")
             map += src.tensors[range].map { "\"\($0.name)\": \"model-0000\(s)-of-00002.safetensors\"" }
         }
-        writeFile(Array("{\"metadata\": {}, \"weight_map\": {\(map.joined(separator: ","))}}".utf8), dir + "/model.safetensors.index.json")
+        writeFile(
+            Array("{\"metadata\": {}, \"weight_map\": {\(map.joined(separator: ","))}}".utf8),
+            dir + "/model.safetensors.index.json")
         let d = try CheckpointDirectory(part: .tokenizer, directory: dir)
         #expect(d.files.count == 2)
         #expect(d.tensors.count == src.tensors.count)
@@ -102,8 +151,11 @@ func header(_ json: String, pad: Bool = true) -> [UInt8] {
         #expect(d.sourceFiles().map(\.file).contains("model.safetensors.index.json"))
 
         // A weight_map that names the wrong shard is refused.
-        let bad = map.enumerated().map { $0.offset == 0 ? $0.element.replacingOccurrences(of: "00001-of", with: "00002-of") : $0.element }
-        writeFile(Array("{\"weight_map\": {\(bad.joined(separator: ","))}}".utf8), dir + "/model.safetensors.index.json")
+        let bad = map.enumerated().map {
+            $0.offset == 0 ? $0.element.replacingOccurrences(of: "00001-of", with: "00002-of") : $0.element
+        }
+        writeFile(
+            Array("{\"weight_map\": {\(bad.joined(separator: ","))}}".utf8), dir + "/model.safetensors.index.json")
         #expect(throws: CheckpointError.self) { _ = try CheckpointDirectory(part: .tokenizer, directory: dir) }
     }
 }
@@ -119,7 +171,9 @@ func header(_ json: String, pad: Bool = true) -> [UInt8] {
     }
 
     func editConfig(_ path: String, _ edit: (inout [String: Any]) -> Void) {
-        var obj = try! JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/config.json"))) as! [String: Any]
+        var obj =
+            try! JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path + "/config.json")))
+            as! [String: Any]
         edit(&obj)
         try! JSONSerialization.data(withJSONObject: obj).write(to: URL(fileURLWithPath: path + "/config.json"))
     }
@@ -161,7 +215,9 @@ func header(_ json: String, pad: Bool = true) -> [UInt8] {
 
     @Test func missingKeyIsNamedAndExtraKeysTolerated() {
         let d = tinyCopy()
-        editConfig(d.tok) { $0["something_new"] = "ok"; $0.removeValue(forKey: "ff_dim") }
+        editConfig(d.tok) {
+            $0["something_new"] = "ok"; $0.removeValue(forKey: "ff_dim")
+        }
         #expect(message(d)?.contains("missing required key \"ff_dim\"") == true)
         editConfig(d.tok) { $0["ff_dim"] = 64 }
         #expect(message(d) == nil)

@@ -26,9 +26,16 @@ func copyModel(_ model: String) -> (dir: String, tok: String, pred: String) {
 }
 
 /// Rewrites a safetensors file through `edit` on its (name, shape, payload) list.
-func rewrite(_ path: String, _ edit: (inout [(name: String, shape: [Int], payload: SafetensorsWriter.Payload)]) -> Void) throws {
+func rewrite(_ path: String, _ edit: (inout [(name: String, shape: [Int], payload: SafetensorsWriter.Payload)]) -> Void)
+    throws
+{
     let f = try SafetensorsFile(path: path)
-    var list = f.tensors.map { t in (name: t.name, shape: t.shape, payload: SafetensorsWriter.Payload.raw(dtype: t.dtype.rawValue, bytes: Array(t.data))) }
+    var list = f.tensors.map { t in
+        (
+            name: t.name, shape: t.shape,
+            payload: SafetensorsWriter.Payload.raw(dtype: t.dtype.rawValue, bytes: Array(t.data))
+        )
+    }
     edit(&list)
     let bytes = SafetensorsWriter.encode(list)
     try Data(bytes).write(to: URL(fileURLWithPath: path))
@@ -44,16 +51,24 @@ enum BundleThreshold {
 
 @Suite(.serialized) struct ConvertReferenceModelsTests {
     @Test(arguments: ["f32", "f16", "q8", "q4"])
-    func convertsAndMatchesSourceTiny(quantize: String) throws { try convertsAndMatchesSource(model: "tiny", quantize: quantize) }
+    func convertsAndMatchesSourceTiny(quantize: String) throws {
+        try convertsAndMatchesSource(model: "tiny", quantize: quantize)
+    }
 
-    @Test(.enabled(if: sharedReferenceAvailable, Comment(rawValue: sharedReferenceMissing)), arguments: ["f32", "f16", "q8", "q4"])
-    func convertsAndMatchesSourceMini(quantize: String) throws { try convertsAndMatchesSource(model: "mini", quantize: quantize) }
+    @Test(
+        .enabled(if: sharedReferenceAvailable, Comment(rawValue: sharedReferenceMissing)),
+        arguments: ["f32", "f16", "q8", "q4"])
+    func convertsAndMatchesSourceMini(quantize: String) throws {
+        try convertsAndMatchesSource(model: "mini", quantize: quantize)
+    }
 
     func convertsAndMatchesSource(model: String, quantize: String) throws {
         let dir = temporaryDirectory("conv")
         let out = dir + "/\(model)-\(quantize).kq"
         let tok = modelDirectory(model) + "/tokenizer", pred = modelDirectory(model) + "/predictor"
-        let r = try run("kronos-convert", ["--tokenizer", tok, "--predictor", pred, "--quantize", quantize, "--output", out, "--json"])
+        let r = try run(
+            "kronos-convert",
+            ["--tokenizer", tok, "--predictor", pred, "--quantize", quantize, "--output", out, "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let report = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         let ratio = report["ratio"] as! Double
@@ -79,7 +94,11 @@ enum BundleThreshold {
             let data = try bundle.load(rec)
             if rec.type == .i64 { #expect(data.int64s() == src.int64s()); continue }
             let a = src.floats(), b = data.floats()
-            let s = a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in QuantErrorStats.measure(source: x.baseAddress!, decoded: y.baseAddress!, count: a.count) } }
+            let s = a.withUnsafeBufferPointer { x in
+                b.withUnsafeBufferPointer { y in
+                    QuantErrorStats.measure(source: x.baseAddress!, decoded: y.baseAddress!, count: a.count)
+                }
+            }
             switch rec.type {
             case .f32: #expect(a == b, "\(e.name) not bit-exact in f32")
             case .f16: #expect(s.relativeRMSE <= BundleThreshold.f16RelRMSE, "\(e.name) f16 \(s.relativeRMSE)")
@@ -89,8 +108,10 @@ enum BundleThreshold {
             case .i64: break
             }
             if !e.role.isQuantizable { #expect(rec.type == .f32, "\(e.name) must stay f32") }
-            if model == "mini" && quantize == "q4" && e.role.isQuantizable && !e.name.hasPrefix("head.proj_") && e.name != "quant_embed.weight"
-                && e.shape.last! % 256 == 0 {
+            if model == "mini" && quantize == "q4" && e.role.isQuantizable && !e.name.hasPrefix("head.proj_")
+                && e.name != "quant_embed.weight"
+                && e.shape.last! % 256 == 0
+            {
                 #expect(rec.type == .q4_k, "\(e.name) should be q4_k")
             }
         }
@@ -98,8 +119,12 @@ enum BundleThreshold {
 
     @Test func keepOverridesPerTensor() throws {
         let dir = temporaryDirectory("keep")
-        let r = try run("kronos-convert", ["--tokenizer", goldenTinyDirectory + "/tokenizer", "--predictor", goldenTinyDirectory + "/predictor",
-                                           "--quantize", "q4", "--keep", "head.*=q8", "--keep", "predictor/embedding.*=f16", "-o", dir + "/k.kq"])
+        let r = try run(
+            "kronos-convert",
+            [
+                "--tokenizer", goldenTinyDirectory + "/tokenizer", "--predictor", goldenTinyDirectory + "/predictor",
+                "--quantize", "q4", "--keep", "head.*=q8", "--keep", "predictor/embedding.*=f16", "-o", dir + "/k.kq",
+            ])
         #expect(r.status == 0, "\(r.stderr)")
         let b = try BundleReader(path: dir + "/k.kq")
         #expect(b.record(.predictor, "head.proj_s1.weight")?.type == .q8_0)
@@ -115,7 +140,9 @@ enum BundleThreshold {
 
 @Suite(.serialized) struct BadCheckpointTests {
     func convert(_ m: (dir: String, tok: String, pred: String), extra: [String] = []) throws -> RunResult {
-        try run("kronos-convert", ["--tokenizer", m.tok, "--predictor", m.pred, "--quantize", "q8", "-o", m.dir + "/out.kq"] + extra)
+        try run(
+            "kronos-convert",
+            ["--tokenizer", m.tok, "--predictor", m.pred, "--quantize", "q8", "-o", m.dir + "/out.kq"] + extra)
     }
 
     func expectFailure(_ r: RunResult, _ needles: [String], dir: String) {
@@ -128,20 +155,26 @@ enum BundleThreshold {
     @Test func wrongDModel() throws {
         let m = copyModel("tiny")
         let cfg = m.pred + "/config.json"
-        let text = try String(contentsOfFile: cfg, encoding: .utf8).replacingOccurrences(of: "\"d_model\": 32", with: "\"d_model\": 64")
+        let text = try String(contentsOfFile: cfg, encoding: .utf8).replacingOccurrences(
+            of: "\"d_model\": 32", with: "\"d_model\": 64")
         try text.write(toFile: cfg, atomically: true, encoding: .utf8)
-        expectFailure(try convert(m), ["predictor/embedding.emb_s1.weight: expected shape [64, 64], found [64, 32]"], dir: m.dir)
+        expectFailure(
+            try convert(m), ["predictor/embedding.emb_s1.weight: expected shape [64, 64], found [64, 32]"], dir: m.dir)
     }
 
     @Test func missingTensor() throws {
         let m = copyModel("tiny")
         try rewrite(m.pred + "/model.safetensors") { $0.removeAll { $0.name == "transformer.1.ffn.w2.weight" } }
-        expectFailure(try convert(m), ["missing tensor predictor/transformer.1.ffn.w2.weight: expected shape [32, 64]"], dir: m.dir)
+        expectFailure(
+            try convert(m), ["missing tensor predictor/transformer.1.ffn.w2.weight: expected shape [32, 64]"],
+            dir: m.dir)
     }
 
     @Test func extraTensor() throws {
         let m = copyModel("tiny")
-        try rewrite(m.tok + "/model.safetensors") { $0.append((name: "encoder.1.norm1.weight", shape: [32], payload: .f32(Array(repeating: 1, count: 32)))) }
+        try rewrite(m.tok + "/model.safetensors") {
+            $0.append((name: "encoder.1.norm1.weight", shape: [32], payload: .f32(Array(repeating: 1, count: 32))))
+        }
         expectFailure(try convert(m), ["unexpected tensor tokenizer/encoder.1.norm1.weight: shape [32]"], dir: m.dir)
     }
 
@@ -151,7 +184,10 @@ enum BundleThreshold {
             let i = list.firstIndex { $0.name == "transformer.0.ffn.w1.weight" }!
             list[i].shape = [32, 64]
         }
-        expectFailure(try convert(m), ["tensor predictor/transformer.0.ffn.w1.weight: expected shape [64, 32], found [32, 64] (transposed?)"], dir: m.dir)
+        expectFailure(
+            try convert(m),
+            ["tensor predictor/transformer.0.ffn.w1.weight: expected shape [64, 32], found [32, 64] (transposed?)"],
+            dir: m.dir)
     }
 
     @Test func truncatedSafetensors() throws {
@@ -159,7 +195,12 @@ enum BundleThreshold {
         let path = m.tok + "/model.safetensors"
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         try data.prefix(data.count - 100).write(to: URL(fileURLWithPath: path))
-        expectFailure(try convert(m), ["tokenizer/model.safetensors", "truncated by 100 bytes", "tensor data ends at byte 93000 but the file has 92900 bytes"], dir: m.dir)
+        expectFailure(
+            try convert(m),
+            [
+                "tokenizer/model.safetensors", "truncated by 100 bytes",
+                "tensor data ends at byte 93000 but the file has 92900 bytes",
+            ], dir: m.dir)
     }
 
     @Test func nanWeight() throws {
@@ -189,9 +230,13 @@ enum BundleThreshold {
     }
 
     @Test func usageErrorsExitTwo() throws {
-        #expect(try run("kronos-convert", ["--tokenizer", "a", "--predictor", "b", "-o", "x.kq", "--quantize", "q3"]).status == 2)
+        #expect(
+            try run("kronos-convert", ["--tokenizer", "a", "--predictor", "b", "-o", "x.kq", "--quantize", "q3"]).status
+                == 2)
         #expect(try run("kronos-convert", ["--predictor", "b", "-o", "x.kq"]).status == 2)
-        #expect(try run("kronos-convert", ["--tokenizer", "a", "--predictor", "b", "-o", "x.kq", "--keep", "head.*"]).status == 2)
+        #expect(
+            try run("kronos-convert", ["--tokenizer", "a", "--predictor", "b", "-o", "x.kq", "--keep", "head.*"]).status
+                == 2)
         #expect(try run("kronos-convert", ["--help"]).status == 0)
     }
 }
@@ -199,8 +244,12 @@ enum BundleThreshold {
 @Suite struct BundleIntegrityTests {
     func tinyBundle() throws -> (dir: String, path: String, bytes: [UInt8]) {
         let dir = temporaryDirectory("integrity")
-        let r = try run("kronos-convert", ["--tokenizer", goldenTinyDirectory + "/tokenizer", "--predictor", goldenTinyDirectory + "/predictor",
-                                           "--quantize", "q8", "-o", dir + "/t.kq"])
+        let r = try run(
+            "kronos-convert",
+            [
+                "--tokenizer", goldenTinyDirectory + "/tokenizer", "--predictor", goldenTinyDirectory + "/predictor",
+                "--quantize", "q8", "-o", dir + "/t.kq",
+            ])
         #expect(r.status == 0)
         return (dir, dir + "/t.kq", [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/t.kq"))))
     }
@@ -216,7 +265,9 @@ enum BundleThreshold {
         let reader = try BundleReader(path: path)
         let t = reader.manifest.tensors[10]
         var frame = bytes; frame[64 + t.offset + t.storedSize / 2] ^= 1
-        #expect(refusal(frame, dir)?.contains("tensor \(t.part.rawValue)/\(t.name) (frame at byte \(64 + t.offset)): xxh64 mismatch") == true)
+        #expect(
+            refusal(frame, dir)?.contains(
+                "tensor \(t.part.rawValue)/\(t.name) (frame at byte \(64 + t.offset)): xxh64 mismatch") == true)
         var magic = bytes; magic[0] = UInt8(ascii: "G")
         #expect(refusal(magic, dir)?.contains("magic: expected \"KRONOSKQ\"") == true)
         var manifest = bytes; manifest[bytes.count - 10] ^= 0x20

@@ -8,20 +8,27 @@ import Testing
 @Suite struct CraftedBundleTests {
     static let base: [UInt8] = {
         let dir = temporaryDirectory("crafted")
-        let r = try! runTool("kronos-convert", ["--tokenizer", goldenTinyDirectory + "/tokenizer",
-                                                "--predictor", goldenTinyDirectory + "/predictor", "--quantize", "q8", "-o", dir + "/t.kq"])
+        let r = try! runTool(
+            "kronos-convert",
+            [
+                "--tokenizer", goldenTinyDirectory + "/tokenizer",
+                "--predictor", goldenTinyDirectory + "/predictor", "--quantize", "q8", "-o", dir + "/t.kq",
+            ])
         precondition(r.status == 0, r.stderr)
         return [UInt8](try! Data(contentsOf: URL(fileURLWithPath: dir + "/t.kq")))
     }()
 
-    static func u64(_ b: [UInt8], _ o: Int) -> Int { b[o..<(o + 8)].withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self)) } }
+    static func u64(_ b: [UInt8], _ o: Int) -> Int {
+        b[o..<(o + 8)].withUnsafeBytes { Int($0.loadUnaligned(as: UInt64.self)) }
+    }
 
     /// Rebuilds a bundle from frames (data section) and manifest bytes, with a valid header.
     static func assemble(data: [UInt8], manifest: [UInt8]) -> [UInt8] {
         var data = data
         while data.count % 64 != 0 { data.append(0) }
-        let h = BundleHeader(dataSize: UInt64(data.count), manifestOffset: UInt64(64 + data.count), manifestSize: UInt64(manifest.count),
-                             manifestXXH64: XXH64.hash(manifest))
+        let h = BundleHeader(
+            dataSize: UInt64(data.count), manifestOffset: UInt64(64 + data.count), manifestSize: UInt64(manifest.count),
+            manifestXXH64: XXH64.hash(manifest))
         return h.encoded() + data + manifest
     }
 
@@ -51,12 +58,19 @@ import Testing
     }
 
     static func setTensor(_ i: Int, _ key: String, _ value: Any) -> (inout [String: Any], inout [UInt8]) -> Void {
-        { m, _ in var t = tensors(m); t[i][key] = value; m["tensors"] = t }
+        { m, _ in
+            var t = tensors(m); t[i][key] = value; m["tensors"] = t
+        }
     }
 
     static let cases: [(String, [UInt8], String)] = [
         ("untouched manifest re-encoded", edited { _, _ in }, ""),
-        ("duplicate tensor", edited { m, _ in var t = tensors(m); t[1]["name"] = t[0]["name"]; t[1]["part"] = t[0]["part"]; m["tensors"] = t }, "duplicate tensor name"),
+        (
+            "duplicate tensor",
+            edited { m, _ in
+                var t = tensors(m); t[1]["name"] = t[0]["name"]; t[1]["part"] = t[0]["part"]; m["tensors"] = t
+            }, "duplicate tensor name"
+        ),
         ("unknown type", edited(setTensor(0, "type", "q3_x")), "tensors"),
         ("shape overflow", edited(setTensor(3, "shape", [4_294_967_296, 4_294_967_296, 4_294_967_296])), "overflows"),
         ("zero dimension", edited(setTensor(3, "shape", [0, 32])), "every dimension must be at least 1"),
@@ -64,35 +78,79 @@ import Testing
         ("negative offset", edited(setTensor(2, "offset", -64)), "found -64"),
         ("offset gap", edited(setTensor(2, "offset", 1 << 20)), "offset: expected"),
         ("raw size lie", edited(setTensor(4, "raw_size", 999)), "raw_size: expected"),
-        ("stored size beyond data", edited { m, _ in var t = tensors(m); t[t.count - 1]["stored_size"] = 1 << 30; m["tensors"] = t }, "does not fit"),
+        (
+            "stored size beyond data",
+            edited { m, _ in
+                var t = tensors(m); t[t.count - 1]["stored_size"] = 1 << 30; m["tensors"] = t
+            }, "does not fit"
+        ),
         ("bad checksum text", edited(setTensor(0, "xxh64", "XYZ")), "xxh64: expected 16 lowercase hex digits"),
-        ("missing field", edited { m, _ in var t = tensors(m); t[0].removeValue(forKey: "raw_size"); m["tensors"] = t }, "missing field tensors"),
+        (
+            "missing field",
+            edited { m, _ in
+                var t = tensors(m); t[0].removeValue(forKey: "raw_size"); m["tensors"] = t
+            }, "missing field tensors"
+        ),
         ("max_context 0", edited { m, _ in m["max_context"] = 0 }, "max_context"),
         ("format version mismatch", edited { m, _ in m["format_version"] = 2 }, "format_version"),
         ("wrong format name", edited { m, _ in m["format"] = "gguf" }, "format: expected"),
-        ("impossible config", edited { m, _ in var c = m["predictor_config"] as! [String: Any]; c["n_heads"] = 3; m["predictor_config"] = c }, "not divisible by n_heads"),
-        ("huge config", edited { m, _ in var c = m["predictor_config"] as! [String: Any]; c["ff_dim"] = 1 << 40; m["predictor_config"] = c }, "ff_dim must be in"),
-        ("renamed tensor", edited { m, _ in var t = tensors(m); t[5]["name"] = "bogus.weight"; m["tensors"] = t }, "unexpected tensor"),
-        ("transposed shape", edited { m, _ in
-            var t = tensors(m)
-            let i = t.firstIndex { ($0["name"] as! String) == "embed.weight" }!
-            t[i]["shape"] = [6, 32]; m["tensors"] = t
-        }, "transposed?"),
-        ("frame shorter than its record, checksum recomputed", edited { m, data in
-            var t = tensors(m)
-            let off = t[0]["offset"] as! Int, size = t[0]["stored_size"] as! Int
-            t[0]["xxh64"] = XXH64.hex(XXH64.hash(Array(data[off..<(off + size - 1)])))
-            t[0]["stored_size"] = size - 1; m["tensors"] = t
-        }, "padding byte at file offset"),
-        ("frame garbage, checksum recomputed", edited { m, data in
-            var t = tensors(m)
-            let off = t[2]["offset"] as! Int, size = t[2]["stored_size"] as! Int
-            for k in off..<(off + size) { data[k] = UInt8(truncatingIfNeeded: k &* 37) }
-            t[2]["xxh64"] = XXH64.hex(XXH64.hash(Array(data[off..<(off + size)]))); m["tensors"] = t
-        }, "(frame at byte"),
-        ("manifest not an object", assemble(data: parts.data, manifest: Array("[1,2,3]".utf8)), "expected a JSON object"),
-        ("manifest not UTF-8", assemble(data: parts.data, manifest: [0x7B, 0x22, 0xFF, 0x22, 0x3A, 0x31, 0x7D]), "not valid UTF-8"),
-        ("manifest duplicate key", assemble(data: parts.data, manifest: Array(#"{"format":"kronos-bundle","format":"x"}"#.utf8)), "duplicate key"),
+        (
+            "impossible config",
+            edited { m, _ in
+                var c = m["predictor_config"] as! [String: Any]; c["n_heads"] = 3; m["predictor_config"] = c
+            }, "not divisible by n_heads"
+        ),
+        (
+            "huge config",
+            edited { m, _ in
+                var c = m["predictor_config"] as! [String: Any]; c["ff_dim"] = 1 << 40; m["predictor_config"] = c
+            }, "ff_dim must be in"
+        ),
+        (
+            "renamed tensor",
+            edited { m, _ in
+                var t = tensors(m); t[5]["name"] = "bogus.weight"; m["tensors"] = t
+            }, "unexpected tensor"
+        ),
+        (
+            "transposed shape",
+            edited { m, _ in
+                var t = tensors(m)
+                let i = t.firstIndex { ($0["name"] as! String) == "embed.weight" }!
+                t[i]["shape"] = [6, 32]; m["tensors"] = t
+            }, "transposed?"
+        ),
+        (
+            "frame shorter than its record, checksum recomputed",
+            edited { m, data in
+                var t = tensors(m)
+                let off = t[0]["offset"] as! Int, size = t[0]["stored_size"] as! Int
+                t[0]["xxh64"] = XXH64.hex(XXH64.hash(Array(data[off..<(off + size - 1)])))
+                t[0]["stored_size"] = size - 1; m["tensors"] = t
+            }, "padding byte at file offset"
+        ),
+        (
+            "frame garbage, checksum recomputed",
+            edited { m, data in
+                var t = tensors(m)
+                let off = t[2]["offset"] as! Int, size = t[2]["stored_size"] as! Int
+                for k in off..<(off + size) { data[k] = UInt8(truncatingIfNeeded: k &* 37) }
+                t[2]["xxh64"] = XXH64.hex(XXH64.hash(Array(data[off..<(off + size)]))); m["tensors"] = t
+            }, "(frame at byte"
+        ),
+        (
+            "manifest not an object", assemble(data: parts.data, manifest: Array("[1,2,3]".utf8)),
+            "expected a JSON object"
+        ),
+        (
+            "manifest not UTF-8", assemble(data: parts.data, manifest: [0x7B, 0x22, 0xFF, 0x22, 0x3A, 0x31, 0x7D]),
+            "not valid UTF-8"
+        ),
+        (
+            "manifest duplicate key",
+            assemble(data: parts.data, manifest: Array(#"{"format":"kronos-bundle","format":"x"}"#.utf8)),
+            "duplicate key"
+        ),
     ]
 
     @Test(arguments: 0..<cases.count)
@@ -123,6 +181,8 @@ import Testing
         let reader = try BundleReader(path: p)
         let rec = reader.record(.tokenizer, "embed.bias")!
         #expect(throws: BundleError.self) { _ = try reader.load(rec) }
-        do { _ = try reader.load(rec) } catch { #expect(error.errorDescription!.contains("contentSize(expected: 128, found: Optional(1048576))")) }
+        do { _ = try reader.load(rec) } catch {
+            #expect(error.errorDescription!.contains("contentSize(expected: 128, found: Optional(1048576))"))
+        }
     }
 }

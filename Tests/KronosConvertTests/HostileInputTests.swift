@@ -6,26 +6,33 @@ import Testing
 
 /// Nothing lost: a conversion killed with SIGKILL in the middle of writing leaves the previous bundle
 /// intact; its temporary file is removed by the next conversion to the same target.
-@Suite(.serialized, .enabled(if: sharedReferenceAvailable, Comment(rawValue: sharedReferenceMissing))) struct KillTests {
+@Suite(.serialized, .enabled(if: sharedReferenceAvailable, Comment(rawValue: sharedReferenceMissing))) struct KillTests
+{
     @Test func sigkillMidWriteKeepsThePreviousBundle() throws {
         let dir = temporaryDirectory("kill")
         let out = dir + "/m.kq"
-        let mini = ["--tokenizer", sharedReference + "/mini/tokenizer", "--predictor", sharedReference + "/mini/predictor"]
+        let mini = [
+            "--tokenizer", sharedReference + "/mini/tokenizer", "--predictor", sharedReference + "/mini/predictor",
+        ]
         #expect(try run("kronos-convert", mini + ["--quantize", "q8", "-o", out]).status == 0)
         let before = try Data(contentsOf: URL(fileURLWithPath: out))
         var killedMidWrite = false
         for attempt in 0..<20 where !killedMidWrite {
             let p = Process()
             p.executableURL = productsDirectory(containing: "kronos-convert").appendingPathComponent("kronos-convert")
-            p.arguments = mini + ["--quantize", "q4", "--q4-search-steps", "16", "-o", out, "--force", "--threads", "1"]
+            p.arguments =
+                mini + ["--quantize", "q4", "--q4-search-steps", "16", "-o", out, "--force", "--threads", "1"]
             p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
             try p.run()
             // Wait until the temporary file exists and has data, then kill.
             let deadline = Date().addingTimeInterval(20)
             while Date() < deadline {
-                let temps = (try? FileManager.default.contentsOfDirectory(atPath: dir))?.filter { $0.contains(".tmp-") } ?? []
-                if let t = temps.first, let size = (try? FileManager.default.attributesOfItem(atPath: dir + "/" + t))?[.size] as? Int,
-                   size > 64 + attempt * 1000 {
+                let temps =
+                    (try? FileManager.default.contentsOfDirectory(atPath: dir))?.filter { $0.contains(".tmp-") } ?? []
+                if let t = temps.first,
+                    let size = (try? FileManager.default.attributesOfItem(atPath: dir + "/" + t))?[.size] as? Int,
+                    size > 64 + attempt * 1000
+                {
                     kill(p.processIdentifier, SIGKILL)
                     killedMidWrite = true
                     break
@@ -49,14 +56,18 @@ import Testing
         let dir = temporaryDirectory("int")
         let p = Process()
         p.executableURL = productsDirectory(containing: "kronos-convert").appendingPathComponent("kronos-convert")
-        p.arguments = ["--tokenizer", sharedReference + "/mini/tokenizer", "--predictor", sharedReference + "/mini/predictor",
-                       "--quantize", "q4", "--q4-search-steps", "16", "--threads", "1", "-o", dir + "/m.kq"]
+        p.arguments = [
+            "--tokenizer", sharedReference + "/mini/tokenizer", "--predictor", sharedReference + "/mini/predictor",
+            "--quantize", "q4", "--q4-search-steps", "16", "--threads", "1", "-o", dir + "/m.kq",
+        ]
         p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
         try p.run()
         let deadline = Date().addingTimeInterval(20)
         var sent = false
         while Date() < deadline && p.isRunning {
-            if (try? FileManager.default.contentsOfDirectory(atPath: dir))?.contains(where: { $0.contains(".tmp-") }) == true {
+            if (try? FileManager.default.contentsOfDirectory(atPath: dir))?.contains(where: { $0.contains(".tmp-") })
+                == true
+            {
                 kill(p.processIdentifier, SIGINT); sent = true; break
             }
             usleep(200)

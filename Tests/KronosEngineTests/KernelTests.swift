@@ -3,9 +3,9 @@
 import Foundation
 import KronosQuant
 #if KRONOS_ENGINE_BASELINE
-import KronosEngineBaseline
+    import KronosEngineBaseline
 #else
-import KronosEngine
+    import KronosEngine
 #endif
 import Testing
 
@@ -15,7 +15,9 @@ let unitRoundoff = Double(Float.ulpOfOne) / 2
 /// Two f32 sums of the same n products in different orders differ by at most about 2·n·u·Σ|w x|
 /// (the classical worst-case bound of recursive summation, once per order); dequantized weights that
 /// round differently from the reference's factored dot add n·u·Σ|w x| more.
-func summationBound(columns n: Int, absoluteSum: Double) -> Double { 3 * Double(n) * unitRoundoff * absoluteSum + 1e-30 }
+func summationBound(columns n: Int, absoluteSum: Double) -> Double {
+    3 * Double(n) * unitRoundoff * absoluteSum + 1e-30
+}
 
 struct Lcg {
     var state: UInt64
@@ -34,7 +36,9 @@ func weights(_ type: TensorType, out: Int, columns n: Int, seed: UInt64) throws 
     try storage.withUnsafeMutableBytes { raw in
         for j in 0..<out {
             let row = rng.array(n)
-            try row.withUnsafeBufferPointer { try type.encodeRow($0.baseAddress!, columns: n, into: raw.baseAddress! + j * rowBytes) }
+            try row.withUnsafeBufferPointer {
+                try type.encodeRow($0.baseAddress!, columns: n, into: raw.baseAddress! + j * rowBytes)
+            }
         }
     }
     return storage
@@ -82,14 +86,17 @@ let attentionRelativeTolerance = 1e-5
                         for j in 0..<out {
                             decoded.withUnsafeMutableBufferPointer { w.decodeRow(j, into: $0.baseAddress!) }
                             for t in 0..<rows {
-                                let reference = x.withUnsafeBufferPointer { xp in
-                                    type.dotRow(w.row(j), xp.baseAddress! + t * n, columns: n)
-                                } + bias[j]
+                                let reference =
+                                    x.withUnsafeBufferPointer { xp in
+                                        type.dotRow(w.row(j), xp.baseAddress! + t * n, columns: n)
+                                    } + bias[j]
                                 var absoluteSum = Double(abs(bias[j]))
                                 for k in 0..<n { absoluteSum += Double(abs(decoded[k] * x[t * n + k])) }
                                 let error = Double(abs(y[t * out + j] - reference))
-                                try #require(error <= summationBound(columns: n + 1, absoluteSum: absoluteSum),
-                                             "\(type.rawValue) [\(out),\(n)] rows \(rows): y[\(t),\(j)] = \(y[t * out + j]), scalar \(reference)")
+                                try #require(
+                                    error <= summationBound(columns: n + 1, absoluteSum: absoluteSum),
+                                    "\(type.rawValue) [\(out),\(n)] rows \(rows): y[\(t),\(j)] = \(y[t * out + j]), scalar \(reference)"
+                                )
                             }
                         }
                     }
@@ -115,8 +122,9 @@ let attentionRelativeTolerance = 1e-5
                 for rows in [9, 2, 3, 4, 5, 6, 7, 8] {
                     let together = Kernels.matmul(w, Array(x[0..<(rows * n)]), rows: rows)
                     for t in 0..<rows {
-                        try #require(singles[t].map(\.bitPattern) == together[(t * out)..<((t + 1) * out)].map(\.bitPattern),
-                                     "\(type.rawValue) n=\(n) rows \(rows): row \(t)")
+                        try #require(
+                            singles[t].map(\.bitPattern) == together[(t * out)..<((t + 1) * out)].map(\.bitPattern),
+                            "\(type.rawValue) n=\(n) rows \(rows): row \(t)")
                     }
                 }
             }
@@ -127,30 +135,40 @@ let attentionRelativeTolerance = 1e-5
     /// double-precision reference within the summation bound, with keys / values cached in f32 and
     /// in f16 (the reference then takes the f16-rounded keys / values: the cache's only rounding).
     @Test(arguments: [(1, 8, 1), (5, 8, 2), (13, 52, 2), (70, 64, 3)], KVCachePrecision.allCases)
-    func causalAttentionBlockedEqualsSingleAndReference(shape: (rows: Int, headDimension: Int, heads: Int),
-                                                         precision: KVCachePrecision) throws {
+    func causalAttentionBlockedEqualsSingleAndReference(
+        shape: (rows: Int, headDimension: Int, heads: Int),
+        precision: KVCachePrecision
+    ) throws {
         let (rows, hd, heads) = shape
         var rng = Lcg(state: UInt64(rows * 31 + hd))
         let D = heads * hd
         let q = rng.array(rows * D), k = rng.array(rows * D), v = rng.array(rows * D)
-        let blocked = Kernels.causalAttention(q: q, k: k, v: v, rows: rows, heads: heads, headDimension: hd, blocked: true, precision: precision)
-        let single = Kernels.causalAttention(q: q, k: k, v: v, rows: rows, heads: heads, headDimension: hd, blocked: false, precision: precision)
+        let blocked = Kernels.causalAttention(
+            q: q, k: k, v: v, rows: rows, heads: heads, headDimension: hd, blocked: true, precision: precision)
+        let single = Kernels.causalAttention(
+            q: q, k: k, v: v, rows: rows, heads: heads, headDimension: hd, blocked: false, precision: precision)
         #expect(blocked.map(\.bitPattern) == single.map(\.bitPattern))
         let cached = { (x: [Float]) -> [Double] in x.map { precision == .f16 ? Double(Float16($0)) : Double($0) } }
         let (kc, vc) = (cached(k), cached(v))
         let scale = 1 / Double(hd).squareRoot()
         for h in 0..<heads {
             for t in 0..<rows {
-                var s = (0...t).map { p in (0..<hd).reduce(0.0) { $0 + Double(q[t * D + h * hd + $1]) * kc[p * D + h * hd + $1] } * scale }
+                var s = (0...t).map { p in
+                    (0..<hd).reduce(0.0) { $0 + Double(q[t * D + h * hd + $1]) * kc[p * D + h * hd + $1] } * scale
+                }
                 let m = s.max()!
                 s = s.map { Foundation.exp($0 - m) }
                 let total = s.reduce(0, +)
                 for e in 0..<hd {
                     var value = 0.0, magnitude = 0.0
-                    for p in 0...t { value += s[p] / total * vc[p * D + h * hd + e]; magnitude += s[p] / total * abs(vc[p * D + h * hd + e]) }
+                    for p in 0...t {
+                        value += s[p] / total * vc[p * D + h * hd + e];
+                        magnitude += s[p] / total * abs(vc[p * D + h * hd + e])
+                    }
                     let bound = attentionRelativeTolerance * magnitude
-                    try #require(abs(Double(blocked[t * D + h * hd + e]) - value) <= bound,
-                                 "rows \(rows) hd \(hd) head \(h) row \(t) col \(e): \(blocked[t * D + h * hd + e]) vs \(value)")
+                    try #require(
+                        abs(Double(blocked[t * D + h * hd + e]) - value) <= bound,
+                        "rows \(rows) hd \(hd) head \(h) row \(t) col \(e): \(blocked[t * D + h * hd + e]) vs \(value)")
                 }
             }
         }
@@ -199,9 +217,9 @@ let attentionRelativeTolerance = 1e-5
     @Test func activationQuantizationIsItsScalarDefinition() {
         var rng = Lcg(state: 77)
         var x = rng.array(32 * 5)
-        for i in 32..<64 { x[i] = 0 }                         // a zero block
-        for i in 64..<96 { x[i] = Float(i - 80) * 0.5 }       // exact halves: ties
-        x[100] = -3e4; x[130] = 1e-30                          // a large and a tiny block maximum
+        for i in 32..<64 { x[i] = 0 }  // a zero block
+        for i in 64..<96 { x[i] = Float(i - 80) * 0.5 }  // exact halves: ties
+        x[100] = -3e4; x[130] = 1e-30  // a large and a tiny block maximum
         let (q, d, sums) = Kernels.quantizeActivations(x)
         for b in 0..<5 {
             #expect(sums[b] == q[(32 * b)..<(32 * b + 32)].reduce(Int32(0)) { $0 + Int32($1) }, "block \(b) sum")
@@ -237,8 +255,9 @@ let attentionRelativeTolerance = 1e-5
                         let xt = Array(x[(t * n)..<((t + 1) * n)])
                         let (q, d, _) = Kernels.quantizeActivations(xt)
                         let single = Kernels.matmul(w, bias: bias, xt, rows: 1, integerActivations: true)
-                        #expect(single.map(\.bitPattern) == fast[(t * out)..<((t + 1) * out)].map(\.bitPattern),
-                                "\(type) n=\(n) out=\(out) row \(t): one row differs from the batch")
+                        #expect(
+                            single.map(\.bitPattern) == fast[(t * out)..<((t + 1) * out)].map(\.bitPattern),
+                            "\(type) n=\(n) out=\(out) row \(t): one row differs from the batch")
                         for j in 0..<out {
                             var wj = [Float](repeating: 0, count: n)
                             wj.withUnsafeMutableBufferPointer { w.decodeRow(j, into: $0.baseAddress!) }
@@ -261,11 +280,16 @@ let attentionRelativeTolerance = 1e-5
                             // Two roundings per accumulated term (the scale product, the fma): one term per
                             // block for q8_0, two (codes, minimum) for the 4-bit formats.
                             let termsPerBlock = type == .q8_0 ? 1 : 2
-                            let accumulation = summationBound(columns: 2 * termsPerBlock * n / 32 + 8, absoluteSum: terms)
+                            let accumulation =
+                                summationBound(columns: 2 * termsPerBlock * n / 32 + 8, absoluteSum: terms)
                                 + 4 * unitRoundoff * abs(Double(bias[j]))
-                            #expect(abs(got - exact) <= accumulation, "\(type) n=\(n) out=\(out) row \(t) col \(j): \(got) vs reference \(exact)")
-                            #expect(abs(got - float) <= quantBound + accumulation + summationBound(columns: n, absoluteSum: floatAbs),
-                                    "\(type) n=\(n) row \(t) col \(j): \(got) vs float dot \(float), bound \(quantBound)")
+                            #expect(
+                                abs(got - exact) <= accumulation,
+                                "\(type) n=\(n) out=\(out) row \(t) col \(j): \(got) vs reference \(exact)")
+                            #expect(
+                                abs(got - float) <= quantBound + accumulation
+                                    + summationBound(columns: n, absoluteSum: floatAbs),
+                                "\(type) n=\(n) row \(t) col \(j): \(got) vs float dot \(float), bound \(quantBound)")
                         }
                     }
                 }
@@ -277,7 +301,9 @@ let attentionRelativeTolerance = 1e-5
     /// integer codes, so that value i = d_w · code_i + m_w (in exact arithmetic).
     private func blockCodes(_ type: TensorType, _ row: UnsafeRawPointer, block b: Int) -> (Double, Double, [Int]) {
         func f16(_ p: UnsafeRawPointer) -> Double { Double(floatFromF16(p.loadUnaligned(as: UInt16.self))) }
-        func nibbles(_ p: UnsafeRawPointer) -> [Int] { (0..<32).map { i in Int(p.load(fromByteOffset: i % 16, as: UInt8.self) >> (i < 16 ? 0 : 4) & 15) } }
+        func nibbles(_ p: UnsafeRawPointer) -> [Int] {
+            (0..<32).map { i in Int(p.load(fromByteOffset: i % 16, as: UInt8.self) >> (i < 16 ? 0 : 4) & 15) }
+        }
         switch type {
         case .q8_0:
             let p = row + 34 * b
@@ -303,29 +329,40 @@ let attentionRelativeTolerance = 1e-5
     func vnniIntegerKernelsAreTheReferenceBitwise() throws { try checkIntegerKernels(.vnni) }
 
     private func checkIntegerKernels(_ kernels: Kernels.IntegerKernels) throws {
-        for (type, n) in [(TensorType.q8_0, 32), (.q8_0, 96), (.q8_0, 512), (.q4_1, 32), (.q4_1, 96), (.q4_1, 512), (.q4_k, 256), (.q4_k, 768)] {
-            for (out, rows) in [(1, 1), (7, 3), (9, 5), (13, 2), (16, 7), (17, 8), (33, 13), (40, 9), (8, 4), (24, 16), (11, 6)] {
+        for (type, n) in [
+            (TensorType.q8_0, 32), (.q8_0, 96), (.q8_0, 512), (.q4_1, 32), (.q4_1, 96), (.q4_1, 512), (.q4_k, 256),
+            (.q4_k, 768),
+        ] {
+            for (out, rows) in [
+                (1, 1), (7, 3), (9, 5), (13, 2), (16, 7), (17, 8), (33, 13), (40, 9), (8, 4), (24, 16), (11, 6),
+            ] {
                 var storage = try weights(type, out: out, columns: n, seed: UInt64(n * 7 + out * 3 + rows))
                 if type == .q8_0 {
-                    for j in stride(from: 0, to: out, by: 3) { storage[j * (n / 32) * 34 + 2 + j % 32] = 0x80 }   // codes -128
+                    // codes -128
+                    for j in stride(from: 0, to: out, by: 3) { storage[j * (n / 32) * 34 + 2 + j % 32] = 0x80 }
                 }
                 var rng = Lcg(state: UInt64(n + 5 * rows))
                 var x = rng.array(rows * n)
-                for i in stride(from: 0, to: x.count, by: 11) { x[i] *= 40 }   // uneven block scales
+                for i in stride(from: 0, to: x.count, by: 11) { x[i] *= 40 }  // uneven block scales
                 let bias = rng.array(out)
                 try storage.withUnsafeBytes { raw in
                     let w = WeightMatrix(type: type, rows: out, columns: n, data: raw.baseAddress!)
                     // nil when a and b are equal bit for bit, else the count and the first difference.
                     func difference(_ a: [Float], _ b: [Float]) -> String? {
                         let differ = a.indices.filter { a[$0].bitPattern != b[$0].bitPattern }
-                        return differ.first.map { "\(differ.count) outputs differ, first [\($0 / out), \($0 % out)]: \(a[$0]) vs \(b[$0])" }
+                        return differ.first.map {
+                            "\(differ.count) outputs differ, first [\($0 / out), \($0 % out)]: \(a[$0]) vs \(b[$0])"
+                        }
                     }
                     for b in [bias, nil] {
-                        let reference = Kernels.matmul(w, bias: b, x, rows: rows, integerActivations: true, integerKernels: .reference)
-                        let fast = Kernels.matmul(w, bias: b, x, rows: rows, integerActivations: true, integerKernels: kernels)
+                        let reference = Kernels.matmul(
+                            w, bias: b, x, rows: rows, integerActivations: true, integerKernels: .reference)
+                        let fast = Kernels.matmul(
+                            w, bias: b, x, rows: rows, integerActivations: true, integerKernels: kernels)
                         #expect(!reference.contains { $0.isNaN })
                         let d = difference(fast, reference)
-                        #expect(d == nil, "\(kernels) \(type) n=\(n) out=\(out) rows=\(rows) bias \(b != nil): \(d ?? "")")
+                        #expect(
+                            d == nil, "\(kernels) \(type) n=\(n) out=\(out) rows=\(rows) bias \(b != nil): \(d ?? "")")
                     }
                 }
             }

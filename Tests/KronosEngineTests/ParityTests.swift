@@ -3,9 +3,9 @@ import Kronos
 import KronosBundle
 import KronosConvert
 #if KRONOS_ENGINE_BASELINE
-import KronosEngineBaseline
+    import KronosEngineBaseline
 #else
-import KronosEngine
+    import KronosEngine
 #endif
 import KronosTestSupport
 import Testing
@@ -16,14 +16,18 @@ enum Parity {
     static let forecastRelative: Float = 1e-4
 }
 
-func runCase(_ c: ReferenceCase, bundle: String) throws -> (trace: ForecastTrace, forecast: SeriesForecast, table: CandleTable) {
+func runCase(_ c: ReferenceCase, bundle: String) throws -> (
+    trace: ForecastTrace, forecast: SeriesForecast, table: CandleTable
+) {
     let model = try ForecastEngine(path: bundle)
     let table = try Candles.read(path: c.inputPath)
     let interval = Candles.commonInterval(table.times)
     let future = (1...c.predLen).map { TimeStamp(wallClockSeconds: table.times.last! + Int64($0) * interval) }
-    let input = SeriesInput(values: table.values, stamps: table.times.map { TimeStamp(wallClockSeconds: $0) }, futureStamps: future)
-    let settings = ForecastSettings(predictionLength: c.predLen, maxContext: c.maxContext,
-                                    sampling: SamplingSettings(temperature: 1, topK: 1, topP: 1), samples: 1, seed: 0)
+    let input = SeriesInput(
+        values: table.values, stamps: table.times.map { TimeStamp(wallClockSeconds: $0) }, futureStamps: future)
+    let settings = ForecastSettings(
+        predictionLength: c.predLen, maxContext: c.maxContext,
+        sampling: SamplingSettings(temperature: 1, topK: 1, topP: 1), samples: 1, seed: 0)
     var trace = ForecastTrace()
     let result = try model.forecast([input], settings: settings, trace: &trace)
     return (trace, result[0], table)
@@ -46,9 +50,12 @@ func checkParity(directory: String, name: String, bundle: String) throws {
     #expect(maxRelative(trace.normalized, c.floats("x_norm"), floor: 1) < Parity.tensorRelative, "\(name): x_norm")
     #expect(trace.contextS1 == c.ints("context_s1"), "\(name): context s1 ids")
     #expect(trace.contextS2 == c.ints("context_s2"), "\(name): context s2 ids")
-    #expect(maxRelative(trace.contextReconstruction, c.floats("context_recon"), floor: 1) < Parity.tensorRelative, "\(name): context_recon \(maxRelative(trace.contextReconstruction, c.floats("context_recon"), floor: 1))")
+    #expect(
+        maxRelative(trace.contextReconstruction, c.floats("context_recon"), floor: 1) < Parity.tensorRelative,
+        "\(name): context_recon \(maxRelative(trace.contextReconstruction, c.floats("context_recon"), floor: 1))")
     let l1 = c.floats("step_s1_logits"), l2 = c.floats("step_s2_logits")
-    let r1 = maxRelative(trace.stepS1Logits.flatMap { $0 }, l1, floor: 1), r2 = maxRelative(trace.stepS2Logits.flatMap { $0 }, l2, floor: 1)
+    let r1 = maxRelative(trace.stepS1Logits.flatMap { $0 }, l1, floor: 1),
+        r2 = maxRelative(trace.stepS2Logits.flatMap { $0 }, l2, floor: 1)
     #expect(r1 < Parity.tensorRelative, "\(name): step s1 logits rel \(r1)")
     #expect(r2 < Parity.tensorRelative, "\(name): step s2 logits rel \(r2)")
     #expect(forecast.s1[0] == c.ints("gen_s1"), "\(name): generated s1")
@@ -64,13 +71,17 @@ func checkParity(directory: String, name: String, bundle: String) throws {
         try checkParity(directory: goldenDirectory + "/tiny/cases", name: name, bundle: bundle)
     }
 
-    @Test(.enabled(if: sharedReferenceAvailable, Comment(rawValue: sharedReferenceMissing)), arguments: ReferenceCase.all(in: sharedReference + "/tiny/cases"))
+    @Test(
+        .enabled(if: sharedReferenceAvailable, Comment(rawValue: sharedReferenceMissing)),
+        arguments: ReferenceCase.all(in: sharedReference + "/tiny/cases"))
     func sharedTiny(name: String) throws {
         let bundle = try BundleCache.shared.bundle(model: sharedReference + "/tiny", quantize: .f32)
         try checkParity(directory: sharedReference + "/tiny/cases", name: name, bundle: bundle)
     }
 
-    @Test(.enabled(if: sharedReferenceAvailable, Comment(rawValue: sharedReferenceMissing)), arguments: ReferenceCase.all(in: sharedReference + "/mini/cases"))
+    @Test(
+        .enabled(if: sharedReferenceAvailable, Comment(rawValue: sharedReferenceMissing)),
+        arguments: ReferenceCase.all(in: sharedReference + "/mini/cases"))
     func sharedMini(name: String) throws {
         let bundle = try BundleCache.shared.bundle(model: sharedReference + "/mini", quantize: .f32)
         try checkParity(directory: sharedReference + "/mini/cases", name: name, bundle: bundle)

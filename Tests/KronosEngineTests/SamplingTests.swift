@@ -1,9 +1,9 @@
 import Foundation
 import KronosCheckpoint
 #if KRONOS_ENGINE_BASELINE
-import KronosEngineBaseline
+    import KronosEngineBaseline
 #else
-import KronosEngine
+    import KronosEngine
 #endif
 import KronosTestSupport
 import Testing
@@ -20,7 +20,9 @@ import Testing
             let s = SamplingSettings(temperature: temps[r], topK: Int(topK[r]), topP: topP[r])
             let filtered = Sampling.filter(Array(logits[(r * v)..<((r + 1) * v)]), s)
             let ours = filtered.map { $0 == -Float.infinity ? UInt8(0) : 1 }
-            #expect(ours == Array(keep[(r * v)..<((r + 1) * v)]), "row \(r): T \(temps[r]) top_k \(topK[r]) top_p \(topP[r])")
+            #expect(
+                ours == Array(keep[(r * v)..<((r + 1) * v)]),
+                "row \(r): T \(temps[r]) top_k \(topK[r]) top_p \(topP[r])")
         }
     }
 
@@ -37,8 +39,10 @@ import Testing
     }
 
     /// Chi-square test: frequencies of 200k draws match softmax of the filtered logits.
-    @Test(arguments: [SamplingSettings(temperature: 1, topK: 0, topP: 0.9), SamplingSettings(temperature: 0.7, topK: 5, topP: 1),
-                      SamplingSettings(temperature: 1.5, topK: 0, topP: 1)])
+    @Test(arguments: [
+        SamplingSettings(temperature: 1, topK: 0, topP: 0.9), SamplingSettings(temperature: 0.7, topK: 5, topP: 1),
+        SamplingSettings(temperature: 1.5, topK: 0, topP: 1),
+    ])
     func frequenciesMatchFilteredSoftmax(settings: SamplingSettings) {
         var g = KronosRNG(seed: 99)
         let logits = (0..<16).map { _ in Float(g.nextDouble() * 4 - 2) }
@@ -66,9 +70,13 @@ import Testing
     @Test func samplerIsSamplingWithoutAllocation() {
         var g = KronosRNG(seed: 5)
         let sampler = Sampler(capacity: 1024)
-        let settings = [SamplingSettings(temperature: 1, topK: 0, topP: 0.9), SamplingSettings(temperature: 0.7, topK: 0, topP: 0.5),
-                        SamplingSettings(temperature: 1.5, topK: 0, topP: 1), SamplingSettings(temperature: 1, topK: 1, topP: 1),
-                        SamplingSettings(temperature: 0.9, topK: 5, topP: 0.9), SamplingSettings(temperature: 1, topK: 2000, topP: 1)]
+        let settings = [
+            SamplingSettings(temperature: 1, topK: 0, topP: 0.9),
+            SamplingSettings(temperature: 0.7, topK: 0, topP: 0.5),
+            SamplingSettings(temperature: 1.5, topK: 0, topP: 1), SamplingSettings(temperature: 1, topK: 1, topP: 1),
+            SamplingSettings(temperature: 0.9, topK: 5, topP: 0.9),
+            SamplingSettings(temperature: 1, topK: 2000, topP: 1),
+        ]
         for n in [1, 2, 16, 1024] {
             for s in settings {
                 for trial in 0..<20 {

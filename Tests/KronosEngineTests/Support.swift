@@ -4,9 +4,9 @@ import KronosBundle
 import KronosCheckpoint
 import KronosConvert
 #if KRONOS_ENGINE_BASELINE
-import KronosEngineBaseline
+    import KronosEngineBaseline
 #else
-import KronosEngine
+    import KronosEngine
 #endif
 
 import KronosTestSupport
@@ -24,7 +24,8 @@ final class BundleCache: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         let key = "\(model)|\(quantize)|\(maxContext ?? 0)"
         if let p = paths[key] { return p }
-        let checkpoint = try Checkpoint(tokenizerDirectory: model + "/tokenizer", predictorDirectory: model + "/predictor")
+        let checkpoint = try Checkpoint(
+            tokenizerDirectory: model + "/tokenizer", predictorDirectory: model + "/predictor")
         var options = ConversionOptions(output: temporaryDirectory("bundle") + "/m.kq")
         options.quantize = quantize
         options.maxContext = maxContext
@@ -76,5 +77,7 @@ func sampleInput(rows T: Int, future P: Int) throws -> SeriesInput {
     let table = try Candles.read(path: goldenDirectory + "/sample_4h.csv")
     let times = Array(table.times.prefix(T))
     let future = (1...P).map { TimeStamp(wallClockSeconds: times.last! + Int64($0) * 14400) }
-    return SeriesInput(values: Array(table.values.prefix(T * 6)), stamps: times.map { TimeStamp(wallClockSeconds: $0) }, futureStamps: future)
+    return SeriesInput(
+        values: Array(table.values.prefix(T * 6)), stamps: times.map { TimeStamp(wallClockSeconds: $0) },
+        futureStamps: future)
 }

@@ -30,7 +30,6 @@ struct TestRows {
     }
 }
 
-
 /// Named thresholds per type: relative round-trip RMSE on Gaussian rows, and relative error of a
 /// quantized-row dot product against the float dot (normalised by |w| |x|).
 enum Threshold {
@@ -44,7 +43,9 @@ enum Threshold {
     static let q4kDotRel = 3.5e-2
 }
 
-func roundTrip(_ type: TensorType, _ src: [Float], cols: Int, q4SearchSteps: Int = BlockQ4_1.defaultSearchSteps) throws -> (bytes: [UInt8], decoded: [Float]) {
+func roundTrip(_ type: TensorType, _ src: [Float], cols: Int, q4SearchSteps: Int = BlockQ4_1.defaultSearchSteps) throws
+    -> (bytes: [UInt8], decoded: [Float])
+{
     let rows = src.count / cols
     let rowBytes = type.rowBytes(columns: cols)!
     var bytes = [UInt8](repeating: 0xAA, count: rows * rowBytes)
@@ -52,21 +53,28 @@ func roundTrip(_ type: TensorType, _ src: [Float], cols: Int, q4SearchSteps: Int
     try src.withUnsafeBufferPointer { s in
         try bytes.withUnsafeMutableBytes { b in
             for r in 0..<rows {
-                try type.encodeRow(s.baseAddress! + r * cols, columns: cols, into: b.baseAddress! + r * rowBytes, q4SearchSteps: q4SearchSteps)
+                try type.encodeRow(
+                    s.baseAddress! + r * cols, columns: cols, into: b.baseAddress! + r * rowBytes,
+                    q4SearchSteps: q4SearchSteps)
             }
         }
     }
     bytes.withUnsafeBytes { b in
         out.withUnsafeMutableBufferPointer { o in
-            for r in 0..<rows { type.decodeRow(b.baseAddress! + r * rowBytes, columns: cols, into: o.baseAddress! + r * cols) }
+            for r in 0..<rows {
+                type.decodeRow(b.baseAddress! + r * rowBytes, columns: cols, into: o.baseAddress! + r * cols)
+            }
         }
     }
     return (bytes, out)
 }
 
 func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
-    a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in
-        QuantErrorStats.measure(source: x.baseAddress!, decoded: y.baseAddress!, count: a.count) } }
+    a.withUnsafeBufferPointer { x in
+        b.withUnsafeBufferPointer { y in
+            QuantErrorStats.measure(source: x.baseAddress!, decoded: y.baseAddress!, count: a.count)
+        }
+    }
 }
 
 @Suite struct TraitsTests {
@@ -92,7 +100,10 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
         let src = g.rows(64, cols)
         let (_, dec) = try roundTrip(type, src, cols: cols)
         let s = stats(src, dec)
-        let limit = [TensorType.f16: Threshold.f16RelRMSE, .q8_0: Threshold.q8RelRMSE, .q4_1: Threshold.q4RelRMSE, .q4_k: Threshold.q4kRelRMSE][type]!
+        let limit = [
+            TensorType.f16: Threshold.f16RelRMSE, .q8_0: Threshold.q8RelRMSE, .q4_1: Threshold.q4RelRMSE,
+            .q4_k: Threshold.q4kRelRMSE,
+        ][type]!
         #expect(s.relativeRMSE < limit, "\(type) relative RMSE \(s.relativeRMSE) >= \(limit)")
         #expect(s.relativeRMSE > 0, "a lossy type that reproduces Gaussian rows exactly is suspicious")
     }
@@ -167,7 +178,9 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
         #expect(throws: QuantError.rowNotBlockAligned(columns: 48, blockSize: 32)) {
             var b = [UInt8](repeating: 0, count: 100)
             try [Float](repeating: 0, count: 48).withUnsafeBufferPointer { s in
-                try b.withUnsafeMutableBytes { try TensorType.q8_0.encodeRow(s.baseAddress!, columns: 48, into: $0.baseAddress!) }
+                try b.withUnsafeMutableBytes {
+                    try TensorType.q8_0.encodeRow(s.baseAddress!, columns: 48, into: $0.baseAddress!)
+                }
             }
         }
     }
@@ -191,9 +204,11 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
         let up: [Float] = (0..<16).map { Float($0) }
         let src: [Float] = up + up.reversed()
         let (bytes, dec) = try roundTrip(.q4_1, src, cols: 32)
-        let expected: [UInt8] = [0x00, 0x3C, 0x00, 0x00,
-                                 0xF0, 0xE1, 0xD2, 0xC3, 0xB4, 0xA5, 0x96, 0x87,
-                                 0x78, 0x69, 0x5A, 0x4B, 0x3C, 0x2D, 0x1E, 0x0F]
+        let expected: [UInt8] = [
+            0x00, 0x3C, 0x00, 0x00,
+            0xF0, 0xE1, 0xD2, 0xC3, 0xB4, 0xA5, 0x96, 0x87,
+            0x78, 0x69, 0x5A, 0x4B, 0x3C, 0x2D, 0x1E, 0x0F,
+        ]
         #expect(bytes == expected)
         #expect(dec == src)
     }
@@ -278,15 +293,21 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
         let x = g.rows(1, cols)
         let rowBytes = type.rowBytes(columns: cols)!
         let (bytes, _) = try roundTrip(type, w, cols: cols)
-        let limit = [TensorType.f32: 1e-6, .f16: Threshold.f16DotRel, .q8_0: Threshold.q8DotRel, .q4_1: Threshold.q4DotRel, .q4_k: Threshold.q4kDotRel][type]!
+        let limit = [
+            TensorType.f32: 1e-6, .f16: Threshold.f16DotRel, .q8_0: Threshold.q8DotRel, .q4_1: Threshold.q4DotRel,
+            .q4_k: Threshold.q4kDotRel,
+        ][type]!
         for r in 0..<16 {
             var exact = 0.0, nw = 0.0, nx = 0.0
             for i in 0..<cols {
                 exact += Double(w[r * cols + i]) * Double(x[i])
                 nw += Double(w[r * cols + i] * w[r * cols + i]); nx += Double(x[i] * x[i])
             }
-            let got = bytes.withUnsafeBytes { b in x.withUnsafeBufferPointer { xp in
-                type.dotRow(b.baseAddress! + r * rowBytes, xp.baseAddress!, columns: cols) } }
+            let got = bytes.withUnsafeBytes { b in
+                x.withUnsafeBufferPointer { xp in
+                    type.dotRow(b.baseAddress! + r * rowBytes, xp.baseAddress!, columns: cols)
+                }
+            }
             let rel = abs(Double(got) - exact) / (nw * nx).squareRoot()
             #expect(rel < limit, "\(type) row \(r): relative dot error \(rel)")
         }
@@ -301,14 +322,16 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
     func blockScales(type: TensorType) {
         let size = type.traits.bytesPerBlock, blocks = 700
         var bytes = [UInt8](repeating: 0, count: size * blocks)
-        for b in 0..<blocks { bytes[b * size] = 0x00; bytes[b * size + 1] = 0x3C }   // d = 1.0
+        for b in 0..<blocks { bytes[b * size] = 0x00; bytes[b * size + 1] = 0x3C }  // d = 1.0
         #expect(bytes.withUnsafeBytes { type.firstNonFinite($0.baseAddress!, byteCount: $0.count) } == nil)
         let fields = type == .q8_0 ? [0] : [0, 2]
         for field in fields {
-            for (bits, block) in [(UInt16(0x7C00), 3), (0xFE00, 513), (0x7E01, 699)] {   // +Inf, NaN, NaN
+            for (bits, block) in [(UInt16(0x7C00), 3), (0xFE00, 513), (0x7E01, 699)] {  // +Inf, NaN, NaN
                 var crafted = bytes
                 crafted[block * size + field] = UInt8(bits & 0xFF); crafted[block * size + field + 1] = UInt8(bits >> 8)
-                #expect(crafted.withUnsafeBytes { type.firstNonFinite($0.baseAddress!, byteCount: $0.count) } == block, "field \(field) block \(block)")
+                #expect(
+                    crafted.withUnsafeBytes { type.firstNonFinite($0.baseAddress!, byteCount: $0.count) } == block,
+                    "field \(field) block \(block)")
             }
         }
         // q8_0's codes after d are not scales: 0x7C in a code byte is a finite weight.
@@ -326,7 +349,7 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
         #expect(f32.withUnsafeBytes { TensorType.f32.firstNonFinite($0.baseAddress!, byteCount: $0.count) } == 777)
         var f16 = [UInt16](repeating: 0x3C00, count: 1000)
         #expect(f16.withUnsafeBytes { TensorType.f16.firstNonFinite($0.baseAddress!, byteCount: $0.count) } == nil)
-        f16[130] = 0x7D00   // NaN
+        f16[130] = 0x7D00  // NaN
         #expect(f16.withUnsafeBytes { TensorType.f16.firstNonFinite($0.baseAddress!, byteCount: $0.count) } == 130)
     }
 }

@@ -2,13 +2,17 @@
 import Foundation
 
 /// The repository's root (three levels above this file).
-public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
 /// `../shared/reference` beside the repository.
-public let sharedReferenceDirectory = repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/reference").path
+public let sharedReferenceDirectory = repositoryRoot.deletingLastPathComponent().appendingPathComponent(
+    "shared/reference"
+).path
 /// Whether `../shared/reference` is there: tests that need it are skipped, with this reason, when not
 /// (`.enabled(if: sharedReferenceAvailable, sharedReferenceMissing)`).
 public let sharedReferenceAvailable = FileManager.default.fileExists(atPath: sharedReferenceDirectory + "/mini/cases")
-public let sharedReferenceMissing = "needs ../shared/reference (the Kronos-mini reference model and cases) beside the repository"
+public let sharedReferenceMissing =
+    "needs ../shared/reference (the Kronos-mini reference model and cases) beside the repository"
 /// The tiny model embedded in the repository (golden/tiny: the same checkpoint as ../shared/reference/tiny).
 public let goldenTinyDirectory = repositoryRoot.appendingPathComponent("golden/tiny").path
 
@@ -36,7 +40,9 @@ public struct ToolResult: Sendable {
     public let status: Int32
     public let stdout: String
     public let stderr: String
-    public init(status: Int32, stdout: String, stderr: String) { self.status = status; self.stdout = stdout; self.stderr = stderr }
+    public init(status: Int32, stdout: String, stderr: String) {
+        self.status = status; self.stdout = stdout; self.stderr = stderr
+    }
 }
 
 /// Runs a built executable and collects its exit status and output.
@@ -50,5 +56,7 @@ public func runTool(_ tool: String, _ args: [String]) throws -> ToolResult {
     let o = out.fileHandleForReading.readDataToEndOfFile()
     let e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    return ToolResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    return ToolResult(
+        status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+        stderr: String(decoding: e, as: UTF8.self))
 }

@@ -15,8 +15,11 @@ import Testing
         var options = ConversionOptions(output: dir + "/tiny.kq")
         options.quantize = q
         options.maxContext = 64
-        _ = try convert(try Checkpoint(tokenizerDirectory: goldenTinyDirectory + "/tokenizer", predictorDirectory: goldenTinyDirectory + "/predictor"),
-                        options: options)
+        _ = try convert(
+            try Checkpoint(
+                tokenizerDirectory: goldenTinyDirectory + "/tokenizer",
+                predictorDirectory: goldenTinyDirectory + "/predictor"),
+            options: options)
         return options.output
     }
 
@@ -30,21 +33,27 @@ import Testing
         let series = try CandleSeries(contentsOf: repositoryRoot.appendingPathComponent("golden/sample_4h.csv"))
         let candles = series.candles.suffix(50)
         let times = candles.map { Int64($0.date.timeIntervalSince1970) }
-        let values = candles.flatMap { [$0.open, $0.high, $0.low, $0.close, $0.volume ?? 0, $0.amount ?? 0].map { Float($0) } }
+        let values = candles.flatMap {
+            [$0.open, $0.high, $0.low, $0.close, $0.volume ?? 0, $0.amount ?? 0].map { Float($0) }
+        }
         let future = (1...24).map { times.last! + Int64($0) * 14400 }
-        let input = SeriesInput(values: values, stamps: times.map { TimeStamp(wallClockSeconds: $0) },
-                                futureStamps: future.map { TimeStamp(wallClockSeconds: $0) })
+        let input = SeriesInput(
+            values: values, stamps: times.map { TimeStamp(wallClockSeconds: $0) },
+            futureStamps: future.map { TimeStamp(wallClockSeconds: $0) })
         for (activations, kv) in [(ActivationPrecision.f32, KVCachePrecision.f32), (.int8, .f16)] {
-            var settings = ForecastSettings(predictionLength: 24, maxContext: 64, sampling: SamplingSettings(temperature: 1, topK: 0, topP: 0.9),
-                                            samples: 3, seed: 5)
+            var settings = ForecastSettings(
+                predictionLength: 24, maxContext: 64, sampling: SamplingSettings(temperature: 1, topK: 0, topP: 0.9),
+                samples: 3, seed: 5)
             settings.activations = activations
             settings.kvCache = kv
             var ta = ForecastTrace(), tb = ForecastTrace()
             let a = try native.forecast([input], settings: settings, trace: &ta, progress: nil, cancelled: nil)[0]
             let b = try baseline.forecast([input], settings: settings, trace: &tb, progress: nil, cancelled: nil)[0]
-            #expect(ta.stepS1Logits.flatMap { $0 }.map(\.bitPattern) == tb.stepS1Logits.flatMap { $0 }.map(\.bitPattern),
-                    "\(quantize) \(activations) \(kv): s1 logits differ")
-            #expect(ta.stepS2Logits.flatMap { $0 }.map(\.bitPattern) == tb.stepS2Logits.flatMap { $0 }.map(\.bitPattern))
+            #expect(
+                ta.stepS1Logits.flatMap { $0 }.map(\.bitPattern) == tb.stepS1Logits.flatMap { $0 }.map(\.bitPattern),
+                "\(quantize) \(activations) \(kv): s1 logits differ")
+            #expect(
+                ta.stepS2Logits.flatMap { $0 }.map(\.bitPattern) == tb.stepS2Logits.flatMap { $0 }.map(\.bitPattern))
             #expect(a.s1 == b.s1 && a.s2 == b.s2)
             #expect(a.paths.flatMap { $0 }.map(\.bitPattern) == b.paths.flatMap { $0 }.map(\.bitPattern))
         }
@@ -56,7 +65,7 @@ import Testing
         #expect(Processor.portableForced == portable)
         if portable { #expect(KronosModel.engineBuild == "baseline") }
         #if arch(x86_64)
-        if !portable { #expect(KronosModel.engineBuild == (Processor.hasX86_64_v3 ? "x86-64-v3" : "baseline")) }
+            if !portable { #expect(KronosModel.engineBuild == (Processor.hasX86_64_v3 ? "x86-64-v3" : "baseline")) }
         #endif
     }
 }

@@ -14,7 +14,8 @@ private let tinyBundle: URL = {
     var options = ConversionOptions(output: dir + "/tiny-q8.kq")
     options.quantize = .q8
     options.maxContext = 64
-    let checkpoint = try! Checkpoint(tokenizerDirectory: goldenTinyDirectory + "/tokenizer", predictorDirectory: goldenTinyDirectory + "/predictor")
+    let checkpoint = try! Checkpoint(
+        tokenizerDirectory: goldenTinyDirectory + "/tokenizer", predictorDirectory: goldenTinyDirectory + "/predictor")
     _ = try! convert(checkpoint, options: options)
     return URL(fileURLWithPath: options.output)
 }()
@@ -26,15 +27,21 @@ private let tinyBundle: URL = {
         let model = try KronosModel(contentsOf: tinyBundle)
         let history = try CandleSeries(contentsOf: sample).suffix(60)
         let f = try await model.forecast(history, steps: 12, options: ForecastOptions(samples: 3, seed: 7))
-        let r = try runTool("kronos-run", [tinyBundle.path, "--input", sample.path, "--lookback", "60", "--pred-len", "12", "--samples", "3",
-                                           "--seed", "7", "--format", "json", "-q"])
+        let r = try runTool(
+            "kronos-run",
+            [
+                tinyBundle.path, "--input", sample.path, "--lookback", "60", "--pred-len", "12", "--samples", "3",
+                "--seed", "7", "--format", "json", "-q",
+            ])
         #expect(r.status == 0, "\(r.stderr)")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         let series = try #require((json["series"] as? [[String: Any]])?.first)
         let rows = try #require(series["forecast"] as? [[String: Any]])
         #expect(rows.count == 12 && f.mean.count == 12 && f.dates.count == 12)
         for (t, row) in rows.enumerated() {
-            for (field, value) in [("open", f.mean[t].open), ("high", f.mean[t].high), ("low", f.mean[t].low), ("close", f.mean[t].close)] {
+            for (field, value) in [
+                ("open", f.mean[t].open), ("high", f.mean[t].high), ("low", f.mean[t].low), ("close", f.mean[t].close),
+            ] {
                 let cli = try #require(row[field] as? Double)
                 #expect(Float(cli) == Float(value), "step \(t) \(field): CLI \(cli), library \(value)")
             }
@@ -57,7 +64,8 @@ private let tinyBundle: URL = {
         let b = try await model.forecast(code, steps: 8, options: options)
         #expect(a.mean == b.mean && a.paths == b.paths)
         // Without volume or amount the model sees zeros, as the reference fills them.
-        let bare = try CandleSeries(file.candles.map { Candle(date: $0.date, open: $0.open, high: $0.high, low: $0.low, close: $0.close) })
+        let bare = try CandleSeries(
+            file.candles.map { Candle(date: $0.date, open: $0.open, high: $0.high, low: $0.low, close: $0.close) })
         #expect(bare.candles.allSatisfy { $0.volume == 0 && $0.amount == 0 })
     }
 
@@ -88,7 +96,7 @@ private let tinyBundle: URL = {
         let model = try KronosModel(contentsOf: tinyBundle)
         var utc = Calendar(identifier: .gregorian)
         utc.timeZone = TimeZone(secondsFromGMT: 0)!
-        var day = utc.date(from: DateComponents(year: 2024, month: 1, day: 1))!   // a Monday
+        var day = utc.date(from: DateComponents(year: 2024, month: 1, day: 1))!  // a Monday
         var candles = [Candle]()
         while candles.count < 40 {
             if utc.component(.weekday, from: day) != 1, utc.component(.weekday, from: day) != 7 {
@@ -116,7 +124,7 @@ private let tinyBundle: URL = {
         let task = Task {
             try await model.forecast(history, steps: 60, options: ForecastOptions(samples: 4)) { p in
                 steps.record(p)
-                if p.step == 2 { cancelled.wait() }   // hold the forecast until the task is cancelled
+                if p.step == 2 { cancelled.wait() }  // hold the forecast until the task is cancelled
             }
         }
         while steps.count < 2 { try await Task.sleep(nanoseconds: 1_000_000) }
@@ -152,11 +160,19 @@ private let tinyBundle: URL = {
             }
         }
         let t0 = Date(timeIntervalSince1970: 1_700_000_000)
-        #expect(throws: KronosError.invalidInput("series, candle 1: date 2023-11-14 22:13:20 +0000 is not later than the previous candle's: "
-                                                 + "candles must be strictly increasing in date (to the second)")) {
-            try CandleSeries([Candle(date: t0, open: 1, high: 1, low: 1, close: 1), Candle(date: t0, open: 1, high: 1, low: 1, close: 1)])
+        #expect(
+            throws: KronosError.invalidInput(
+                "series, candle 1: date 2023-11-14 22:13:20 +0000 is not later than the previous candle's: "
+                    + "candles must be strictly increasing in date (to the second)")
+        ) {
+            try CandleSeries([
+                Candle(date: t0, open: 1, high: 1, low: 1, close: 1),
+                Candle(date: t0, open: 1, high: 1, low: 1, close: 1),
+            ])
         }
-        #expect(throws: KronosError.self) { try CandleSeries([Candle(date: t0, open: .nan, high: 1, low: 1, close: 1)]) }
+        #expect(throws: KronosError.self) {
+            try CandleSeries([Candle(date: t0, open: .nan, high: 1, low: 1, close: 1)])
+        }
         let missing = URL(fileURLWithPath: "/nonexistent/model.kq")
         do { _ = try KronosModel(contentsOf: missing); Issue.record("loaded a missing bundle") } catch {
             guard case let .invalidBundle(m) = error else { Issue.record("\(error)"); return }
@@ -168,11 +184,15 @@ private let tinyBundle: URL = {
     @Test func concurrentTasksShareOneModel() async throws {
         let model = try KronosModel(contentsOf: tinyBundle)
         let all = try CandleSeries(contentsOf: sample)
-        let jobs = (0..<6).map { k in (history: all.suffix(30 + 20 * k), options: ForecastOptions(samples: 1 + k % 3, seed: UInt64(k))) }
+        let jobs = (0..<6).map { k in
+            (history: all.suffix(30 + 20 * k), options: ForecastOptions(samples: 1 + k % 3, seed: UInt64(k)))
+        }
         var alone = [Forecast]()
         for j in jobs { alone.append(try await model.forecast(j.history, steps: 10 + k(j), options: j.options)) }
         let together = try await withThrowingTaskGroup(of: (Int, Forecast).self) { group in
-            for (i, j) in jobs.enumerated() { group.addTask { (i, try await model.forecast(j.history, steps: 10 + k(j), options: j.options)) } }
+            for (i, j) in jobs.enumerated() {
+                group.addTask { (i, try await model.forecast(j.history, steps: 10 + k(j), options: j.options)) }
+            }
             var out = [Int: Forecast]()
             for try await (i, f) in group { out[i] = f }
             return out

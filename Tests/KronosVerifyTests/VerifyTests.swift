@@ -34,13 +34,19 @@ func bundle(_ quantize: QuantizeChoice, model: String = golden) throws -> String
         let r = try Verify.run(bundle: q8, golden: golden)
         #expect(r.overall.s1KLD > 1e-7 && r.overall.s1KLD < 1e-3, "\(r.overall.s1KLD)")
         #expect(r.bitsPerWeight > 8 && r.bitsPerWeight < 10)
-        let strict = try runTool("kronos-run", ["verify", q8, "--golden", golden, "--max-s1-kld", "1e-9", "--min-context-ids", "0"])
+        let strict = try runTool(
+            "kronos-run", ["verify", q8, "--golden", golden, "--max-s1-kld", "1e-9", "--min-context-ids", "0"])
         #expect(strict.status == 1)
         #expect(strict.stderr.contains("s1_kld") && strict.stderr.contains("(case synth_a)"), "\(strict.stderr)")
         // The table shows the thresholds in a gate row and ends with one plain sentence.
         let lines = strict.stdout.split(separator: "\n")
-        #expect(lines.contains { $0.hasPrefix("gate (q8)") && $0.contains("<= 1.000e-09") && $0.contains(">= 97.00%") }, "\(strict.stdout)")
-        #expect(lines.last!.hasPrefix("q8 bundle: sampled forecasts ") && lines.last!.contains("% of the price from the f32 model's on average over 28 steps (2 cases); 3 checks")
+        #expect(
+            lines.contains { $0.hasPrefix("gate (q8)") && $0.contains("<= 1.000e-09") && $0.contains(">= 97.00%") },
+            "\(strict.stdout)")
+        #expect(
+            lines.last!.hasPrefix("q8 bundle: sampled forecasts ")
+                && lines.last!.contains(
+                    "% of the price from the f32 model's on average over 28 steps (2 cases); 3 checks")
                 && lines.last!.contains("outside the q8 gate (s1_kld"), "\(lines.last!)")
         let pass = try runTool("kronos-run", ["verify", q8, "--golden", golden, "--min-context-ids", "0.97"])
         #expect(pass.status == 0 && pass.stdout.hasSuffix("steps (2 cases), within the q8 gate.\n"), "\(pass.stdout)")
@@ -76,7 +82,9 @@ func bundle(_ quantize: QuantizeChoice, model: String = golden) throws -> String
         #expect(defaults.activations == (vnni ? .int8 : .f32) && defaults.kvCache == .f16)
         options.activations = vnni ? .int8 : .f32
         let explicit = try Verify.run(bundle: q8, golden: golden, options: options)
-        #expect(defaults.overall.s1KLD == explicit.overall.s1KLD && defaults.overall.ensembleNMAE == explicit.overall.ensembleNMAE)
+        #expect(
+            defaults.overall.s1KLD == explicit.overall.s1KLD
+                && defaults.overall.ensembleNMAE == explicit.overall.ensembleNMAE)
         // An f32 bundle keeps the exact arithmetic by default.
         var noEnsemble = VerifyOptions()
         noEnsemble.ensemble = false
@@ -89,7 +97,10 @@ func bundle(_ quantize: QuantizeChoice, model: String = golden) throws -> String
         let dir = temporaryDirectory("other")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", repositoryRoot.appendingPathComponent("tools/synth_checkpoint.py").path, "--preset", "tiny", "--seed", "3", dir]
+        p.arguments = [
+            "python3", repositoryRoot.appendingPathComponent("tools/synth_checkpoint.py").path, "--preset", "tiny",
+            "--seed", "3", dir,
+        ]
         try p.run(); p.waitUntilExit()
         try #require(p.terminationStatus == 0)
         let r = try Verify.run(bundle: try bundle(.f32, model: dir), golden: golden)
@@ -100,12 +111,16 @@ func bundle(_ quantize: QuantizeChoice, model: String = golden) throws -> String
     }
 
     @Test func jsonReportCarriesEveryMetricAndThresholds() throws {
-        let out = try runTool("kronos-run", ["verify", try bundle(.f32), "--golden", golden + "/cases/synth_a.json", "--json"])
+        let out = try runTool(
+            "kronos-run", ["verify", try bundle(.f32), "--golden", golden + "/cases/synth_a.json", "--json"])
         #expect(out.status == 0, "\(out.stderr)")
         let obj = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as! [String: Any]
         #expect(obj["pass"] as? Bool == true)
         let overall = obj["overall"] as! [String: Any]
-        for key in ["s1_kld", "s2_kld", "s1_top1", "s2_top1", "context_ids_agree", "decode_nmae", "greedy_nmae", "greedy_max_rel", "ensemble_nmae"] {
+        for key in [
+            "s1_kld", "s2_kld", "s1_top1", "s2_top1", "context_ids_agree", "decode_nmae", "greedy_nmae",
+            "greedy_max_rel", "ensemble_nmae",
+        ] {
             #expect(overall[key] != nil, "missing \(key)")
         }
         #expect((obj["cases"] as! [Any]).count == 1)

@@ -8,7 +8,9 @@ import KronosEngine
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Data(bytes: data, count: size)
     // The first byte picks a column mapping, so that the option paths are reached too.
-    let mapping = size > 0 && data[0] % 4 == 1 ? ColumnMapping(time: "1", fields: ["open": "2", "high": "3", "low": "4", "close": "5"]) : ColumnMapping()
+    let mapping =
+        size > 0 && data[0] % 4 == 1
+        ? ColumnMapping(time: "1", fields: ["open": "2", "high": "3", "low": "4", "close": "5"]) : ColumnMapping()
     if let table = try? Candles.parse(bytes, file: "fuzz.csv", mapping: mapping), table.rows >= 2 {
         let step = Candles.commonInterval(table.times)
         _ = table.times.map { TimeStamp(wallClockSeconds: $0) }

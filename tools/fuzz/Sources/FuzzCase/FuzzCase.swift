@@ -4,7 +4,7 @@
 import Foundation
 import KronosVerify
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 let files = ["synth_a.safetensors", "synth_a.json", "synth_a_input.csv"]

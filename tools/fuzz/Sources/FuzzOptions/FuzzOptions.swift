@@ -19,18 +19,22 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     o.sampling = SamplingSettings(temperature: Float(t[5]) ?? 1, topK: Int(t[7]) ?? 0, topP: Float(t[6]) ?? 0.9)
     if !t[8].isEmpty { o.quantiles = t[8].split(separator: ",").map { Double($0) ?? .nan }; o.quantilesGiven = true }
     guard (try? o.check()) != nil else { return 0 }
-    _ = ForecastJob.slidingSteps(rows: o.lookback ?? 512, predictionLength: o.predictionLength, window: o.maxContext ?? 512)
+    _ = ForecastJob.slidingSteps(
+        rows: o.lookback ?? 512, predictionLength: o.predictionLength, window: o.maxContext ?? 512)
     // A two-row table (unix times: the given one, then one interval later) and the future after it
     // on both calendars.
     let step = o.interval.flatMap(Candles.parseInterval) ?? 14_400
     let a = max(0, Int64(t[10]) ?? 1_704_067_200)
     let (b, overflow) = a.addingReportingOverflow(step)
     guard !overflow,
-          let table = try? Candles.parse(Data("timestamps,open,high,low,close\n\(a),1,2,0.5,1.5\n\(b),1,2,0.5,1.5\n".utf8), file: "x")
+        let table = try? Candles.parse(
+            Data("timestamps,open,high,low,close\n\(a),1,2,0.5,1.5\n\(b),1,2,0.5,1.5\n".utf8), file: "x")
     else { return 0 }
     for c in CalendarKind.allCases {
         _ = TradingCalendar.gapWarnings(table, step: step, calendar: c)
-        if let f = try? TradingCalendar.future(after: table, step: step, count: min(o.predictionLength, 256), calendar: c) {
+        if let f = try? TradingCalendar.future(
+            after: table, step: step, count: min(o.predictionLength, 256), calendar: c)
+        {
             _ = f.map { Candles.format($0, table.format) }
         }
     }

@@ -6,7 +6,7 @@ CONFIG ?= release
 BIN = .build/$(CONFIG)
 OUT = out
 
-.PHONY: all deps build demo test verify bench clean consumer-test tsan docs lint
+.PHONY: all deps build demo test verify bench clean consumer-test tsan docs lint old-cpu
 
 all: build
 
@@ -33,10 +33,17 @@ consumer-test: build
 	tools/consumer-test.sh
 
 # House style (.swift-format): no finding. The engine's baseline folders are links to the engine's own
-# (linted once, as Sources/KronosEngine and Tests/KronosEngineTests).
+# (linted once, as Sources/KronosWideEngine and Tests/KronosEngineTests).
 lint:
 	$(SWIFT) format lint -r --strict --configuration .swift-format \
 	  $$(find Sources Tests -mindepth 1 -maxdepth 1 -type d ! -type l) tools/fuzz/Sources Package.swift
+	@# swift format cannot break string literals: the 120-column limit is checked on its own (characters, not bytes).
+	@! LC_ALL=C.UTF-8 grep -rnE '^.{121,}' --include='*.swift' Sources Tests tools/fuzz/Sources tools/fuzz/Package.swift \
+	  Package.swift || { echo "lines over 120 columns (above)"; exit 1; }
+
+# The release binaries on an emulated x86-64 without AVX (qemu-user) and the instruction-set walk.
+old-cpu:
+	tools/check-old-cpu.sh
 
 # The façade's DocC documentation (.build/plugins/Swift-DocC/outputs/Kronos.doccarchive).
 docs:

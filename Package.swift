@@ -9,8 +9,11 @@
 //   KronosBundle      bundle format (.kq): spec in formats/, writer, validating reader, configs
 //   KronosCheckpoint  safetensors reader (single / sharded), config check against the tensor table
 //   KronosConvert     conversion pipeline (checkpoint -> bundle)
-//   KronosVNNI        int8 q8_0 / q4_1 / q4_k kernels for AVX-512 VNNI processors (called by the runtime after a cpuid check)
-//   KronosEngine      the engine: kernels, worker pool, attention and KV cache, model, generation
+//   KronosEngineTypes what both builds of the engine share: settings, inputs, results, errors, cpuid
+//   KronosWideEngine  the engine: kernels, worker pool, attention and KV cache, model, generation,
+//                     compiled for x86-64-v3; KronosEngineBaseline: the same sources without CPU flags
+//   KronosWideVNNI    int8 q8_0 / q4_1 / q4_k kernels for AVX-512 VNNI processors
+//                     (called by the engine after a cpuid check)
 //   Kronos            the façade (import Kronos): KronosModel, CandleSeries, ForecastOptions, Forecast;
 //                     the candle CSV reader and trading calendars
 //   KronosIO          outputs of a forecast run: CSV / JSON / paths, SVG charts, the run's orchestration
@@ -18,10 +21,16 @@
 //   kronos-convert, kronos-run: thin executables (argument parsing and printing only)
 import PackageDescription
 
-// Numeric targets are compiled for x86-64-v3 (AVX2, FMA, F16C: every x86 CPU since 2013-2015) so that
-// the SIMD kernels use 256-bit registers and fused multiply-add instructions instead of libm calls.
-// KronosVNNI (the int8 kernels) is compiled for AVX-512 VL / BW / VNNI as well; the runtime calls
-// it only on processors that report those (cpuid), so the binaries still run on any x86-64-v3 CPU.
+// KronosWideEngine is compiled for x86-64-v3 (AVX2, FMA, F16C: every x86 CPU since 2013-2015) so that
+// the SIMD kernels use 256-bit registers and fused multiply-add instructions instead of libm calls;
+// KronosWideVNNI (the int8 kernels) for AVX-512 VL / BW / VNNI as well. The engine's users call them
+// only on processors that report those (cpuid); everything else carries no CPU flags.
+// Every target with CPU flags is named KronosWide*, and no other target may sort after that name:
+// a binary keeps one copy of each shared generic specialization (e.g. a Dictionary or a SIMD
+// conversion used by several modules), the first the linker meets, and SwiftPM links objects in
+// target-name order, so the copy kept is always the one compiled without flags. Else code that runs
+// on any x86-64 (the bundle reader, the baseline engine) could call a copy with AVX2 instructions.
+// tools/check-baseline-isa.py checks the linked binaries (CI).
 #if arch(x86_64)
     let numericSettings: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
     let vnniSettings: [SwiftSetting] = [
@@ -45,7 +54,7 @@ let package = Package(
         .executable(name: "kronos-bench", targets: ["KronosBenchCLI"]),
         .library(name: "Kronos", targets: ["Kronos"]),
         .library(name: "KronosIO", targets: ["KronosIO"]),
-        .library(name: "KronosEngine", targets: ["KronosEngine"]),
+        .library(name: "KronosWideEngine", targets: ["KronosWideEngine"]),
         .library(name: "KronosConvert", targets: ["KronosConvert"]),
         .library(name: "KronosVerify", targets: ["KronosVerify"]),
     ],
@@ -64,25 +73,25 @@ let package = Package(
         .target(name: "CKronosHints"),
         // No CPU flags: the converter and the bundle reader run on any x86-64 (the kernels inline its
         // codecs into their own builds).
-        .target(name: "KronosQuant"),
+        .target(name: "KronosQuant", dependencies: ["CKronosHints"]),
         .target(name: "KronosBundle", dependencies: ["KronosQuant", "CZstd"]),
         .target(
             name: "KronosCheckpoint",
             dependencies: ["KronosBundle", "KronosQuant", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(name: "KronosConvert", dependencies: ["KronosCheckpoint", "KronosBundle", "KronosQuant"]),
-        .target(name: "KronosVNNI", dependencies: ["CKronosHints", "KronosQuant"], swiftSettings: vnniSettings),
+        .target(name: "KronosWideVNNI", dependencies: ["CKronosHints", "KronosQuant"], swiftSettings: vnniSettings),
         .target(name: "KronosEngineTypes", dependencies: ["KronosBundle", "CKronosHints"]),
         // The engine, twice from the same sources (Sources/KronosEngineBaseline is a link to
-        // Sources/KronosEngine): for x86-64-v3, and without CPU flags for every other x86-64
+        // Sources/KronosWideEngine): for x86-64-v3, and without CPU flags for every other x86-64
         // processor; the façade picks one at run time (KronosEngineTypes/Processor.swift).
         .target(
-            name: "KronosEngine",
-            dependencies: ["KronosEngineTypes", "KronosBundle", "KronosQuant", "CKronosHints", "KronosVNNI"],
+            name: "KronosWideEngine",
+            dependencies: ["KronosEngineTypes", "KronosBundle", "KronosQuant", "CKronosHints", "KronosWideVNNI"],
             swiftSettings: numericSettings),
         .target(
             name: "KronosEngineBaseline",
-            dependencies: ["KronosEngineTypes", "KronosBundle", "KronosQuant", "CKronosHints", "KronosVNNI"],
+            dependencies: ["KronosEngineTypes", "KronosBundle", "KronosQuant", "CKronosHints", "KronosWideVNNI"],
             linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
         .executableTarget(
             name: "KronosConvertCLI",
@@ -93,12 +102,13 @@ let package = Package(
         .executableTarget(
             name: "KronosBenchCLI",
             dependencies: [
-                "Kronos", "KronosEngine", "KronosBundle", "KronosQuant",
+                "Kronos", "KronosWideEngine", "KronosBundle", "KronosQuant",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(
-            name: "Kronos", dependencies: ["KronosEngine", "KronosEngineBaseline", "KronosEngineTypes", "KronosBundle"]),
+            name: "Kronos",
+            dependencies: ["KronosWideEngine", "KronosEngineBaseline", "KronosEngineTypes", "KronosBundle"]),
         .target(name: "KronosIO", dependencies: ["Kronos", "KronosEngineTypes", "KronosBundle"]),
         .target(
             name: "KronosVerify",
@@ -122,20 +132,21 @@ let package = Package(
         .testTarget(
             name: "KronosVerifyTests",
             dependencies: [
-                "KronosVerify", "Kronos", "KronosEngine", "KronosConvert", "KronosCheckpoint", "KronosTestSupport",
+                "KronosVerify", "Kronos", "KronosWideEngine", "KronosConvert", "KronosCheckpoint", "KronosTestSupport",
             ]),
         .testTarget(
             name: "KronosTests",
             dependencies: [
-                "Kronos", "KronosEngine", "KronosEngineBaseline", "KronosEngineTypes", "KronosConvert",
+                "Kronos", "KronosWideEngine", "KronosEngineBaseline", "KronosEngineTypes", "KronosConvert",
                 "KronosCheckpoint", "KronosTestSupport",
             ]),
         .testTarget(
             name: "KronosEngineTests",
             dependencies: [
-                "KronosEngine", "Kronos", "KronosIO", "KronosCheckpoint", "KronosConvert", "KronosTestSupport",
+                "KronosWideEngine", "Kronos", "KronosIO", "KronosCheckpoint", "KronosConvert", "KronosTestSupport",
             ]),
-        // The same engine tests against the baseline build (Tests/KronosEngineBaselineTests links to KronosEngineTests).
+        // The same engine tests against the baseline build
+        // (Tests/KronosEngineBaselineTests links to KronosEngineTests).
         .testTarget(
             name: "KronosEngineBaselineTests",
             dependencies: [

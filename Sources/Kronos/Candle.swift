@@ -103,7 +103,8 @@ public struct CandleSeries: Sendable {
             let t = Int64(seconds)
             if let last = times.last, t <= last {
                 throw .invalidInput(
-                    "\(name), candle \(i): date \(c.date) is not later than the previous candle's: candles must be strictly increasing in date (to the second)"
+                    "\(name), candle \(i): date \(c.date) is not later than the previous candle's: candles must be "
+                        + "strictly increasing in date (to the second)"
                 )
             }
             var row = [Float](repeating: 0, count: 6)

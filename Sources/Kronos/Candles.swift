@@ -33,7 +33,21 @@ public struct ColumnMapping: Sendable, Equatable {
     public var time: String?
     /// Field (open, high, low, close, volume, amount) -> header name or 1-based position.
     public var fields: [String: String] = [:]
-    public init(time: String? = nil, fields: [String: String] = [:]) { self.time = time; self.fields = fields }
+    /// How messages name the mapping: as Swift code's ColumnMapping (the default) or as the
+    /// command line's --time-column / --column options (kronos-run).
+    public var spelling: Spelling = .swift
+    public enum Spelling: Sendable, Equatable { case swift, commandLine }
+    public init(time: String? = nil, fields: [String: String] = [:], spelling: Spelling = .swift) {
+        self.time = time; self.fields = fields; self.spelling = spelling
+    }
+    /// "--time-column NAME" / "ColumnMapping(time: NAME)" as this mapping's users write it.
+    func timeOption(_ name: String) -> String {
+        spelling == .commandLine ? "--time-column \(name)" : "ColumnMapping(time: \"\(name)\")"
+    }
+    /// "--column FIELD=NAME" / "ColumnMapping fields[FIELD] = NAME".
+    func fieldOption(_ field: String, _ name: String) -> String {
+        spelling == .commandLine ? "--column \(field)=\(name)" : "ColumnMapping fields[\"\(field)\"] = \"\(name)\""
+    }
 }
 
 public struct CandleTable: Sendable {
@@ -260,7 +274,8 @@ public enum Candles {
         var notes = [String]()
         if preamble > 0 {
             notes.append(
-                "skipped \(preamble) line\(preamble == 1 ? "" : "s") before the header (no separator): first \(excerpt(skipped))"
+                "skipped \(preamble) line\(preamble == 1 ? "" : "s") before the header (no separator): first "
+                    + "\(excerpt(skipped))"
             )
         }
         let header: [String]
@@ -273,7 +288,8 @@ public enum Candles {
                 throw fail(
                     lines[0].line, nil,
                     "no header row: expected one naming the timestamp and open, high, low, close columns "
-                        + "(or Binance's headerless 12-column kline layout, or --time-column / --column with positions); "
+                        + "(or Binance's headerless 12-column kline layout, or "
+                        + "\(mapping.timeOption("1")) / \(mapping.fieldOption("close", "5")) with positions); "
                         + "found \(width) cells: \(excerpt(lineText(b, lines[0])))")
             }
             header = [
@@ -281,7 +297,8 @@ public enum Candles {
                 "number_of_trades", "taker_buy_base_asset_volume", "taker_buy_quote_asset_volume", "ignore",
             ]
             notes.append(
-                "no header: read as Binance's 12-column kline layout (open_time, open, high, low, close, volume, ..., quote_asset_volume as amount)"
+                "no header: read as Binance's 12-column kline layout (open_time, open, high, low, close, volume, ..., "
+                    + "quote_asset_volume as amount)"
             )
         } else {
             header = (1...width).map { "\($0)" }
@@ -290,15 +307,15 @@ public enum Candles {
         let headerList = excerpt(header.joined(separator: ", "))
 
         /// The column `name` names: a header name, else (for a number) a 1-based position.
-        func column(named name: String, option: String) throws(RuntimeError) -> Int {
+        func column(named name: String, option: @autoclosure () -> String) throws(RuntimeError) -> Int {
             let n = normalize(name)
             let hits = normalized.indices.filter { normalized[$0] == n }
             if hits.count == 1 { return hits[0] }
             if hits.count > 1 {
-                throw fail(lines[0].line, nil, "\(option)\(name): \(hits.count) columns have that name")
+                throw fail(lines[0].line, nil, "\(option()): \(hits.count) columns have that name")
             }
             if let p = Int(name), p >= 1, p <= width { return p - 1 }
-            throw fail(lines[0].line, nil, "\(option)\(name): no such column (found \(headerList))")
+            throw fail(lines[0].line, nil, "\(option()): no such column (found \(headerList))")
         }
         /// The column a field's aliases find (first alias present wins); two columns equal under
         /// `normalize` for the winning alias are ambiguous.
@@ -309,31 +326,32 @@ public enum Candles {
                     throw fail(
                         lines[0].line, nil,
                         "columns \(hits.map { "\"\(header[$0])\"" }.joined(separator: " and ")) both name \(field): "
-                            + "rename one or choose with --column \(field)=NAME")
+                            + "rename one or choose with \(mapping.fieldOption(field, "NAME"))")
                 }
                 if let h = hits.first { return h }
             }
             return nil
         }
         for key in mapping.fields.keys where !columns.contains(key) {
-            throw .options("--column \(key)=...: unknown field \"\(key)\" (fields: \(columns.joined(separator: ", ")))")
+            let fields = columns.joined(separator: ", ")
+            throw .options("\(mapping.fieldOption(key, "...")): unknown field \"\(key)\" (fields: \(fields))")
         }
         let timeIndex: Int
         if let t = mapping.time {
-            timeIndex = try column(named: t, option: "--time-column ")
+            timeIndex = try column(named: t, option: mapping.timeOption(t))
         } else if let t = try column(for: "time") {
             timeIndex = t
         } else {
             throw fail(
                 lines[0].line, nil,
                 "no timestamp column: expected one named timestamps, timestamp, datetime, date, time "
-                    + "or open_time (or --time-column NAME); found \(headerList)")
+                    + "or open_time (or \(mapping.timeOption("NAME"))); found \(headerList)")
         }
         var colIndex = [Int?]()
         for c in columns {
             let i: Int?
             if let name = mapping.fields[c] {
-                i = try column(named: name, option: "--column \(c)=")
+                i = try column(named: name, option: mapping.fieldOption(c, name))
             } else {
                 i = try column(for: c)
             }
@@ -341,7 +359,7 @@ public enum Candles {
                 throw fail(
                     lines[0].line, c,
                     "missing required column \"\(c)\" (required: open, high, low, close; found \(headerList); "
-                        + "--column \(c)=NAME names another)")
+                        + "\(mapping.fieldOption(c, "NAME")) names another)")
             }
             colIndex.append(i)
         }
@@ -400,8 +418,10 @@ public enum Candles {
                     t == last
                         ? "duplicate timestamp \(excerpt(cell))"
                         : newestFirst
-                            ? "timestamp \(excerpt(cell)) is later than the previous row's: the rows started newest first, so they must keep decreasing in time"
-                            : "timestamp \(excerpt(cell)) is earlier than the previous row's: rows must be strictly increasing in time"
+                            ? "timestamp \(excerpt(cell)) is later than the previous row's: the rows started newest "
+                                + "first, so they must keep decreasing in time"
+                            : "timestamp \(excerpt(cell)) is earlier than the previous row's: rows must be strictly "
+                                + "increasing in time"
                 )
             }
             times.append(t); rowLines.append(ln)
@@ -478,7 +498,8 @@ public enum Candles {
             }
             if badOrder.count > 0 {
                 warnings.append(
-                    "\(rows(badOrder.count, "breaks", "break")) the OHLC order (low <= open, close <= high), first at \(place) \(badOrder.line)"
+                    "\(rows(badOrder.count, "breaks", "break")) the OHLC order (low <= open, close <= high), first at "
+                        + "\(place) \(badOrder.line)"
                 )
             }
             if nonPositive.count > 0 {
@@ -487,7 +508,8 @@ public enum Candles {
             }
             if negativeVolume.count > 0 {
                 warnings.append(
-                    "\(rows(negativeVolume.count, "has", "have")) a negative volume or amount, first at \(place) \(negativeVolume.line)"
+                    "\(rows(negativeVolume.count, "has", "have")) a negative volume or amount, first at \(place) "
+                        + "\(negativeVolume.line)"
                 )
             }
             return warnings
@@ -512,7 +534,8 @@ public enum Candles {
             .input(
                 file: file, line: line, column: column,
                 message:
-                    "cannot read timestamp \(excerpt(s)) (expected YYYY-MM-DD[ HH:MM[:SS]], ISO-8601, or unix seconds / milliseconds / microseconds)"
+                    "cannot read timestamp \(excerpt(s)) (expected YYYY-MM-DD[ HH:MM[:SS]], ISO-8601, or unix seconds "
+                    + "/ milliseconds / microseconds)"
             )
         }
         if !s.isEmpty, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) {

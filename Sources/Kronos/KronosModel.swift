@@ -1,5 +1,5 @@
 // The Kronos façade: load a bundle once, forecast candles with their dates from any number of
-// tasks at once. The engine (KronosEngine) stays behind it.
+// tasks at once. The engine (KronosWideEngine) stays behind it.
 import Foundation
 import KronosEngineTypes
 import Synchronization
@@ -165,13 +165,15 @@ extension KronosModel {
         guard steps >= 1 else { throw .invalidOptions("steps must be at least 1, found \(steps)") }
         guard steps <= window else {
             throw .invalidOptions(
-                "\(steps) steps exceed the model's \(window)-row window: the tokenizer decodes one window, as the reference does"
+                "\(steps) steps exceed the model's \(window)-row window: the tokenizer decodes one window, as the "
+                    + "reference does"
             )
         }
         guard o.samples >= 1 else { throw .invalidOptions("samples must be at least 1, found \(o.samples)") }
         guard histories.count * o.samples <= EngineLimits.maxBatch else {
             throw .invalidOptions(
-                "\(histories.count) series × \(o.samples) samples: at most \(EngineLimits.maxBatch) paths run as one batch"
+                "\(histories.count) series × \(o.samples) samples: at most \(EngineLimits.maxBatch) paths run as one "
+                    + "batch"
             )
         }
         guard o.temperature > 0, o.temperature.isFinite else {
@@ -184,7 +186,8 @@ extension KronosModel {
         }
         for h in histories.dropFirst() where h.count != first.count {
             throw .invalidInput(
-                "\(h.name) has \(h.count) candles but \(first.name) has \(first.count): series forecast together need the same length"
+                "\(h.name) has \(h.count) candles but \(first.name) has \(first.count): series forecast together need "
+                    + "the same length"
             )
         }
         var plan = ForecastPlan(
@@ -246,7 +249,8 @@ extension KronosModel {
             }
             if h.count > window {
                 notes.append(
-                    "\(h.name): \(h.count) candles exceed the \(window)-row window: the model sees the last \(window) (the tokenizer encodes all)"
+                    "\(h.name): \(h.count) candles exceed the \(window)-row window: the model sees the last \(window) "
+                        + "(the tokenizer encodes all)"
                 )
             }
             plan.notes.append(notes)

@@ -62,7 +62,8 @@ public enum TradingCalendar {
                 throw .input(
                     file: t.file, line: nil, column: nil,
                     message:
-                        "future timestamps after \(Candles.format(last, t.format)) by \(describe(interval: step)) pass the year 9999"
+                        "future timestamps after \(Candles.format(last, t.format)) by \(describe(interval: step)) pass "
+                        + "the year 9999"
                 )
             }
             out.append(n); last = n
@@ -80,8 +81,11 @@ public enum TradingCalendar {
     }
 
     /// One warning for rows missing from the calendar's grid (gaps) and one for rows closer than
-    /// the spacing; nil when the input follows the grid.
-    public static func gapWarnings(_ t: CandleTable, step: Int64, calendar: CalendarKind) -> [String] {
+    /// the spacing; nil when the input follows the grid. `exactTimes` names, in the caller's terms,
+    /// the way to give exact future times (for sessions and holidays).
+    public static func gapWarnings(
+        _ t: CandleTable, step: Int64, calendar: CalendarKind, exactTimes: String = "ForecastOptions.futureDates"
+    ) -> [String] {
         var gaps = 0, missing: Int64 = 0, firstGap: Int?, close = 0, firstClose: Int?
         for i in 1..<t.rows {
             guard let expected = next(after: t.times[i - 1], step: step, calendar: calendar) else { break }
@@ -110,14 +114,17 @@ public enum TradingCalendar {
         let spacing = "\(describe(interval: step)) on the \(calendar.rawValue) calendar"
         if let i = firstGap {
             out.append(
-                "\(gaps) gap\(gaps == 1 ? "" : "s") in the timestamps (expected spacing \(spacing), \(missing) row\(missing == 1 ? "" : "s") missing); "
-                    + "first at line \(t.lines[i]): \(Candles.format(t.times[i - 1], t.format)) -> \(Candles.format(t.times[i], t.format))"
+                "\(gaps) gap\(gaps == 1 ? "" : "s") in the timestamps (expected spacing \(spacing), \(missing) "
+                    + "row\(missing == 1 ? "" : "s") missing); "
+                    + "first at line \(t.lines[i]): \(Candles.format(t.times[i - 1], t.format)) -> "
+                    + "\(Candles.format(t.times[i], t.format))"
                     + (calendar == .allDays
-                        ? "" : " (sessions or holidays: --future-timestamps FILE gives the exact future times)"))
+                        ? "" : " (sessions or holidays: \(exactTimes) gives the exact future times)"))
         }
         if let i = firstClose {
             out.append(
-                "\(close) row\(close == 1 ? " is" : "s are") closer to the previous than the expected spacing \(spacing); first at line \(t.lines[i])"
+                "\(close) row\(close == 1 ? " is" : "s are") closer to the previous than the expected spacing "
+                    + "\(spacing); first at line \(t.lines[i])"
             )
         }
         return out
@@ -173,7 +180,8 @@ public enum TradingCalendar {
             throw .input(
                 file: path, line: nil, column: nil,
                 message:
-                    "its timestamps are not written like those of \(t.file) (unix vs calendar text, or another UTC offset)"
+                    "its timestamps are not written like those of \(t.file) (unix vs calendar text, or another UTC "
+                    + "offset)"
             )
         }
         let after = file.times.filter { $0 > t.times.last! }
@@ -181,7 +189,8 @@ public enum TradingCalendar {
             throw .input(
                 file: path, line: nil, column: nil,
                 message:
-                    "has \(after.count) timestamp\(after.count == 1 ? "" : "s") after \(t.file)'s last row (\(Candles.format(t.times.last!, t.format))), need \(count) (--pred-len)"
+                    "has \(after.count) timestamp\(after.count == 1 ? "" : "s") after \(t.file)'s last row "
+                    + "(\(Candles.format(t.times.last!, t.format))), need \(count) (one per forecast step)"
             )
         }
         return FutureTimes(times: Array(after.prefix(count)), format: file.format)

@@ -1,6 +1,6 @@
 // Timing of the runtime's matmul kernels on model-shaped matrices (used by kronos-bench).
 import Foundation
-import KronosEngine
+import KronosWideEngine
 import Kronos
 import KronosQuant
 
@@ -24,25 +24,26 @@ public enum KernelBenchmark {
         var rng = KronosRNG(seed: 0x1234_5678)
         func next() -> Float { Float(0.2 * rng.nextDouble() - 0.1) }  // uniform in [-0.1, 0.1)
         let rowBytes = type.rowBytes(columns: inner)!
-        let w = UnsafeMutableRawPointer.allocate(byteCount: out * rowBytes, alignment: 64)
+        let arena = ScratchArena()  // owns w, x, y
+        defer { withExtendedLifetime(arena) {} }
+        let w = arena.rawBuffer(bytes: out * rowBytes)
         let row = [Float](unsafeUninitializedCapacity: inner) { b, n in
             for i in 0..<inner { b[i] = next() }; n = inner
         }
         row.withUnsafeBufferPointer { r in
             for j in 0..<out { try? type.encodeRow(r.baseAddress!, columns: inner, into: w + j * rowBytes) }
         }
-        let x = UnsafeMutablePointer<Float>.allocate(capacity: rows * inner)
+        let x: UnsafeMutablePointer<Float> = arena.buffer(count: rows * inner)
         for i in 0..<(rows * inner) { x[i] = next() }
-        let y = UnsafeMutablePointer<Float>.allocate(capacity: rows * out)
-        defer { w.deallocate(); x.deallocate(); y.deallocate() }
+        let y: UnsafeMutablePointer<Float> = arena.buffer(count: rows * out)
         let m = WeightMatrix(type: type, rows: out, columns: inner, data: w)
         let workspace = Workspace(columns: inner, positions: 0, threads: Runtime.startThreads(threads))
         workspace.integerActivations = integerActivations
-        KronosEngine.matmul(m, bias: nil, x, rows: rows, y, workspace: workspace)  // warm up
+        KronosWideEngine.matmul(m, bias: nil, x, rows: rows, y, workspace: workspace)  // warm up
         var best = Double.infinity, total = 0.0
         while total < minSeconds {
             let t0 = Date()
-            KronosEngine.matmul(m, bias: nil, x, rows: rows, y, workspace: workspace)
+            KronosWideEngine.matmul(m, bias: nil, x, rows: rows, y, workspace: workspace)
             let dt = Date().timeIntervalSince(t0)
             best = min(best, dt); total += dt
         }
@@ -64,9 +65,10 @@ public enum KernelBenchmark {
         var rng = KronosRNG(seed: 0x9E37_79B9)
         func next() -> Float { Float(2 * rng.nextDouble() - 1) }  // uniform in [-1, 1)
         let cache = KVCache(batch: 1, capacity: rows, width: D, precision: precision)
-        let q = UnsafeMutablePointer<Float>.allocate(capacity: rows * D),
-            out = UnsafeMutablePointer<Float>.allocate(capacity: rows * D)
-        defer { q.deallocate(); out.deallocate() }
+        let arena = ScratchArena()  // owns q and out
+        defer { withExtendedLifetime(arena) {} }
+        let q: UnsafeMutablePointer<Float> = arena.buffer(count: rows * D)
+        let out: UnsafeMutablePointer<Float> = arena.buffer(count: rows * D)
         var kv = [Float](repeating: 0, count: 2 * D)  // one random key and value per row
         for t in 0..<rows {
             for i in 0..<(2 * D) { kv[i] = next() }
@@ -93,7 +95,8 @@ public enum KernelBenchmark {
         let script = """
             import time, numpy as np
             rng = np.random.default_rng(0)
-            w = rng.standard_normal((\(out), \(inner)), dtype=np.float32); x = rng.standard_normal((\(rows), \(inner)), dtype=np.float32)
+            w = rng.standard_normal((\(out), \(inner)), dtype=np.float32)
+            x = rng.standard_normal((\(rows), \(inner)), dtype=np.float32)
             x @ w.T
             best, total = 1e9, 0.0
             while total < \(minSeconds):

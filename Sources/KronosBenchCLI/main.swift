@@ -1,12 +1,12 @@
 // kronos-bench: GFLOP/s and weight GB/s of the matmul kernels on Kronos-small / Kronos-base shapes,
 // for f32, f16, q8_0, q4_1 and q4_k weights, decode (1 row) and prefill (512 rows), beside numpy's
-// matmul (OpenBLAS) on the same f32 shapes. Parses arguments and prints; timing is in KronosEngine.
+// matmul (OpenBLAS) on the same f32 shapes. Parses arguments and prints; timing is in KronosWideEngine.
 import ArgumentParser
 import Foundation
 import Kronos
 import KronosBundle
 import KronosQuant
-import KronosEngine
+import KronosWideEngine
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -122,7 +122,9 @@ struct ForecastBench: ParsableCommand {
     var activations: ActivationPrecision?
     @Option(
         help:
-            "Precision of the predictor's key / value cache: f32 or f16 (default: kronos-run's, f16 for q8 / q4 bundles)."
+            ArgumentHelp(
+                "Precision of the predictor's key / value cache: f32 or f16 (default: kronos-run's, f16 for q8 / q4 "
+                    + "bundles).")
     )
     var kvCache: KVCachePrecision?
 
@@ -163,7 +165,8 @@ struct ForecastBench: ParsableCommand {
                 let mib = { (b: Double) in String(format: "%.1f", b / 1_048_576) }
                 let rss = t.peakResidentBytes.map { Double($0) }
                 print(
-                    "| \((bundle as NSString).lastPathComponent) | \(t.activations.rawValue) | \(t.kvCache.rawValue) | \(mib(Double(decoded))) | \(s) | "
+                    "| \((bundle as NSString).lastPathComponent) | \(t.activations.rawValue) | \(t.kvCache.rawValue) | "
+                        + "\(mib(Double(decoded))) | \(s) | "
                         + String(format: "%.0f | %.1f | ", t.prefillTokensPerSecond, t.decodeStepsPerSecond)
                         + cache.map { String(format: "%.3f", t.forecastSeconds[$0.rawValue] ?? .nan) }.joined(
                             separator: " | ")
@@ -241,12 +244,13 @@ extension CacheMode: ExpressibleByArgument {}
 extension KVCachePrecision: ExpressibleByArgument {}
 extension ActivationPrecision: ExpressibleByArgument {}
 
-/// kronos-bench times the x86-64-v3 build of the engine (KronosEngine): on a processor without AVX2 /
+/// kronos-bench times the x86-64-v3 build of the engine (KronosWideEngine): on a processor without AVX2 /
 /// FMA (or with KRONOS_KERNELS=portable) its measurements must not start (the library and kronos-run
 /// switch to the baseline build there).
 struct NativeEngineRequired: LocalizedError {
     var errorDescription: String? {
-        "kronos-bench measures the engine built for x86-64-v3 (AVX2, FMA), which this processor (or KRONOS_KERNELS=portable) does not run"
+        "kronos-bench measures the engine built for x86-64-v3 (AVX2, FMA), which this processor (or "
+            + "KRONOS_KERNELS=portable) does not run"
     }
     static func check() throws { if !Processor.runsNativeEngine { throw NativeEngineRequired() } }
 }

@@ -28,7 +28,8 @@ public enum BundleError: Error, LocalizedError, Sendable, Equatable {
             return "\(file): tensor \(tensor) (frame at byte \(offset)): \(message)"
         case let .layout(file, problems):
             return
-                "\(file): tensor table does not match the configs (\(problems.count) problem\(problems.count == 1 ? "" : "s")):\n  "
+                "\(file): tensor table does not match the configs (\(problems.count) "
+                + "problem\(problems.count == 1 ? "" : "s")):\n  "
                 + Self.report(problems)
         case let .exists(file): return "\(file) already exists (use --force to overwrite it)"
         }

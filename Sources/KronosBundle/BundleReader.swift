@@ -145,7 +145,8 @@ public final class BundleReader: @unchecked Sendable {
             guard elementCount(t.shape) != nil else { throw bad("element count of shape \(t.shape) overflows") }
             guard let raw = t.type.byteCount(shape: t.shape) else {
                 throw bad(
-                    "shape \(t.shape) cannot be stored as \(t.type.rawValue) (row length must be a multiple of \(t.type.traits.blockSize))"
+                    "shape \(t.shape) cannot be stored as \(t.type.rawValue) (row length must be a multiple of "
+                        + "\(t.type.traits.blockSize))"
                 )
             }
             guard raw == t.rawSize else {
@@ -153,7 +154,8 @@ public final class BundleReader: @unchecked Sendable {
             }
             guard t.offset == expectedOffset else {
                 throw bad(
-                    "offset: expected \(expectedOffset) (frames are contiguous, 64-byte aligned, in table order), found \(t.offset)"
+                    "offset: expected \(expectedOffset) (frames are contiguous, 64-byte aligned, in table order), "
+                        + "found \(t.offset)"
                 )
             }
             guard t.storedSize >= 1, t.storedSize <= dataSize - t.offset else {

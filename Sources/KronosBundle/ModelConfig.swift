@@ -184,7 +184,8 @@ extension PredictorConfig {
         }
         guard modelDimension % (2 * Self.dependencyHeads) == 0 else {
             throw fail(
-                "d_model \(modelDimension) must be divisible by 8 (the dependency layer's 4 heads need an even head dimension)"
+                "d_model \(modelDimension) must be divisible by 8 (the dependency layer's 4 heads need an even head "
+                    + "dimension)"
             )
         }
     }
@@ -230,7 +231,8 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             throw ConfigError(
                 file: predictorFile,
                 message:
-                    "s1_bits/s2_bits \(predictor.s1Bits)/\(predictor.s2Bits) differ from the tokenizer's \(tokenizer.s1Bits)/\(tokenizer.s2Bits) (\(tokenizerFile))"
+                    "s1_bits/s2_bits \(predictor.s1Bits)/\(predictor.s2Bits) differ from the tokenizer's "
+                    + "\(tokenizer.s1Bits)/\(tokenizer.s2Bits) (\(tokenizerFile))"
             )
         }
     }

@@ -88,7 +88,8 @@ public struct OutputTarget: Sendable, Equatable {
                 let what = describe(st.st_mode)
                 guard !regularOnly else {
                     throw fail(
-                        "\(path == given ? "is" : "links to") a \(what), not a regular file: it is never replaced (not even with --force)"
+                        "\(path == given ? "is" : "links to") a \(what), not a regular file: it is never replaced (not "
+                            + "even with --force)"
                     )
                 }
                 guard access(path, W_OK) == 0 else { throw fail("the \(what) \(path) is not writable") }

@@ -147,13 +147,15 @@ extension TensorLayout {
             let typeMatches = e.role.isFloat ? f.isFloat : f.typeName.uppercased() == "I64"
             if !typeMatches {
                 problems.append(
-                    "tensor \(key): expected \(e.role.isFloat ? "a float dtype" : "an int64 buffer"), found \(f.typeName)"
+                    "tensor \(key): expected \(e.role.isFloat ? "a float dtype" : "an int64 buffer"), found "
+                        + "\(f.typeName)"
                 )
             }
         }
         for f in found where !expectedKeys.contains("\(f.part.rawValue)/\(f.name)") {
             problems.append(
-                "unexpected tensor \(f.part.rawValue)/\(f.name): shape \(f.shape), not part of the model the config describes"
+                "unexpected tensor \(f.part.rawValue)/\(f.name): shape \(f.shape), not part of the model the config "
+                    + "describes"
             )
         }
         return problems

@@ -35,7 +35,8 @@ public struct CheckpointDirectory: Sendable {
             throw .io(
                 file: configPath,
                 message:
-                    "cannot read the \(part.rawValue) config (expected config.json beside the weights): \(error.message)"
+                    "cannot read the \(part.rawValue) config (expected config.json beside the weights): "
+                    + "\(error.message)"
             )
         }
         configData = data
@@ -92,7 +93,8 @@ public struct CheckpointDirectory: Sendable {
                 throw .format(
                     file: sf.path,
                     message:
-                        "tensor \"\(t.name)\" is in this shard but weight_map says \(wanted[t.name].map { "\"\($0)\"" } ?? "nothing")"
+                        "tensor \"\(t.name)\" is in this shard but weight_map says "
+                        + "\(wanted[t.name].map { "\"\($0)\"" } ?? "nothing")"
                 )
             }
             files.append(sf)

@@ -44,7 +44,10 @@ public enum CheckpointError: Error, LocalizedError, Sendable, Equatable {
         case let .format(file, message): return "\(file): not a valid safetensors file: \(message)"
         case let .pickle(file):
             return
-                "\(file): PyTorch pickle checkpoints are refused (loading a pickle can run arbitrary code). Convert it to safetensors in Python first: `model = <Class>.from_pretrained(dir); model.save_pretrained(dir, safe_serialization=True)` or `safetensors.torch.save_file(torch.load(path, weights_only=True), \"model.safetensors\")`."
+                "\(file): PyTorch pickle checkpoints are refused (loading a pickle can run arbitrary code). Convert it "
+                + "to safetensors in Python first: `model = <Class>.from_pretrained(dir); "
+                + "model.save_pretrained(dir, safe_serialization=True)` or "
+                + "`safetensors.torch.save_file(torch.load(path, weights_only=True), \"model.safetensors\")`."
         case let .config(e): return e.errorDescription
         case let .layout(problems):
             return
@@ -231,7 +234,8 @@ public final class SafetensorsFile: @unchecked Sendable {
             guard !o else { throw badT("byte size of shape \(shape) × \(dtype.size) overflows") }
             guard end - begin == bytes else {
                 throw badT(
-                    "data_offsets [\(begin), \(end)] span \(end - begin) bytes, expected \(bytes) (\(count) elements × \(dtype.size) bytes of \(dt))"
+                    "data_offsets [\(begin), \(end)] span \(end - begin) bytes, expected \(bytes) (\(count) elements × "
+                        + "\(dtype.size) bytes of \(dt))"
                 )
             }
             infos.append(Info(name: name, dtype: dtype, shape: shape, begin: begin, end: end))
@@ -242,11 +246,13 @@ public final class SafetensorsFile: @unchecked Sendable {
             guard info.begin == expected else {
                 if info.begin < expected {
                     throw bad(
-                        "tensor \"\(info.name)\": data_offsets begin \(info.begin) overlaps the previous tensor, which ends at \(expected)"
+                        "tensor \"\(info.name)\": data_offsets begin \(info.begin) overlaps the previous tensor, which "
+                            + "ends at \(expected)"
                     )
                 }
                 throw bad(
-                    "tensor \"\(info.name)\": data_offsets begin \(info.begin), expected \(expected) (tensors must be contiguous from 0, gap found)"
+                    "tensor \"\(info.name)\": data_offsets begin \(info.begin), expected \(expected) (tensors must be "
+                        + "contiguous from 0, gap found)"
                 )
             }
             expected = info.end
@@ -254,11 +260,13 @@ public final class SafetensorsFile: @unchecked Sendable {
         guard expected == bufferSize else {
             if expected > bufferSize {
                 throw bad(
-                    "tensor data ends at byte \(bufferStart + expected) but the file has \(b.count) bytes (truncated by \(expected - bufferSize) bytes)"
+                    "tensor data ends at byte \(bufferStart + expected) but the file has \(b.count) bytes (truncated "
+                        + "by \(expected - bufferSize) bytes)"
                 )
             }
             throw bad(
-                "tensor data ends at byte \(bufferStart + expected) but the file has \(b.count) bytes (\(bufferSize - expected) trailing bytes)"
+                "tensor data ends at byte \(bufferStart + expected) but the file has \(b.count) bytes "
+                    + "(\(bufferSize - expected) trailing bytes)"
             )
         }
         let tensors = infos.map {

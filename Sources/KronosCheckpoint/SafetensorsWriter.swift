@@ -44,7 +44,9 @@ public enum SafetensorsWriter {
         for t in tensors {
             let b = t.payload.bytes
             entries.append(
-                "\(quote(t.name)):{\"dtype\":\"\(t.payload.dtype)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + b.count)]}"
+                "\(quote(t.name)):{\"dtype\":\"\(t.payload.dtype)\","
+                    + "\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],"
+                    + "\"data_offsets\":[\(offset),\(offset + b.count)]}"
             )
             offset += b.count
             data += b

@@ -170,7 +170,8 @@ public func chooseType(for e: ExpectedTensor, options: ConversionOptions) -> (Te
         if !type.canStore(rowLength: columns) {
             return (
                 .f16,
-                "\(e.part.rawValue)/\(e.name): row length \(columns) is not a multiple of \(type.traits.blockSize); stored as f16 instead of \(type.rawValue)"
+                "\(e.part.rawValue)/\(e.name): row length \(columns) is not a multiple of \(type.traits.blockSize); "
+                    + "stored as f16 instead of \(type.rawValue)"
             )
         }
         return (type, nil)

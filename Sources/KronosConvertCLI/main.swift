@@ -49,7 +49,9 @@ struct Convert: ParsableCommand {
     var keep: [String] = []
     @Option(
         help:
-            "Model max context recorded in the bundle (default: config's max_context, else 2048 for Kronos-mini shapes, 512 otherwise)."
+            ArgumentHelp(
+                "Model max context recorded in the bundle (default: config's max_context, else 2048 for Kronos-mini "
+                    + "shapes, 512 otherwise).")
     )
     var maxContext: Int?
     @Option(help: "zstd compression level of the frames (1-19).")
@@ -101,7 +103,8 @@ struct Convert: ParsableCommand {
                 FileHandle.standardError.write(Data("checked \(n) tensors, \(formatBytes(bytes)) of weights\n".utf8))
             case let .tensorDone(i, total, name, type):
                 let line =
-                    "\r\u{1B}[K[\(i)/\(total)] \(type.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)) \(name)"
+                    "\r\u{1B}[K[\(i)/\(total)] \(type.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0)) "
+                    + "\(name)"
                 FileHandle.standardError.write(Data((line + (i == total ? "\n" : "")).utf8))
             }
         }
@@ -162,14 +165,17 @@ struct Inspect: ParsableCommand {
         print("bundle      \(bundle) (\(reader.fileSize) bytes, format v\(m.formatVersion))")
         print("converter   \(Terminal.safe(m.converter.name)) \(Terminal.safe(m.converter.version))")
         print(
-            "settings    quantize \(Terminal.safe(m.settings.quantize)), keep [\(Terminal.safe(m.settings.keep.joined(separator: ", ")))], zstd level \(m.settings.zstdLevel), q4 search steps \(m.settings.q4SearchSteps)"
+            "settings    quantize \(Terminal.safe(m.settings.quantize)), keep "
+                + "[\(Terminal.safe(m.settings.keep.joined(separator: ", ")))], zstd level \(m.settings.zstdLevel), q4 "
+                + "search steps \(m.settings.q4SearchSteps)"
         )
         print("max context \(m.maxContext)")
         print("tokenizer   \(jsonString(m.tokenizerConfig))")
         print("predictor   \(jsonString(m.predictorConfig))")
         for s in m.sources {
             print(
-                "source      \(s.part.rawValue)/\(Terminal.safe(s.file)) \(s.bytes) bytes sha256 \(Terminal.safe(s.sha256))"
+                "source      \(s.part.rawValue)/\(Terminal.safe(s.file)) \(s.bytes) bytes sha256 "
+                    + "\(Terminal.safe(s.sha256))"
             )
         }
         for n in m.notes { print("note        \(Terminal.safe(n))") }

@@ -1,5 +1,5 @@
 // Which build of the engine runs on this processor. The engine is compiled twice from the same
-// sources: KronosEngine for x86-64-v3 (AVX2, FMA, F16C: every x86 processor since 2013-2015; on
+// sources: KronosWideEngine for x86-64-v3 (AVX2, FMA, F16C: every x86 processor since 2013-2015; on
 // other architectures without CPU flags) and KronosEngineBaseline without any CPU flags (x86-64's
 // SSE2 baseline: processors before those, and KRONOS_KERNELS=portable). The façade loads a model
 // into the build this processor runs, so no instruction the processor lacks is ever executed.
@@ -14,10 +14,10 @@ public enum Processor {
     public static let portableForced: Bool = ProcessInfo.processInfo.environment["KRONOS_KERNELS"] == "portable"
     /// The processor and OS run x86-64-v3 code (AVX2, FMA, F16C, BMI1/2, LZCNT, MOVBE, POPCNT).
     public static let hasX86_64_v3: Bool = kronos_cpu_has_x86_64_v3() != 0
-    /// The processor and OS run AVX-512 F / BW / VL with VNNI (the int8 kernels of KronosVNNI).
+    /// The processor and OS run AVX-512 F / BW / VL with VNNI (the int8 kernels of KronosWideVNNI).
     public static let hasAVX512VNNI: Bool = kronos_cpu_has_avx512_vnni() != 0
 
-    /// Whether models load into KronosEngine (else KronosEngineBaseline).
+    /// Whether models load into KronosWideEngine (else KronosEngineBaseline).
     public static var runsNativeEngine: Bool {
         #if arch(x86_64)
             return hasX86_64_v3 && !portableForced

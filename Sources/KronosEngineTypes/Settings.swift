@@ -1,5 +1,5 @@
 // What the engine takes and gives: settings, inputs, results, errors. Shared by the engine's
-// builds for each processor (KronosEngine, KronosEngineBaseline) and by everything above them.
+// builds for each processor (KronosWideEngine, KronosEngineBaseline) and by everything above them.
 import Foundation
 import KronosBundle
 

@@ -60,10 +60,12 @@ public enum ForecastChart {
         let bundleName = (context.bundle as NSString).lastPathComponent
         let title = "\(name): \(P) steps forecast by \(bundleName) (\(context.type))"
         let subtitle =
-            "\(context.samples) sample\(context.samples == 1 ? "" : "s"), seed \(context.seed), cache \(context.cache), "
+            "\(context.samples) sample\(context.samples == 1 ? "" : "s"), seed \(context.seed), cache "
+            + "\(context.cache), "
             + "calendar \(s.calendar?.rawValue ?? "from file"), last close \(NumberText.decimal(s.lastClose))"
         var out = """
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(W))" height="\(Int(H))" viewBox="0 0 \(Int(W)) \(Int(H))" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(W))" height="\(Int(H))" \
+            viewBox="0 0 \(Int(W)) \(Int(H))" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">
             <rect width="100%" height="100%" fill="#ffffff"/>
             <text x="\(f(left))" y="28" font-size="17" font-weight="bold" fill="#222">\(escape(title))</text>
             <text x="\(f(left))" y="50" font-size="13" fill="#555">\(escape(subtitle))</text>
@@ -76,27 +78,35 @@ public enum ForecastChart {
             out +=
                 "<line x1=\"\(f(left))\" x2=\"\(f(W - right))\" y1=\"\(f(yy))\" y2=\"\(f(yy))\" stroke=\"#e6e6e6\"/>\n"
             out +=
-                "<text x=\"\(f(left - 8))\" y=\"\(f(yy + 4))\" text-anchor=\"end\" fill=\"#555\">\(priceLabel(v, step: tickStep))</text>\n"
+                "<text x=\"\(f(left - 8))\" y=\"\(f(yy + 4))\" text-anchor=\"end\" "
+                + "fill=\"#555\">\(priceLabel(v, step: tickStep))</text>\n"
             out +=
-                "<text x=\"\(f(W - right + 8))\" y=\"\(f(yy + 4))\" fill=\"#555\">\(priceLabel(v, step: tickStep))</text>\n"
+                "<text x=\"\(f(W - right + 8))\" y=\"\(f(yy + 4))\" "
+                + "fill=\"#555\">\(priceLabel(v, step: tickStep))</text>\n"
         }
         // Forecast region.
         let split = left + Double(hist) * step
         out +=
-            "<rect x=\"\(f(split))\" y=\"\(f(top))\" width=\"\(f(W - right - split))\" height=\"\(f(priceH))\" fill=\"#f2f5fb\"/>\n"
+            "<rect x=\"\(f(split))\" y=\"\(f(top))\" width=\"\(f(W - right - split))\" height=\"\(f(priceH))\" "
+            + "fill=\"#f2f5fb\"/>\n"
         out +=
-            "<rect x=\"\(f(split))\" y=\"\(f(volumeTop))\" width=\"\(f(W - right - split))\" height=\"\(f(volumeH))\" fill=\"#f2f5fb\"/>\n"
+            "<rect x=\"\(f(split))\" y=\"\(f(volumeTop))\" width=\"\(f(W - right - split))\" height=\"\(f(volumeH))\" "
+            + "fill=\"#f2f5fb\"/>\n"
         // Time ticks, dated, at round boundaries.
         for (i, label) in timeTicks(times, format: h.format, maxTicks: 9) {
             out +=
-                "<line x1=\"\(f(x(i)))\" x2=\"\(f(x(i)))\" y1=\"\(f(top))\" y2=\"\(f(volumeTop + volumeH))\" stroke=\"#efefef\"/>\n"
+                "<line x1=\"\(f(x(i)))\" x2=\"\(f(x(i)))\" y1=\"\(f(top))\" y2=\"\(f(volumeTop + volumeH))\" "
+                + "stroke=\"#efefef\"/>\n"
             out +=
-                "<line x1=\"\(f(x(i)))\" x2=\"\(f(x(i)))\" y1=\"\(f(volumeTop + volumeH))\" y2=\"\(f(volumeTop + volumeH + 5))\" stroke=\"#888\"/>\n"
+                "<line x1=\"\(f(x(i)))\" x2=\"\(f(x(i)))\" y1=\"\(f(volumeTop + volumeH))\" "
+                + "y2=\"\(f(volumeTop + volumeH + 5))\" stroke=\"#888\"/>\n"
             out +=
-                "<text x=\"\(f(x(i)))\" y=\"\(f(volumeTop + volumeH + 19))\" text-anchor=\"middle\" fill=\"#555\">\(escape(label))</text>\n"
+                "<text x=\"\(f(x(i)))\" y=\"\(f(volumeTop + volumeH + 19))\" text-anchor=\"middle\" "
+                + "fill=\"#555\">\(escape(label))</text>\n"
         }
         out +=
-            "<line x1=\"\(f(split))\" x2=\"\(f(split))\" y1=\"\(f(top))\" y2=\"\(f(volumeTop + volumeH))\" stroke=\"#8a8a8a\" stroke-dasharray=\"4 3\"/>\n"
+            "<line x1=\"\(f(split))\" x2=\"\(f(split))\" y1=\"\(f(top))\" y2=\"\(f(volumeTop + volumeH))\" "
+            + "stroke=\"#8a8a8a\" stroke-dasharray=\"4 3\"/>\n"
         out += "<text x=\"\(f(split + 6))\" y=\"\(f(top + priceH - 8))\" fill=\"#666\">forecast →</text>\n"
         // Sample paths of the close, faint, behind everything of the forecast.
         let lastX = x(hist - 1), lastY = y(s.lastClose)
@@ -105,19 +115,22 @@ public enum ForecastChart {
                 "\(f(lastX)),\(f(lastY)) "
                 + (0..<P).map { "\(f(x(hist + $0))),\(f(y(p[$0 * 6 + 3])))" }.joined(separator: " ")
             out +=
-                "<polyline points=\"\(pts)\" fill=\"none\" stroke=\"#4a78c2\" stroke-opacity=\"0.16\" stroke-width=\"1\"/>\n"
+                "<polyline points=\"\(pts)\" fill=\"none\" stroke=\"#4a78c2\" stroke-opacity=\"0.16\" "
+                + "stroke-width=\"1\"/>\n"
         }
         // Outer quantile band of the close and the median.
         if let outer {
             var pts = (0..<P).map { "\(f(x(hist + $0))),\(f(y(outer.hi.values[$0 * 6 + 3])))" }
             pts += (0..<P).reversed().map { "\(f(x(hist + $0))),\(f(y(outer.lo.values[$0 * 6 + 3])))" }
             out +=
-                "<polygon points=\"\(pts.joined(separator: " "))\" fill=\"#4a78c2\" fill-opacity=\"0.16\" stroke=\"#4a78c2\" stroke-opacity=\"0.35\" stroke-width=\"0.8\"/>\n"
+                "<polygon points=\"\(pts.joined(separator: " "))\" fill=\"#4a78c2\" fill-opacity=\"0.16\" "
+                + "stroke=\"#4a78c2\" stroke-opacity=\"0.35\" stroke-width=\"0.8\"/>\n"
         }
         if let median {
             let line = (0..<P).map { "\(f(x(hist + $0))),\(f(y(median.values[$0 * 6 + 3])))" }.joined(separator: " ")
             out +=
-                "<polyline points=\"\(line)\" fill=\"none\" stroke=\"#1f4e9c\" stroke-width=\"1.4\" stroke-dasharray=\"5 3\"/>\n"
+                "<polyline points=\"\(line)\" fill=\"none\" stroke=\"#1f4e9c\" stroke-width=\"1.4\" "
+                + "stroke-dasharray=\"5 3\"/>\n"
         }
         func candle(
             _ i: Int, _ o: Float, _ hgh: Float, _ l: Float, _ c: Float, up: String, down: String, opacity: Double
@@ -125,10 +138,12 @@ public enum ForecastChart {
             let color = c >= o ? up : down
             let bw = max(1.0, step * 0.62)
             out +=
-                "<line x1=\"\(f(x(i)))\" x2=\"\(f(x(i)))\" y1=\"\(f(y(hgh)))\" y2=\"\(f(y(l)))\" stroke=\"\(color)\" stroke-opacity=\"\(opacity)\"/>\n"
+                "<line x1=\"\(f(x(i)))\" x2=\"\(f(x(i)))\" y1=\"\(f(y(hgh)))\" y2=\"\(f(y(l)))\" stroke=\"\(color)\" "
+                + "stroke-opacity=\"\(opacity)\"/>\n"
             let yt = y(max(o, c)), yb = y(min(o, c))
             out +=
-                "<rect x=\"\(f(x(i) - bw / 2))\" y=\"\(f(yt))\" width=\"\(f(bw))\" height=\"\(f(max(1, yb - yt)))\" fill=\"\(color)\" fill-opacity=\"\(opacity)\"/>\n"
+                "<rect x=\"\(f(x(i) - bw / 2))\" y=\"\(f(yt))\" width=\"\(f(bw))\" height=\"\(f(max(1, yb - yt)))\" "
+                + "fill=\"\(color)\" fill-opacity=\"\(opacity)\"/>\n"
         }
         for t in 0..<hist {
             let r = t * 6
@@ -144,12 +159,15 @@ public enum ForecastChart {
         }
         // Last close: a dashed level across the forecast and its value on the right axis.
         out +=
-            "<line x1=\"\(f(lastX))\" x2=\"\(f(W - right))\" y1=\"\(f(lastY))\" y2=\"\(f(lastY))\" stroke=\"#e08a00\" stroke-width=\"1\" stroke-dasharray=\"2 2\"/>\n"
+            "<line x1=\"\(f(lastX))\" x2=\"\(f(W - right))\" y1=\"\(f(lastY))\" y2=\"\(f(lastY))\" stroke=\"#e08a00\" "
+            + "stroke-width=\"1\" stroke-dasharray=\"2 2\"/>\n"
         out += "<circle cx=\"\(f(lastX))\" cy=\"\(f(lastY))\" r=\"3.5\" fill=\"#e08a00\"/>\n"
         out +=
-            "<rect x=\"\(f(W - right + 2))\" y=\"\(f(lastY - 9))\" width=\"\(f(right - 6))\" height=\"18\" rx=\"3\" fill=\"#e08a00\"/>\n"
+            "<rect x=\"\(f(W - right + 2))\" y=\"\(f(lastY - 9))\" width=\"\(f(right - 6))\" height=\"18\" rx=\"3\" "
+            + "fill=\"#e08a00\"/>\n"
         out +=
-            "<text x=\"\(f(W - right + 8))\" y=\"\(f(lastY + 4))\" fill=\"#fff\" font-weight=\"bold\">\(NumberText.decimal(s.lastClose))</text>\n"
+            "<text x=\"\(f(W - right + 8))\" y=\"\(f(lastY + 4))\" fill=\"#fff\" "
+            + "font-weight=\"bold\">\(NumberText.decimal(s.lastClose))</text>\n"
         // Volume panel: history bars, forecast mean volume.
         var vmax: Float = 0
         for t in 0..<hist { vmax = max(vmax, histValues[t * 6 + 4]) }
@@ -157,11 +175,13 @@ public enum ForecastChart {
         out += "<text x=\"\(f(left - 8))\" y=\"\(f(volumeTop + 12))\" text-anchor=\"end\" fill=\"#555\">volume</text>\n"
         if vmax > 0 {
             out +=
-                "<text x=\"\(f(left - 8))\" y=\"\(f(volumeTop + 28))\" text-anchor=\"end\" fill=\"#888\">\(compact(Double(vmax)))</text>\n"
+                "<text x=\"\(f(left - 8))\" y=\"\(f(volumeTop + 28))\" text-anchor=\"end\" "
+                + "fill=\"#888\">\(compact(Double(vmax)))</text>\n"
             func bar(_ i: Int, _ v: Float, _ color: String) {
                 let bh = Double(max(0, v) / vmax) * (volumeH - 4)
                 out +=
-                    "<rect x=\"\(f(x(i) - max(1, step * 0.62) / 2))\" y=\"\(f(volumeTop + volumeH - bh))\" width=\"\(f(max(1, step * 0.62)))\" height=\"\(f(bh))\" fill=\"\(color)\"/>\n"
+                    "<rect x=\"\(f(x(i) - max(1, step * 0.62) / 2))\" y=\"\(f(volumeTop + volumeH - bh))\" "
+                    + "width=\"\(f(max(1, step * 0.62)))\" height=\"\(f(bh))\" fill=\"\(color)\"/>\n"
             }
             for t in 0..<hist {
                 bar(t, histValues[t * 6 + 4], histValues[t * 6 + 3] >= histValues[t * 6] ? "#9fd3b0" : "#e4a0a6")
@@ -169,10 +189,12 @@ public enum ForecastChart {
             for t in 0..<P { bar(hist + t, s.mean[t * 6 + 4], "#9db8e6") }
         } else {
             out +=
-                "<text x=\"\(f(left + 8))\" y=\"\(f(volumeTop + volumeH / 2))\" fill=\"#888\">no volume in the input</text>\n"
+                "<text x=\"\(f(left + 8))\" y=\"\(f(volumeTop + volumeH / 2))\" fill=\"#888\">no volume in the "
+                + "input</text>\n"
         }
         out +=
-            "<line x1=\"\(f(left))\" x2=\"\(f(W - right))\" y1=\"\(f(volumeTop + volumeH))\" y2=\"\(f(volumeTop + volumeH))\" stroke=\"#bbb\"/>\n"
+            "<line x1=\"\(f(left))\" x2=\"\(f(W - right))\" y1=\"\(f(volumeTop + volumeH))\" "
+            + "y2=\"\(f(volumeTop + volumeH))\" stroke=\"#bbb\"/>\n"
         // Legend with keys.
         var lx = left
         let ly = H - 22.0
@@ -184,10 +206,12 @@ public enum ForecastChart {
             lx += 26 + Double(label.count) * 6.6 + 18
         }
         key(
-            "<rect x=\"$X\" y=\"$Y\" width=\"7\" height=\"12\" fill=\"#26a269\"/><rect x=\"$M\" y=\"$Y\" width=\"7\" height=\"12\" fill=\"#c01c28\"/>\n",
+            "<rect x=\"$X\" y=\"$Y\" width=\"7\" height=\"12\" fill=\"#26a269\"/><rect x=\"$M\" y=\"$Y\" width=\"7\" "
+                + "height=\"12\" fill=\"#c01c28\"/>\n",
             "history")
         key(
-            "<rect x=\"$X\" y=\"$Y\" width=\"7\" height=\"12\" fill=\"#2f6fd6\"/><rect x=\"$M\" y=\"$Y\" width=\"7\" height=\"12\" fill=\"#7a3fc0\"/>\n",
+            "<rect x=\"$X\" y=\"$Y\" width=\"7\" height=\"12\" fill=\"#2f6fd6\"/><rect x=\"$M\" y=\"$Y\" width=\"7\" "
+                + "height=\"12\" fill=\"#7a3fc0\"/>\n",
             "forecast mean")
         if !paths.isEmpty, s.paths.count > 1 {
             key(
@@ -196,12 +220,14 @@ public enum ForecastChart {
         }
         if let outer {
             key(
-                "<rect x=\"$X\" y=\"$Y\" width=\"20\" height=\"12\" fill=\"#4a78c2\" fill-opacity=\"0.25\" stroke=\"#4a78c2\" stroke-opacity=\"0.5\"/>\n",
+                "<rect x=\"$X\" y=\"$Y\" width=\"20\" height=\"12\" fill=\"#4a78c2\" fill-opacity=\"0.25\" "
+                    + "stroke=\"#4a78c2\" stroke-opacity=\"0.5\"/>\n",
                 "close \(NumberText.percentKey(outer.lo.level))–\(NumberText.percentKey(outer.hi.level)) band")
         }
         if median != nil {
             key(
-                "<line x1=\"$X\" x2=\"$E\" y1=\"$C\" y2=\"$C\" stroke=\"#1f4e9c\" stroke-width=\"1.4\" stroke-dasharray=\"5 3\"/>\n",
+                "<line x1=\"$X\" x2=\"$E\" y1=\"$C\" y2=\"$C\" stroke=\"#1f4e9c\" stroke-width=\"1.4\" "
+                    + "stroke-dasharray=\"5 3\"/>\n",
                 "median close")
         }
         key(

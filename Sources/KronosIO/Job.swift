@@ -53,7 +53,8 @@ public struct RunOptions: Sendable {
         }
         guard sampling.temperature > 0, sampling.temperature.isFinite else {
             throw .options(
-                "--temperature must be greater than 0, found \(sampling.temperature) (use --top-k 1 for greedy decoding)"
+                "--temperature must be greater than 0, found \(sampling.temperature) (use --top-k 1 for greedy "
+                    + "decoding)"
             )
         }
         guard sampling.topP > 0, sampling.topP <= 1 else {
@@ -65,7 +66,8 @@ public struct RunOptions: Sendable {
         }
         guard inputs.count <= EngineLimits.maxBatch / samples else {
             throw .options(
-                "\(inputs.count) inputs × --samples \(samples) = \(inputs.count * samples) sequences; at most \(EngineLimits.maxBatch) run as one batch"
+                "\(inputs.count) inputs × --samples \(samples) = \(inputs.count * samples) sequences; at most "
+                    + "\(EngineLimits.maxBatch) run as one batch"
             )
         }
         if let i = interval, Candles.parseInterval(i) == nil {
@@ -164,11 +166,14 @@ public enum ForecastJob {
                 let source = o.calendar != nil ? "option" : "inferred: \(inferred.reason)"
                 if o.calendar == nil, calendar == .weekdays {
                     notes.append(
-                        "\(path): weekdays calendar (inferred: \(inferred.reason)); future dates skip Saturday and Sunday (--calendar 24x7 to override)"
+                        "\(path): weekdays calendar (inferred: \(inferred.reason)); future dates skip Saturday and "
+                            + "Sunday (--calendar 24x7 to override)"
                     )
                 }
                 let step = o.interval.flatMap(Candles.parseInterval) ?? Candles.commonInterval(t.times)
-                warnings += TradingCalendar.gapWarnings(t, step: step, calendar: calendar).map { "\(path): \($0)" }
+                let gaps = TradingCalendar.gapWarnings(
+                    t, step: step, calendar: calendar, exactTimes: "--future-timestamps FILE")
+                warnings += gaps.map { "\(path): \($0)" }
                 let times = try TradingCalendar.future(
                     after: t, step: step, count: o.predictionLength, calendar: calendar)
                 s = PreparedSeries(
@@ -182,7 +187,8 @@ public enum ForecastJob {
             throw .input(
                 file: s.table.file, line: nil, column: nil,
                 message:
-                    "has \(s.table.rows) rows but \(out[0].table.file) has \(out[0].table.rows); series forecast together need the same length (use --lookback)"
+                    "has \(s.table.rows) rows but \(out[0].table.file) has \(out[0].table.rows); series forecast "
+                    + "together need the same length (use --lookback)"
             )
         }
         return out
@@ -209,14 +215,18 @@ public enum ForecastJob {
         let hint = o.cache == .exact && slide.steps > 0 && P <= window
         if T > window, !hint {
             notes.append(
-                "\(T) input rows exceed the \(window)-row window: the model sees the last \(window) (the tokenizer encodes all)"
+                "\(T) input rows exceed the \(window)-row window: the model sees the last \(window) (the tokenizer "
+                    + "encodes all)"
             )
         }
         if hint {
             notes.append(
-                "\(T) input rows + \(P) steps exceed the \(window)-row window: \(slide.steps) of \(P) steps recompute the whole window "
-                    + "(exact, as the reference does, and slow). Faster: --lookback \(slide.largestLookback) (the most rows that never slide) "
-                    + "or --cache approx-slide (an approximation: on Kronos-mini's sliding case s1 KLD 0.023 instead of 0.0003, top-1 95 %)"
+                "\(T) input rows + \(P) steps exceed the \(window)-row window: \(slide.steps) of \(P) steps recompute "
+                    + "the whole window "
+                    + "(exact, as the reference does, and slow). Faster: --lookback \(slide.largestLookback) (the most "
+                    + "rows that never slide) "
+                    + "or --cache approx-slide (an approximation: on Kronos-mini's sliding case s1 KLD 0.023 instead "
+                    + "of 0.0003, top-1 95 %)"
             )
         }
         if o.samples > 1 || o.quantilesGiven {
@@ -225,7 +235,8 @@ public enum ForecastJob {
                 let need = Int((Double(pathsPerTail) / tail).rounded(.up))
                 let level = o.quantiles.min { min($0, 1 - $0) < min($1, 1 - $1) }!
                 warnings.append(
-                    "--samples \(o.samples) leaves \(NumberText.decimal(Float(Double(o.samples) * tail))) paths beyond the "
+                    "--samples \(o.samples) leaves \(NumberText.decimal(Float(Double(o.samples) * tail))) paths beyond "
+                        + "the "
                         + "\(level) quantile: about \(need) samples give \(pathsPerTail) per tail")
             }
         }

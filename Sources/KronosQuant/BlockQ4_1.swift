@@ -44,8 +44,10 @@ public enum BlockQ4_1 {
         block.storeBytes(of: best.d16.bitPattern.littleEndian, toByteOffset: 0, as: UInt16.self)
         block.storeBytes(of: best.m16.bitPattern.littleEndian, toByteOffset: 2, as: UInt16.self)
         let qs = block.advanced(by: 4).assumingMemoryBound(to: UInt8.self)
+        // m and 1 / d once per block, not per code (each f16 widening is a call without F16C).
+        let m = best.m, id = best.inverse
         for j in 0..<16 {
-            qs[j] = best.code(x[j]) | (best.code(x[j + 16]) << 4)
+            qs[j] = UInt8(quantCode(x[j], m, id)) | (UInt8(quantCode(x[j + 16], m, id)) << 4)
         }
         return true
     }
@@ -135,9 +137,6 @@ public enum BlockQ4_1 {
 
         /// 1 / d, or 0 for an all-equal block (every code 0).
         var inverse: Float { d > 0 ? 1 / d : 0 }
-
-        @inline(__always)
-        func code(_ v: Float) -> UInt8 { UInt8(quantCode(v, m, inverse)) }
 
         func error(_ x: UnsafePointer<Float>) -> Float {
             let id = inverse, d = self.d, m = self.m

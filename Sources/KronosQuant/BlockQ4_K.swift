@@ -26,7 +26,8 @@ public enum BlockQ4_K {
         _ x: UnsafePointer<Float>, into block: UnsafeMutableRawPointer,
         searchSteps: Int = BlockQ4_1.defaultSearchSteps
     ) -> Bool {
-        var scales = [Float](repeating: 0, count: subBlocks), offsets = [Float](repeating: 0, count: subBlocks)
+        // (Vectors on the stack, not arrays: the converter runs this for every 256 weights.)
+        var scales = SIMD8<Float>(), offsets = SIMD8<Float>()
         for j in 0..<subBlocks {
             guard let (s, m) = BlockQ4_1.searchAffine(x + 32 * j, searchSteps: searchSteps) else { return false }
             // Offsets are stored as non-negative minimums: x = s q - mn, so a positive m is clipped to 0.
@@ -38,11 +39,11 @@ public enum BlockQ4_K {
                 scales[j] = s; offsets[j] = 0 - m  // 0 - m: never a negative zero
             }
         }
-        let maxScale = scales.max()!, maxOffset = offsets.max()!
+        let maxScale = scales.max(), maxOffset = offsets.max()
         guard maxScale / 63 <= float16Max, maxOffset / 63 <= float16Max else { return false }
         let d16 = Float16(maxScale / 63), dmin16 = Float16(maxOffset / 63)
         let d = Float(d16), dmin = Float(dmin16)
-        var fields = [UInt8](repeating: 0, count: 16)
+        var fields = SIMD16<UInt8>()
         for j in 0..<subBlocks {
             // Nearest 6-bit scale and minimum, then the best of their ±1 neighbours by squared error.
             let sc0 = d > 0 ? Int(min(63, max(0, (scales[j] / d + 0.5).rounded(.down)))) : 0

@@ -1,5 +1,5 @@
 // A count of input rows as a type, so that a kernel gets one specialization per count with every
-// accumulator in a register and no per-value branch (KronosEngine's multi-row matvec, KronosVNNI's
+// accumulator in a register and no per-value branch (KronosWideEngine's multi-row matvec, KronosWideVNNI's
 // integer matvec). Inlinable: the count folds into the specialized kernels.
 
 public protocol InputRowCount { static var count: Int { get } }

@@ -1,11 +1,12 @@
-// The weight formats of the integer path (int8-quantized activations, KronosEngine's
+// The weight formats of the integer path (int8-quantized activations, KronosWideEngine's
 // IntegerActivations.swift) as its kernels read them: 32-value blocks, each with its codes and the
 // block's scale d_w (and, for the 4-bit formats, its minimum m_w), so that
 //   value k of block u = d_w[u] · code_k                      (q8_0, codes -128...127)
 //   value k of block u = fma(d_w[u], code_k, m_w[u])          (q4_1, q4_k; codes 0...15)
 // The scales are exactly the floats the decoders use (q4_k: d · sc[j] and −(dmin · mn[j]) of
 // sub-block j), so the integer path and the float path start from the same weights.
-// Inlinable: the KronosVNNI kernels (compiled for AVX-512) and the portable kernels specialize them.
+// Inlinable: the KronosWideVNNI kernels (compiled for AVX-512) and the portable kernels specialize them.
+import CKronosHints
 
 /// A weight format of the integer path. A unit is what carries one header: a q8_0 or q4_1 block,
 /// a q4_k super-block (8 blocks of 32).
@@ -38,7 +39,7 @@ public protocol IntegerCodes {
 public func halves(_ bits: SIMD8<UInt32>, high: Bool) -> SIMD8<Float> {
     var h = SIMD8<UInt16>()
     for i in 0..<8 { h[i] = UInt16(truncatingIfNeeded: high ? bits[i] >> 16 : bits[i]) }
-    return SIMD8<Float>(unsafeBitCast(h, to: SIMD8<Float16>.self))
+    return kronos_f32_from_f16x8(h)  // (CKronosHints: inlined into each build, see there)
 }
 
 extension TensorType {
@@ -112,7 +113,7 @@ public enum Q4_KCodes: IntegerCodes {
         @inline(__always) func field(_ k: Int) -> SIMD8<Float> {
             let (byte, shift) = BlockQ4_K.fieldWindow(k)
             let w = byte == 4 ? w4 : byte == 7 ? w7 : byte == 10 ? w10 : w12
-            return SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: (w &>> shift) & 63))
+            return kronos_f32_from_i32x8(unsafeBitCast((w &>> shift) & 63, to: SIMD8<Int32>.self))
         }
         for j in 0..<8 {
             h[j] = d * field(j)
@@ -167,8 +168,30 @@ extension BlockQ4_K {
                 words[j] = UInt32(littleEndian: block.loadUnaligned(fromByteOffset: byte, as: UInt32.self))
                 shifts[j] = shift
             }
-            return SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: (words &>> shifts) & 63))
+            return kronos_f32_from_i32x8(unsafeBitCast((words &>> shifts) & 63, to: SIMD8<Int32>.self))
         }
         return (SIMD8<Float>(repeating: d) * fields(0), -(SIMD8<Float>(repeating: dmin) * fields(8)))
+    }
+}
+
+/// Work that depends on the integer codes of a weight type, run by `TensorType.withIntegerCodes`:
+/// `run` is generic over the codes, so each kernel is specialized for every type.
+public protocol IntegerCodesTask {
+    associatedtype Output
+    func run<C: IntegerCodes>(_ codes: C.Type) -> Output
+}
+
+extension TensorType {
+    /// The one dispatch point from a tensor type to its IntegerCodes (q8_0, q4_1, q4_k): every
+    /// integer kernel, portable or VNNI, reaches its specialization through here. Nil for the
+    /// types without integer codes (f32, f16, i64).
+    @inlinable @inline(__always)
+    public func withIntegerCodes<T: IntegerCodesTask>(_ task: T) -> T.Output? {
+        switch self {
+        case .q8_0: task.run(Q8_0Codes.self)
+        case .q4_1: task.run(Q4_1Codes.self)
+        case .q4_k: task.run(Q4_KCodes.self)
+        case .f32, .f16, .i64: nil
+        }
     }
 }

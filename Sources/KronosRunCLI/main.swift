@@ -1,5 +1,5 @@
 // kronos-run: forecast candlesticks from a .kq bundle. Parses arguments and prints; the work is in
-// KronosEngine. Exit codes: 0 ok, 1 bad input (one line on stderr), 2 usage.
+// KronosWideEngine. Exit codes: 0 ok, 1 bad input (one line on stderr), 2 usage.
 import ArgumentParser
 import Foundation
 import Kronos
@@ -19,7 +19,9 @@ struct SamplingOptions: ParsableArguments {
     var topP: Float = 0.9
     @Option(
         help:
-            "Paths sampled per series (one batch) and averaged, e.g. 20; > 1 adds quantiles and probabilities of closing up."
+            ArgumentHelp(
+                "Paths sampled per series (one batch) and averaged, e.g. 20; > 1 adds quantiles and probabilities of "
+                    + "closing up.")
     )
     var samples: Int = 1
     @Option(help: "Seed of the portable random generator (same seed, same output on any machine).")
@@ -90,12 +92,13 @@ struct InputOptions: ParsableArguments {
     @Option(
         name: .customLong("column"),
         help: ArgumentHelp(
-            "A field's column, e.g. close=Last or volume=\"Volume BTC\" (repeatable; fields: open, high, low, close, volume, amount).",
+            "A field's column, e.g. close=Last or volume=\"Volume BTC\" (repeatable; fields: open, high, low, close, "
+                + "volume, amount).",
             valueName: "field=name"))
     var columns: [String] = []
 
     func mapping() throws -> ColumnMapping {
-        var m = ColumnMapping(time: timeColumn)
+        var m = ColumnMapping(time: timeColumn, spelling: .commandLine)
         for c in columns {
             guard let eq = c.firstIndex(of: "="), eq != c.startIndex, c.index(after: eq) != c.endIndex else {
                 throw ValidationError("--column \"\(c)\": expected FIELD=NAME, e.g. close=Last")
@@ -112,8 +115,10 @@ struct Forecast: ParsableCommand {
         discussion: """
             Examples:
               kronos-run btc-4h.kq --input candles.csv --pred-len 48
-              kronos-run btc-4h.kq --input a.csv --input b.csv --pred-len 24 --samples 20 --top-p 0.9 --seed 7 --format json
-              kronos-run btc-4h.kq --input candles.csv --pred-len 48 --samples 100 --quantiles 0.05,0.5,0.95 --paths paths.csv --chart forecast.svg
+              kronos-run btc-4h.kq --input a.csv --input b.csv --pred-len 24 --samples 20 --top-p 0.9 \
+                --seed 7 --format json
+              kronos-run btc-4h.kq --input candles.csv --pred-len 48 --samples 100 \
+                --quantiles 0.05,0.5,0.95 --paths paths.csv --chart forecast.svg
               kronos-run spx-1d.kq --input spx.csv --pred-len 10 --calendar weekdays
             Notes and warnings go to stderr (and into the JSON output); --quiet silences them. Outputs are \
             checked before the forecast runs; a regular file is replaced atomically, a symlink's target is \
@@ -138,13 +143,15 @@ struct Forecast: ParsableCommand {
     var calendar: CalendarKind?
     @Option(
         help: ArgumentHelp(
-            "Future timestamps from a file (one per line, or a CSV with a timestamp column): holidays, sessions, any calendar.",
+            "Future timestamps from a file (one per line, or a CSV with a timestamp column): holidays, sessions, any "
+                + "calendar.",
             valueName: "file"))
     var futureTimestamps: String?
     @OptionGroup var sampling: SamplingOptions
     @Option(
         help: ArgumentHelp(
-            "Quantile levels of the sample paths, e.g. 0.05,0.25,0.5,0.75,0.95 (default 0.1,0.5,0.9; given, they also become CSV columns).",
+            "Quantile levels of the sample paths, e.g. 0.05,0.25,0.5,0.75,0.95 (default 0.1,0.5,0.9; given, they also "
+                + "become CSV columns).",
             valueName: "levels"))
     var quantiles: String?
     @OptionGroup var execution: ExecutionOptions
@@ -160,7 +167,8 @@ struct Forecast: ParsableCommand {
     var paths: String?
     @Option(
         help: ArgumentHelp(
-            "Draw the history, forecast, sample paths and quantile band as SVG; with several inputs a directory or a pattern with {series}.",
+            "Draw the history, forecast, sample paths and quantile band as SVG; with several inputs a directory or a "
+                + "pattern with {series}.",
             valueName: "file.svg"))
     var chart: String?
     @Option(help: "Worker threads (default: all cores).")
@@ -184,7 +192,8 @@ struct Forecast: ParsableCommand {
         return try quantiles.split(separator: ",", omittingEmptySubsequences: false).map { part in
             guard let v = Double(part.trimmingCharacters(in: .whitespaces)), v > 0, v < 1 else {
                 throw ValidationError(
-                    "--quantiles \"\(quantiles)\": expected levels in (0, 1) separated by commas, e.g. 0.05,0.5,0.95; found \"\(part)\""
+                    "--quantiles \"\(quantiles)\": expected levels in (0, 1) separated by commas, e.g. 0.05,0.5,0.95; "
+                        + "found \"\(part)\""
                 )
             }
             return v
@@ -204,7 +213,8 @@ struct Forecast: ParsableCommand {
         if chart.contains("{series}") { return names.map { chart.replacingOccurrences(of: "{series}", with: $0) } }
         guard inputs.count == 1 else {
             throw ValidationError(
-                "--chart \(chart): \(inputs.count) inputs make \(inputs.count) charts: give a directory (--chart charts/) "
+                "--chart \(chart): \(inputs.count) inputs make \(inputs.count) charts: give a directory (--chart "
+                    + "charts/) "
                     + "or a pattern with {series} (--chart 'forecast-{series}.svg')")
         }
         return [chart]
@@ -213,7 +223,8 @@ struct Forecast: ParsableCommand {
     func run() throws {
         if let t = threads, !(1...KronosModel.maxThreads).contains(t) {
             throw RunError.options(
-                "--threads must be in 1...\(KronosModel.maxThreads) (4 per core on this machine, at least 8), found \(t)"
+                "--threads must be in 1...\(KronosModel.maxThreads) (4 per core on this machine, at least 8), found "
+                    + "\(t)"
             )
         }
         TemporaryFiles.installSignalCleanup()  // staged outputs are removed on SIGINT / SIGTERM / SIGHUP
@@ -256,10 +267,8 @@ struct Forecast: ParsableCommand {
             guard interactive else { return }
             let (done, total) = (progress.step, progress.steps)
             let rate = Double(done) / max(Date().timeIntervalSince(start), 1e-9)
-            FileHandle.standardError.write(
-                Data(
-                    "\r\u{1B}[Kstep \(done)/\(total) (\(String(format: "%.1f", rate)) steps/s)\(done == total ? "\n" : "")"
-                        .utf8))
+            let line = "\r\u{1B}[Kstep \(done)/\(total) (\(String(format: "%.1f", rate)) steps/s)"
+            FileHandle.standardError.write(Data((line + (done == total ? "\n" : "")).utf8))
         }
         if timings {
             let steps = Double(predLen) / max(result.forecastSeconds, 1e-9)
@@ -356,7 +365,8 @@ struct VerifyCommand: ParsableCommand {
 
     func printTable(_ r: VerifyReport) {
         print(
-            "bundle \(r.bundle) (\(r.type), \(String(format: "%.3f", r.bitsPerWeight)) bits/weight; cache \(r.cache.rawValue), "
+            "bundle \(r.bundle) (\(r.type), \(String(format: "%.3f", r.bitsPerWeight)) bits/weight; cache "
+                + "\(r.cache.rawValue), "
                 + "activations \(r.activations.rawValue), kv cache \(r.kvCache.rawValue)) against \(r.golden)")
         let header = [
             "case", "steps", "s1_kld", "s2_kld", "s1_top1", "s2_top1", "ctx_ids", "decode_nmae", "greedy_nmae",
@@ -405,9 +415,10 @@ do {
     try command.run()
 } catch let error as LocalizedError {
     // One line, strings from files escaped (Terminal.safe).
+    func oneLine(_ s: String) -> String { s.replacingOccurrences(of: "\n", with: " ") }
     FileHandle.standardError.write(
         Data(
-            "error: \(Terminal.safe((error.errorDescription ?? "\(error)").replacingOccurrences(of: "\n", with: " ")))\n"
+            "error: \(Terminal.safe(oneLine(error.errorDescription ?? "\(error)")))\n"
                 .utf8))
     exit(1)
 } catch {

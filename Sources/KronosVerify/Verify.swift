@@ -312,7 +312,8 @@ public enum Verify {
 
     static func writeEnsemble(_ v: [Float], _ c: GoldenCase, _ o: VerifyOptions, to path: String) throws {
         var text =
-            "# f32 ensemble: mean of \(o.samples) paths, seed \(o.seed), temperature \(o.sampling.temperature), top_k \(o.sampling.topK), top_p \(o.sampling.topP)\n"
+            "# f32 ensemble: mean of \(o.samples) paths, seed \(o.seed), temperature \(o.sampling.temperature), top_k "
+            + "\(o.sampling.topK), top_p \(o.sampling.topP)\n"
         text += Candles.columns.joined(separator: ",") + "\n"
         for t in 0..<c.predLen {
             text += (0..<6).map { NumberText.decimal(v[t * 6 + $0]) }.joined(separator: ",") + "\n"
@@ -348,12 +349,15 @@ public enum Verify {
         let cases = "\(r.cases.count) case\(r.cases.count == 1 ? "" : "s")"
         let drift =
             m.ensembleCloseDrift.map {
-                "sampled forecasts \(String(format: "%.2g", $0 * 100)) % of the price from the f32 model's on average over \(m.steps) steps (\(cases))"
+                "sampled forecasts \(String(format: "%.2g", $0 * 100)) % of the price from the f32 model's on average "
+                    + "over \(m.steps) steps (\(cases))"
             }
-            ?? "s1 top-1 agreement \(String(format: "%.1f", m.s1Top1 * 100)) % over \(m.steps) steps (\(cases)), no ensemble"
+            ?? "s1 top-1 agreement \(String(format: "%.1f", m.s1Top1 * 100)) % over \(m.steps) steps (\(cases)), no "
+            + "ensemble"
         if r.pass { return "\(r.type) bundle: \(drift), within the \(r.type) gate." }
         return
-            "\(r.type) bundle: \(drift); \(r.failures.count) check\(r.failures.count == 1 ? "" : "s") outside the \(r.type) gate (\(r.failures.first!)\(r.failures.count > 1 ? ", ..." : ""))."
+            "\(r.type) bundle: \(drift); \(r.failures.count) check\(r.failures.count == 1 ? "" : "s") outside the "
+            + "\(r.type) gate (\(r.failures.first!)\(r.failures.count > 1 ? ", ..." : ""))."
     }
 
     /// Mean |a - b| / std of the column.

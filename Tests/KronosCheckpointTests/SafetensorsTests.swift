@@ -91,7 +91,8 @@ func header(_ json: String, pad: Bool = true) -> [UInt8] {
         (
             "overlap",
             header(
-                #"{"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"u":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#
+                #"{"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
+                    + #""u":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#
             ) + [UInt8](repeating: 0, count: 8), "overlaps"
         ),
         (
@@ -107,7 +108,8 @@ func header(_ json: String, pad: Bool = true) -> [UInt8] {
         (
             "duplicate",
             header(
-                #"{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"t":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#
+                #"{"t":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"#
+                    + #""t":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#
             ) + [UInt8](repeating: 0, count: 8), "duplicate key \"t\""
         ),
         ("end before begin", header(#"{"t":{"dtype":"F32","shape":[0],"data_offsets":[4,0]}}"#), "end before begin"),

@@ -3,7 +3,7 @@ import KronosConvert
 #if KRONOS_ENGINE_BASELINE
     import KronosEngineBaseline
 #else
-    import KronosEngine
+    import KronosWideEngine
 #endif
 import Testing
 

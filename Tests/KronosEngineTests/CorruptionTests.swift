@@ -7,7 +7,7 @@
     #if KRONOS_ENGINE_BASELINE
         import KronosEngineBaseline
     #else
-        import KronosEngine
+        import KronosWideEngine
     #endif
     import KronosTestSupport
     import Testing
@@ -60,7 +60,8 @@
                 }
             }
             print(
-                "corruption: \(flips.count) flips of a \(original.count)-byte bundle: \(refused) refused, \(harmless) accepted with an unchanged forecast"
+                "corruption: \(flips.count) flips of a \(original.count)-byte bundle: \(refused) refused, \(harmless) "
+                    + "accepted with an unchanged forecast"
             )
             #expect(refused > 0)
         }

@@ -11,7 +11,7 @@
     #if KRONOS_ENGINE_BASELINE
         import KronosEngineBaseline
     #else
-        import KronosEngine
+        import KronosWideEngine
     #endif
     import KronosTestSupport
     import Testing
@@ -241,7 +241,8 @@
                 {
                     try CraftedCase(
                         csv:
-                            "timestamps,open,high,low,close\n2024-01-01 00:00:00,1,2,0.5,1\n2024-01-01 04:00:00,1,2,0.5,1\n"
+                            "timestamps,open,high,low,close\n2024-01-01 00:00:00,1,2,0.5,1\n2024-01-01 "
+                            + "04:00:00,1,2,0.5,1\n"
                     )
                 }, "has 2 rows, the case's context has"
             ),
@@ -299,7 +300,8 @@
             func peakKiB(_ bundle: String) throws -> Int {
                 // The child's own peak resident set, from the kernel (getrusage of the one child python waited for).
                 let script =
-                    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); "
+                    "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+                    + "stderr=subprocess.DEVNULL); "
                     + "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
                 let tool = productsDirectory(containing: "kronos-run").appendingPathComponent("kronos-run").path
                 let r = try runUnderTimeout(
@@ -371,7 +373,8 @@
                 "pass the year 9999"
             ),
             (
-                "timestamps,open,high,low,close,volume\n2024-01-01,1,2,0.5,1,1e38\n2024-01-02,1e10,2e10,0.5,1e10,1e38\n",
+                "timestamps,open,high,low,close,volume\n2024-01-01,1,2,0.5,1,1e38\n"
+                    + "2024-01-02,1e10,2e10,0.5,1e10,1e38\n",
                 "the estimated amount (volume × mean price) is beyond the range"
             ),
             (
@@ -441,7 +444,8 @@
 
         @Test func controlCharactersFromFilesAreEscaped() throws {
             let text =
-                "timestamps,open,\u{1B}[2J\u{1B}]0;owned\u{07},low,close\n2024-01-01 00:00:00,1,2,0.5,1\n2024-01-01 04:00:00,1,2,0.5,1\n"
+                "timestamps,open,\u{1B}[2J\u{1B}]0;owned\u{07},low,close\n2024-01-01 00:00:00,1,2,0.5,1\n2024-01-01 "
+                + "04:00:00,1,2,0.5,1\n"
             let r = try runBounded("kronos-run", [try tinyBundle(), "--input", csvFile(text), "--pred-len", "2"])
             #expect(r.status == 1 && r.stderr.contains("\\e[2J\\e]0;owned\\u{7}"), "\(r.stderr)")
             #expect(!r.stderr.utf8.contains(0x1B) && !r.stderr.utf8.contains(0x07))

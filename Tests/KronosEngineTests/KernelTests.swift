@@ -5,7 +5,7 @@ import KronosQuant
 #if KRONOS_ENGINE_BASELINE
     import KronosEngineBaseline
 #else
-    import KronosEngine
+    import KronosWideEngine
 #endif
 import Testing
 
@@ -95,7 +95,9 @@ let attentionRelativeTolerance = 1e-5
                                 let error = Double(abs(y[t * out + j] - reference))
                                 try #require(
                                     error <= summationBound(columns: n + 1, absoluteSum: absoluteSum),
-                                    "\(type.rawValue) [\(out),\(n)] rows \(rows): y[\(t),\(j)] = \(y[t * out + j]), scalar \(reference)"
+                                    Comment(
+                                        rawValue: "\(type.rawValue) [\(out),\(n)] rows \(rows): "
+                                            + "y[\(t),\(j)] = \(y[t * out + j]), scalar \(reference)")
                                 )
                             }
                         }

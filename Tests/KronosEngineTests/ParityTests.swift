@@ -5,7 +5,7 @@ import KronosConvert
 #if KRONOS_ENGINE_BASELINE
     import KronosEngineBaseline
 #else
-    import KronosEngine
+    import KronosWideEngine
 #endif
 import KronosTestSupport
 import Testing

@@ -9,7 +9,7 @@
     #if KRONOS_ENGINE_BASELINE
         import KronosEngineBaseline
     #else
-        import KronosEngine
+        import KronosWideEngine
     #endif
     import KronosTestSupport
     import Testing
@@ -201,7 +201,8 @@
             // Warnings reach stderr without a terminal (the test's pipe), and the JSON.
             #expect(
                 r.stderr.contains(
-                    "warning: \(p): 1 gap in the timestamps (expected spacing 4h on the 24x7 calendar, 2 rows missing); first at line 31: "
+                    "warning: \(p): 1 gap in the timestamps (expected spacing 4h on the 24x7 calendar, 2 rows "
+                        + "missing); first at line 31: "
                         + "\(rows[29][0]) -> \(rows[30][0])"), "\(r.stderr)")
             #expect(
                 r.stderr.contains("1 row breaks the OHLC order") || r.stderr.contains("rows break the OHLC order"),

@@ -6,7 +6,7 @@
     #if KRONOS_ENGINE_BASELINE
         import KronosEngineBaseline
     #else
-        import KronosEngine
+        import KronosWideEngine
     #endif
     import KronosTestSupport
     import Testing
@@ -170,11 +170,13 @@
                 ":3 (column low): \"abc\" is not a number"
             ),
             (
-                "timestamps,open,high,low,close\n2024-01-01 00:00:00,1,2,0.5,1\n2024-01-01 04:00:00,1,2,0.5,1\n2024-01-01 02:00:00,1,2,0.5,1\n",
+                "timestamps,open,high,low,close\n2024-01-01 00:00:00,1,2,0.5,1\n2024-01-01 04:00:00,1,2,0.5,1\n"
+                    + "2024-01-01 02:00:00,1,2,0.5,1\n",
                 "strictly increasing"
             ),
             (
-                "timestamps,open,high,low,close\n2024-01-01 04:00:00,1,2,0.5,1\n2024-01-01 00:00:00,1,2,0.5,1\n2024-01-01 02:00:00,1,2,0.5,1\n",
+                "timestamps,open,high,low,close\n2024-01-01 04:00:00,1,2,0.5,1\n2024-01-01 00:00:00,1,2,0.5,1\n"
+                    + "2024-01-01 02:00:00,1,2,0.5,1\n",
                 "must keep decreasing"
             ),
             (
@@ -260,7 +262,8 @@
 
         @Test func differingLengthsNameTheFile() throws {
             let short = csvFile(
-                "timestamps,open,high,low,close\n2024-01-01 00:00:00,1,2,0.5,1\n2024-01-01 04:00:00,1,2,0.5,1.5\n2024-01-01 08:00:00,1,2,0.5,1.2\n"
+                "timestamps,open,high,low,close\n2024-01-01 00:00:00,1,2,0.5,1\n2024-01-01 04:00:00,1,2,0.5,1.5\n"
+                    + "2024-01-01 08:00:00,1,2,0.5,1.2\n"
             )
             let r = try run([try tinyBundle(), "--input", sample, "--input", short, "--pred-len", "4"])
             #expect(r.status == 1 && r.stderr.contains(short) && r.stderr.contains("same length"), "\(r.stderr)")

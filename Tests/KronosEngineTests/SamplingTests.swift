@@ -3,7 +3,7 @@ import KronosCheckpoint
 #if KRONOS_ENGINE_BASELINE
     import KronosEngineBaseline
 #else
-    import KronosEngine
+    import KronosWideEngine
 #endif
 import KronosTestSupport
 import Testing
@@ -31,7 +31,8 @@ import Testing
         let xa = (0..<5).map { _ in a.next() }, xb = (0..<5).map { _ in b.next() }, xc = (0..<5).map { _ in c.next() }
         #expect(xa == xb && xa != xc)
         // xoshiro256** seeded by SplitMix64(0): first output computed by hand from the published
-        // algorithms (state words SplitMix64(0) = e220a8397b1dcdaf, 6e789e6aa1b965f4, 06c45d188009454f, f88bb8a8724c81ec).
+        // algorithms (state words SplitMix64(0) = e220a8397b1dcdaf, 6e789e6aa1b965f4, 06c45d188009454f,
+        // f88bb8a8724c81ec).
         var z = KronosRNG(seed: 0)
         #expect(String(z.next(), radix: 16) == "99ec5f36cb75f2b4")
         var u = KronosRNG(seed: 1)

@@ -2,7 +2,7 @@ import Foundation
 import Kronos
 import KronosCheckpoint
 import KronosConvert
-import KronosEngine
+import KronosWideEngine
 import KronosEngineBaseline
 import KronosEngineTypes
 import KronosTestSupport
@@ -28,7 +28,7 @@ import Testing
     @Test(arguments: [QuantizeChoice.f32, .q8, .q4])
     func buildsAgreeBitForBit(quantize: QuantizeChoice) throws {
         let path = try Self.bundle(quantize)
-        let native = try KronosEngine.ForecastEngine(path: path, threads: 2)
+        let native = try KronosWideEngine.ForecastEngine(path: path, threads: 2)
         let baseline = try KronosEngineBaseline.ForecastEngine(path: path, threads: 2)
         let series = try CandleSeries(contentsOf: repositoryRoot.appendingPathComponent("golden/sample_4h.csv"))
         let candles = series.candles.suffix(50)

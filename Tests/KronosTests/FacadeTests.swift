@@ -159,6 +159,28 @@ private let tinyBundle: URL = {
                 #expect(error.errorDescription?.contains("--") == false)
             }
         }
+        // The CSV reader names a column mapping as Swift code writes it (kronos-run's reader, the
+        // same code, says --column / --time-column: RealWorldInputTests).
+        let csv = URL(fileURLWithPath: temporaryDirectory("facade-columns")).appendingPathComponent("odd.csv")
+        try Data("when,first,top,bottom,last\n2024-01-01,1,2,0.5,1\n2024-01-02,1,2,0.5,1\n".utf8).write(to: csv)
+        let mappings: [(ColumnMapping, String)] = [
+            (ColumnMapping(), "(or ColumnMapping(time: \"NAME\")); found \"when, first, top, bottom, last\""),
+            (
+                ColumnMapping(
+                    time: "when", fields: ["open": "first", "high": "top", "low": "bottom", "close": "nope"]),
+                "ColumnMapping fields[\"close\"] = \"nope\": no such column"
+            ),
+            (ColumnMapping(time: "then"), "ColumnMapping(time: \"then\"): no such column"),
+        ]
+        for (mapping, message) in mappings {
+            do {
+                _ = try CandleSeries(contentsOf: csv, columns: mapping)
+                Issue.record("no error for \(message)")
+            } catch {
+                #expect(error.errorDescription?.contains(message) == true, "\(error.errorDescription ?? "")")
+                #expect(error.errorDescription?.contains("--") == false, "\(error.errorDescription ?? "")")
+            }
+        }
         let t0 = Date(timeIntervalSince1970: 1_700_000_000)
         #expect(
             throws: KronosError.invalidInput(

@@ -3,7 +3,7 @@ import Kronos
 import KronosCheckpoint
 import KronosConvert
 import KronosTestSupport
-import KronosEngine
+import KronosWideEngine
 import KronosVerify
 import Testing
 

@@ -9,16 +9,25 @@ let package = Package(
     name: "KronosFuzz",
     dependencies: [.package(name: "Kronos", path: "../..")],
     targets: [
-        .executableTarget(name: "FuzzSafetensors", dependencies: [.product(name: "KronosConvert", package: "Kronos")],
-                          swiftSettings: fuzzSettings),
-        .executableTarget(name: "FuzzBundle", dependencies: [.product(name: "KronosEngine", package: "Kronos")],
-                          swiftSettings: fuzzSettings),
-        .executableTarget(name: "FuzzCSV", dependencies: [.product(name: "Kronos", package: "Kronos"), .product(name: "KronosEngine", package: "Kronos")],
-                          swiftSettings: fuzzSettings),
-        .executableTarget(name: "FuzzCase", dependencies: [.product(name: "KronosVerify", package: "Kronos")],
-                          swiftSettings: fuzzSettings),
-        .executableTarget(name: "FuzzOptions", dependencies: [.product(name: "Kronos", package: "Kronos"), .product(name: "KronosIO", package: "Kronos")],
-                          swiftSettings: fuzzSettings),
+        .executableTarget(
+            name: "FuzzSafetensors", dependencies: [.product(name: "KronosConvert", package: "Kronos")],
+            swiftSettings: fuzzSettings),
+        .executableTarget(
+            name: "FuzzBundle", dependencies: [.product(name: "KronosWideEngine", package: "Kronos")],
+            swiftSettings: fuzzSettings),
+        .executableTarget(
+            name: "FuzzCSV",
+            dependencies: [
+                .product(name: "Kronos", package: "Kronos"), .product(name: "KronosWideEngine", package: "Kronos"),
+            ],
+            swiftSettings: fuzzSettings),
+        .executableTarget(
+            name: "FuzzCase", dependencies: [.product(name: "KronosVerify", package: "Kronos")],
+            swiftSettings: fuzzSettings),
+        .executableTarget(
+            name: "FuzzOptions",
+            dependencies: [.product(name: "Kronos", package: "Kronos"), .product(name: "KronosIO", package: "Kronos")],
+            swiftSettings: fuzzSettings),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -16,6 +16,45 @@ typedef unsigned char kronos_u8x32 __attribute__((ext_vector_type(32)));
 typedef signed char kronos_i8x32 __attribute__((ext_vector_type(32)));
 typedef float kronos_f32x8 __attribute__((ext_vector_type(8)));
 typedef float kronos_f32x4 __attribute__((ext_vector_type(4)));
+typedef signed char kronos_i8x8 __attribute__((ext_vector_type(8)));
+typedef unsigned char kronos_u8x8 __attribute__((ext_vector_type(8)));
+typedef unsigned short kronos_u16x8 __attribute__((ext_vector_type(8)));
+typedef unsigned short kronos_u16x4 __attribute__((ext_vector_type(4)));
+typedef _Float16 kronos_f16x8 __attribute__((ext_vector_type(8)));
+typedef _Float16 kronos_f16x4 __attribute__((ext_vector_type(4)));
+
+// Lane conversions of the decoders and the f16 cache, exact (every value is representable). Written
+// here rather than with the standard library's generic SIMD initializers: those come out as shared
+// out-of-line functions of which a binary keeps one copy, so the engine built for x86-64-v3 and the
+// baseline one would call the same code (a scalar loop in one build, VEX instructions in the other:
+// slow in one, illegal on older processors in the other). These inline into each caller and compile
+// for its build (vcvtdq2ps / vpmovsxbd / vpmovzxbd / vcvtph2ps with x86-64-v3; SSE2 and libgcc's
+// f16 widening without). tools/check-baseline-isa.py checks the binaries.
+static inline __attribute__((always_inline)) kronos_f32x8 kronos_f32_from_i32x8(kronos_i32x8 v) {
+    return __builtin_convertvector(v, kronos_f32x8);
+}
+static inline __attribute__((always_inline)) kronos_i32x8 kronos_i32_from_i8x8(kronos_i8x8 v) {
+    return __builtin_convertvector(v, kronos_i32x8);
+}
+static inline __attribute__((always_inline)) kronos_i32x8 kronos_i32_from_u8x8(kronos_u8x8 v) {
+    return __builtin_convertvector(v, kronos_i32x8);
+}
+// f16 bit patterns -> f32.
+static inline __attribute__((always_inline)) kronos_f32x8 kronos_f32_from_f16x8(kronos_u16x8 bits) {
+    return __builtin_convertvector((kronos_f16x8)bits, kronos_f32x8);
+}
+static inline __attribute__((always_inline)) kronos_f32x4 kronos_f32_from_f16x4(kronos_u16x4 bits) {
+    return __builtin_convertvector((kronos_f16x4)bits, kronos_f32x4);
+}
+// Lane i: x[i] clamped to [lo[i], hi[i]]: x if x > lo, else lo; then that if below hi, else hi (a NaN
+// lane becomes lo, as Swift's clamped(lowerBound:upperBound:) of a quiet NaN).
+static inline __attribute__((always_inline))
+kronos_f32x8 kronos_clamp8f(kronos_f32x8 x, kronos_f32x8 lo, kronos_f32x8 hi) {
+    kronos_i32x8 up = x > lo;
+    kronos_i32x8 a = (up & (kronos_i32x8)x) | (~up & (kronos_i32x8)lo);
+    kronos_i32x8 down = (kronos_f32x8)a < hi;
+    return (kronos_f32x8)((down & a) | (~down & (kronos_i32x8)hi));
+}
 
 #if defined(__x86_64__)
 #include <immintrin.h>

@@ -2,7 +2,7 @@
 // inference, gap checks, future timestamps on both calendars, formatting).
 import Foundation
 import Kronos
-import KronosEngine
+import KronosWideEngine
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

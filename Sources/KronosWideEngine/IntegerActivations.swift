@@ -8,12 +8,12 @@
 //   y = acc + bias[r]
 // Three kernels compute exactly that, bit for bit (tested): the scalar reference
 // (integerReferenceDot, read from the block layouts), the portable SIMD path (any x86-64-v3 / other
-// processor), and on AVX-512 VNNI processors the KronosVNNI kernels (vpdpbusd: 32 byte products per
+// processor), and on AVX-512 VNNI processors the KronosWideVNNI kernels (vpdpbusd: 32 byte products per
 // instruction). So a decode step and a prefill compute the same numbers on one machine, and every
 // machine computes the same forecast.
 import Foundation
 import KronosQuant
-import KronosVNNI
+import KronosWideVNNI
 
 /// Values per activation block (= the q8_0 weight block).
 let activationBlock = BlockQ8_0.count
@@ -187,11 +187,12 @@ func integerMatmul(
                 ldy: w.rows, bias: bias)
         }
     case .portable:
-        switch w.type {
-        case .q8_0: portableMatmul(Q8_0Codes.self, arguments, big: big)
-        case .q4_1: portableMatmul(Q4_1Codes.self, arguments, big: big)
-        case .q4_k: portableMatmul(Q4_KCodes.self, arguments, big: big)
-        default: preconditionFailure("the integer path takes q8_0, q4_1 and q4_k weights, not \(w.type)")
+        struct Portable: IntegerCodesTask {
+            let arguments: (MatmulArguments, Int8Activations), big: Bool
+            @inline(__always) func run<C: IntegerCodes>(_: C.Type) { portableMatmul(C.self, arguments, big: big) }
+        }
+        guard w.type.withIntegerCodes(Portable(arguments: arguments, big: big)) != nil else {
+            preconditionFailure("the integer path takes q8_0, q4_1 and q4_k weights, not \(w.type)")
         }
     }
 }

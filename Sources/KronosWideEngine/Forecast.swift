@@ -1,5 +1,6 @@
-// The forecast procedure (ARCHITECTURE.md §5): normalize, encode, autoregressive generation with exact
-// KV caching (recompute once the window slides), decode, average samples, denormalize.
+// The forecast procedure (ARCHITECTURE.md §5) in five stages: check the inputs, encode (normalize,
+// tokenize), generate (autoregressive, exact KV caching, recompute once the window slides), decode,
+// summarise (average the samples, denormalize).
 import Foundation
 import KronosBundle
 
@@ -34,139 +35,176 @@ extension ForecastEngine {
     /// Most sequences (series × samples) in one batch (EngineLimits.maxBatch).
     public static var maxBatch: Int { EngineLimits.maxBatch }
 
-    /// Forecasts every series (same length required) as one batch of series × samples sequences.
+    /// Forecasts every series (same length required) as one batch of series × samples sequences:
+    /// check -> encode -> generate -> decode -> summarise, each a function below.
     /// `cancelled` is asked before every step: true stops the forecast with RuntimeError.cancelled.
     public func forecast(
         _ inputs: [SeriesInput], settings: ForecastSettings, trace: UnsafeMutablePointer<ForecastTrace>? = nil,
         progress: ((ForecastEvent) -> Void)? = nil, cancelled: (() -> Bool)? = nil
     ) throws(RuntimeError) -> [SeriesForecast] {
+        try check(inputs, settings: settings)
+        var batch = try encode(inputs, settings: settings, trace: trace)
+        try generate(&batch, settings: settings, trace: trace, progress: progress, cancelled: cancelled)
+        return summarise(batch, decoded: decode(batch, window: settings.maxContext))
+    }
+
+    /// 1. Every value the model reads from the caller is checked before it indexes a table or
+    /// enters the arithmetic. Messages use the settings' names (ForecastSettings), not a CLI's.
+    func check(_ inputs: [SeriesInput], settings: ForecastSettings) throws(RuntimeError) {
         guard let T = inputs.first?.rows, T >= 1 else { throw .options("no input rows") }
         let P = settings.predictionLength, S = settings.samples, window = settings.maxContext
-        guard P >= 1 else { throw .options("--pred-len must be at least 1, found \(P)") }
-        guard S >= 1 else { throw .options("--samples must be at least 1, found \(S)") }
-        guard window >= 1 else { throw .options("--max-context must be at least 1, found \(window)") }
+        guard P >= 1 else { throw .options("predictionLength must be at least 1, found \(P)") }
+        guard S >= 1 else { throw .options("samples must be at least 1, found \(S)") }
+        guard window >= 1, window <= Self.maxWindow else {
+            throw .options("maxContext (the model window) must be in 1...\(Self.maxWindow), found \(window)")
+        }
         guard P <= window else {
             throw .options(
-                "--pred-len \(P) exceeds the model window of \(window) rows (--max-context): the tokenizer decodes one window, as the reference does"
-            )
-        }
-        guard window <= Self.maxWindow else {
-            throw .options("--max-context must be in 1...\(Self.maxWindow), found \(window)")
+                "predictionLength \(P) exceeds the model window of \(window) rows (maxContext): the tokenizer "
+                    + "decodes one window, as the reference does")
         }
         guard inputs.count <= Self.maxBatch, S <= Self.maxBatch / inputs.count else {
             throw .options(
-                "\(inputs.count) series × \(S) samples = \(inputs.count.multipliedReportingOverflow(by: S).partialValue) sequences; at most \(Self.maxBatch) run as one batch"
-            )
+                "\(inputs.count) series × \(S) samples = "
+                    + "\(inputs.count.multipliedReportingOverflow(by: S).partialValue) sequences; at most "
+                    + "\(Self.maxBatch) run as one batch")
         }
         for (i, s) in inputs.enumerated() {
             guard s.rows == T, s.futureStamps.count == P, s.values.count == T * 6, s.stamps.count == T else {
                 throw .options(
-                    "series \(i + 1) has \(s.rows) rows, \(s.values.count) values and \(s.futureStamps.count) future stamps; every series of a batch needs \(T), \(T * 6) and \(P)"
-                )
+                    "series \(i + 1) has \(s.rows) rows, \(s.values.count) values and \(s.futureStamps.count) future "
+                        + "stamps; every series of a batch needs \(T), \(T * 6) and \(P)")
             }
-            // Every value the model reads from the caller is checked before it indexes a table or
-            // enters the arithmetic.
             if let r = s.values.firstIndex(where: { !$0.isFinite }) {
                 throw .options(
-                    "series \(i + 1), row \(r / 6), column \(SeriesInput.columns[r % 6]): \(s.values[r]) is not a finite number"
-                )
+                    "series \(i + 1), row \(r / 6), column \(SeriesInput.columns[r % 6]): \(s.values[r]) is not a "
+                        + "finite number")
             }
             for (k, stamp) in (s.stamps + s.futureStamps).enumerated() where !stamp.isValid {
                 throw .options(
-                    "series \(i + 1), \(k < T ? "row \(k)" : "future row \(k - T)"): time features \(stamp) outside their tables "
-                        + "(minute 0...59, hour 0...23, weekday 0...6, day 0...31, month 0...12)")
+                    "series \(i + 1), \(k < T ? "row \(k)" : "future row \(k - T)"): time features \(stamp) outside "
+                        + "their tables (minute 0...59, hour 0...23, weekday 0...6, day 0...31, month 0...12)")
             }
         }
-        let batch = inputs.count * S
-        let V1 = predictor.config.s1Vocabulary, V2 = predictor.config.s2Vocabulary
+    }
 
-        // 3-4: normalize and encode each series once; every sample starts from the same ids.
-        var norms = [(normalized: [Float], mean: [Float], std: [Float])]()
-        var s1 = [[Int]](), s2 = [[Int]](), stamps = [[TimeStamp]]()
+    /// The token ids of every sequence of a batch (series-major: sequence b = series b / S, sample
+    /// b % S) and what summarising needs from the encoding.
+    struct TokenBatch {
+        let rows: Int  // T, context rows per series
+        let steps: Int  // P
+        let samples: Int  // S
+        /// Per series: the normalized context [T, 6] and its column means and spreads [6].
+        var norms: [(normalized: [Float], mean: [Float], std: [Float])] = []
+        var s1: [[Int]] = [], s2: [[Int]] = []  // [batch][T (+ generated)]
+        var stamps: [[TimeStamp]] = []  // [batch][T + P]
+        var count: Int { s1.count }
+    }
+
+    /// 2. Normalize and encode each series once; every sample starts from the same ids.
+    func encode(
+        _ inputs: [SeriesInput], settings: ForecastSettings, trace: UnsafeMutablePointer<ForecastTrace>?
+    ) throws(RuntimeError) -> TokenBatch {
+        let T = inputs[0].rows, S = settings.samples
+        var batch = TokenBatch(rows: T, steps: settings.predictionLength, samples: S)
         for input in inputs {
             let n = Self.normalize(input.values, rows: T, clip: settings.clip)
             for c in 0..<6 where !(n.mean[c].isFinite && (n.std[c] + 1e-5).isFinite) {
                 throw .options(
-                    "series \(norms.count + 1), column \(SeriesInput.columns[c]): the mean or spread of the values (\(n.mean[c]), \(n.std[c])) "
-                        + "overflows 32-bit floats; rescale the input")
+                    "series \(batch.norms.count + 1), column \(SeriesInput.columns[c]): the mean or spread of the "
+                        + "values (\(n.mean[c]), \(n.std[c])) overflows 32-bit floats; rescale the input")
             }
-            norms.append(n)
+            batch.norms.append(n)
             let ids = tokenizer.encode(n.normalized, rows: T)
             for _ in 0..<S {
-                s1.append(ids.s1); s2.append(ids.s2); stamps.append(input.stamps + input.futureStamps)
+                batch.s1.append(ids.s1); batch.s2.append(ids.s2); batch.stamps.append(input.stamps + input.futureStamps)
             }
         }
         if let trace {
-            trace.pointee.normalized = norms[0].normalized; trace.pointee.mean = norms[0].mean;
-            trace.pointee.std = norms[0].std
-            trace.pointee.contextS1 = s1[0]; trace.pointee.contextS2 = s2[0]
-            let keep = min(T, window)
+            trace.pointee.normalized = batch.norms[0].normalized; trace.pointee.mean = batch.norms[0].mean
+            trace.pointee.std = batch.norms[0].std
+            trace.pointee.contextS1 = batch.s1[0]; trace.pointee.contextS2 = batch.s2[0]
+            let keep = min(T, settings.maxContext)
             trace.pointee.contextReconstruction = tokenizer.decode(
-                s1: [Array(s1[0].suffix(keep))], s2: [Array(s2[0].suffix(keep))])
+                s1: [Array(batch.s1[0].suffix(keep))], s2: [Array(batch.s2[0].suffix(keep))])
         }
+        return batch
+    }
 
-        // 5: generation. The cache is exact while the window starts at position 0; once it slides,
-        // the window is recomputed from scratch (as the reference does at every step) unless the
-        // approx-slide approximation was asked for.
+    /// 3. Autoregressive generation: P steps, each appending one (s1, s2) pair to every sequence.
+    /// The cache is exact while the window starts at position 0; once it slides, the window is
+    /// recomputed from scratch (as the reference does at every step) unless the approx-slide
+    /// approximation was asked for. The session's caches are freed when this returns.
+    func generate(
+        _ batch: inout TokenBatch, settings: ForecastSettings, trace: UnsafeMutablePointer<ForecastTrace>?,
+        progress: ((ForecastEvent) -> Void)?, cancelled: (() -> Bool)?
+    ) throws(RuntimeError) {
+        let T = batch.rows, P = batch.steps, S = batch.samples, B = batch.count, window = settings.maxContext
+        let V1 = predictor.config.s1Vocabulary, V2 = predictor.config.s2Vocabulary
         var rng = KronosRNG(seed: settings.seed)
-        do {  // (the session's caches are freed before the tokenizer decodes)
-            // The S samples of a series share its T context tokens: their rows are computed and cached once.
-            // The window never holds more than the rows there are: a bundle claiming a huge max
-            // context costs memory for the rows a run uses, not for the claim.
-            let session = PredictorSession(
-                model: predictor, batch: batch, perGroup: S, sharedTokens: T, capacity: min(window, T + P),
-                privateRows: P, activations: settings.activations, kvCache: settings.kvCache)
-            // Everything a step needs is allocated here, once (the step itself allocates nothing).
-            let sampler = Sampler(capacity: max(V1, V2))
-            var picks1 = [Int](repeating: 0, count: batch), picks2 = [Int](repeating: 0, count: batch)
-            for b in 0..<batch { s1[b].reserveCapacity(T + P); s2[b].reserveCapacity(T + P) }
-            for i in 0..<P {
-                if let cancelled, cancelled() { throw .cancelled }
-                session.advance(to: T + i, s1: s1, s2: s2, stamps: stamps, window: window, mode: settings.cache)
-                if let bad = session.s1Logits.prefix(batch * V1).firstIndex(where: { !$0.isFinite }) {
-                    throw .model(
-                        "step \(i + 1), sequence \(bad / V1 + 1): the s1 logits are not finite (\(session.s1Logits[bad])); "
-                            + "the input or the bundle's weights overflow 32-bit floats")
-                }
-                session.s1Logits.withUnsafeBufferPointer { l in
-                    for b in 0..<batch {
-                        picks1[b] = sampler.sample(l.baseAddress! + b * V1, V1, settings.sampling, rng: &rng)
-                    }
-                }
-                session.computeS2Logits(picks: picks1)
-                if let bad = session.s2Logits.prefix(batch * V2).firstIndex(where: { !$0.isFinite }) {
-                    throw .model(
-                        "step \(i + 1), sequence \(bad / V2 + 1): the s2 logits are not finite (\(session.s2Logits[bad])); "
-                            + "the input or the bundle's weights overflow 32-bit floats")
-                }
-                session.s2Logits.withUnsafeBufferPointer { l in
-                    for b in 0..<batch {
-                        picks2[b] = sampler.sample(l.baseAddress! + b * V2, V2, settings.sampling, rng: &rng)
-                    }
-                }
-                if let trace {
-                    trace.pointee.stepS1Logits.append(Array(session.s1Logits[0..<V1]))
-                    trace.pointee.stepS2Logits.append(Array(session.s2Logits[0..<V2]))
-                }
-                for b in 0..<batch { s1[b].append(picks1[b]); s2[b].append(picks2[b]) }
-                progress?(.step(done: i + 1, total: P))
+        // The S samples of a series share its T context tokens: their rows are computed and cached once.
+        // The window never holds more than the rows there are: a bundle claiming a huge max
+        // context costs memory for the rows a run uses, not for the claim.
+        let session = PredictorSession(
+            model: predictor, batch: B, perGroup: S, sharedTokens: T, capacity: min(window, T + P),
+            privateRows: P, activations: settings.activations, kvCache: settings.kvCache)
+        // Everything a step needs is allocated here, once (the step itself allocates nothing).
+        let sampler = Sampler(capacity: max(V1, V2))
+        var picks1 = [Int](repeating: 0, count: B), picks2 = [Int](repeating: 0, count: B)
+        for b in 0..<B { batch.s1[b].reserveCapacity(T + P); batch.s2[b].reserveCapacity(T + P) }
+        /// Throws when a logit is not finite; else draws one id per sequence from logits [B, V].
+        func pick(_ logits: [Float], _ V: Int, _ name: String, step i: Int, into picks: inout [Int])
+            throws(RuntimeError)
+        {
+            if let bad = logits.prefix(B * V).firstIndex(where: { !$0.isFinite }) {
+                throw .model(
+                    "step \(i + 1), sequence \(bad / V + 1): the \(name) logits are not finite (\(logits[bad])); "
+                        + "the input or the bundle's weights overflow 32-bit floats")
+            }
+            logits.withUnsafeBufferPointer { l in
+                for b in 0..<B { picks[b] = sampler.sample(l.baseAddress! + b * V, V, settings.sampling, rng: &rng) }
             }
         }
+        for i in 0..<P {
+            if let cancelled, cancelled() { throw .cancelled }
+            session.advance(
+                to: T + i, s1: batch.s1, s2: batch.s2, stamps: batch.stamps, window: window, mode: settings.cache)
+            try pick(session.s1Logits, V1, "s1", step: i, into: &picks1)
+            session.computeS2Logits(picks: picks1)
+            try pick(session.s2Logits, V2, "s2", step: i, into: &picks2)
+            if let trace {
+                trace.pointee.stepS1Logits.append(Array(session.s1Logits[0..<V1]))
+                trace.pointee.stepS2Logits.append(Array(session.s2Logits[0..<V2]))
+            }
+            for b in 0..<B { batch.s1[b].append(picks1[b]); batch.s2[b].append(picks2[b]) }
+            progress?(.step(done: i + 1, total: P))
+        }
+    }
 
-        // 6: decode the last min(T + P, window) tokens, keep the last P rows. The context part of
-        // that window is the same for every sample of a series: it is decoded once per series.
+    /// 4. Decode the last min(T + P, window) tokens of every sequence, keep the last P rows:
+    /// normalized paths [batch][P, 6]. The context part of that window is the same for every
+    /// sample of a series: it is decoded once per series.
+    func decode(_ batch: TokenBatch, window: Int) -> [[Float]] {
+        let T = batch.rows, P = batch.steps, S = batch.samples
         let keep = min(T + P, window)
-        var decoded = [[Float]]()  // [batch][P, 6]
-        for k in inputs.indices {
+        var decoded = [[Float]]()
+        for k in batch.norms.indices {
             let first = k * S
             decoded += tokenizer.decode(
-                prefixS1: Array(s1[first][(T + P - keep)..<T]), prefixS2: Array(s2[first][(T + P - keep)..<T]),
-                suffixesS1: (first..<(first + S)).map { Array(s1[$0][T...]) },
-                suffixesS2: (first..<(first + S)).map { Array(s2[$0][T...]) })
+                prefixS1: Array(batch.s1[first][(T + P - keep)..<T]),
+                prefixS2: Array(batch.s2[first][(T + P - keep)..<T]),
+                suffixesS1: (first..<(first + S)).map { Array(batch.s1[$0][T...]) },
+                suffixesS2: (first..<(first + S)).map { Array(batch.s2[$0][T...]) })
         }
-        // 7-8: average the samples of each series, denormalize.
+        return decoded
+    }
+
+    /// 5. Per series: the mean of its samples' normalized paths, then every path and the mean
+    /// denormalized with the series' own mean and spread.
+    func summarise(_ batch: TokenBatch, decoded: [[Float]]) -> [SeriesForecast] {
+        let P = batch.steps, S = batch.samples
         var results = [SeriesForecast]()
-        for (k, norm) in norms.enumerated() {
+        for (k, norm) in batch.norms.enumerated() {
             var mean = [Float](repeating: 0, count: P * 6)
             var paths = [[Float]]()
             for j in 0..<S {
@@ -187,8 +225,8 @@ extension ForecastEngine {
             results.append(
                 SeriesForecast(
                     mean: mean, paths: paths,
-                    s1: (0..<S).map { Array(s1[k * S + $0].suffix(P)) },
-                    s2: (0..<S).map { Array(s2[k * S + $0].suffix(P)) }))
+                    s1: (0..<S).map { Array(batch.s1[k * S + $0].suffix(P)) },
+                    s2: (0..<S).map { Array(batch.s2[k * S + $0].suffix(P)) }))
         }
         return results
     }

@@ -31,10 +31,10 @@ enum F32Storage: KVStorage {
 
 enum F16Storage: KVStorage {
     @inline(__always) static func load8(_ p: UnsafeRawPointer, _ i: Int) -> SIMD8<Float> {
-        SIMD8<Float>(p.loadUnaligned(fromByteOffset: 2 &* i, as: SIMD8<Float16>.self))
+        kronos_f32_from_f16x8(p.loadUnaligned(fromByteOffset: 2 &* i, as: SIMD8<UInt16>.self))
     }
     @inline(__always) static func load4(_ p: UnsafeRawPointer, _ i: Int) -> SIMD4<Float> {
-        SIMD4<Float>(p.loadUnaligned(fromByteOffset: 2 &* i, as: SIMD4<Float16>.self))
+        kronos_f32_from_f16x4(p.loadUnaligned(fromByteOffset: 2 &* i, as: SIMD4<UInt16>.self))
     }
     @inline(__always) static func load(_ p: UnsafeRawPointer, _ i: Int) -> Float {
         Float(p.loadUnaligned(fromByteOffset: 2 &* i, as: Float16.self))
@@ -89,10 +89,10 @@ package final class KVCache: @unchecked Sendable {
         self.privateCapacity = privateCapacity; self.width = width; self.precision = precision
         rowBytes = width * precision.bytes
         let shared = batch / perGroup * capacity * rowBytes, own = batch * privateCapacity * rowBytes
-        keys = .allocate(byteCount: shared, alignment: 64); values = .allocate(byteCount: shared, alignment: 64)
-        privateKeys = .allocate(byteCount: own, alignment: 64); privateValues = .allocate(byteCount: own, alignment: 64)
+        keys = arena.rawBuffer(bytes: shared); values = arena.rawBuffer(bytes: shared)
+        privateKeys = arena.rawBuffer(bytes: own); privateValues = arena.rawBuffer(bytes: own)
     }
-    deinit { keys.deallocate(); values.deallocate(); privateKeys.deallocate(); privateValues.deallocate() }
+    private let arena = ScratchArena()  // owns the four row buffers
 
     func clear() { offset = 0; length = 0; split = Int.max }
     /// Forgets the oldest row of every sequence.
@@ -422,18 +422,20 @@ let rowwiseMinimumRows = 8
 /// Scratch for block forward passes over up to `rows` rows of width D and F, and the kernels'
 /// per-worker workspace: everything a pass needs, allocated once.
 final class BlockScratch {
-    let h, q, k, v, att, f1, f3: UnsafeMutablePointer<Float>
+    let h, q, k, v, att: UnsafeMutablePointer<Float>  // [rows, D]
+    let f1, f3: UnsafeMutablePointer<Float>  // [rows, F]
     let rows: Int
     let workspace: Workspace
+    /// Owns the buffers above and the rotary rows; the caller's own scratch for this pass comes from it too.
+    let arena = ScratchArena()
     /// `columns`: the widest input of any other matmul run with this scratch.
     init(rows: Int, D: Int, F: Int, columns: Int = 0, positions: Int, threads: Int) {
         self.rows = rows
-        h = .allocate(capacity: rows * D); q = .allocate(capacity: rows * D); k = .allocate(capacity: rows * D)
-        v = .allocate(capacity: rows * D); att = .allocate(capacity: rows * D)
-        f1 = .allocate(capacity: rows * F); f3 = .allocate(capacity: rows * F)
+        h = arena.buffer(count: rows * D); q = arena.buffer(count: rows * D); k = arena.buffer(count: rows * D)
+        v = arena.buffer(count: rows * D); att = arena.buffer(count: rows * D)
+        f1 = arena.buffer(count: rows * F); f3 = arena.buffer(count: rows * F)
         workspace = Workspace(columns: max(D, F, columns), positions: positions, threads: threads)
     }
-    deinit { for p in [h, q, k, v, att, f1, f3] { p.deallocate() }; rotaryCos?.deallocate(); rotarySin?.deallocate() }
 
     // Rotary rows past the model's table, computed for the pass that needs them (this scratch's
     // own memory: forecasts sharing a model never write to anything they share).
@@ -451,9 +453,8 @@ final class BlockScratch {
         if start + count <= table.positions { return table.rows(from: start) }
         let needed = count * table.half
         if needed > rotaryCapacity {
-            rotaryCos?.deallocate(); rotarySin?.deallocate()
             rotaryCapacity = needed
-            rotaryCos = .allocate(capacity: needed); rotarySin = .allocate(capacity: needed)
+            rotaryCos = arena.regrow(rotaryCos, count: needed); rotarySin = arena.regrow(rotarySin, count: needed)
             rotaryKey = nil
         }
         let key = RotaryKey(table: ObjectIdentifier(table), start: start, count: count)

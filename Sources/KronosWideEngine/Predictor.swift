@@ -68,17 +68,14 @@ package final class PredictorSession {
             rows: rows, D: D, F: model.config.feedForwardDimension, columns: 2 * D, positions: capacity,
             threads: model.threads)
         scratch.workspace.integerActivations = model.activations(activations) == .int8
-        x = .allocate(capacity: rows * D)
-        pair = .allocate(capacity: 2 * D); time = .allocate(capacity: D)
-        emb = .allocate(capacity: batch * D); query = .allocate(capacity: batch * D)
-        attended = .allocate(capacity: batch * D); mixed = .allocate(capacity: batch * D)
+        let arena = scratch.arena  // the session's buffers live as long as its block scratch
+        x = arena.buffer(count: rows * D)
+        pair = arena.buffer(count: 2 * D); time = arena.buffer(count: D)
+        emb = arena.buffer(count: batch * D); query = arena.buffer(count: batch * D)
+        attended = arena.buffer(count: batch * D); mixed = arena.buffer(count: batch * D)
         lastContext = [Float](repeating: 0, count: batch * D)
         s1Logits = [Float](repeating: 0, count: batch * model.config.s1Vocabulary)
         s2Logits = [Float](repeating: 0, count: batch * model.config.s2Vocabulary)
-    }
-
-    deinit {
-        for p in [x, pair, time, emb, query, attended, mixed] { p.deallocate() }
     }
 
     /// Forgets every position (the next row starts at position 0).

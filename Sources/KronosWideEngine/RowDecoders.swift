@@ -3,7 +3,39 @@
 // operands, never fused), so a kernel that multiplies straight from the stored row computes exactly
 // what it would compute on the decoded row: the fast paths and the reference paths agree bitwise on
 // the weights, and only the summation order (fixed, see Kernels.swift) defines the result.
+import CKronosHints
 import KronosQuant
+
+/// Work that depends on a weight type's in-register decoder, run by `TensorType.withRowDecoder`:
+/// `run` is generic over the decoder, so each kernel is specialized for every type.
+protocol RowDecoderTask {
+    associatedtype Output
+    func run<D: RowDecoder>(_ decoder: D.Type) -> Output
+}
+
+extension TensorType {
+    /// The one dispatch point from a tensor type to its RowDecoder: every float-path kernel and
+    /// row lookup reaches its specialization through here. (A generic task keeps the kernels
+    /// specialized; returning `any RowDecoder.Type` instead cost the matvec kernels 2-8x, measured
+    /// with kronos-bench kernels --shape 16384x1024.)
+    @inline(__always)
+    func withRowDecoder<T: RowDecoderTask>(_ task: T) -> T.Output {
+        switch self {
+        case .f32: task.run(F32Rows.self)
+        case .f16: task.run(F16Rows.self)
+        case .q8_0: task.run(Q8_0Rows.self)
+        case .q4_1: task.run(Q4_1Rows.self)
+        case .q4_k: task.run(Q4_KRows.self)
+        case .i64: preconditionFailure("i64 tensors are not weight matrices")
+        }
+    }
+}
+
+/// Row values of a stored row as floats (RowDecoder.decode).
+struct DecodeRowTask: RowDecoderTask {
+    let row: UnsafeRawPointer, columns: Int, out: UnsafeMutablePointer<Float>
+    @inline(__always) func run<D: RowDecoder>(_: D.Type) { D.decode(row, columns: columns, into: out) }
+}
 
 protocol RowDecoder {
     /// Values decoded by one call of `unit` (the type's block or super-block; a multiple of 8).
@@ -61,7 +93,7 @@ enum F16Rows: RowDecoder {
     @inline(__always)
     static func unit(_ row: UnsafeRawPointer, _ u: Int, _ emit: (Int, SIMD8<Float>) -> Void) {
         let bits = row.loadUnaligned(fromByteOffset: 16 * u, as: SIMD8<UInt16>.self)
-        emit(0, SIMD8<Float>(unsafeBitCast(bits, to: SIMD8<Float16>.self)))
+        emit(0, kronos_f32_from_f16x8(bits))
     }
     @inline(__always)
     static func value(_ row: UnsafeRawPointer, _ k: Int) -> Float {
@@ -79,7 +111,7 @@ enum Q8_0Rows: RowDecoder {
         let d = SIMD8<Float>(repeating: loadF16(block))
         for i in 0..<4 {
             let q = block.loadUnaligned(fromByteOffset: 2 + 8 * i, as: SIMD8<Int8>.self)
-            emit(i, d * SIMD8<Float>(SIMD8<Int32>(truncatingIfNeeded: q)))
+            emit(i, d * kronos_f32_from_i32x8(kronos_i32_from_i8x8(q)))
         }
     }
 }
@@ -137,12 +169,12 @@ enum Q4_KRows: RowDecoder {
 // 57 -> 85 GFLOP/s).
 @inline(__always)
 private func nibbles(_ p: UnsafeRawPointer, _ emit: (Int, SIMD8<Float>) -> Void) {
-    let b0 = SIMD8<Int32>(truncatingIfNeeded: p.loadUnaligned(as: SIMD8<UInt8>.self))
-    let b1 = SIMD8<Int32>(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: 8, as: SIMD8<UInt8>.self))
-    emit(0, SIMD8<Float>(b0 & 0x0F))
-    emit(1, SIMD8<Float>(b1 & 0x0F))
-    emit(2, SIMD8<Float>(b0 &>> 4))
-    emit(3, SIMD8<Float>(b1 &>> 4))
+    let b0 = kronos_i32_from_u8x8(p.loadUnaligned(as: SIMD8<UInt8>.self))
+    let b1 = kronos_i32_from_u8x8(p.loadUnaligned(fromByteOffset: 8, as: SIMD8<UInt8>.self))
+    emit(0, kronos_f32_from_i32x8(b0 & 0x0F))
+    emit(1, kronos_f32_from_i32x8(b1 & 0x0F))
+    emit(2, kronos_f32_from_i32x8(b0 &>> 4))
+    emit(3, kronos_f32_from_i32x8(b1 &>> 4))
 }
 
 extension RowDecoder {

@@ -56,7 +56,8 @@ final class TensorStore: @unchecked Sendable {
         let t = try data(part, name)
         guard t.record.shape.count == 2, t.record.type != .i64 else {
             throw .model(
-                "\(path): tensor \(part.rawValue)/\(name) must be a float matrix, found \(t.record.type.rawValue) \(t.record.shape)"
+                "\(path): tensor \(part.rawValue)/\(name) must be a float matrix, found \(t.record.type.rawValue) "
+                    + "\(t.record.shape)"
             )
         }
         return WeightMatrix(type: t.record.type, rows: t.record.shape[0], columns: t.record.shape[1], data: t.raw)

@@ -1,7 +1,7 @@
 // Int8 kernels for processors with AVX-512 VNNI: q8_0, q4_1 and q4_k weights times int8-quantized
 // activations, 32 byte products per instruction (vpdpbusd). This module is compiled for AVX-512 VL / BW / VNNI
 // (Package.swift), so nothing in it may run before the runtime has checked the processor
-// (KronosEngine's `Kernels.IntegerKernels.native`, by cpuid): its kernels are never inlined into callers compiled
+// (KronosWideEngine's `Kernels.IntegerKernels.native`, by cpuid): its kernels are never inlined into callers compiled
 // for other processors, and its constants are inlinable (they compile in the caller).
 //
 // The arithmetic of every (weight row r, input row t) pair, whichever kernel computes it, with the
@@ -11,12 +11,12 @@
 //     acc = fma(Float(I), d_w[r, u] · d_x[t, u], acc)   (d_w · d_x rounded to f32 first)
 //     q4_1, q4_k only: acc = fma(m_w[r, u], d_x[t, u] · Float(S[t, u]), acc)   (S: the block's Σ q)
 //   y[t, r] = acc + bias[r]
-// The scalar reference (KronosEngine, integerReferenceDot) and the portable path compute the same,
+// The scalar reference (KronosWideEngine, integerReferenceDot) and the portable path compute the same,
 // bit for bit.
 import CKronosHints
 import KronosQuant
 
-/// Int8 activations of a matmul's input rows (KronosEngine quantizes them).
+/// Int8 activations of a matmul's input rows (KronosWideEngine quantizes them).
 public struct Int8Activations {
     /// Codes [rows, columns], -127...127.
     public let codes: UnsafePointer<Int8>
@@ -55,11 +55,19 @@ public enum VNNI {
         scratch: UnsafeMutableRawPointer
     ) {
         #if arch(x86_64)
-            switch type {
-            case .q8_0: gemmGroups(Q8_0Codes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias, scratch)
-            case .q4_1: gemmGroups(Q4_1Codes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias, scratch)
-            case .q4_k: gemmGroups(Q4_KCodes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias, scratch)
-            default: preconditionFailure("the integer path takes q8_0, q4_1 and q4_k weights, not \(type)")
+            struct Gemm: IntegerCodesTask {
+                let w: UnsafeRawPointer, rowBytes: Int, rows: Int, groups: Range<Int>, x: Int8Activations
+                let inputs: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?
+                let scratch: UnsafeMutableRawPointer
+                @inline(__always) func run<C: IntegerCodes>(_: C.Type) {
+                    gemmGroups(C.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias, scratch)
+                }
+            }
+            let task = Gemm(
+                w: w, rowBytes: rowBytes, rows: rows, groups: groups, x: x, inputs: inputs, y: y, ldy: ldy, bias: bias,
+                scratch: scratch)
+            guard type.withIntegerCodes(task) != nil else {
+                preconditionFailure("the integer path takes q8_0, q4_1 and q4_k weights, not \(type)")
             }
         #else
             preconditionFailure("the VNNI kernels exist on x86-64 only")
@@ -74,11 +82,17 @@ public enum VNNI {
         x: Int8Activations, inputs: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?
     ) {
         #if arch(x86_64)
-            switch type {
-            case .q8_0: matvecGroups(Q8_0Codes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias)
-            case .q4_1: matvecGroups(Q4_1Codes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias)
-            case .q4_k: matvecGroups(Q4_KCodes.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias)
-            default: preconditionFailure("the integer path takes q8_0, q4_1 and q4_k weights, not \(type)")
+            struct Matvec: IntegerCodesTask {
+                let w: UnsafeRawPointer, rowBytes: Int, rows: Int, groups: Range<Int>, x: Int8Activations
+                let inputs: Int, y: UnsafeMutablePointer<Float>, ldy: Int, bias: UnsafePointer<Float>?
+                @inline(__always) func run<C: IntegerCodes>(_: C.Type) {
+                    matvecGroups(C.self, w, rowBytes, rows, groups, x, inputs, y, ldy, bias)
+                }
+            }
+            let task = Matvec(
+                w: w, rowBytes: rowBytes, rows: rows, groups: groups, x: x, inputs: inputs, y: y, ldy: ldy, bias: bias)
+            guard type.withIntegerCodes(task) != nil else {
+                preconditionFailure("the integer path takes q8_0, q4_1 and q4_k weights, not \(type)")
             }
         #else
             preconditionFailure("the VNNI kernels exist on x86-64 only")

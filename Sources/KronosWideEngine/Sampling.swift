@@ -86,16 +86,13 @@ public final class Sampler {
 
     public init(capacity: Int) {
         self.capacity = capacity
-        l = .allocate(capacity: capacity); order = .allocate(capacity: capacity); probs = .allocate(capacity: capacity)
-        remove = .allocate(capacity: capacity); p = .allocate(capacity: capacity)
-        keys = .allocate(capacity: capacity); keys2 = .allocate(capacity: capacity);
-        order2 = .allocate(capacity: capacity)
-        counts = .allocate(capacity: 257)
+        l = arena.buffer(count: capacity); order = arena.buffer(count: capacity); probs = arena.buffer(count: capacity)
+        remove = arena.buffer(count: capacity); p = arena.buffer(count: capacity)
+        keys = arena.buffer(count: capacity); keys2 = arena.buffer(count: capacity)
+        order2 = arena.buffer(count: capacity)
+        counts = arena.buffer(count: 257)
     }
-    deinit {
-        l.deallocate(); order.deallocate(); probs.deallocate(); remove.deallocate(); p.deallocate()
-        keys.deallocate(); keys2.deallocate(); order2.deallocate(); counts.deallocate()
-    }
+    private let arena = ScratchArena()  // owns the buffers above
 
     /// Draws an index from logits [n] with settings `s` and one uniform number of `rng`.
     public func sample(_ logits: UnsafePointer<Float>, _ n: Int, _ s: SamplingSettings, rng: inout KronosRNG) -> Int {

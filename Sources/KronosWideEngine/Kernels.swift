@@ -4,7 +4,7 @@
 import Foundation
 import KronosQuant
 import CKronosHints
-import KronosVNNI
+import KronosWideVNNI
 
 /// A weight matrix as stored in the bundle: `rows` rows of `columns` elements of `type`.
 public struct WeightMatrix: @unchecked Sendable {
@@ -29,14 +29,7 @@ public struct WeightMatrix: @unchecked Sendable {
     /// prefill 15-29 % on x86-64-v3, measured with kronos-bench forecast.)
     @inline(__always) public func decodeRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         precondition(r >= 0 && r < rows, "row \(r) outside a table of \(rows) rows")
-        switch type {
-        case .f32: F32Rows.decode(row(r), columns: columns, into: out)
-        case .f16: F16Rows.decode(row(r), columns: columns, into: out)
-        case .q8_0: Q8_0Rows.decode(row(r), columns: columns, into: out)
-        case .q4_1: Q4_1Rows.decode(row(r), columns: columns, into: out)
-        case .q4_k: Q4_KRows.decode(row(r), columns: columns, into: out)
-        default: type.decodeRow(row(r), columns: columns, into: out)
-        }
+        type.withRowDecoder(DecodeRowTask(row: row(r), columns: columns, out: out))
     }
 }
 
@@ -227,11 +220,9 @@ public final class Workspace: @unchecked Sendable {
     public init(floatsPerWorker: Int, threads: Int) {
         workers = max(1, threads)
         self.floatsPerWorker = (max(floatsPerWorker, 16) + 15) / 16 * 16  // 64-byte multiples
-        base = .allocate(capacity: workers * self.floatsPerWorker)
+        base = arena.buffer(count: workers * self.floatsPerWorker)
     }
-    deinit {
-        base.deallocate(); activationCodes?.deallocate(); activationScales?.deallocate(); activationSums?.deallocate()
-    }
+    private let arena = ScratchArena()  // owns the workers' scratch and the activation buffers
 
     /// Scratch needed by matmul over rows of up to `columns` values and by attention over up to
     /// `positions` keys.
@@ -261,11 +252,11 @@ public final class Workspace: @unchecked Sendable {
     {
         let count = rows * columns
         if count > activationCapacity {
-            activationCodes?.deallocate(); activationScales?.deallocate(); activationSums?.deallocate()
             activationCapacity = max(count, 2 * activationCapacity)
-            activationCodes = .allocate(capacity: activationCapacity)
-            activationScales = .allocate(capacity: activationCapacity / activationBlock + 1)
-            activationSums = .allocate(capacity: activationCapacity / activationBlock + 1)
+            let blocks = activationCapacity / activationBlock + 1
+            activationCodes = arena.regrow(activationCodes, count: activationCapacity)
+            activationScales = arena.regrow(activationScales, count: blocks)
+            activationSums = arena.regrow(activationSums, count: blocks)
         }
         return (activationCodes!, activationScales!, activationSums!)
     }
@@ -321,14 +312,14 @@ package func matmul(
         integerMatmul(w, bias: bias, x, rows: rows, y, workspace: workspace)
         return
     }
-    switch w.type {
-    case .f32: matmul(F32Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
-    case .f16: matmul(F16Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
-    case .q8_0: matmul(Q8_0Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
-    case .q4_1: matmul(Q4_1Rows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
-    case .q4_k: matmul(Q4_KRows.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
-    case .i64: preconditionFailure("i64 tensors are not weight matrices")
+    struct FloatMatmul: RowDecoderTask {
+        let w: WeightMatrix, bias: UnsafePointer<Float>?, x: UnsafePointer<Float>, rows: Int
+        let y: UnsafeMutablePointer<Float>, workspace: Workspace
+        @inline(__always) func run<D: RowDecoder>(_: D.Type) {
+            matmul(D.self, w, bias: bias, x, rows: rows, y, workspace: workspace)
+        }
     }
+    w.type.withRowDecoder(FloatMatmul(w: w, bias: bias, x: x, rows: rows, y: y, workspace: workspace))
 }
 
 @inline(__always)
@@ -604,7 +595,7 @@ func rmsNorm(
 // A pure function of each lane, so every path that uses it gets the same bits for the same input.
 @inline(__always)
 func exp8(_ x: SIMD8<Float>) -> SIMD8<Float> {
-    let xc = x.clamped(lowerBound: SIMD8(repeating: -87), upperBound: SIMD8(repeating: 88))
+    let xc = kronos_clamp8f(x, SIMD8(repeating: -87), SIMD8(repeating: 88))
     // n = round(x / ln 2): adding 1.5·2^23 leaves it (ties to even) in the low mantissa bits of t.
     let magic = SIMD8<Float>(repeating: 12582912)
     let t = xc * 1.44269504088896341 + magic
@@ -684,11 +675,11 @@ final class RotaryTable: @unchecked Sendable {  // (immutable after init: the po
     init(invFreq: [Float], positions: Int) {
         self.invFreq = invFreq
         self.positions = positions
-        cos = .allocate(capacity: max(1, positions * invFreq.count))
-        sin = .allocate(capacity: max(1, positions * invFreq.count))
+        cos = arena.buffer(count: positions * invFreq.count)
+        sin = arena.buffer(count: positions * invFreq.count)
         Self.angles(invFreq, positions: 0..<positions, cos: cos, sin: sin)
     }
-    deinit { cos.deallocate(); sin.deallocate() }
+    private let arena = ScratchArena()  // owns cos and sin
 
     /// cos / sin of the positions `range` -> cos, sin [range.count, half].
     static func angles(
@@ -827,18 +818,9 @@ public enum Kernels {
     }
 
     /// Row r of W decoded by the in-register decoder (RowDecoder) into floats.
-    /// (A switch on concrete types, as in matmul: returning `any RowDecoder.Type` from a shared helper
-    /// instead cost the matvec kernels 2-8x, measured with kronos-bench kernels --shape 16384x1024.)
     public static func decodeRow(_ w: WeightMatrix, _ r: Int) -> [Float] {
         [Float](unsafeUninitializedCapacity: w.columns) { b, n in
-            switch w.type {
-            case .f32: F32Rows.decode(w.row(r), columns: w.columns, into: b.baseAddress!)
-            case .f16: F16Rows.decode(w.row(r), columns: w.columns, into: b.baseAddress!)
-            case .q8_0: Q8_0Rows.decode(w.row(r), columns: w.columns, into: b.baseAddress!)
-            case .q4_1: Q4_1Rows.decode(w.row(r), columns: w.columns, into: b.baseAddress!)
-            case .q4_k: Q4_KRows.decode(w.row(r), columns: w.columns, into: b.baseAddress!)
-            case .i64: preconditionFailure("i64 tensors are not weight matrices")
-            }
+            w.type.withRowDecoder(DecodeRowTask(row: w.row(r), columns: w.columns, out: b.baseAddress!))
             n = w.columns
         }
     }
@@ -862,8 +844,9 @@ public enum Kernels {
             }
         }
         cache.length = rows
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: attentionQueryBlock * rows)
-        defer { scores.deallocate() }
+        let arena = ScratchArena()
+        defer { withExtendedLifetime(arena) {} }
+        let scores: UnsafeMutablePointer<Float> = arena.buffer(count: attentionQueryBlock * rows)
         var out = [Float](repeating: .nan, count: rows * D)
         let scale = 1 / Float(hd).squareRoot()
         q.withUnsafeBufferPointer { qp in

@@ -42,10 +42,10 @@ final class TokenizerModel: @unchecked Sendable {
     /// cached (results do not depend on the chunking), so the scratch stays small for long inputs.
     func encode(_ x: [Float], rows: Int) -> (s1: [Int], s2: [Int]) {
         let D = config.modelDimension, C = config.codeBits, chunk = max(1, min(rows, Self.passRows))
-        let h = UnsafeMutablePointer<Float>.allocate(capacity: chunk * D)
-        let z = UnsafeMutablePointer<Float>.allocate(capacity: chunk * C)
-        defer { h.deallocate(); z.deallocate() }
         let s = scratch(rows: chunk, positions: rows)
+        defer { withExtendedLifetime(s) {} }  // s's arena owns h and z
+        let h: UnsafeMutablePointer<Float> = s.arena.buffer(count: chunk * D)
+        let z: UnsafeMutablePointer<Float> = s.arena.buffer(count: chunk * C)
         let caches = encoder.map { _ in KVCache(batch: 1, capacity: max(rows, 1), width: D) }
         var s1 = [Int](repeating: 0, count: rows), s2 = [Int](repeating: 0, count: rows)
         runChunked(
@@ -84,10 +84,10 @@ final class TokenizerModel: @unchecked Sendable {
         let m = prefixS1.count, r = suffixesS1.first?.count ?? 0
         let rows = max(1, min(max(m, r), Self.passRows))
         let D = config.modelDimension, C = config.codeBits
-        let q = UnsafeMutablePointer<Float>.allocate(capacity: rows * C)
-        let h = UnsafeMutablePointer<Float>.allocate(capacity: rows * D)
-        defer { q.deallocate(); h.deallocate() }
         let s = scratch(rows: rows, positions: m + r)
+        defer { withExtendedLifetime(s) {} }  // s's arena owns q and h
+        let q: UnsafeMutablePointer<Float> = s.arena.buffer(count: rows * C)
+        let h: UnsafeMutablePointer<Float> = s.arena.buffer(count: rows * D)
         let caches = decoder.map { _ in KVCache(batch: 1, capacity: max(m + r, 1), width: D) }
         let mag = 1 / Float(C).squareRoot()
         // ids [count] -> post_quant_embed of their ±1/√C codes, then the decoder blocks after the
@@ -261,7 +261,8 @@ public final class ForecastEngine: @unchecked Sendable {
         let decoded = reader.manifest.decodedBytes
         guard decoded <= ProcessInfo.processInfo.physicalMemory else {
             throw .model(
-                "\(path): the bundle decodes to \(decoded) bytes, more than this machine's \(ProcessInfo.processInfo.physicalMemory) bytes of memory"
+                "\(path): the bundle decodes to \(decoded) bytes, more than this machine's "
+                    + "\(ProcessInfo.processInfo.physicalMemory) bytes of memory"
             )
         }
         let tensors: [String: TensorData]

@@ -5,7 +5,8 @@
 //
 // Layering (each target only depends on the ones above it):
 //   CZstd (system libzstd)
-//   KronosQuant       quantization codecs: f16/bf16, Q8_0, Q4_1 blocks, reference + fast kernels
+//   KronosQuant       quantization codecs: f16/bf16, Q8_0, Q4_1, Q4_K blocks, reference + fast kernels
+//                     (KronosWideQuant: the same sources for x86-64-v3, the converter's where cpuid allows)
 //   KronosBundle      bundle format (.kq): spec in formats/, writer, validating reader, configs
 //   KronosCheckpoint  safetensors reader (single / sharded), config check against the tensor table
 //   KronosConvert     conversion pipeline (checkpoint -> bundle)
@@ -74,12 +75,17 @@ let package = Package(
         // No CPU flags: the converter and the bundle reader run on any x86-64 (the kernels inline its
         // codecs into their own builds).
         .target(name: "KronosQuant", dependencies: ["CKronosHints"]),
+        // The same codecs compiled for x86-64-v3 (Sources/KronosWideQuant is a link to Sources/KronosQuant):
+        // the converter encodes with them where the processor runs them (KronosConvert/Codecs.swift).
+        .target(name: "KronosWideQuant", dependencies: ["CKronosHints"], swiftSettings: numericSettings),
         .target(name: "KronosBundle", dependencies: ["KronosQuant", "CZstd"]),
         .target(
             name: "KronosCheckpoint",
             dependencies: ["KronosBundle", "KronosQuant", .product(name: "Crypto", package: "swift-crypto")]
         ),
-        .target(name: "KronosConvert", dependencies: ["KronosCheckpoint", "KronosBundle", "KronosQuant"]),
+        .target(
+            name: "KronosConvert",
+            dependencies: ["KronosCheckpoint", "KronosBundle", "KronosQuant", "KronosWideQuant", "CKronosHints"]),
         .target(name: "KronosWideVNNI", dependencies: ["CKronosHints", "KronosQuant"], swiftSettings: vnniSettings),
         .target(name: "KronosEngineTypes", dependencies: ["KronosBundle", "CKronosHints"]),
         // The engine, twice from the same sources (Sources/KronosEngineBaseline is a link to
@@ -123,7 +129,7 @@ let package = Package(
             ]
         ),
         .target(name: "KronosTestSupport", path: "Tests/KronosTestSupport"),
-        .testTarget(name: "KronosQuantTests", dependencies: ["KronosQuant"]),
+        .testTarget(name: "KronosQuantTests", dependencies: ["KronosQuant", "KronosWideQuant"]),
         .testTarget(name: "KronosBundleTests", dependencies: ["KronosBundle"]),
         .testTarget(name: "KronosCheckpointTests", dependencies: ["KronosCheckpoint", "KronosTestSupport"]),
         .testTarget(

@@ -85,3 +85,23 @@ for preset in small base; do
     done
   done
 done
+
+echo
+echo "## Whole forecasts (kronos-run, one process each: load, read, forecast, write; GNU time)"
+echo
+echo "Series: golden/sample_4h.csv (its last L rows). The reference's figures for these shapes are in BENCHMARKS.md."
+echo
+echo "| bundle | lookback / steps / samples | cache | seconds (wall) | peak RSS MiB |"
+echo "|---|---|---|---|---|"
+run() {  # run BUNDLE L P S CACHE
+  $TIME -f "%e %M" -o "$WORK/time.txt" $BIN/kronos-run "$WORK/$1.kq" --input golden/sample_4h.csv --lookback $2 \
+    --pred-len $3 --samples $4 --cache $5 -q >/dev/null
+  read -r secs kb < <(tail -1 "$WORK/time.txt")
+  echo "| $1 | $2 / $3 / $4 | $5 | $secs | $((kb / 1024)) |"
+}
+for b in small-q8 small-q4; do
+  run $b 512 48 1 exact; run $b 512 48 5 exact; run $b 464 48 5 exact; run $b 512 48 5 approx-slide
+done
+for b in base-q8 base-q4; do
+  run $b 512 48 5 exact; run $b 512 48 5 approx-slide
+done

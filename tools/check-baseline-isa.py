@@ -9,10 +9,10 @@ generic code included: a binary keeps one copy of each, whichever module's the l
 - from every function of the modules without CPU flags (the bundle reader, the façade, the baseline
   engine, the CLIs, ...), which run on any x86-64: reported is each reached function with a VEX /
   EVEX-encoded instruction (AVX, AVX2, FMA, F16C, BMI1/2, AVX-512) or lzcnt, movbe, popcnt;
-- from every function of KronosWideEngine (entered after the x86-64-v3 check): reported is each reached
-  function with an EVEX-encoded (AVX-512) instruction.
-The walks stop at the gated modules: KronosWideEngine (Processor.runsNativeEngine) for the first and
-KronosWideVNNI (Processor.hasAVX512VNNI) for both. Exit status 1 when anything is reported.
+- from every function of KronosWideEngine and KronosWideQuant (entered after the x86-64-v3 check):
+  reported is each reached function with an EVEX-encoded (AVX-512) instruction.
+The walks stop at the gated modules: KronosWideEngine (Processor.runsNativeEngine) and KronosWideQuant
+(KronosConvert's Codecs.wide) for the first, KronosWideVNNI (Processor.hasAVX512VNNI) for both. Exit status 1 when anything is reported.
 """
 import re
 import subprocess
@@ -22,8 +22,8 @@ from collections import deque
 # Mangled module prefixes (Swift: $s + <length><module name>).
 # A function whose mangled name holds a module's name belongs to it: its own functions, the closures
 # and thunks of its functions, generic code specialized for its types.
-WIDE_ENGINE = "16KronosWideEngine"
-VNNI = "14KronosWideVNNI"
+WIDE = ("16KronosWideEngine", "15KronosWideQuant")  # x86-64-v3
+VNNI = "14KronosWideVNNI"  # AVX-512 VNNI
 # (Not tzcnt: compilers emit it for x86-64 too, as its encoding runs as bsf where BMI1 is missing.)
 EXTRA = {"lzcnt", "movbe", "popcnt"}
 LEGACY_PREFIXES = {"66", "67", "f2", "f3", "2e", "36", "3e", "26", "64", "65", "f0"}
@@ -103,16 +103,16 @@ def main():
     for binary in sys.argv[1:]:
         funcs = functions(binary)
         swift = [f for f in funcs if f.startswith("$s") and not SPECIALIZATION.search(f)]
-        plain = [f for f in swift if WIDE_ENGINE not in f and VNNI not in f]
-        wide = [f for f in swift if WIDE_ENGINE in f and VNNI not in f]
+        plain = [f for f in swift if not any(m in f for m in (*WIDE, VNNI))]
+        wide = [f for f in swift if any(m in f for m in WIDE) and VNNI not in f]
         print(binary)
-        result = walk(funcs, plain, (WIDE_ENGINE, VNNI), beyond_x86_64, "x86-64")
+        result = walk(funcs, plain, (*WIDE, VNNI), beyond_x86_64, "x86-64")
         report("code without CPU flags (any x86-64)", plain, *result)
         failed = failed or bool(result[1])
         if not wide:
             continue
         result = walk(funcs, wide, (VNNI,), beyond_x86_64_v3, "x86-64-v3")
-        report("KronosWideEngine (x86-64-v3)", wide, *result)
+        report("KronosWideEngine, KronosWideQuant (x86-64-v3)", wide, *result)
         failed = failed or bool(result[1])
     return 1 if failed else 0
 

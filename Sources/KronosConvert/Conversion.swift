@@ -309,8 +309,8 @@ func encode(_ src: SafetensorsTensor, as requested: TensorType, options: Convers
         let r: Result<Void, QuantError> = floats.withUnsafeBufferPointer { f in
             Result { () throws(QuantError) in
                 for r in 0..<rows {
-                    try t.encodeRow(
-                        f.baseAddress! + r * columns, columns: columns, into: base + r * rowBytes,
+                    try Codecs.encodeRow(
+                        t, f.baseAddress! + r * columns, columns: columns, into: base + r * rowBytes,
                         q4SearchSteps: options.q4SearchSteps)
                 }
             }
@@ -336,13 +336,13 @@ func encode(_ src: SafetensorsTensor, as requested: TensorType, options: Convers
         let rowBytes = type.rowBytes(columns: columns)!
         decoded.withUnsafeMutableBufferPointer { d in
             for r in 0..<rows {
-                type.decodeRow(
-                    raw.bytes.baseAddress! + r * rowBytes, columns: columns, into: d.baseAddress! + r * columns)
+                Codecs.decodeRow(
+                    type, raw.bytes.baseAddress! + r * rowBytes, columns: columns, into: d.baseAddress! + r * columns)
             }
         }
         stats = floats.withUnsafeBufferPointer { f in
             decoded.withUnsafeBufferPointer { d in
-                QuantErrorStats.measure(source: f.baseAddress!, decoded: d.baseAddress!, count: floats.count)
+                Codecs.measure(source: f.baseAddress!, decoded: d.baseAddress!, count: floats.count)
             }
         }
     }

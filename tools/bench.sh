@@ -59,6 +59,7 @@ echo "Each arithmetic explicitly (the tables above ran the defaults: the activat
 echo
 for a in f32 int8; do
   $BIN/kronos-bench forecast "$WORK"/{small,base}-{q8,q4}.kq --samples 1 --samples 5 --cache approx-slide --activations $a --kv-cache f32 --seconds 0
+  echo
 done
 
 echo
@@ -89,7 +90,7 @@ done
 echo
 echo "## Whole forecasts (kronos-run, one process each: load, read, forecast, write; GNU time)"
 echo
-echo "Series: golden/sample_4h.csv (its last L rows). The reference's figures for these shapes are in BENCHMARKS.md."
+echo "Series: golden/sample_4h.csv (its last L rows)."
 echo
 echo "| bundle | lookback / steps / samples | cache | seconds (wall) | peak RSS MiB |"
 echo "|---|---|---|---|---|"

@@ -116,6 +116,8 @@ let package = Package(
             name: "Kronos",
             dependencies: ["KronosWideEngine", "KronosEngineBaseline", "KronosEngineTypes", "KronosBundle"]),
         .target(name: "KronosIO", dependencies: ["Kronos", "KronosEngineTypes", "KronosBundle"]),
+        // Walk-forward evaluation (kronos-run backtest): origins, scores, baselines, comparisons.
+        .target(name: "KronosEval", dependencies: ["Kronos"]),
         .target(
             name: "KronosVerify",
             dependencies: [
@@ -130,6 +132,7 @@ let package = Package(
         ),
         .target(name: "KronosTestSupport", path: "Tests/KronosTestSupport"),
         .testTarget(name: "KronosQuantTests", dependencies: ["KronosQuant", "KronosWideQuant"]),
+        .testTarget(name: "KronosEvalTests", dependencies: ["KronosEval"]),
         .testTarget(name: "KronosBundleTests", dependencies: ["KronosBundle"]),
         .testTarget(name: "KronosCheckpointTests", dependencies: ["KronosCheckpoint", "KronosTestSupport"]),
         .testTarget(

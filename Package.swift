@@ -132,7 +132,9 @@ let package = Package(
         ),
         .target(name: "KronosTestSupport", path: "Tests/KronosTestSupport"),
         .testTarget(name: "KronosQuantTests", dependencies: ["KronosQuant", "KronosWideQuant"]),
-        .testTarget(name: "KronosEvalTests", dependencies: ["KronosEval"]),
+        .testTarget(
+            name: "KronosEvalTests",
+            dependencies: ["KronosEval", "Kronos", "KronosConvert", "KronosCheckpoint", "KronosTestSupport"]),
         .testTarget(name: "KronosBundleTests", dependencies: ["KronosBundle"]),
         .testTarget(name: "KronosCheckpointTests", dependencies: ["KronosCheckpoint", "KronosTestSupport"]),
         .testTarget(

@@ -176,6 +176,14 @@ public struct CandleSeries: Sendable {
         return s
     }
 
+    /// Candles `range` (0-based, oldest first): e.g. the history of a backtest origin.
+    public func candles(_ range: Range<Int>) -> CandleSeries {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count)
+        var s = self
+        s.table = table.slice(range)
+        return s
+    }
+
     /// The spacing of the candles: the most common difference between consecutive dates.
     public var interval: TimeInterval { TimeInterval(Candles.commonInterval(table.times)) }
 }

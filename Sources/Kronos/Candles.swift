@@ -74,10 +74,14 @@ public struct CandleTable: Sendable {
     }
 
     /// The last `n` rows.
-    public func suffix(_ n: Int) -> CandleTable {
+    public func suffix(_ n: Int) -> CandleTable { slice(max(0, rows - n)..<rows) }
+
+    /// Rows `range` (a backtest origin's history).
+    public func slice(_ range: Range<Int>) -> CandleTable {
         CandleTable(
-            file: file, times: Array(times.suffix(n)), format: format, values: Array(values.suffix(n * 6)),
-            lines: Array(lines.suffix(n)), notes: notes, warnings: warnings)
+            file: file, times: Array(times[range]), format: format,
+            values: Array(values[(range.lowerBound * 6)..<(range.upperBound * 6)]), lines: Array(lines[range]),
+            notes: notes, warnings: warnings)
     }
 }
 

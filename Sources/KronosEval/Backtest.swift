@@ -1,0 +1,423 @@
+// Walk-forward evaluation (kronos-run backtest): rolling forecast origins over a series, each an
+// ordinary forecast of the façade from the rows before it, scored against the rows after it, beside
+// two baselines on the same origins. Results stream into per-horizon tallies: memory is bounded by one
+// origin's forecast, not by the number of origins.
+import Foundation
+import Kronos
+
+/// Which origins a backtest takes and what each forecasts.
+public struct BacktestPlan: Sendable, Equatable, Codable {
+    /// Candles of history before each origin (the forecast's lookback).
+    public var lookback: Int
+    /// Steps forecast from each origin (each needs that many candles of truth after it).
+    public var steps: Int
+    /// Candles between consecutive origins (ignored when `origins` is set).
+    public var stride: Int = 1
+    /// Evenly spaced origins over the eligible span instead of a stride.
+    public var origins: Int?
+    /// The value scored: open, high, low, close (default), volume or amount.
+    public var field: String = "close"
+
+    public init(lookback: Int, steps: Int, stride: Int = 1, origins: Int? = nil, field: String = "close") {
+        self.lookback = lookback
+        self.steps = steps
+        self.stride = stride
+        self.origins = origins
+        self.field = field
+    }
+
+    /// The origins of a series of `count` candles: indices o of the first forecast candle, with
+    /// `lookback` candles before o and `steps` from o on. Empty when the series is too short.
+    public func originIndices(count: Int) -> [Int] {
+        let first = lookback, last = count - steps
+        guard lookback >= 1, steps >= 1, last >= first else { return [] }
+        if let n = origins, n >= 1 {
+            if n == 1 || last == first { return [last] }
+            let span = Double(last - first)
+            var out = [Int]()
+            for i in 0..<n {
+                let o = first + Int((Double(i) * span / Double(n - 1)).rounded())
+                if out.last != o { out.append(o) }
+            }
+            return out
+        }
+        return Array(Swift.stride(from: first, through: last, by: max(1, stride)))
+    }
+}
+
+/// The seed of one origin's forecast: derived from the study's seed, the series' name and the origin's
+/// date only (SplitMix64 over their bits), so every bundle of a comparison draws the same random
+/// numbers at the same origin (common random numbers), whatever the batching or sharding.
+public func originSeed(_ seed: UInt64, series: String, date: Date) -> UInt64 {
+    func mix(_ z0: UInt64) -> UInt64 {
+        var z = z0 &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    var h = mix(seed)
+    for byte in series.utf8 { h = mix(h ^ UInt64(byte)) }
+    return mix(h ^ UInt64(bitPattern: Int64(date.timeIntervalSince1970.rounded())))
+}
+
+/// Per-horizon sums of one forecaster's scores over origins (divided out in `HorizonScores`).
+public struct Tally: Sendable, Equatable, Codable {
+    public static let quantileLevels: [Double] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    /// Central bands whose coverage is counted: 50, 80 and 90 %.
+    public static let bands: [Double] = [0.5, 0.8, 0.9]
+    public static let pitBins = 10
+
+    public var count = 0
+    public var absoluteError = 0.0, squaredError = 0.0, absolutePercentError = 0.0, scaledError = 0.0
+    public var medianAbsoluteError = 0.0
+    public var hits = 0, directional = 0
+    public var crps = 0.0
+    /// Σ pinball loss per level of `quantileLevels`, and Σ |truth| (weighted quantile loss).
+    public var pinball = [Double](repeating: 0, count: Tally.quantileLevels.count)
+    public var absoluteTruth = 0.0
+    /// Truth inside the central band of each of `bands`.
+    public var covered = [Int](repeating: 0, count: Tally.bands.count)
+    public var pit = [Int](repeating: 0, count: Tally.pitBins)
+
+    public init() {}
+
+    mutating func add(_ o: Tally) {
+        count += o.count
+        absoluteError += o.absoluteError; squaredError += o.squaredError
+        absolutePercentError += o.absolutePercentError; scaledError += o.scaledError
+        medianAbsoluteError += o.medianAbsoluteError
+        hits += o.hits; directional += o.directional; crps += o.crps
+        for i in pinball.indices { pinball[i] += o.pinball[i] }
+        absoluteTruth += o.absoluteTruth
+        for i in covered.indices { covered[i] += o.covered[i] }
+        for i in pit.indices { pit[i] += o.pit[i] }
+    }
+}
+
+/// A forecast distribution at one horizon step, as the scores need it.
+protocol StepDistribution {
+    var point: Double { get }
+    var median: Double { get }
+    func crps(_ y: Double) -> Double
+    func quantile(_ level: Double) -> Double
+    func pit(_ y: Double) -> Double
+}
+
+/// Sample paths' values at one step (sorted).
+struct Ensemble: StepDistribution {
+    let sorted: [Double]
+    let point: Double  // the mean path's value (the forecast's own mean)
+    var median: Double { Scores.quantile(sorted: sorted, level: 0.5) }
+    func crps(_ y: Double) -> Double { Scores.crps(sorted: sorted, outcome: y) }
+    func quantile(_ level: Double) -> Double { Scores.quantile(sorted: sorted, level: level) }
+    func pit(_ y: Double) -> Double { Scores.pit(sorted: sorted, outcome: y) }
+}
+
+/// Persistence: the last value, with certainty (its CRPS is its absolute error).
+struct Persistence: StepDistribution {
+    let last: Double
+    var point: Double { last }
+    var median: Double { last }
+    func crps(_ y: Double) -> Double { abs(y - last) }
+    func quantile(_ level: Double) -> Double { last }
+    func pit(_ y: Double) -> Double { y > last ? 1 : y < last ? 0 : 0.5 }
+}
+
+/// A random walk in log prices: ln value_h ~ N(ln last, h σ²), σ the standard deviation of the
+/// context's one-step log changes (no drift). Its point forecast is the last value (the median).
+struct RandomWalk: StepDistribution {
+    let last: Double, sigma: Double
+    var mu: Double { log(last) }
+    var point: Double { last }
+    var median: Double { last }
+    func crps(_ y: Double) -> Double { Scores.logNormalCRPS(mu: mu, sigma: sigma, outcome: y) }
+    func quantile(_ level: Double) -> Double {
+        guard sigma > 0, level > 0, level < 1 else { return level <= 0 && sigma > 0 ? 0 : last }
+        return exp(mu + sigma * Scores.inversePhi(level))
+    }
+    func pit(_ y: Double) -> Double {
+        guard sigma > 0 else { return y > last ? 1 : y < last ? 0 : 0.5 }
+        return y <= 0 ? 0 : Scores.Phi((log(y) - mu) / sigma)
+    }
+}
+
+extension Tally {
+    /// Adds one (origin, step): the distribution's scores for truth y, with `last` the origin's last
+    /// value and `scale` the origin's one-step naive MAE (MASE's denominator; 0 skips it).
+    mutating func record(_ d: some StepDistribution, truth y: Double, last: Double, scale: Double) {
+        count += 1
+        let e = d.point - y
+        absoluteError += abs(e); squaredError += e * e
+        if y != 0 { absolutePercentError += abs(e / y) }
+        if scale > 0 { scaledError += abs(e) / scale }
+        medianAbsoluteError += abs(d.median - y)
+        if y != last {
+            directional += 1
+            if (d.point - last) * (y - last) > 0 { hits += 1 }
+        }
+        crps += d.crps(y)
+        for (i, level) in Tally.quantileLevels.enumerated() {
+            pinball[i] += Scores.quantileLoss(d.quantile(level), outcome: y, level: level)
+        }
+        absoluteTruth += abs(y)
+        for (i, band) in Tally.bands.enumerated() {
+            let lo = d.quantile((1 - band) / 2), hi = d.quantile((1 + band) / 2)
+            if y >= lo && y <= hi { covered[i] += 1 }
+        }
+        pit[min(Tally.pitBins - 1, Int(d.pit(y) * Double(Tally.pitBins)))] += 1
+    }
+}
+
+/// Scores of one forecaster from its tally.
+public struct HorizonScores: Sendable, Equatable, Codable {
+    public let count: Int
+    public let mae: Double, rmse: Double, mape: Double, mase: Double, medianMAE: Double
+    /// Share of steps whose direction from the last value the point forecast got right (steps where
+    /// the truth equals the last value are not counted).
+    public let hitRate: Double
+    public let crps: Double
+    /// Σ pinball over levels 0.1 ... 0.9, times 2, over Σ |truth| (GluonTS's mean weighted quantile loss).
+    public let weightedQuantileLoss: Double
+    /// Coverage of the central 50, 80, 90 % bands.
+    public let coverage: [Double]
+    /// PIT histogram (10 bins, shares) and its total variation distance from uniform (0: calibrated).
+    public let pitHistogram: [Double]
+    public let pitDistance: Double
+
+    public init(_ t: Tally) {
+        let n = Double(max(t.count, 1))
+        count = t.count
+        mae = t.absoluteError / n
+        rmse = (t.squaredError / n).squareRoot()
+        mape = t.absolutePercentError / n
+        mase = t.scaledError / n
+        medianMAE = t.medianAbsoluteError / n
+        hitRate = t.directional > 0 ? Double(t.hits) / Double(t.directional) : 0
+        crps = t.crps / n
+        weightedQuantileLoss =
+            t.absoluteTruth > 0 ? 2 * t.pinball.reduce(0, +) / Double(t.pinball.count) / t.absoluteTruth : 0
+        coverage = t.covered.map { Double($0) / n }
+        pitHistogram = t.pit.map { Double($0) / n }
+        pitDistance = 0.5 * pitHistogram.reduce(0) { $0 + abs($1 - 1 / Double(Tally.pitBins)) }
+    }
+}
+
+/// One forecaster's results: per horizon step, overall (every step pooled), and per series overall.
+public struct ForecasterReport: Sendable, Equatable, Codable {
+    public let name: String
+    /// "bundle" or "baseline".
+    public let kind: String
+    public let horizons: [HorizonScores]
+    public let overall: HorizonScores
+    public let perSeries: [String: HorizonScores]
+}
+
+/// A paired comparison of two forecasters on the same origins (Diebold-Mariano on the per-origin
+/// mean over steps of the loss). `relative`: the mean difference over B's mean loss.
+public struct Comparison: Sendable, Equatable, Codable {
+    public let a: String, b: String, loss: String
+    public let meanA: Double, meanB: Double
+    public let relative: Double, relativeLower95: Double, relativeUpper95: Double
+    public let test: DieboldMariano?
+    public var significant: Bool { (test?.pValue ?? 1) < 0.05 }
+
+    /// "q4 vs f32: CRPS +0.6 % (95 % CI -0.4 .. +1.6 %), not significant".
+    public var sentence: String {
+        func pct(_ x: Double) -> String { String(format: "%+.1f %%", 100 * x) }
+        guard test != nil else { return "\(a) vs \(b): \(loss) \(pct(relative)) (no variation to test)" }
+        return "\(a) vs \(b): \(loss) \(pct(relative)) (95 % CI \(pct(relativeLower95)) .. \(pct(relativeUpper95))), "
+            + (significant ? "significant (p = \(String(format: "%.2g", test!.pValue)))" : "not significant")
+    }
+}
+
+public struct SeriesSpan: Sendable, Equatable, Codable {
+    public let name: String
+    public let candles: Int
+    public let origins: Int
+    public let firstOrigin: Date?
+    public let lastOrigin: Date?
+}
+
+public struct BacktestReport: Sendable, Equatable, Codable {
+    public let plan: BacktestPlan
+    public let samples: Int
+    public let seed: UInt64
+    public let series: [SeriesSpan]
+    public let forecasters: [ForecasterReport]
+    public let comparisons: [Comparison]
+    /// Geometric mean over series of each bundle's CRPS and MAE over each baseline's (< 1: better).
+    public let geometricMeanRatios: [String: Double]
+}
+
+/// Runs a plan over series with several bundles and the two baselines.
+public struct Backtest {
+    public let plan: BacktestPlan
+    /// Every forecast's settings; `seed` is replaced per origin (originSeed), `futureDates` by the
+    /// truth's dates.
+    public let options: ForecastOptions
+
+    public init(plan: BacktestPlan, options: ForecastOptions) {
+        self.plan = plan
+        self.options = options
+    }
+
+    static let fields = ["open", "high", "low", "close", "volume", "amount"]
+
+    static func value(_ c: Candle, _ field: String) -> Double {
+        switch field {
+        case "open": c.open
+        case "high": c.high
+        case "low": c.low
+        case "volume": c.volume ?? 0
+        case "amount": c.amount ?? 0
+        default: c.close
+        }
+    }
+
+    /// The forecast at origin o of `series` (its `candles`): from candles o - lookback ..< o only,
+    /// with the truth's dates as future dates and the origin's own seed.
+    public func forecast(_ model: KronosModel, _ series: CandleSeries, candles: [Candle], origin o: Int)
+        throws(KronosError) -> Forecast
+    {
+        var o2 = options
+        o2.seed = originSeed(options.seed, series: series.name, date: candles[o].date)
+        o2.futureDates = candles[o..<(o + plan.steps)].map(\.date)
+        return try model.forecastSynchronously(series.candles((o - plan.lookback)..<o), steps: plan.steps, options: o2)
+    }
+
+    /// Scores every bundle and the baselines at every origin of every series. `progress(done, total)`
+    /// after each origin.
+    public func run(
+        _ models: [(name: String, model: KronosModel)], series: [CandleSeries],
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws(KronosError) -> BacktestReport {
+        guard Backtest.fields.contains(plan.field) else {
+            throw .invalidOptions("field \(plan.field): expected one of \(Backtest.fields.joined(separator: ", "))")
+        }
+        guard plan.lookback >= 2, plan.steps >= 1 else {
+            throw .invalidOptions(
+                "lookback must be at least 2 and steps at least 1, found \(plan.lookback), \(plan.steps)")
+        }
+        let names = models.map(\.name) + ["persistence", "random walk"]
+        guard Set(names).count == names.count else { throw .invalidOptions("bundle names must differ: \(names)") }
+        let steps = plan.steps
+        var tallies = [String: [Tally]](), perSeries = [String: [String: Tally]]()
+        var crpsByOrigin = [String: [Double]](), maeByOrigin = [String: [Double]]()
+        for n in names {
+            tallies[n] = [Tally](repeating: Tally(), count: steps)
+            perSeries[n] = [:]
+        }
+        let plans = series.map { plan.originIndices(count: $0.count) }
+        let total = plans.reduce(0) { $0 + $1.count }
+        guard total > 0 else {
+            throw .invalidInput(
+                "no origin: each needs \(plan.lookback) candles before it and \(steps) after "
+                    + "(series of \(series.map(\.count)) candles)")
+        }
+        var spans = [SeriesSpan](), done = 0
+        for (s, origins) in zip(series, plans) {
+            let candles = s.candles
+            let values = candles.map { Backtest.value($0, plan.field) }
+            spans.append(
+                SeriesSpan(
+                    name: s.name, candles: s.count, origins: origins.count,
+                    firstOrigin: origins.first.map { candles[$0].date },
+                    lastOrigin: origins.last.map { candles[$0].date }))
+            for o in origins {
+                let context = values[(o - plan.lookback)..<o], truth = Array(values[o..<(o + steps)])
+                let last = context.last!
+                var naive = 0.0, logs = [Double]()
+                for t in context.indices.dropFirst() {
+                    naive += abs(context[t] - context[t - 1])
+                    if context[t] > 0, context[t - 1] > 0 { logs.append(log(context[t] / context[t - 1])) }
+                }
+                let scale = naive / Double(context.count - 1)
+                let sigma: Double = {
+                    guard logs.count >= 2 else { return 0 }
+                    let m = logs.reduce(0, +) / Double(logs.count)
+                    return (logs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(logs.count - 1)).squareRoot()
+                }()
+                func score(_ name: String, _ dist: (Int) -> any StepDistribution) {
+                    var sum = Tally()
+                    var crps = 0.0, mae = 0.0
+                    for h in 0..<steps {
+                        var t = Tally()
+                        t.record(dist(h), truth: truth[h], last: last, scale: scale)
+                        tallies[name]![h].add(t)
+                        sum.add(t)
+                        crps += t.crps; mae += t.absoluteError
+                    }
+                    perSeries[name]![s.name, default: Tally()].add(sum)
+                    crpsByOrigin[name, default: []].append(crps / Double(steps))
+                    maeByOrigin[name, default: []].append(mae / Double(steps))
+                }
+                for (name, model) in models {
+                    let f = try forecast(model, s, candles: candles, origin: o)
+                    let paths = f.paths.map { $0.map { Backtest.value($0, plan.field) } }
+                    let mean = f.mean.map { Backtest.value($0, plan.field) }
+                    score(name) { h in Ensemble(sorted: paths.map { $0[h] }.sorted(), point: mean[h]) }
+                }
+                score("persistence") { _ in Persistence(last: last) }
+                score("random walk") { h in RandomWalk(last: last, sigma: sigma * Double(h + 1).squareRoot()) }
+                done += 1
+                progress?(done, total)
+            }
+        }
+        // Neighbouring origins share truth rows when the stride is below the horizon: the
+        // Newey-West lag covers the overlap.
+        let spacing =
+            plan.origins == nil
+            ? max(1, plan.stride)
+            : max(
+                1,
+                (plans.first?.count ?? 0) > 1
+                    ? (plans[0][1] - plans[0][0]) : steps)
+        let lag = max(0, (steps + spacing - 1) / spacing - 1)
+        var comparisons = [Comparison]()
+        func compare(_ a: String, _ b: String) {
+            for (loss, table) in [("CRPS", crpsByOrigin), ("MAE", maeByOrigin)] {
+                let la = table[a]!, lb = table[b]!
+                let d = zip(la, lb).map { $0 - $1 }
+                let mb = lb.reduce(0, +) / Double(lb.count), ma = la.reduce(0, +) / Double(la.count)
+                let test = DieboldMariano(differences: d, lag: lag)
+                let base = mb != 0 ? mb : 1
+                comparisons.append(
+                    Comparison(
+                        a: a, b: b, loss: loss, meanA: ma, meanB: mb, relative: (ma - mb) / base,
+                        relativeLower95: (test?.lower95 ?? ma - mb) / base,
+                        relativeUpper95: (test?.upper95 ?? ma - mb) / base,
+                        test: test))
+            }
+        }
+        let bundles = models.map(\.name)
+        for i in bundles.indices {
+            for j in bundles.indices where j > i { compare(bundles[j], bundles[i]) }
+        }
+        for b in bundles { for base in ["persistence", "random walk"] { compare(b, base) } }
+        var ratios = [String: Double]()
+        for b in bundles {
+            for base in ["persistence", "random walk"] {
+                for (metric, pick) in [("CRPS", \HorizonScores.crps), ("MAE", \HorizonScores.mae)] {
+                    var logSum = 0.0, n = 0
+                    for s in spans where s.origins > 0 {
+                        let x = HorizonScores(perSeries[b]![s.name]!)[keyPath: pick]
+                        let y = HorizonScores(perSeries[base]![s.name]!)[keyPath: pick]
+                        if x > 0, y > 0 { logSum += log(x / y); n += 1 }
+                    }
+                    if n > 0 { ratios["\(b) / \(base) \(metric)"] = exp(logSum / Double(n)) }
+                }
+            }
+        }
+        let reports = names.map { n in
+            var all = Tally()
+            for t in tallies[n]! { all.add(t) }
+            return ForecasterReport(
+                name: n, kind: bundles.contains(n) ? "bundle" : "baseline",
+                horizons: tallies[n]!.map(HorizonScores.init),
+                overall: HorizonScores(all), perSeries: perSeries[n]!.mapValues(HorizonScores.init))
+        }
+        return BacktestReport(
+            plan: plan, samples: options.samples, seed: options.seed, series: spans, forecasters: reports,
+            comparisons: comparisons, geometricMeanRatios: ratios)
+    }
+}

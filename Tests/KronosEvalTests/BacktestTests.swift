@@ -1,0 +1,140 @@
+import Foundation
+import Kronos
+import KronosCheckpoint
+import KronosConvert
+import KronosEval
+import KronosTestSupport
+import Testing
+
+private let sample = repositoryRoot.appendingPathComponent("golden/sample_4h.csv")
+
+/// The tiny golden model as a q8 bundle with a 64-row window (converted once per process).
+private let tinyModel: KronosModel = {
+    let dir = temporaryDirectory("backtest")
+    var options = ConversionOptions(output: dir + "/tiny-q8.kq")
+    options.quantize = .q8
+    options.maxContext = 64
+    let checkpoint = try! Checkpoint(
+        tokenizerDirectory: goldenTinyDirectory + "/tokenizer", predictorDirectory: goldenTinyDirectory + "/predictor")
+    _ = try! convert(checkpoint, options: options)
+    return try! KronosModel(contentsOf: URL(fileURLWithPath: options.output))
+}()
+
+/// A geometric random walk: ln price_t = ln price_(t-1) + N(0, sigma²), hourly, from a fixed seed.
+private func randomWalk(_ n: Int, sigma: Double, seed: UInt64) -> CandleSeries {
+    var state = seed
+    func uniform() -> Double {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
+    }
+    var p = 100.0
+    var candles = [Candle]()
+    for t in 0..<n {
+        let z = (-2 * log(max(uniform(), 1e-300))).squareRoot() * cos(2 * Double.pi * uniform())
+        let next = p * exp(sigma * z)
+        candles.append(
+            Candle(
+                date: Date(timeIntervalSince1970: 1_700_000_000 + 3600 * Double(t)), open: p, high: max(p, next),
+                low: min(p, next), close: next, volume: 1))
+        p = next
+    }
+    return try! CandleSeries(candles, name: "walk")
+}
+
+@Suite struct BacktestTests {
+    @Test func originsByStrideAndEvenlySpaced() {
+        // 100 candles, lookback 20, 10 steps: origins 20 ... 90.
+        #expect(
+            BacktestPlan(lookback: 20, steps: 10, stride: 7).originIndices(count: 100) == [
+                20, 27, 34, 41, 48, 55, 62, 69, 76, 83, 90,
+            ])
+        #expect(BacktestPlan(lookback: 20, steps: 10, origins: 3).originIndices(count: 100) == [20, 55, 90])
+        #expect(BacktestPlan(lookback: 20, steps: 10, origins: 1).originIndices(count: 100) == [90])
+        #expect(BacktestPlan(lookback: 20, steps: 10).originIndices(count: 29).isEmpty)
+        #expect(BacktestPlan(lookback: 20, steps: 10).originIndices(count: 30) == [20])
+    }
+
+    /// Nothing after an origin's history reaches its forecast: values from the origin on changed, the
+    /// forecast is the same bit for bit; the last history candle changed, it is not.
+    @Test func nothingAfterTheOriginLeaksIn() throws {
+        let series = try CandleSeries(contentsOf: sample).suffix(120)
+        let plan = BacktestPlan(lookback: 40, steps: 8)
+        let backtest = Backtest(plan: plan, options: ForecastOptions(samples: 3, seed: 11))
+        let candles = series.candles
+        let o = 70
+        let base = try backtest.forecast(tinyModel, series, candles: candles, origin: o)
+        var later = candles
+        for i in o..<later.count {
+            later[i].close *= 1.7; later[i].open *= 0.6; later[i].high *= 1.9; later[i].low *= 0.5
+            later[i].volume = (later[i].volume ?? 0) * 9
+        }
+        let changedLater = try CandleSeries(later, name: series.name)
+        let same = try backtest.forecast(tinyModel, changedLater, candles: later, origin: o)
+        #expect(same.paths == base.paths && same.mean == base.mean)
+        var earlier = candles
+        earlier[o - 1].close *= 1.01
+        earlier[o - 1].high = max(earlier[o - 1].high, earlier[o - 1].close)
+        let changedEarlier = try CandleSeries(earlier, name: series.name)
+        let other = try backtest.forecast(tinyModel, changedEarlier, candles: earlier, origin: o)
+        #expect(other.paths != base.paths)
+    }
+
+    /// On a geometric random walk the baselines score as theory says: persistence's one-step MASE
+    /// near 1, the random walk's bands covering their nominal share, its PIT near uniform.
+    @Test func baselinesOnARandomWalk() throws {
+        let series = randomWalk(4200, sigma: 0.01, seed: 3)
+        let plan = BacktestPlan(lookback: 200, steps: 4)
+        let report = try Backtest(plan: plan, options: ForecastOptions()).run([], series: [series])
+        let persistence = try #require(report.forecasters.first { $0.name == "persistence" })
+        let walk = try #require(report.forecasters.first { $0.name == "random walk" })
+        #expect(persistence.horizons[0].count == 3997)
+        #expect(abs(persistence.horizons[0].mase - 1) < 0.06, "\(persistence.horizons[0].mase)")
+        // MASE grows like sqrt(h) for a random walk: h = 4 about 2.
+        #expect(abs(persistence.horizons[3].mase - 2) < 0.15, "\(persistence.horizons[3].mase)")
+        for (band, share) in zip(Tally.bands, walk.overall.coverage) {
+            #expect(abs(share - band) < 0.03, "\(band): \(share)")
+        }
+        #expect(walk.overall.pitDistance < 0.04, "\(walk.overall.pitHistogram)")
+        // Persistence is a point: its CRPS is its MAE, and the walk's spread beats it.
+        #expect(abs(persistence.overall.crps - persistence.overall.mae) < 1e-12)
+        #expect(walk.overall.crps < persistence.overall.crps)
+        // The point forecasts are the same (the last value): the same errors, no skill either way.
+        #expect(walk.overall.mae == persistence.overall.mae)
+    }
+
+    /// The same seed gives the same report; the model is scored beside both baselines with the
+    /// comparisons a reader needs.
+    @Test func sameSeedSameReport() throws {
+        let series = try CandleSeries(contentsOf: sample).suffix(160)
+        let plan = BacktestPlan(lookback: 48, steps: 6, stride: 10)
+        let backtest = Backtest(plan: plan, options: ForecastOptions(samples: 4, seed: 5))
+        let a = try backtest.run([("tiny-q8", tinyModel)], series: [series])
+        let b = try backtest.run([("tiny-q8", tinyModel)], series: [series])
+        #expect(a == b)
+        #expect(a.series[0].origins == 11)
+        #expect(a.forecasters.map(\.name) == ["tiny-q8", "persistence", "random walk"])
+        #expect(
+            a.comparisons.map { "\($0.a) vs \($0.b) \($0.loss)" } == [
+                "tiny-q8 vs persistence CRPS", "tiny-q8 vs persistence MAE", "tiny-q8 vs random walk CRPS",
+                "tiny-q8 vs random walk MAE",
+            ])
+        let tiny = a.forecasters[0]
+        #expect(tiny.horizons.count == 6 && tiny.overall.count == 66)
+        // The ensemble's CRPS never exceeds its median's... and never its mean absolute error of members.
+        #expect(tiny.overall.crps > 0 && tiny.overall.crps <= tiny.overall.mae * 2)
+        let other = try Backtest(plan: plan, options: ForecastOptions(samples: 4, seed: 6)).run(
+            [("tiny-q8", tinyModel)], series: [series])
+        #expect(other.forecasters[0].overall.crps != tiny.overall.crps)
+    }
+
+    @Test func originSeedsDependOnSeedSeriesAndDateOnly() {
+        let d = Date(timeIntervalSince1970: 1_700_000_000)
+        #expect(originSeed(1, series: "btc", date: d) == originSeed(1, series: "btc", date: d))
+        #expect(originSeed(1, series: "btc", date: d) != originSeed(2, series: "btc", date: d))
+        #expect(originSeed(1, series: "btc", date: d) != originSeed(1, series: "eth", date: d))
+        #expect(originSeed(1, series: "btc", date: d) != originSeed(1, series: "btc", date: d + 3600))
+    }
+}

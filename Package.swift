@@ -126,7 +126,7 @@ let package = Package(
         .executableTarget(
             name: "KronosRunCLI",
             dependencies: [
-                "Kronos", "KronosIO", "KronosVerify", "KronosBundle",
+                "Kronos", "KronosIO", "KronosVerify", "KronosEval", "KronosBundle",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -5,6 +5,7 @@ import Foundation
 import Kronos
 import KronosIO
 import KronosBundle
+import KronosEval
 import KronosVerify
 #if canImport(Glibc)
     import Glibc
@@ -67,7 +68,7 @@ struct Root: ParsableCommand {
         commandName: "kronos-run",
         abstract: "Forecast candlesticks with a Kronos .kq bundle.",
         version: KronosVersion.string,
-        subcommands: [Forecast.self, VerifyCommand.self],
+        subcommands: [Forecast.self, VerifyCommand.self, BacktestCommand.self],
         defaultSubcommand: Forecast.self)
 }
 
@@ -402,6 +403,105 @@ struct VerifyCommand: ParsableCommand {
         }
         print(r.pass ? "PASS" : "FAIL: " + r.failures.joined(separator: "; "))
         print(Verify.summary(r))
+    }
+}
+
+struct BacktestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backtest",
+        abstract:
+            "Walk-forward evaluation: forecasts from rolling origins scored against what followed, beside baselines.",
+        discussion: """
+            Examples:
+              kronos-run backtest btc-4h-q8.kq --input btcusdt_4h.csv --lookback 512 --pred-len 48 --stride 6 \\
+                --samples 20
+              kronos-run backtest f32.kq q8.kq q4.kq --input btcusdt_4h.csv --origins 300 --format json -o report.json
+            Each origin is an ordinary forecast from the --lookback candles before it (nothing after it is read),
+            with a seed drawn from --seed, the series and the origin's date: every bundle sees the same random
+            numbers at the same origin, so their differences are paired. Scores (on --field, close by default):
+            MAE, RMSE, MAPE, MASE, directional hit rate, CRPS of the sample paths, weighted quantile loss,
+            coverage of the 50 / 80 / 90 % bands, PIT; persistence and a log-normal random walk run on the same
+            origins; Diebold-Mariano tests (Newey-West variance) compare bundles with each other and the baselines.
+            """)
+
+    @Argument(help: ArgumentHelp("Bundles to evaluate (compared pairwise).", valueName: "bundle.kq"))
+    var bundles: [String]
+    @OptionGroup var input: InputOptions
+    @Option(help: "Candles of history before each origin.")
+    var lookback: Int = 512
+    @Option(help: "Steps forecast from each origin.")
+    var predLen: Int = 48
+    @Option(help: "Candles between origins.")
+    var stride: Int = 1
+    @Option(help: "Evenly spaced origins instead of a stride, e.g. 300.")
+    var origins: Int?
+    @Option(help: "The value scored: open, high, low, close, volume or amount.")
+    var field: String = "close"
+    @OptionGroup var sampling: SamplingOptions
+    @OptionGroup var execution: ExecutionOptions
+    @Option(help: "table (default) or json.")
+    var format: String = "table"
+    @Option(name: [.short, .customLong("output")], help: "Write the report to this file (default: stdout).")
+    var output: String?
+    @Option(help: "Worker threads per model.")
+    var threads: Int?
+    @Flag(name: [.short, .long], help: "No progress on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        guard !bundles.isEmpty else { throw ValidationError("give at least one bundle") }
+        guard lookback >= 2 else { throw ValidationError("--lookback must be at least 2, found \(lookback)") }
+        guard predLen >= 1 else { throw ValidationError("--pred-len must be at least 1, found \(predLen)") }
+        guard stride >= 1 else { throw ValidationError("--stride must be at least 1, found \(stride)") }
+        if let n = origins, n < 1 { throw ValidationError("--origins must be at least 1, found \(n)") }
+        guard ["table", "json"].contains(format) else {
+            throw ValidationError("--format must be table or json, found \(format)")
+        }
+        guard sampling.samples >= 1 else { throw ValidationError("--samples must be at least 1") }
+    }
+
+    func run() throws {
+        TemporaryFiles.installSignalCleanup()
+        let outputs = OutputSet()
+        let target = try outputs.add(output ?? "-", option: "--output")
+        let mapping = try input.mapping()
+        let series = try input.inputs.map { path throws in
+            try CandleSeries(contentsOf: URL(fileURLWithPath: path), columns: mapping)
+        }
+        let names = BacktestCommand.names(bundles)
+        let models = try zip(names, bundles).map { name, path throws in
+            (name: name, model: try KronosModel(contentsOf: URL(fileURLWithPath: path), threads: threads))
+        }
+        var options = ForecastOptions(
+            samples: sampling.samples, seed: sampling.seed, temperature: Double(sampling.temperature),
+            topK: sampling.topK, topP: Double(sampling.topP))
+        options.cache = execution.cache
+        options.activations = execution.activations
+        options.kvCache = execution.kvCache
+        let plan = BacktestPlan(lookback: lookback, steps: predLen, stride: stride, origins: origins, field: field)
+        let interactive = isatty(STDERR_FILENO) != 0 && !quiet
+        let start = Date()
+        let report = try Backtest(plan: plan, options: options).run(models, series: series) { done, total in
+            guard interactive else { return }
+            let elapsed = Date().timeIntervalSince(start), rate = Double(done) / max(elapsed, 1e-9)
+            let eta = Double(total - done) / max(rate, 1e-9)
+            let line =
+                "\r\u{1B}[Korigin \(done)/\(total) (\(String(format: "%.2f", rate)) origins/s, ETA "
+                + "\(String(format: "%.0f", eta)) s)"
+            FileHandle.standardError.write(Data((line + (done == total ? "\n" : "")).utf8))
+        }
+        let text = format == "json" ? report.json() + "\n" : report.text()
+        try outputs.stage(target, Data(text.utf8))
+        try outputs.commit()
+    }
+
+    /// Each bundle's name in the report: its file name without .kq, made unique with its directory
+    /// when two share a name.
+    static func names(_ paths: [String]) -> [String] {
+        let stems = paths.map { (($0 as NSString).lastPathComponent as NSString).deletingPathExtension }
+        return zip(paths, stems).map { path, stem in
+            stems.filter { $0 == stem }.count > 1 ? (path as NSString).deletingPathExtension : stem
+        }
     }
 }
 

@@ -138,3 +138,47 @@ private func randomWalk(_ n: Int, sigma: Double, seed: UInt64) -> CandleSeries {
         #expect(originSeed(1, series: "btc", date: d) != originSeed(1, series: "btc", date: d + 3600))
     }
 }
+
+/// kronos-run backtest as a user runs it: the tiny bundle converted by kronos-convert, the sample series.
+@Suite struct BacktestCLITests {
+    @Test func reportsAsTableAndJSONTheSameWithTheSameSeed() throws {
+        let dir = temporaryDirectory("backtest-cli")
+        let bundle = dir + "/tiny.kq"
+        let tiny = goldenTinyDirectory
+        let converted = try runTool(
+            "kronos-convert",
+            [
+                "--tokenizer", tiny + "/tokenizer", "--predictor", tiny + "/predictor", "--quantize", "q8",
+                "--max-context", "64", "-o", bundle,
+            ])
+        #expect(converted.status == 0, "\(converted.stderr)")
+        let args = [
+            "backtest", bundle, "--input", sample.path, "--lookback", "48", "--pred-len", "6", "--origins", "8",
+            "--samples", "3", "--seed", "9",
+        ]
+        let table = try runTool("kronos-run", args)
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.contains("backtest: 8 origins, lookback 48, 6 steps, 3 samples, seed 9, scored on close"))
+        for line in ["tiny ", "persistence ", "random walk ", "tiny vs persistence: CRPS", "Lowest CRPS: "] {
+            #expect(table.stdout.contains(line), "\(line)")
+        }
+        let a = try runTool("kronos-run", args + ["--format", "json"])
+        let b = try runTool("kronos-run", args + ["--format", "json", "-o", dir + "/report.json"])
+        #expect(a.status == 0 && b.status == 0)
+        #expect(Data(a.stdout.utf8) == (try Data(contentsOf: URL(fileURLWithPath: dir + "/report.json"))))
+        let report = try JSONDecoder.iso8601.decode(BacktestReport.self, from: Data(a.stdout.utf8))
+        #expect(report.series.map(\.origins) == [8] && report.forecasters.count == 3)
+        // Too few candles for one origin: an error naming what each origin needs, exit status 1.
+        let short = try runTool(
+            "kronos-run", ["backtest", bundle, "--input", sample.path, "--lookback", "5000", "--pred-len", "6"])
+        #expect(short.status == 1 && short.stderr.contains("each needs 5000 candles before it and 6 after"))
+    }
+}
+
+extension JSONDecoder {
+    fileprivate static var iso8601: JSONDecoder {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .iso8601
+        return d
+    }
+}

@@ -285,12 +285,27 @@ public struct Backtest {
         return try model.forecastSynchronously(series.candles((o - plan.lookback)..<o), steps: plan.steps, options: o2)
     }
 
-    /// Scores every bundle and the baselines at every origin of every series. `progress(done, total)`
-    /// after each origin.
+    /// Origins per block: the unit of sharding and of summation. Every sum of the report is taken
+    /// within a block in origin order, then over blocks in block order, so a sharded study merges
+    /// to the same bits as an unsharded one.
+    public static let blockSize = 16
+
+    /// Scores every bundle and the baselines at every origin of every series: the report.
+    /// `progress(done, total)` after each origin.
     public func run(
         _ models: [(name: String, model: KronosModel)], series: [CandleSeries],
         progress: ((Int, Int) -> Void)? = nil
     ) throws(KronosError) -> BacktestReport {
+        try BacktestReport(merging: [runShard(models, series: series, shard: 1, of: 1, progress: progress)])
+    }
+
+    /// The origins of blocks k - 1, k - 1 + n, k - 1 + 2n, ... (shard k of n): a partial result that
+    /// `BacktestReport(merging:)` combines with the other shards'.
+    public func runShard(
+        _ models: [(name: String, model: KronosModel)], series: [CandleSeries], shard k: Int, of n: Int,
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws(KronosError) -> BacktestPartial {
+        guard n >= 1, k >= 1, k <= n else { throw .invalidOptions("shard \(k)/\(n): expected 1 <= K <= N") }
         guard Backtest.fields.contains(plan.field) else {
             throw .invalidOptions("field \(plan.field): expected one of \(Backtest.fields.joined(separator: ", "))")
         }
@@ -298,32 +313,34 @@ public struct Backtest {
             throw .invalidOptions(
                 "lookback must be at least 2 and steps at least 1, found \(plan.lookback), \(plan.steps)")
         }
-        let names = models.map(\.name) + ["persistence", "random walk"]
+        let names = models.map(\.name) + Backtest.baselines
         guard Set(names).count == names.count else { throw .invalidOptions("bundle names must differ: \(names)") }
         let steps = plan.steps
-        var tallies = [String: [Tally]](), perSeries = [String: [String: Tally]]()
-        var crpsByOrigin = [String: [Double]](), maeByOrigin = [String: [Double]]()
-        for n in names {
-            tallies[n] = [Tally](repeating: Tally(), count: steps)
-            perSeries[n] = [:]
-        }
         let plans = series.map { plan.originIndices(count: $0.count) }
-        let total = plans.reduce(0) { $0 + $1.count }
-        guard total > 0 else {
+        // Every origin of the study in order (series, then origin), and the blocks this shard runs.
+        let all = plans.enumerated().flatMap { s, origins in origins.map { (series: s, origin: $0) } }
+        guard !all.isEmpty else {
             throw .invalidInput(
                 "no origin: each needs \(plan.lookback) candles before it and \(steps) after "
                     + "(series of \(series.map(\.count)) candles)")
         }
-        var spans = [SeriesSpan](), done = 0
-        for (s, origins) in zip(series, plans) {
-            let candles = s.candles
-            let values = candles.map { Backtest.value($0, plan.field) }
-            spans.append(
-                SeriesSpan(
-                    name: s.name, candles: s.count, origins: origins.count,
-                    firstOrigin: origins.first.map { candles[$0].date },
-                    lastOrigin: origins.last.map { candles[$0].date }))
-            for o in origins {
+        let blockCount = (all.count + Backtest.blockSize - 1) / Backtest.blockSize
+        let mine = Array(Swift.stride(from: k - 1, to: blockCount, by: n))
+        let total = mine.reduce(0) { $0 + min(Backtest.blockSize, all.count - $1 * Backtest.blockSize) }
+        let candlesOf = series.map(\.candles)
+        let valuesOf = candlesOf.map { $0.map { Backtest.value($0, plan.field) } }
+        let spans = zip(series, plans).enumerated().map { i, sp in
+            SeriesSpan(
+                name: sp.0.name, candles: sp.0.count, origins: sp.1.count,
+                firstOrigin: sp.1.first.map { candlesOf[i][$0].date },
+                lastOrigin: sp.1.last.map { candlesOf[i][$0].date })
+        }
+        var blocks = [BlockResult](), done = 0
+        for b in mine {
+            var block = BlockResult(block: b, names: names, steps: steps)
+            for g in (b * Backtest.blockSize)..<min(all.count, (b + 1) * Backtest.blockSize) {
+                let (si, o) = all[g]
+                let s = series[si], candles = candlesOf[si], values = valuesOf[si]
                 let context = values[(o - plan.lookback)..<o], truth = Array(values[o..<(o + steps)])
                 let last = context.last!
                 var naive = 0.0, logs = [Double]()
@@ -343,13 +360,13 @@ public struct Backtest {
                     for h in 0..<steps {
                         var t = Tally()
                         t.record(dist(h), truth: truth[h], last: last, scale: scale)
-                        tallies[name]![h].add(t)
+                        block.tallies[name]![h].add(t)
                         sum.add(t)
                         crps += t.crps; mae += t.absoluteError
                     }
-                    perSeries[name]![s.name, default: Tally()].add(sum)
-                    crpsByOrigin[name, default: []].append(crps / Double(steps))
-                    maeByOrigin[name, default: []].append(mae / Double(steps))
+                    block.perSeries[name]![s.name, default: Tally()].add(sum)
+                    block.crps[name]!.append(crps / Double(steps))
+                    block.mae[name]!.append(mae / Double(steps))
                 }
                 for (name, model) in models {
                     let f = try forecast(model, s, candles: candles, origin: o)
@@ -362,49 +379,123 @@ public struct Backtest {
                 done += 1
                 progress?(done, total)
             }
+            blocks.append(block)
         }
-        // Neighbouring origins share truth rows when the stride is below the horizon: the
+        // Neighbouring origins share truth candles when they are closer than the horizon: the
         // Newey-West lag covers the overlap.
-        let spacing =
-            plan.origins == nil
-            ? max(1, plan.stride)
-            : max(
-                1,
-                (plans.first?.count ?? 0) > 1
-                    ? (plans[0][1] - plans[0][0]) : steps)
-        let lag = max(0, (steps + spacing - 1) / spacing - 1)
+        let spacing = plans.first.map { $0.count > 1 ? $0[1] - $0[0] : steps } ?? steps
+        return BacktestPartial(
+            plan: plan, samples: options.samples, seed: options.seed, bundles: models.map(\.name), series: spans,
+            shard: k, shards: n, blockCount: blockCount, lag: max(0, (steps + spacing - 1) / max(1, spacing) - 1),
+            blocks: blocks)
+    }
+
+    static let baselines = ["persistence", "random walk"]
+}
+
+/// One block's sums: per forecaster, per-horizon tallies, per-series totals, and each origin's mean
+/// CRPS and MAE over steps (in origin order, for the comparisons).
+public struct BlockResult: Sendable, Equatable, Codable {
+    public let block: Int
+    public var tallies: [String: [Tally]]
+    public var perSeries: [String: [String: Tally]]
+    public var crps: [String: [Double]]
+    public var mae: [String: [Double]]
+
+    init(block: Int, names: [String], steps: Int) {
+        self.block = block
+        tallies = Dictionary(uniqueKeysWithValues: names.map { ($0, [Tally](repeating: Tally(), count: steps)) })
+        perSeries = Dictionary(uniqueKeysWithValues: names.map { ($0, [:]) })
+        crps = Dictionary(uniqueKeysWithValues: names.map { ($0, []) })
+        mae = crps
+    }
+}
+
+/// A shard's result (`kronos-run backtest --shard K/N`): the study's plan and settings, and the sums of
+/// its blocks. `BacktestReport(merging:)` of all N shards is the unsharded report, bit for bit.
+public struct BacktestPartial: Sendable, Equatable, Codable {
+    public let plan: BacktestPlan
+    public let samples: Int
+    public let seed: UInt64
+    public let bundles: [String]
+    public let series: [SeriesSpan]
+    public let shard: Int
+    public let shards: Int
+    public let blockCount: Int
+    public let lag: Int
+    public let blocks: [BlockResult]
+}
+
+extension BacktestReport {
+    /// The report of a whole study from its shards (any order; each block exactly once).
+    public init(merging parts: [BacktestPartial]) throws(KronosError) {
+        guard let first = parts.first else { throw .invalidInput("no partial results to merge") }
+        for p in parts
+        where p.plan != first.plan || p.samples != first.samples || p.seed != first.seed
+            || p.bundles != first.bundles || p.series != first.series || p.shards != first.shards
+            || p.blockCount != first.blockCount
+        {
+            throw .invalidInput(
+                "shard \(p.shard)/\(p.shards) is from another study than shard \(first.shard)/\(first.shards) "
+                    + "(plan, samples, seed, bundles, series or shard count differ)")
+        }
+        let blocks = parts.flatMap(\.blocks).sorted { $0.block < $1.block }
+        guard blocks.map(\.block) == Array(0..<first.blockCount) else {
+            let have = Set(blocks.map(\.block))
+            let missing = (0..<first.blockCount).filter { !have.contains($0) }
+            throw .invalidInput(
+                missing.isEmpty
+                    ? "a block appears twice: the same shard given twice?"
+                    : "blocks \(missing.prefix(8).map(String.init).joined(separator: ", ")) missing: "
+                        + "merge needs all \(first.shards) shards (found \(Set(parts.map(\.shard)).sorted()))")
+        }
+        let bundles = first.bundles, names = bundles + Backtest.baselines, steps = first.plan.steps
+        var tallies = [String: [Tally]](), perSeries = [String: [String: Tally]]()
+        var crps = [String: [Double]](), mae = [String: [Double]]()
+        for n in names {
+            tallies[n] = [Tally](repeating: Tally(), count: steps)
+            perSeries[n] = [:]
+        }
+        for b in blocks {
+            for n in names {
+                for h in 0..<steps { tallies[n]![h].add(b.tallies[n]![h]) }
+                for (s, t) in b.perSeries[n]!.sorted(by: { $0.key < $1.key }) {
+                    perSeries[n]![s, default: Tally()].add(t)
+                }
+                crps[n, default: []] += b.crps[n]!
+                mae[n, default: []] += b.mae[n]!
+            }
+        }
         var comparisons = [Comparison]()
         func compare(_ a: String, _ b: String) {
-            for (loss, table) in [("CRPS", crpsByOrigin), ("MAE", maeByOrigin)] {
+            for (loss, table) in [("CRPS", crps), ("MAE", mae)] {
                 let la = table[a]!, lb = table[b]!
                 let d = zip(la, lb).map { $0 - $1 }
                 let mb = lb.reduce(0, +) / Double(lb.count), ma = la.reduce(0, +) / Double(la.count)
-                let test = DieboldMariano(differences: d, lag: lag)
+                let test = DieboldMariano(differences: d, lag: first.lag)
                 let base = mb != 0 ? mb : 1
                 comparisons.append(
                     Comparison(
                         a: a, b: b, loss: loss, meanA: ma, meanB: mb, relative: (ma - mb) / base,
                         relativeLower95: (test?.lower95 ?? ma - mb) / base,
-                        relativeUpper95: (test?.upper95 ?? ma - mb) / base,
-                        test: test))
+                        relativeUpper95: (test?.upper95 ?? ma - mb) / base, test: test))
             }
         }
-        let bundles = models.map(\.name)
         for i in bundles.indices {
             for j in bundles.indices where j > i { compare(bundles[j], bundles[i]) }
         }
-        for b in bundles { for base in ["persistence", "random walk"] { compare(b, base) } }
+        for b in bundles { for base in Backtest.baselines { compare(b, base) } }
         var ratios = [String: Double]()
         for b in bundles {
-            for base in ["persistence", "random walk"] {
+            for base in Backtest.baselines {
                 for (metric, pick) in [("CRPS", \HorizonScores.crps), ("MAE", \HorizonScores.mae)] {
-                    var logSum = 0.0, n = 0
-                    for s in spans where s.origins > 0 {
-                        let x = HorizonScores(perSeries[b]![s.name]!)[keyPath: pick]
-                        let y = HorizonScores(perSeries[base]![s.name]!)[keyPath: pick]
-                        if x > 0, y > 0 { logSum += log(x / y); n += 1 }
+                    var logSum = 0.0, count = 0
+                    for s in first.series where s.origins > 0 {
+                        guard let tb = perSeries[b]![s.name], let tr = perSeries[base]![s.name] else { continue }
+                        let x = HorizonScores(tb)[keyPath: pick], y = HorizonScores(tr)[keyPath: pick]
+                        if x > 0, y > 0 { logSum += log(x / y); count += 1 }
                     }
-                    if n > 0 { ratios["\(b) / \(base) \(metric)"] = exp(logSum / Double(n)) }
+                    if count > 0 { ratios["\(b) / \(base) \(metric)"] = exp(logSum / Double(count)) }
                 }
             }
         }
@@ -413,11 +504,33 @@ public struct Backtest {
             for t in tallies[n]! { all.add(t) }
             return ForecasterReport(
                 name: n, kind: bundles.contains(n) ? "bundle" : "baseline",
-                horizons: tallies[n]!.map(HorizonScores.init),
-                overall: HorizonScores(all), perSeries: perSeries[n]!.mapValues(HorizonScores.init))
+                horizons: tallies[n]!.map(HorizonScores.init), overall: HorizonScores(all),
+                perSeries: perSeries[n]!.mapValues(HorizonScores.init))
         }
-        return BacktestReport(
-            plan: plan, samples: options.samples, seed: options.seed, series: spans, forecasters: reports,
+        self.init(
+            plan: first.plan, samples: first.samples, seed: first.seed, series: first.series, forecasters: reports,
             comparisons: comparisons, geometricMeanRatios: ratios)
+    }
+}
+
+extension BacktestPartial {
+    /// Sorted-key JSON (what `--shard` writes and `merge` reads).
+    public func json() -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.dateEncodingStrategy = .iso8601
+        e.nonConformingFloatEncodingStrategy = .convertToString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return String(decoding: try! e.encode(self), as: UTF8.self)
+    }
+
+    public init(json data: Data, file: String) throws(KronosError) {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .iso8601
+        d.nonConformingFloatDecodingStrategy = .convertFromString(
+            positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        do { self = try d.decode(BacktestPartial.self, from: data) } catch {
+            throw .invalidInput("\(file): not a backtest partial result (kronos-run backtest --shard): \(error)")
+        }
     }
 }

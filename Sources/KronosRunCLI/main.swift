@@ -409,6 +409,57 @@ struct VerifyCommand: ParsableCommand {
 struct BacktestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backtest",
+        abstract: "Walk-forward evaluation of bundles against baselines (run, or merge shards).",
+        subcommands: [BacktestRun.self, BacktestMerge.self],
+        defaultSubcommand: BacktestRun.self)
+}
+
+struct BacktestMerge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "merge",
+        abstract: "Combine the partial results of `backtest --shard K/N` into the study's report.",
+        discussion: """
+            Example:
+              for k in 1 2 3 4; do kronos-run backtest q8.kq --input btc.csv --shard $k/4 -o part$k.json & done; wait
+              kronos-run backtest merge part*.json --format json -o report.json
+            The merged report equals the unsharded run's, byte for byte.
+            """)
+
+    @Argument(help: ArgumentHelp("Partial results, one per shard, in any order.", valueName: "part.json"))
+    var parts: [String]
+    @Option(help: "table (default) or json.")
+    var format: String = "table"
+    @Option(name: [.short, .customLong("output")], help: "Write the report to this file (default: stdout).")
+    var output: String?
+
+    func validate() throws {
+        guard !parts.isEmpty else { throw ValidationError("give the partial results to merge") }
+        guard ["table", "json"].contains(format) else {
+            throw ValidationError("--format must be table or json, found \(format)")
+        }
+    }
+
+    func run() throws {
+        TemporaryFiles.installSignalCleanup()
+        let outputs = OutputSet()
+        let target = try outputs.add(output ?? "-", option: "--output")
+        let partials = try parts.map { path throws in
+            let data: Data
+            do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+                throw RunError.input(
+                    file: path, line: nil, column: nil, message: "cannot read: \(error.localizedDescription)")
+            }
+            return try BacktestPartial(json: data, file: path)
+        }
+        let report = try BacktestReport(merging: partials)
+        try outputs.stage(target, Data((format == "json" ? report.json() + "\n" : report.text()).utf8))
+        try outputs.commit()
+    }
+}
+
+struct BacktestRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract:
             "Walk-forward evaluation: forecasts from rolling origins scored against what followed, beside baselines.",
         discussion: """
@@ -445,10 +496,26 @@ struct BacktestCommand: ParsableCommand {
     var output: String?
     @Option(help: "Worker threads per model.")
     var threads: Int?
+    @Option(
+        help: ArgumentHelp(
+            "Run shard K of N (every N-th block of 16 origins) and write its partial result as JSON, "
+                + "for `backtest merge`.", valueName: "K/N"))
+    var shard: String?
     @Flag(name: [.short, .long], help: "No progress on stderr.")
     var quiet = false
 
+    /// --shard K/N as (K, N).
+    func shardNumbers() throws -> (Int, Int) {
+        guard let shard else { return (1, 1) }
+        let parts = shard.split(separator: "/")
+        guard parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]), n >= 1, k >= 1, k <= n else {
+            throw ValidationError("--shard \(shard): expected K/N with 1 <= K <= N, e.g. 3/16")
+        }
+        return (k, n)
+    }
+
     func validate() throws {
+        _ = try shardNumbers()
         guard !bundles.isEmpty else { throw ValidationError("give at least one bundle") }
         guard lookback >= 2 else { throw ValidationError("--lookback must be at least 2, found \(lookback)") }
         guard predLen >= 1 else { throw ValidationError("--pred-len must be at least 1, found \(predLen)") }
@@ -468,7 +535,7 @@ struct BacktestCommand: ParsableCommand {
         let series = try input.inputs.map { path throws in
             try CandleSeries(contentsOf: URL(fileURLWithPath: path), columns: mapping)
         }
-        let names = BacktestCommand.names(bundles)
+        let names = BacktestRun.names(bundles)
         let models = try zip(names, bundles).map { name, path throws in
             (name: name, model: try KronosModel(contentsOf: URL(fileURLWithPath: path), threads: threads))
         }
@@ -481,7 +548,9 @@ struct BacktestCommand: ParsableCommand {
         let plan = BacktestPlan(lookback: lookback, steps: predLen, stride: stride, origins: origins, field: field)
         let interactive = isatty(STDERR_FILENO) != 0 && !quiet
         let start = Date()
-        let report = try Backtest(plan: plan, options: options).run(models, series: series) { done, total in
+        let (k, n) = try shardNumbers()
+        let partial = try Backtest(plan: plan, options: options).runShard(models, series: series, shard: k, of: n) {
+            done, total in
             guard interactive else { return }
             let elapsed = Date().timeIntervalSince(start), rate = Double(done) / max(elapsed, 1e-9)
             let eta = Double(total - done) / max(rate, 1e-9)
@@ -490,7 +559,13 @@ struct BacktestCommand: ParsableCommand {
                 + "\(String(format: "%.0f", eta)) s)"
             FileHandle.standardError.write(Data((line + (done == total ? "\n" : "")).utf8))
         }
-        let text = format == "json" ? report.json() + "\n" : report.text()
+        let text: String
+        if shard != nil {
+            text = partial.json() + "\n"
+        } else {
+            let report = try BacktestReport(merging: [partial])
+            text = format == "json" ? report.json() + "\n" : report.text()
+        }
         try outputs.stage(target, Data(text.utf8))
         try outputs.commit()
     }

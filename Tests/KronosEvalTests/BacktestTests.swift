@@ -172,6 +172,20 @@ private func randomWalk(_ n: Int, sigma: Double, seed: UInt64) -> CandleSeries {
         let short = try runTool(
             "kronos-run", ["backtest", bundle, "--input", sample.path, "--lookback", "5000", "--pred-len", "6"])
         #expect(short.status == 1 && short.stderr.contains("each needs 5000 candles before it and 6 after"))
+        // Two shards through the binaries, merged in the other order: the unsharded JSON, byte for byte.
+        let sharded = [
+            "backtest", bundle, "--input", sample.path, "--lookback", "30", "--pred-len", "4", "--stride", "5",
+        ]
+        for k in 1...2 {
+            let part = try runTool("kronos-run", sharded + ["--shard", "\(k)/2", "-o", dir + "/part\(k).json"])
+            #expect(part.status == 0, "\(part.stderr)")
+        }
+        let merged = try runTool(
+            "kronos-run", ["backtest", "merge", dir + "/part2.json", dir + "/part1.json", "--format", "json"])
+        let unsharded = try runTool("kronos-run", sharded + ["--format", "json"])
+        #expect(merged.status == 0 && !merged.stdout.isEmpty && merged.stdout == unsharded.stdout)
+        let missing = try runTool("kronos-run", ["backtest", "merge", dir + "/part2.json"])
+        #expect(missing.status == 1 && missing.stderr.contains("merge needs all 2 shards (found [2])"))
     }
 }
 
@@ -180,5 +194,32 @@ extension JSONDecoder {
         let d = JSONDecoder()
         d.dateDecodingStrategy = .iso8601
         return d
+    }
+}
+
+@Suite struct ShardTests {
+    /// Shards of a study merge to the unsharded report bit for bit (JSON bytes), in any order, after
+    /// a round trip through their JSON; a missing or foreign shard is refused.
+    @Test func shardsMergeToTheUnshardedReport() throws {
+        let series = try CandleSeries(contentsOf: sample).suffix(400)
+        let plan = BacktestPlan(lookback: 40, steps: 5, stride: 3)
+        let backtest = Backtest(plan: plan, options: ForecastOptions(samples: 2, seed: 4))
+        let models = [("tiny", tinyModel)]
+        let whole = try backtest.run(models, series: [series])
+        #expect(whole.series[0].origins == 119)  // 8 blocks of 16 origins, the last of 7
+        for n in [2, 3, 8] {
+            let parts = try (1...n).reversed().map { k in
+                try BacktestPartial(
+                    json: Data(backtest.runShard(models, series: [series], shard: k, of: n).json().utf8), file: "part")
+            }
+            let merged = try BacktestReport(merging: parts)
+            #expect(merged.json() == whole.json(), "\(n) shards")
+        }
+        let parts = try (1...3).map { try backtest.runShard(models, series: [series], shard: $0, of: 3) }
+        #expect(throws: KronosError.self) { try BacktestReport(merging: Array(parts.prefix(2))) }
+        #expect(throws: KronosError.self) { try BacktestReport(merging: parts + [parts[0]]) }
+        let other = try Backtest(plan: plan, options: ForecastOptions(samples: 2, seed: 5)).runShard(
+            models, series: [series], shard: 3, of: 3)
+        #expect(throws: KronosError.self) { try BacktestReport(merging: Array(parts.prefix(2)) + [other]) }
     }
 }

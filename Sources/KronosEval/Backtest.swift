@@ -303,7 +303,7 @@ public struct Backtest {
     /// `BacktestReport(merging:)` combines with the other shards'.
     public func runShard(
         _ models: [(name: String, model: KronosModel)], series: [CandleSeries], shard k: Int, of n: Int,
-        progress: ((Int, Int) -> Void)? = nil
+        perOrigin: ((OriginRow) -> Void)? = nil, progress: ((Int, Int) -> Void)? = nil
     ) throws(KronosError) -> BacktestPartial {
         guard n >= 1, k >= 1, k <= n else { throw .invalidOptions("shard \(k)/\(n): expected 1 <= K <= N") }
         guard Backtest.fields.contains(plan.field) else {
@@ -359,7 +359,12 @@ public struct Backtest {
                     var crps = 0.0, mae = 0.0
                     for h in 0..<steps {
                         var t = Tally()
-                        t.record(dist(h), truth: truth[h], last: last, scale: scale)
+                        let d = dist(h)
+                        t.record(d, truth: truth[h], last: last, scale: scale)
+                        perOrigin?(
+                            OriginRow(
+                                series: s.name, origin: candles[o].date, forecaster: name, step: h + 1, truth: truth[h],
+                                point: d.point, quantiles: OriginRow.levels.map { d.quantile($0) }, crps: t.crps))
                         block.tallies[name]![h].add(t)
                         sum.add(t)
                         crps += t.crps; mae += t.absoluteError
@@ -391,6 +396,34 @@ public struct Backtest {
     }
 
     static let baselines = ["persistence", "random walk"]
+}
+
+/// One (origin, forecaster, step) of a backtest, as `--per-origin FILE.csv` writes it.
+public struct OriginRow: Sendable, Equatable {
+    public static let levels: [Double] = [0.1, 0.5, 0.9]
+    public static let csvHeader = "series,origin,forecaster,step,truth,mean,q10,q50,q90,crps"
+    public let series: String
+    /// The date of the first forecast candle.
+    public let origin: Date
+    public let forecaster: String
+    public let step: Int
+    public let truth: Double
+    /// The point forecast (a bundle's mean path, a baseline's last value).
+    public let point: Double
+    /// At OriginRow.levels.
+    public let quantiles: [Double]
+    public let crps: Double
+
+    /// One CSV line (shortest round-trip numbers; names quoted when they hold a comma or a quote).
+    public var csv: String {
+        func quote(_ s: String) -> String {
+            s.contains(",") || s.contains("\"") || s.contains("\n")
+                ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+        }
+        let date = ISO8601DateFormatter().string(from: origin)
+        let numbers = ([truth, point] + quantiles + [crps]).map { "\($0)" }
+        return ([quote(series), date, quote(forecaster), "\(step)"] + numbers).joined(separator: ",")
+    }
 }
 
 /// One block's sums: per forecaster, per-horizon tallies, per-series totals, and each origin's mean

@@ -494,6 +494,11 @@ struct BacktestRun: ParsableCommand {
     var format: String = "table"
     @Option(name: [.short, .customLong("output")], help: "Write the report to this file (default: stdout).")
     var output: String?
+    @Option(
+        help: ArgumentHelp(
+            "Also write every (origin, forecaster, step) as CSV: series, origin, forecaster, step, truth, mean, "
+                + "q10, q50, q90, crps.", valueName: "file.csv"))
+    var perOrigin: String?
     @Option(help: "Worker threads per model.")
     var threads: Int?
     @Option(
@@ -531,6 +536,7 @@ struct BacktestRun: ParsableCommand {
         TemporaryFiles.installSignalCleanup()
         let outputs = OutputSet()
         let target = try outputs.add(output ?? "-", option: "--output")
+        let rowsTarget = try perOrigin.map { p throws in try outputs.add(p, option: "--per-origin") }
         let mapping = try input.mapping()
         let series = try input.inputs.map { path throws in
             try CandleSeries(contentsOf: URL(fileURLWithPath: path), columns: mapping)
@@ -549,8 +555,11 @@ struct BacktestRun: ParsableCommand {
         let interactive = isatty(STDERR_FILENO) != 0 && !quiet
         let start = Date()
         let (k, n) = try shardNumbers()
-        let partial = try Backtest(plan: plan, options: options).runShard(models, series: series, shard: k, of: n) {
-            done, total in
+        var rows = rowsTarget == nil ? "" : OriginRow.csvHeader + "\n"
+        let partial = try Backtest(plan: plan, options: options).runShard(
+            models, series: series, shard: k, of: n,
+            perOrigin: rowsTarget == nil ? nil : { rows += $0.csv + "\n" }
+        ) { done, total in
             guard interactive else { return }
             let elapsed = Date().timeIntervalSince(start), rate = Double(done) / max(elapsed, 1e-9)
             let eta = Double(total - done) / max(rate, 1e-9)
@@ -567,6 +576,7 @@ struct BacktestRun: ParsableCommand {
             text = format == "json" ? report.json() + "\n" : report.text()
         }
         try outputs.stage(target, Data(text.utf8))
+        if let rowsTarget { try outputs.stage(rowsTarget, Data(rows.utf8)) }
         try outputs.commit()
     }
 

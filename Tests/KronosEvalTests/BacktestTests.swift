@@ -162,6 +162,12 @@ private func randomWalk(_ n: Int, sigma: Double, seed: UInt64) -> CandleSeries {
         for line in ["tiny ", "persistence ", "random walk ", "tiny vs persistence: CRPS", "Lowest CRPS: "] {
             #expect(table.stdout.contains(line), "\(line)")
         }
+        // --per-origin: a header and one row per (origin, forecaster, step), the truth and CRPS in each.
+        let rows = try runTool("kronos-run", args + ["--per-origin", dir + "/rows.csv", "-q"])
+        let lines = try String(contentsOfFile: dir + "/rows.csv", encoding: .utf8).split(separator: "\n")
+        #expect(rows.status == 0 && lines.count == 1 + 8 * 3 * 6)
+        #expect(lines.first == "series,origin,forecaster,step,truth,mean,q10,q50,q90,crps")
+        #expect(lines.filter { $0.contains(",persistence,1,") }.count == 8)
         let a = try runTool("kronos-run", args + ["--format", "json"])
         let b = try runTool("kronos-run", args + ["--format", "json", "-o", dir + "/report.json"])
         #expect(a.status == 0 && b.status == 0)

@@ -431,6 +431,8 @@ struct BacktestMerge: ParsableCommand {
     var format: String = "table"
     @Option(name: [.short, .customLong("output")], help: "Write the report to this file (default: stdout).")
     var output: String?
+    @Option(help: ArgumentHelp("Draw the merged report as SVG (as backtest --chart).", valueName: "file.svg"))
+    var chart: String?
 
     func validate() throws {
         guard !parts.isEmpty else { throw ValidationError("give the partial results to merge") }
@@ -443,6 +445,7 @@ struct BacktestMerge: ParsableCommand {
         TemporaryFiles.installSignalCleanup()
         let outputs = OutputSet()
         let target = try outputs.add(output ?? "-", option: "--output")
+        let chartTarget = try chart.map { p throws in try outputs.add(p, option: "--chart") }
         let partials = try parts.map { path throws in
             let data: Data
             do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
@@ -453,6 +456,7 @@ struct BacktestMerge: ParsableCommand {
         }
         let report = try BacktestReport(merging: partials)
         try outputs.stage(target, Data((format == "json" ? report.json() + "\n" : report.text()).utf8))
+        if let chartTarget { try outputs.stage(chartTarget, Data(report.svg().utf8)) }
         try outputs.commit()
     }
 }
@@ -499,6 +503,11 @@ struct BacktestRun: ParsableCommand {
             "Also write every (origin, forecaster, step) as CSV: series, origin, forecaster, step, truth, mean, "
                 + "q10, q50, q90, crps.", valueName: "file.csv"))
     var perOrigin: String?
+    @Option(
+        help: ArgumentHelp(
+            "Draw CRPS and MAE by step, band coverage and PIT histograms per forecaster as SVG.",
+            valueName: "file.svg"))
+    var chart: String?
     @Option(help: "Worker threads per model.")
     var threads: Int?
     @Option(
@@ -537,6 +546,10 @@ struct BacktestRun: ParsableCommand {
         let outputs = OutputSet()
         let target = try outputs.add(output ?? "-", option: "--output")
         let rowsTarget = try perOrigin.map { p throws in try outputs.add(p, option: "--per-origin") }
+        let chartTarget = try chart.map { p throws in try outputs.add(p, option: "--chart") }
+        if chart != nil, shard != nil {
+            throw ValidationError("--chart draws a whole study: give it to `backtest merge`, not to a shard")
+        }
         let mapping = try input.mapping()
         let series = try input.inputs.map { path throws in
             try CandleSeries(contentsOf: URL(fileURLWithPath: path), columns: mapping)
@@ -574,6 +587,7 @@ struct BacktestRun: ParsableCommand {
         } else {
             let report = try BacktestReport(merging: [partial])
             text = format == "json" ? report.json() + "\n" : report.text()
+            if let chartTarget { try outputs.stage(chartTarget, Data(report.svg().utf8)) }
         }
         try outputs.stage(target, Data(text.utf8))
         if let rowsTarget { try outputs.stage(rowsTarget, Data(rows.utf8)) }

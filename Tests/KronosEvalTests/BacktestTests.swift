@@ -187,9 +187,22 @@ private func randomWalk(_ n: Int, sigma: Double, seed: UInt64) -> CandleSeries {
             #expect(part.status == 0, "\(part.stderr)")
         }
         let merged = try runTool(
-            "kronos-run", ["backtest", "merge", dir + "/part2.json", dir + "/part1.json", "--format", "json"])
-        let unsharded = try runTool("kronos-run", sharded + ["--format", "json"])
+            "kronos-run",
+            [
+                "backtest", "merge", dir + "/part2.json", dir + "/part1.json", "--format", "json", "--chart",
+                dir + "/m.svg",
+            ])
+        let unsharded = try runTool("kronos-run", sharded + ["--format", "json", "--chart", dir + "/u.svg"])
         #expect(merged.status == 0 && !merged.stdout.isEmpty && merged.stdout == unsharded.stdout)
+        // The chart: three panels, every forecaster in the legend, the same drawing from the merge.
+        let svg = try String(contentsOfFile: dir + "/u.svg", encoding: .utf8)
+        for text in [
+            "CRPS (solid) and MAE (dashed) by step", "Band coverage against nominal", "PIT histogram", ">tiny<",
+            ">persistence<", ">random walk<",
+        ] {
+            #expect(svg.contains(text), "\(text)")
+        }
+        #expect(svg == (try String(contentsOfFile: dir + "/m.svg", encoding: .utf8)))
         let missing = try runTool("kronos-run", ["backtest", "merge", dir + "/part2.json"])
         #expect(missing.status == 1 && missing.stderr.contains("merge needs all 2 shards (found [2])"))
     }

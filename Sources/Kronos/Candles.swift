@@ -530,6 +530,15 @@ public enum Candles {
         }
     }
 
+    /// A timestamp written as the CSV reader accepts them (YYYY-MM-DD[ HH:MM[:SS]], ISO-8601, unix
+    /// seconds / ms / us) as an instant: UTC unless it carries an offset. nil when unreadable.
+    public static func date(_ s: String) -> Date? {
+        guard let (t, format) = try? parseTime(s, file: "", line: 0, column: "") else { return nil }
+        var offset: Int64 = 0
+        if case let .calendar(o?, _, _) = format { offset = Int64(o) }
+        return Date(timeIntervalSince1970: TimeInterval(t - offset))
+    }
+
     /// Parses one timestamp into wall-clock seconds and its format.
     static func parseTime(_ s: String, file: String, line: Int, column: String) throws(RuntimeError) -> (
         Int64, TimeFormat

@@ -17,19 +17,37 @@ public struct BacktestPlan: Sendable, Equatable, Codable {
     public var origins: Int?
     /// The value scored: open, high, low, close (default), volume or amount.
     public var field: String = "close"
+    /// Only origins (the first forecast candle's date) from / to these dates, inclusive.
+    public var from: Date?
+    public var to: Date?
 
-    public init(lookback: Int, steps: Int, stride: Int = 1, origins: Int? = nil, field: String = "close") {
+    public init(
+        lookback: Int, steps: Int, stride: Int = 1, origins: Int? = nil, field: String = "close", from: Date? = nil,
+        to: Date? = nil
+    ) {
         self.lookback = lookback
         self.steps = steps
         self.stride = stride
         self.origins = origins
         self.field = field
+        self.from = from
+        self.to = to
     }
 
-    /// The origins of a series of `count` candles: indices o of the first forecast candle, with
-    /// `lookback` candles before o and `steps` from o on. Empty when the series is too short.
-    public func originIndices(count: Int) -> [Int] {
-        let first = lookback, last = count - steps
+    /// The origins of a series whose candles have these `dates`: indices o of the first forecast
+    /// candle, with `lookback` candles before o, `steps` from o on, and a date within from / to.
+    public func originIndices(dates: [Date]) -> [Int] {
+        var first = lookback, last = dates.count - steps
+        guard last >= first else { return [] }
+        if let from { while first <= last && dates[first] < from { first += 1 } }
+        if let to { while last >= first && dates[last] > to { last -= 1 } }
+        return originIndices(first: first, last: last)
+    }
+
+    /// The origins of a series of `count` candles (no date limits).
+    public func originIndices(count: Int) -> [Int] { originIndices(first: lookback, last: count - steps) }
+
+    func originIndices(first: Int, last: Int) -> [Int] {
         guard lookback >= 1, steps >= 1, last >= first else { return [] }
         if let n = origins, n >= 1 {
             if n == 1 || last == first { return [last] }
@@ -316,18 +334,19 @@ public struct Backtest {
         let names = models.map(\.name) + Backtest.baselines
         guard Set(names).count == names.count else { throw .invalidOptions("bundle names must differ: \(names)") }
         let steps = plan.steps
-        let plans = series.map { plan.originIndices(count: $0.count) }
+        let candlesOf = series.map(\.candles)
+        let plans = candlesOf.map { plan.originIndices(dates: $0.map(\.date)) }
         // Every origin of the study in order (series, then origin), and the blocks this shard runs.
         let all = plans.enumerated().flatMap { s, origins in origins.map { (series: s, origin: $0) } }
         guard !all.isEmpty else {
             throw .invalidInput(
                 "no origin: each needs \(plan.lookback) candles before it and \(steps) after "
+                    + (plan.from != nil || plan.to != nil ? "and a date within the from / to limits " : "")
                     + "(series of \(series.map(\.count)) candles)")
         }
         let blockCount = (all.count + Backtest.blockSize - 1) / Backtest.blockSize
         let mine = Array(Swift.stride(from: k - 1, to: blockCount, by: n))
         let total = mine.reduce(0) { $0 + min(Backtest.blockSize, all.count - $1 * Backtest.blockSize) }
-        let candlesOf = series.map(\.candles)
         let valuesOf = candlesOf.map { $0.map { Backtest.value($0, plan.field) } }
         let spans = zip(series, plans).enumerated().map { i, sp in
             SeriesSpan(

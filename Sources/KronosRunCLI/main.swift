@@ -492,6 +492,13 @@ struct BacktestRun: ParsableCommand {
     var origins: Int?
     @Option(help: "The value scored: open, high, low, close, volume or amount.")
     var field: String = "close"
+    @Option(
+        help: ArgumentHelp(
+            "Only origins from this date on, e.g. 2025-01-01 (UTC unless an offset is given).",
+            valueName: "date"))
+    var from: String?
+    @Option(help: ArgumentHelp("Only origins up to this date (inclusive).", valueName: "date"))
+    var to: String?
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var execution: ExecutionOptions
     @Option(help: "table (default) or json.")
@@ -564,7 +571,16 @@ struct BacktestRun: ParsableCommand {
         options.cache = execution.cache
         options.activations = execution.activations
         options.kvCache = execution.kvCache
-        let plan = BacktestPlan(lookback: lookback, steps: predLen, stride: stride, origins: origins, field: field)
+        func date(_ s: String?, _ option: String) throws -> Date? {
+            guard let s else { return nil }
+            guard let d = Candles.date(s) else {
+                throw ValidationError("\(option) \(s): expected a date such as 2025-01-01 or 2025-01-01 12:00")
+            }
+            return d
+        }
+        let plan = BacktestPlan(
+            lookback: lookback, steps: predLen, stride: stride, origins: origins, field: field,
+            from: try date(from, "--from"), to: try date(to, "--to"))
         let interactive = isatty(STDERR_FILENO) != 0 && !quiet
         let start = Date()
         let (k, n) = try shardNumbers()

@@ -55,6 +55,17 @@ private func randomWalk(_ n: Int, sigma: Double, seed: UInt64) -> CandleSeries {
         #expect(BacktestPlan(lookback: 20, steps: 10, origins: 1).originIndices(count: 100) == [90])
         #expect(BacktestPlan(lookback: 20, steps: 10).originIndices(count: 29).isEmpty)
         #expect(BacktestPlan(lookback: 20, steps: 10).originIndices(count: 30) == [20])
+        // From / to (inclusive) on the origins' dates: one candle per hour, origins 20 ... 90 eligible.
+        let dates = (0..<100).map { Date(timeIntervalSince1970: 3600 * Double($0)) }
+        var plan = BacktestPlan(lookback: 20, steps: 10, stride: 5, from: dates[33], to: dates[60])
+        #expect(plan.originIndices(dates: dates) == [33, 38, 43, 48, 53, 58])
+        plan.origins = 2
+        #expect(plan.originIndices(dates: dates) == [33, 60])
+        plan.from = dates[95]
+        #expect(plan.originIndices(dates: dates).isEmpty)
+        #expect(Candles.date("1970-01-02 01:00") == Date(timeIntervalSince1970: 90000))
+        #expect(Candles.date("1970-01-02T03:00:00+02:00") == Date(timeIntervalSince1970: 90000))
+        #expect(Candles.date("yesterday") == nil)
     }
 
     /// Nothing after an origin's history reaches its forecast: values from the origin on changed, the

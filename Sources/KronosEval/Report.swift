@@ -58,6 +58,21 @@ extension BacktestReport {
                 }.joined(separator: "  ") + "\n"
             if i == 0 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
         }
+        // CRPS at a few steps ahead (every step is in the JSON and the chart).
+        let steps = plan.steps
+        let shown = Array(Set([1, max(1, steps / 4), max(1, steps / 2), steps])).sorted()
+        var byStep = [["CRPS by step"] + shown.map { "h=\($0)" }]
+        for r in forecasters { byStep.append([r.name] + shown.map { f(r.horizons[$0 - 1].crps) }) }
+        let stepWidths = byStep[0].indices.map { c in byStep.map { $0[c].count }.max()! }
+        out += "\n"
+        for row in byStep {
+            out +=
+                row.enumerated().map { c, cell in
+                    c == 0
+                        ? cell.padding(toLength: stepWidths[c], withPad: " ", startingAt: 0)
+                        : String(repeating: " ", count: stepWidths[c] - cell.count) + cell
+                }.joined(separator: "  ") + "\n"
+        }
         let baselines = forecasters.filter { $0.kind == "baseline" }
         let bundles = forecasters.filter { $0.kind == "bundle" }
         if !bundles.isEmpty {

@@ -170,7 +170,10 @@ private func randomWalk(_ n: Int, sigma: Double, seed: UInt64) -> CandleSeries {
         let table = try runTool("kronos-run", args)
         #expect(table.status == 0, "\(table.stderr)")
         #expect(table.stdout.contains("backtest: 8 origins, lookback 48, 6 steps, 3 samples, seed 9, scored on close"))
-        for line in ["tiny ", "persistence ", "random walk ", "tiny vs persistence: CRPS", "Lowest CRPS: "] {
+        for line in [
+            "tiny ", "persistence ", "random walk ", "tiny vs persistence: CRPS", "Lowest CRPS: ", "CRPS by step",
+            "h=6",
+        ] {
             #expect(table.stdout.contains(line), "\(line)")
         }
         // --per-origin: a header and one row per (origin, forecaster, step), the truth and CRPS in each.

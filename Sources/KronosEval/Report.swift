@@ -47,32 +47,30 @@ extension BacktestReport {
                 pct(o.coverage[0]), pct(o.coverage[1]), pct(o.coverage[2]), f(o.pitDistance, 3),
             ])
         }
-        let widths = header.indices.map { c in rows.map { $0[c].count }.max()! }
-        out += "\n"
-        for (i, row) in rows.enumerated() {
-            out +=
-                row.enumerated().map { c, cell in
-                    c == 0
-                        ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
-                        : String(repeating: " ", count: widths[c] - cell.count) + cell
-                }.joined(separator: "  ") + "\n"
-            if i == 0 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
+        /// Rows as aligned columns (names left, numbers right), a rule under the first when asked.
+        func render(_ rows: [[String]], rule: Bool) -> String {
+            let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max()! }
+            var text = "\n"
+            for (i, row) in rows.enumerated() {
+                text +=
+                    row.enumerated().map { c, cell in
+                        c == 0
+                            ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                            : String(repeating: " ", count: widths[c] - cell.count) + cell
+                    }.joined(separator: "  ") + "\n"
+                if i == 0 && rule {
+                    text += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n"
+                }
+            }
+            return text
         }
+        out += render(rows, rule: true)
         // CRPS at a few steps ahead (every step is in the JSON and the chart).
         let steps = plan.steps
         let shown = Array(Set([1, max(1, steps / 4), max(1, steps / 2), steps])).sorted()
         var byStep = [["CRPS by step"] + shown.map { "h=\($0)" }]
         for r in forecasters { byStep.append([r.name] + shown.map { f(r.horizons[$0 - 1].crps) }) }
-        let stepWidths = byStep[0].indices.map { c in byStep.map { $0[c].count }.max()! }
-        out += "\n"
-        for row in byStep {
-            out +=
-                row.enumerated().map { c, cell in
-                    c == 0
-                        ? cell.padding(toLength: stepWidths[c], withPad: " ", startingAt: 0)
-                        : String(repeating: " ", count: stepWidths[c] - cell.count) + cell
-                }.joined(separator: "  ") + "\n"
-        }
+        out += render(byStep, rule: false)
         let baselines = forecasters.filter { $0.kind == "baseline" }
         let bundles = forecasters.filter { $0.kind == "bundle" }
         if !bundles.isEmpty {

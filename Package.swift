@@ -19,6 +19,7 @@
 //                     the candle CSV reader and trading calendars
 //   KronosIO          outputs of a forecast run: CSV / JSON / paths, SVG charts, the run's orchestration
 //   KronosVerify      accuracy drift of a bundle against golden FP32 cases
+//   KronosEval        walk-forward evaluation (kronos-run backtest): scores, baselines, comparisons
 //   kronos-convert, kronos-run: thin executables (argument parsing and printing only)
 import PackageDescription
 

@@ -132,7 +132,7 @@ let package = Package(
             ]
         ),
         .target(name: "KronosTestSupport", path: "Tests/KronosTestSupport"),
-        .testTarget(name: "KronosQuantTests", dependencies: ["KronosQuant", "KronosWideQuant"]),
+        .testTarget(name: "KronosQuantTests", dependencies: ["KronosQuant", "KronosWideQuant", "CKronosHints"]),
         .testTarget(
             name: "KronosEvalTests",
             dependencies: ["KronosEval", "Kronos", "KronosConvert", "KronosCheckpoint", "KronosTestSupport"]),

@@ -279,7 +279,8 @@ public struct Backtest {
         self.options = options
     }
 
-    static let fields = ["open", "high", "low", "close", "volume", "amount"]
+    /// The fields a plan may score: the CSV reader's columns (open, high, low, close, volume, amount).
+    static let fields = Candles.columns
 
     static func value(_ c: Candle, _ field: String) -> Double {
         switch field {

@@ -406,6 +406,15 @@ struct VerifyCommand: ParsableCommand {
     }
 }
 
+/// How `backtest` and `backtest merge` print the report.
+enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
+    case table, json
+
+    func render(_ report: BacktestReport) -> String {
+        self == .json ? report.json() + "\n" : report.text()
+    }
+}
+
 struct BacktestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backtest",
@@ -428,7 +437,7 @@ struct BacktestMerge: ParsableCommand {
     @Argument(help: ArgumentHelp("Partial results, one per shard, in any order.", valueName: "part.json"))
     var parts: [String]
     @Option(help: "table (default) or json.")
-    var format: String = "table"
+    var format: ReportFormat = .table
     @Option(name: [.short, .customLong("output")], help: "Write the report to this file (default: stdout).")
     var output: String?
     @Option(help: ArgumentHelp("Draw the merged report as SVG (as backtest --chart).", valueName: "file.svg"))
@@ -436,9 +445,6 @@ struct BacktestMerge: ParsableCommand {
 
     func validate() throws {
         guard !parts.isEmpty else { throw ValidationError("give the partial results to merge") }
-        guard ["table", "json"].contains(format) else {
-            throw ValidationError("--format must be table or json, found \(format)")
-        }
     }
 
     func run() throws {
@@ -455,7 +461,7 @@ struct BacktestMerge: ParsableCommand {
             return try BacktestPartial(json: data, file: path)
         }
         let report = try BacktestReport(merging: partials)
-        try outputs.stage(target, Data((format == "json" ? report.json() + "\n" : report.text()).utf8))
+        try outputs.stage(target, Data(format.render(report).utf8))
         if let chartTarget { try outputs.stage(chartTarget, Data(report.svg().utf8)) }
         try outputs.commit()
     }
@@ -502,7 +508,7 @@ struct BacktestRun: ParsableCommand {
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var execution: ExecutionOptions
     @Option(help: "table (default) or json.")
-    var format: String = "table"
+    var format: ReportFormat = .table
     @Option(name: [.short, .customLong("output")], help: "Write the report to this file (default: stdout).")
     var output: String?
     @Option(
@@ -542,9 +548,6 @@ struct BacktestRun: ParsableCommand {
         guard predLen >= 1 else { throw ValidationError("--pred-len must be at least 1, found \(predLen)") }
         guard stride >= 1 else { throw ValidationError("--stride must be at least 1, found \(stride)") }
         if let n = origins, n < 1 { throw ValidationError("--origins must be at least 1, found \(n)") }
-        guard ["table", "json"].contains(format) else {
-            throw ValidationError("--format must be table or json, found \(format)")
-        }
         guard sampling.samples >= 1 else { throw ValidationError("--samples must be at least 1") }
     }
 
@@ -602,7 +605,7 @@ struct BacktestRun: ParsableCommand {
             text = partial.json() + "\n"
         } else {
             let report = try BacktestReport(merging: [partial])
-            text = format == "json" ? report.json() + "\n" : report.text()
+            text = format.render(report)
             if let chartTarget { try outputs.stage(chartTarget, Data(report.svg().utf8)) }
         }
         try outputs.stage(target, Data(text.utf8))

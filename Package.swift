@@ -131,7 +131,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .target(name: "KronosTestSupport", path: "Tests/KronosTestSupport"),
+        .target(
+            name: "KronosTestSupport", dependencies: ["KronosConvert", "KronosCheckpoint"],
+            path: "Tests/KronosTestSupport"),
         .testTarget(name: "KronosQuantTests", dependencies: ["KronosQuant", "KronosWideQuant", "CKronosHints"]),
         .testTarget(
             name: "KronosEvalTests",

@@ -8,17 +8,7 @@ import Testing
 
 private let sample = repositoryRoot.appendingPathComponent("golden/sample_4h.csv")
 
-/// The tiny golden model as a q8 bundle with a 64-row window (converted once per process).
-private let tinyModel: KronosModel = {
-    let dir = temporaryDirectory("backtest")
-    var options = ConversionOptions(output: dir + "/tiny-q8.kq")
-    options.quantize = .q8
-    options.maxContext = 64
-    let checkpoint = try! Checkpoint(
-        tokenizerDirectory: goldenTinyDirectory + "/tokenizer", predictorDirectory: goldenTinyDirectory + "/predictor")
-    _ = try! convert(checkpoint, options: options)
-    return try! KronosModel(contentsOf: URL(fileURLWithPath: options.output))
-}()
+private let tinyModel = try! KronosModel(contentsOf: tinyQ8Bundle)
 
 /// A geometric random walk: ln price_t = ln price_(t-1) + N(0, sigma²), hourly, from a fixed seed.
 private func randomWalk(_ n: Int, sigma: Double, seed: UInt64) -> CandleSeries {

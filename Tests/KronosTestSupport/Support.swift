@@ -1,5 +1,7 @@
 // Helpers shared by the test targets: temporary directories and running the built executables.
 import Foundation
+import KronosCheckpoint
+import KronosConvert
 
 /// The repository's root (three levels above this file).
 public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -60,3 +62,16 @@ public func runTool(_ tool: String, _ args: [String]) throws -> ToolResult {
         status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
         stderr: String(decoding: e, as: UTF8.self))
 }
+
+/// The golden tiny model converted to q8 with a 64-row window, once per test process (the façade and
+/// backtest tests share it): the bundle's path.
+public let tinyQ8Bundle: URL = {
+    let dir = temporaryDirectory("tiny-q8")
+    var options = ConversionOptions(output: dir + "/tiny-q8.kq")
+    options.quantize = .q8
+    options.maxContext = 64
+    let checkpoint = try! Checkpoint(
+        tokenizerDirectory: goldenTinyDirectory + "/tokenizer", predictorDirectory: goldenTinyDirectory + "/predictor")
+    _ = try! convert(checkpoint, options: options)
+    return URL(fileURLWithPath: options.output)
+}()

@@ -8,17 +8,7 @@ import Testing
 private let golden = repositoryRoot.appendingPathComponent("golden")
 private let sample = golden.appendingPathComponent("sample_4h.csv")
 
-/// The tiny golden model as a q8 bundle with a 64-row window (converted once per process).
-private let tinyBundle: URL = {
-    let dir = temporaryDirectory("facade")
-    var options = ConversionOptions(output: dir + "/tiny-q8.kq")
-    options.quantize = .q8
-    options.maxContext = 64
-    let checkpoint = try! Checkpoint(
-        tokenizerDirectory: goldenTinyDirectory + "/tokenizer", predictorDirectory: goldenTinyDirectory + "/predictor")
-    _ = try! convert(checkpoint, options: options)
-    return URL(fileURLWithPath: options.output)
-}()
+private let tinyBundle = tinyQ8Bundle
 
 @Suite struct FacadeTests {
     /// The façade's forecast is the command line's: the same file, steps, samples and seed give the

@@ -118,7 +118,7 @@ let package = Package(
             dependencies: ["KronosWideEngine", "KronosEngineBaseline", "KronosEngineTypes", "KronosBundle"]),
         .target(name: "KronosIO", dependencies: ["Kronos", "KronosEngineTypes", "KronosBundle"]),
         // Walk-forward evaluation (kronos-run backtest): origins, scores, baselines, comparisons.
-        .target(name: "KronosEval", dependencies: ["Kronos"]),
+        .target(name: "KronosEval", dependencies: ["Kronos", "KronosEngineTypes"]),
         .target(
             name: "KronosVerify",
             dependencies: [

@@ -8,14 +8,17 @@ public struct KronosRNG: Sendable {
 
     public init(seed: UInt64) {
         var x = seed
-        func splitmix() -> UInt64 {
-            x &+= 0x9E37_79B9_7F4A_7C15
-            var z = x
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        s0 = splitmix(); s1 = splitmix(); s2 = splitmix(); s3 = splitmix()
+        s0 = Self.splitMix64(&x); s1 = Self.splitMix64(&x); s2 = Self.splitMix64(&x); s3 = Self.splitMix64(&x)
+    }
+
+    /// SplitMix64 (Steele, Lea, Flood): advances `state` by the golden gamma and returns its mix.
+    /// Also the hash of seeds derived from others (a backtest origin's seed).
+    public static func splitMix64(_ state: inout UInt64) -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 
     @inlinable @inline(__always) static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }

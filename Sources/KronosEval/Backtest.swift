@@ -4,6 +4,7 @@
 // origin's forecast, not by the number of origins.
 import Foundation
 import Kronos
+import KronosEngineTypes
 
 /// Which origins a backtest takes and what each forecasts.
 public struct BacktestPlan: Sendable, Equatable, Codable {
@@ -67,11 +68,9 @@ public struct BacktestPlan: Sendable, Equatable, Codable {
 /// date only (SplitMix64 over their bits), so every bundle of a comparison draws the same random
 /// numbers at the same origin (common random numbers), whatever the batching or sharding.
 public func originSeed(_ seed: UInt64, series: String, date: Date) -> UInt64 {
-    func mix(_ z0: UInt64) -> UInt64 {
-        var z = z0 &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+    func mix(_ z: UInt64) -> UInt64 {
+        var state = z
+        return KronosRNG.splitMix64(&state)
     }
     var h = mix(seed)
     for byte in series.utf8 { h = mix(h ^ UInt64(byte)) }

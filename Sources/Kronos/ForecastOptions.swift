@@ -10,6 +10,11 @@ public struct ForecastOptions: Sendable, Equatable {
     public var samples: Int = 1
     /// Seed of the random stream: the same seed, input and options give the same forecast, bit for bit.
     public var seed: UInt64 = 0
+    /// One seed per series of a batch forecast (nil: every series draws from the one stream of
+    /// ``seed``, in batch order). With it, series k draws from a stream of its own, so its forecast is
+    /// the same bit for bit whether it runs alone (with `seed` = seriesSeeds[k]) or batched with any
+    /// other series: a walk-forward study batches its origins this way.
+    public var seriesSeeds: [UInt64]?
     /// Softmax temperature of the sampler (1: the model's distribution).
     public var temperature: Double = 1
     /// Keep only the k most likely tokens (0: off).

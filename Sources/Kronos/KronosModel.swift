@@ -184,6 +184,9 @@ extension KronosModel {
         guard o.clip > 0, o.clip.isFinite else {
             throw .invalidOptions("clip must be a positive number, found \(o.clip)")
         }
+        if let seeds = o.seriesSeeds, seeds.count != histories.count {
+            throw .invalidOptions("seriesSeeds has \(seeds.count) seeds for \(histories.count) series")
+        }
         for h in histories.dropFirst() where h.count != first.count {
             throw .invalidInput(
                 "\(h.name) has \(h.count) candles but \(first.name) has \(first.count): series forecast together need "
@@ -197,6 +200,7 @@ extension KronosModel {
                 sampling: SamplingSettings(temperature: Float(o.temperature), topK: o.topK, topP: Float(o.topP)),
                 samples: o.samples, seed: o.seed))
         plan.settings.clip = Float(o.clip)
+        plan.settings.seriesSeeds = o.seriesSeeds
         plan.settings.cache = o.cache
         plan.settings.activations = o.activations
         plan.settings.kvCache = o.kvCache

@@ -37,7 +37,13 @@ public struct ForecastSettings: Sendable, Codable, Equatable {
     public var sampling: SamplingSettings
     /// Independent paths per series, averaged.
     public var samples: Int
+    /// Seed of the one random stream every sequence of the batch draws from, in batch order.
     public var seed: UInt64
+    /// Per series, the seed of a stream of its own (nil: the one stream of `seed`): series k's
+    /// samples then draw from it alone, so its paths do not depend on the series batched with it
+    /// (a backtest's origins, batched or not, draw the same numbers). One series with
+    /// seriesSeeds [s] draws exactly what seed s draws.
+    public var seriesSeeds: [UInt64]?
     /// Values are clipped to ±clip after normalization.
     public var clip: Float = 5
     /// Reuse of keys / values between steps.
@@ -59,6 +65,7 @@ public struct ForecastSettings: Sendable, Codable, Equatable {
         case predictionLength = "pred_len"
         case maxContext = "max_context"
         case sampling, samples, seed, clip
+        case seriesSeeds = "series_seeds"
         case cache
         case activations
         case kvCache = "kv_cache"

@@ -16,21 +16,21 @@ public struct BacktestPlan: Sendable, Equatable, Codable {
     public var stride: Int = 1
     /// Evenly spaced origins over the eligible span instead of a stride.
     public var origins: Int?
-    /// The value scored: open, high, low, close (default), volume or amount.
-    public var field: String = "close"
+    /// The columns scored, each on its own: open, high, low, close (default), volume, amount.
+    public var fields: [String] = ["close"]
     /// Only origins (the first forecast candle's date) from / to these dates, inclusive.
     public var from: Date?
     public var to: Date?
 
     public init(
-        lookback: Int, steps: Int, stride: Int = 1, origins: Int? = nil, field: String = "close", from: Date? = nil,
-        to: Date? = nil
+        lookback: Int, steps: Int, stride: Int = 1, origins: Int? = nil, fields: [String] = ["close"],
+        from: Date? = nil, to: Date? = nil
     ) {
         self.lookback = lookback
         self.steps = steps
         self.stride = stride
         self.origins = origins
-        self.field = field
+        self.fields = fields
         self.from = from
         self.to = to
     }
@@ -260,6 +260,14 @@ public struct BacktestReport: Sendable, Equatable, Codable {
     public let samples: Int
     public let seed: UInt64
     public let series: [SeriesSpan]
+    /// The scores of each column of the plan, in its order.
+    public let fields: [FieldReport]
+}
+
+/// Every forecaster's scores on one column, the paired comparisons and the ratios to the baselines.
+public struct FieldReport: Sendable, Equatable, Codable {
+    /// The scored column (close, volume, ...).
+    public let field: String
     public let forecasters: [ForecasterReport]
     public let comparisons: [Comparison]
     /// Geometric mean over series of each bundle's CRPS and MAE over each baseline's (< 1: better).
@@ -272,11 +280,22 @@ public struct Backtest {
     /// Every forecast's settings; `seed` is replaced per origin (originSeed), `futureDates` by the
     /// truth's dates.
     public let options: ForecastOptions
+    /// Origins of one series forecast together as one batch (at most a block's, and at most
+    /// KronosModel.maxBatch paths): larger batches read the weights once for more rows per step;
+    /// the results do not depend on it. Each path holds its own key / value cache, so memory grows
+    /// with it (Backtest.defaultBatch).
+    public var originsPerBatch: Int
 
-    public init(plan: BacktestPlan, options: ForecastOptions) {
+    public init(plan: BacktestPlan, options: ForecastOptions, originsPerBatch: Int? = nil) {
         self.plan = plan
         self.options = options
+        self.originsPerBatch = originsPerBatch ?? Backtest.defaultBatch(samples: options.samples)
     }
+
+    /// Origins per batch when none is asked for: as many as keep a batch within 128 paths
+    /// (origins x samples), at least one, at most a block's (BENCHMARKS.md, backtest: the gain
+    /// levels off there while memory keeps growing).
+    public static func defaultBatch(samples: Int) -> Int { min(blockSize, max(1, 128 / max(1, samples))) }
 
     /// The fields a plan may score: the CSV reader's columns (open, high, low, close, volume, amount).
     static let fields = Candles.columns
@@ -297,10 +316,20 @@ public struct Backtest {
     public func forecast(_ model: KronosModel, _ series: CandleSeries, candles: [Candle], origin o: Int)
         throws(KronosError) -> Forecast
     {
+        try forecast(model, series, candles: candles, origins: [o])[0]
+    }
+
+    /// The forecasts at origins `os` of one series as one batch: each from its own context and with
+    /// its own random stream (ForecastOptions.seriesSeeds), so each is the forecast its origin gets
+    /// alone, bit for bit.
+    public func forecast(_ model: KronosModel, _ series: CandleSeries, candles: [Candle], origins os: [Int])
+        throws(KronosError) -> [Forecast]
+    {
         var o2 = options
-        o2.seed = originSeed(options.seed, series: series.name, date: candles[o].date)
-        o2.futureDates = candles[o..<(o + plan.steps)].map(\.date)
-        return try model.forecastSynchronously(series.candles((o - plan.lookback)..<o), steps: plan.steps, options: o2)
+        o2.seriesSeeds = os.map { originSeed(options.seed, series: series.name, date: candles[$0].date) }
+        return try model.forecastSynchronously(
+            os.map { series.candles(($0 - plan.lookback)..<$0) }, steps: plan.steps, options: o2,
+            futureDates: os.map { candles[$0..<($0 + plan.steps)].map(\.date) })
     }
 
     /// Origins per block: the unit of sharding and of summation. Every sum of the report is taken
@@ -309,7 +338,7 @@ public struct Backtest {
     public static let blockSize = 16
 
     /// Scores every bundle and the baselines at every origin of every series: the report.
-    /// `progress(done, total)` after each origin.
+    /// `progress(done, total)` after each batch, counting forecasts (origins × bundles).
     public func run(
         _ models: [(name: String, model: KronosModel)], series: [CandleSeries],
         progress: ((Int, Int) -> Void)? = nil
@@ -324,8 +353,11 @@ public struct Backtest {
         perOrigin: ((OriginRow) -> Void)? = nil, progress: ((Int, Int) -> Void)? = nil
     ) throws(KronosError) -> BacktestPartial {
         guard n >= 1, k >= 1, k <= n else { throw .invalidOptions("shard \(k)/\(n): expected 1 <= K <= N") }
-        guard Backtest.fields.contains(plan.field) else {
-            throw .invalidOptions("field \(plan.field): expected one of \(Backtest.fields.joined(separator: ", "))")
+        guard !plan.fields.isEmpty, Set(plan.fields).count == plan.fields.count else {
+            throw .invalidOptions("columns \(plan.fields): expected one or more, each once")
+        }
+        for field in plan.fields where !Backtest.fields.contains(field) {
+            throw .invalidOptions("column \(field): expected one of \(Backtest.fields.joined(separator: ", "))")
         }
         guard plan.lookback >= 2, plan.steps >= 1 else {
             throw .invalidOptions(
@@ -346,8 +378,10 @@ public struct Backtest {
         }
         let blockCount = (all.count + Backtest.blockSize - 1) / Backtest.blockSize
         let mine = Array(Swift.stride(from: k - 1, to: blockCount, by: n))
-        let total = mine.reduce(0) { $0 + min(Backtest.blockSize, all.count - $1 * Backtest.blockSize) }
-        let valuesOf = candlesOf.map { $0.map { Backtest.value($0, plan.field) } }
+        let total =
+            models.count * mine.reduce(0) { $0 + min(Backtest.blockSize, all.count - $1 * Backtest.blockSize) }
+        // Per series, per scored column: its values.
+        let valuesOf = candlesOf.map { candles in plan.fields.map { f in candles.map { Backtest.value($0, f) } } }
         let spans = zip(series, plans).enumerated().map { i, sp in
             SeriesSpan(
                 name: sp.0.name, candles: sp.0.count, origins: sp.1.count,
@@ -355,53 +389,36 @@ public struct Backtest {
                 lastOrigin: sp.1.last.map { candlesOf[i][$0].date })
         }
         var blocks = [BlockResult](), done = 0
+        let perBatch = max(
+            1, min(originsPerBatch, Backtest.blockSize, EngineLimits.maxBatch / max(1, options.samples)))
         for b in mine {
-            var block = BlockResult(block: b, names: names, steps: steps)
-            for g in (b * Backtest.blockSize)..<min(all.count, (b + 1) * Backtest.blockSize) {
+            var block = BlockResult(block: b, names: names, steps: steps, fields: plan.fields.count)
+            let members = Array((b * Backtest.blockSize)..<min(all.count, (b + 1) * Backtest.blockSize))
+            // Every bundle's forecasts of the block, in batches of consecutive origins of one series.
+            var forecasts = [[Forecast]](repeating: [], count: models.count)
+            var batches = [[Int]]()
+            for g in members {
+                if let last = batches.last?.last, all[last].series == all[g].series, batches.last!.count < perBatch {
+                    batches[batches.count - 1].append(g)
+                } else {
+                    batches.append([g])
+                }
+            }
+            for (m, (_, model)) in models.enumerated() {
+                for batch in batches {
+                    let si = all[batch[0]].series
+                    forecasts[m] += try forecast(
+                        model, series[si], candles: candlesOf[si], origins: batch.map { all[$0].origin })
+                    done += batch.count
+                    progress?(done, total)
+                }
+            }
+            for (index, g) in members.enumerated() {
                 let (si, o) = all[g]
-                let s = series[si], candles = candlesOf[si], values = valuesOf[si]
-                let context = values[(o - plan.lookback)..<o], truth = Array(values[o..<(o + steps)])
-                let last = context.last!
-                var naive = 0.0, logs = [Double]()
-                for t in context.indices.dropFirst() {
-                    naive += abs(context[t] - context[t - 1])
-                    if context[t] > 0, context[t - 1] > 0 { logs.append(log(context[t] / context[t - 1])) }
-                }
-                let scale = naive / Double(context.count - 1)
-                let sigma: Double = {
-                    guard logs.count >= 2 else { return 0 }
-                    let m = logs.reduce(0, +) / Double(logs.count)
-                    return (logs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(logs.count - 1)).squareRoot()
-                }()
-                func score(_ name: String, _ dist: (Int) -> any StepDistribution) {
-                    var sum = Tally()
-                    var crps = 0.0, mae = 0.0
-                    for h in 0..<steps {
-                        var t = Tally()
-                        let d = dist(h)
-                        t.record(d, truth: truth[h], last: last, scale: scale)
-                        perOrigin?(
-                            OriginRow(
-                                series: s.name, origin: candles[o].date, forecaster: name, step: h + 1, truth: truth[h],
-                                point: d.point, quantiles: OriginRow.levels.map { d.quantile($0) }, crps: t.crps))
-                        block.tallies[name]![h].add(t)
-                        sum.add(t)
-                        crps += t.crps; mae += t.absoluteError
-                    }
-                    block.perSeries[name]![s.name, default: Tally()].add(sum)
-                    block.crps[name]!.append(crps / Double(steps))
-                    block.mae[name]!.append(mae / Double(steps))
-                }
-                for (name, model) in models {
-                    let f = try forecast(model, s, candles: candles, origin: o)
-                    let paths = f.paths.map { $0.map { Backtest.value($0, plan.field) } }
-                    let mean = f.mean.map { Backtest.value($0, plan.field) }
-                    score(name) { h in Ensemble(sorted: paths.map { $0[h] }.sorted(), point: mean[h]) }
-                }
-                score("persistence") { _ in Persistence(last: last) }
-                score("random walk") { h in RandomWalk(last: last, sigma: sigma * Double(h + 1).squareRoot()) }
-                done += 1
-                progress?(done, total)
+                scoreOrigin(
+                    o, of: series[si], candles: candlesOf[si], values: valuesOf[si],
+                    forecasts: forecasts.map { $0[index] }, bundles: models.map(\.name), into: &block,
+                    perOrigin: perOrigin)
             }
             blocks.append(block)
         }
@@ -414,17 +431,72 @@ public struct Backtest {
             blocks: blocks)
     }
 
+    /// Scores one origin o of series `s`: each bundle's forecast (`forecasts`, in `bundles` order) and
+    /// both baselines, on every column of the plan (`values`: the series' values per column), into
+    /// `block`'s sums.
+    func scoreOrigin(
+        _ o: Int, of s: CandleSeries, candles: [Candle], values valuesByField: [[Double]], forecasts: [Forecast],
+        bundles: [String], into block: inout BlockResult, perOrigin: ((OriginRow) -> Void)?
+    ) {
+        let steps = plan.steps
+        for (fi, field) in plan.fields.enumerated() {
+            let values = valuesByField[fi]
+            let context = values[(o - plan.lookback)..<o], truth = Array(values[o..<(o + steps)])
+            let last = context.last!
+            var naive = 0.0, logs = [Double]()
+            for t in context.indices.dropFirst() {
+                naive += abs(context[t] - context[t - 1])
+                if context[t] > 0, context[t - 1] > 0 { logs.append(log(context[t] / context[t - 1])) }
+            }
+            let scale = naive / Double(context.count - 1)
+            let sigma: Double = {
+                guard logs.count >= 2 else { return 0 }
+                let m = logs.reduce(0, +) / Double(logs.count)
+                return (logs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(logs.count - 1)).squareRoot()
+            }()
+            func score(_ name: String, _ dist: (Int) -> any StepDistribution) {
+                var sum = Tally()
+                var crps = 0.0, mae = 0.0
+                for h in 0..<steps {
+                    var t = Tally()
+                    let d = dist(h)
+                    t.record(d, truth: truth[h], last: last, scale: scale)
+                    perOrigin?(
+                        OriginRow(
+                            series: s.name, origin: candles[o].date, forecaster: name, column: field, step: h + 1,
+                            truth: truth[h], point: d.point, quantiles: OriginRow.levels.map { d.quantile($0) },
+                            crps: t.crps))
+                    block.fields[fi].tallies[name]![h].add(t)
+                    sum.add(t)
+                    crps += t.crps; mae += t.absoluteError
+                }
+                block.fields[fi].perSeries[name]![s.name, default: Tally()].add(sum)
+                block.fields[fi].crps[name]!.append(crps / Double(steps))
+                block.fields[fi].mae[name]!.append(mae / Double(steps))
+            }
+            for (f, name) in zip(forecasts, bundles) {
+                let paths = f.paths.map { $0.map { Backtest.value($0, field) } }
+                let mean = f.mean.map { Backtest.value($0, field) }
+                score(name) { h in Ensemble(sorted: paths.map { $0[h] }.sorted(), point: mean[h]) }
+            }
+            score("persistence") { _ in Persistence(last: last) }
+            score("random walk") { h in RandomWalk(last: last, sigma: sigma * Double(h + 1).squareRoot()) }
+        }
+    }
+
     static let baselines = ["persistence", "random walk"]
 }
 
 /// One (origin, forecaster, step) of a backtest, as `--per-origin FILE.csv` writes it.
 public struct OriginRow: Sendable, Equatable {
     public static let levels: [Double] = [0.1, 0.5, 0.9]
-    public static let csvHeader = "series,origin,forecaster,step,truth,mean,q10,q50,q90,crps"
+    public static let csvHeader = "series,origin,forecaster,column,step,truth,mean,q10,q50,q90,crps"
     public let series: String
     /// The date of the first forecast candle.
     public let origin: Date
     public let forecaster: String
+    /// The scored column (close, volume, ...).
+    public let column: String
     public let step: Int
     public let truth: Double
     /// The point forecast (a bundle's mean path, a baseline's last value).
@@ -441,21 +513,30 @@ public struct OriginRow: Sendable, Equatable {
         }
         let date = ISO8601DateFormatter().string(from: origin)
         let numbers = ([truth, point] + quantiles + [crps]).map { "\($0)" }
-        return ([quote(series), date, quote(forecaster), "\(step)"] + numbers).joined(separator: ",")
+        return ([quote(series), date, quote(forecaster), column, "\(step)"] + numbers).joined(separator: ",")
     }
 }
 
-/// One block's sums: per forecaster, per-horizon tallies, per-series totals, and each origin's mean
-/// CRPS and MAE over steps (in origin order, for the comparisons).
+/// One block's sums, per scored column (in the plan's order).
 public struct BlockResult: Sendable, Equatable, Codable {
     public let block: Int
+    public var fields: [FieldBlock]
+
+    init(block: Int, names: [String], steps: Int, fields: Int) {
+        self.block = block
+        self.fields = [FieldBlock](repeating: FieldBlock(names: names, steps: steps), count: fields)
+    }
+}
+
+/// One block's sums for one column: per forecaster, per-horizon tallies, per-series totals, and
+/// each origin's mean CRPS and MAE over steps (in origin order, for the comparisons).
+public struct FieldBlock: Sendable, Equatable, Codable {
     public var tallies: [String: [Tally]]
     public var perSeries: [String: [String: Tally]]
     public var crps: [String: [Double]]
     public var mae: [String: [Double]]
 
-    init(block: Int, names: [String], steps: Int) {
-        self.block = block
+    init(names: [String], steps: Int) {
         tallies = Dictionary(uniqueKeysWithValues: names.map { ($0, [Tally](repeating: Tally(), count: steps)) })
         perSeries = Dictionary(uniqueKeysWithValues: names.map { ($0, [:]) })
         crps = Dictionary(uniqueKeysWithValues: names.map { ($0, []) })
@@ -501,7 +582,19 @@ extension BacktestReport {
                     : "blocks \(missing.prefix(8).map(String.init).joined(separator: ", ")) missing: "
                         + "merge needs all \(first.shards) shards (found \(Set(parts.map(\.shard)).sorted()))")
         }
-        let bundles = first.bundles, names = bundles + Backtest.baselines, steps = first.plan.steps
+        let fields = first.plan.fields.indices.map { fi in
+            FieldReport(
+                field: first.plan.fields[fi], blocks: blocks.map { $0.fields[fi] }, bundles: first.bundles,
+                series: first.series, steps: first.plan.steps, lag: first.lag)
+        }
+        self.init(plan: first.plan, samples: first.samples, seed: first.seed, series: first.series, fields: fields)
+    }
+}
+
+extension FieldReport {
+    /// One column's scores from its sums over all blocks (in block order).
+    init(field: String, blocks: [FieldBlock], bundles: [String], series: [SeriesSpan], steps: Int, lag: Int) {
+        let names = bundles + Backtest.baselines
         var tallies = [String: [Tally]](), perSeries = [String: [String: Tally]]()
         var crps = [String: [Double]](), mae = [String: [Double]]()
         for n in names {
@@ -524,7 +617,7 @@ extension BacktestReport {
                 let la = table[a]!, lb = table[b]!
                 let d = zip(la, lb).map { $0 - $1 }
                 let mb = lb.reduce(0, +) / Double(lb.count), ma = la.reduce(0, +) / Double(la.count)
-                let test = DieboldMariano(differences: d, lag: first.lag)
+                let test = DieboldMariano(differences: d, lag: lag)
                 let base = mb != 0 ? mb : 1
                 comparisons.append(
                     Comparison(
@@ -542,7 +635,7 @@ extension BacktestReport {
             for base in Backtest.baselines {
                 for (metric, pick) in [("CRPS", \HorizonScores.crps), ("MAE", \HorizonScores.mae)] {
                     var logSum = 0.0, count = 0
-                    for s in first.series where s.origins > 0 {
+                    for s in series where s.origins > 0 {
                         guard let tb = perSeries[b]![s.name], let tr = perSeries[base]![s.name] else { continue }
                         let x = HorizonScores(tb)[keyPath: pick], y = HorizonScores(tr)[keyPath: pick]
                         if x > 0, y > 0 { logSum += log(x / y); count += 1 }
@@ -559,9 +652,7 @@ extension BacktestReport {
                 horizons: tallies[n]!.map(HorizonScores.init), overall: HorizonScores(all),
                 perSeries: perSeries[n]!.mapValues(HorizonScores.init))
         }
-        self.init(
-            plan: first.plan, samples: first.samples, seed: first.seed, series: first.series, forecasters: reports,
-            comparisons: comparisons, geometricMeanRatios: ratios)
+        self.init(field: field, forecasters: reports, comparisons: comparisons, geometricMeanRatios: ratios)
     }
 }
 

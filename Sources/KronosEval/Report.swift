@@ -15,12 +15,6 @@ extension BacktestReport {
 
     /// The table, the comparisons and the summary, for a terminal.
     public func text() -> String {
-        func f(_ x: Double, _ digits: Int = 4) -> String {
-            let a = abs(x)
-            if a != 0 && (a < 1e-3 || a >= 1e6) { return String(format: "%.3e", x) }
-            return String(format: "%.\(digits)g", x)
-        }
-        func pct(_ x: Double) -> String { String(format: "%.1f %%", 100 * x) }
         var out = ""
         let origins = series.reduce(0) { $0 + $1.origins }
         let spans = series.map { s in
@@ -31,8 +25,32 @@ extension BacktestReport {
         }
         out +=
             "backtest: \(origins) origins, lookback \(plan.lookback), \(plan.steps) steps, \(samples) samples, "
-            + "seed \(seed), scored on \(plan.field)\n"
+            + "seed \(seed), scored on \(plan.fields.joined(separator: ", "))\n"
         for s in spans { out += "  \(s)\n" }
+        for scores in fields {
+            if fields.count > 1 { out += "\n== \(scores.field) ==\n" }
+            out += scores.text(series: series, steps: plan.steps)
+        }
+        out += "\n" + summary() + "\n"
+        return out
+    }
+
+    /// A few sentences per scored column (prefixed with the column when there are several).
+    public func summary() -> String {
+        fields.map { fields.count > 1 ? "On \($0.field): " + $0.summary() : $0.summary() }.joined(separator: "\n")
+    }
+}
+
+extension FieldReport {
+    /// The table, the CRPS by step, the skill and the comparisons of one column.
+    func text(series: [SeriesSpan], steps: Int) -> String {
+        func f(_ x: Double, _ digits: Int = 4) -> String {
+            let a = abs(x)
+            if a != 0 && (a < 1e-3 || a >= 1e6) { return String(format: "%.3e", x) }
+            return String(format: "%.\(digits)g", x)
+        }
+        func pct(_ x: Double) -> String { String(format: "%.1f %%", 100 * x) }
+        var out = ""
         let header = [
             "forecaster", "MAE", "RMSE", "MAPE", "MASE", "hit rate", "CRPS", "wQL", "cov 50", "cov 80", "cov 90",
             "PIT dist",
@@ -66,7 +84,6 @@ extension BacktestReport {
         }
         out += render(rows, rule: true)
         // CRPS at a few steps ahead (every step is in the JSON and the chart).
-        let steps = plan.steps
         let shown = Array(Set([1, max(1, steps / 4), max(1, steps / 2), steps])).sorted()
         var byStep = [["CRPS by step"] + shown.map { "h=\($0)" }]
         for r in forecasters { byStep.append([r.name] + shown.map { f(r.horizons[$0 - 1].crps) }) }
@@ -93,7 +110,6 @@ extension BacktestReport {
                 + "loss)\n"
             for c in comparisons { out += "  \(c.sentence)\n" }
         }
-        out += "\n" + summary() + "\n"
         return out
     }
 

@@ -479,7 +479,7 @@ struct BacktestRun: ParsableCommand {
               kronos-run backtest f32.kq q8.kq q4.kq --input btcusdt_4h.csv --origins 300 --format json -o report.json
             Each origin is an ordinary forecast from the --lookback candles before it (nothing after it is read),
             with a seed drawn from --seed, the series and the origin's date: every bundle sees the same random
-            numbers at the same origin, so their differences are paired. Scores (on --field, close by default):
+            numbers at the same origin, so their differences are paired. Scores (on --columns, close by default):
             MAE, RMSE, MAPE, MASE, directional hit rate, CRPS of the sample paths, weighted quantile loss,
             coverage of the 50 / 80 / 90 % bands, PIT; persistence and a log-normal random walk run on the same
             origins; Diebold-Mariano tests (Newey-West variance) compare bundles with each other and the baselines.
@@ -496,8 +496,17 @@ struct BacktestRun: ParsableCommand {
     var stride: Int = 1
     @Option(help: "Evenly spaced origins instead of a stride, e.g. 300.")
     var origins: Int?
-    @Option(help: "The value scored: open, high, low, close, volume or amount.")
-    var field: String = "close"
+    @Option(
+        help: ArgumentHelp(
+            "The columns scored, each on its own: open, high, low, close, volume, amount (comma-separated or "
+                + "repeated, e.g. close,volume; not --column, which maps the CSV's headers).", valueName: "names"))
+    var columns: [String] = []
+
+    /// --columns as a list: comma-separated and repeatable, close when not given.
+    var scoredColumns: [String] {
+        let names = columns.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        return names.isEmpty ? ["close"] : names
+    }
     @Option(
         help: ArgumentHelp(
             "Only origins from this date on, e.g. 2025-01-01 (UTC unless an offset is given).",
@@ -528,6 +537,12 @@ struct BacktestRun: ParsableCommand {
             "Run shard K of N (every N-th block of 16 origins) and write its partial result as JSON, "
                 + "for `backtest merge`.", valueName: "K/N"))
     var shard: String?
+    @Option(
+        help: ArgumentHelp(
+            "Origins of a series forecast together, 1-16 (default: up to 128 paths, e.g. 6 with 20 samples). "
+                + "Larger batches are faster without a slide and take more memory; the report is the same.",
+            valueName: "n"))
+    var batch: Int?
     @Flag(name: [.short, .long], help: "No progress on stderr.")
     var quiet = false
 
@@ -549,6 +564,18 @@ struct BacktestRun: ParsableCommand {
         guard stride >= 1 else { throw ValidationError("--stride must be at least 1, found \(stride)") }
         if let n = origins, n < 1 { throw ValidationError("--origins must be at least 1, found \(n)") }
         guard sampling.samples >= 1 else { throw ValidationError("--samples must be at least 1") }
+        let scored = scoredColumns
+        for c in scored where !Candles.columns.contains(c) {
+            throw ValidationError(
+                "--columns \(c): expected one of \(Candles.columns.joined(separator: ", "))"
+                    + (c.contains("=") ? " (to map a CSV header, use --column \(c))" : ""))
+        }
+        guard Set(scored).count == scored.count else {
+            throw ValidationError("--columns \(scored.joined(separator: ",")): each column once")
+        }
+        if let b = batch, !(1...Backtest.blockSize).contains(b) {
+            throw ValidationError("--batch must be in 1...\(Backtest.blockSize), found \(b)")
+        }
     }
 
     func run() throws {
@@ -582,22 +609,23 @@ struct BacktestRun: ParsableCommand {
             return d
         }
         let plan = BacktestPlan(
-            lookback: lookback, steps: predLen, stride: stride, origins: origins, field: field,
+            lookback: lookback, steps: predLen, stride: stride, origins: origins, fields: scoredColumns,
             from: try date(from, "--from"), to: try date(to, "--to"))
         let interactive = isatty(STDERR_FILENO) != 0 && !quiet
         let start = Date()
         let (k, n) = try shardNumbers()
         var rows = rowsTarget == nil ? "" : OriginRow.csvHeader + "\n"
-        let partial = try Backtest(plan: plan, options: options).runShard(
+        let partial = try Backtest(plan: plan, options: options, originsPerBatch: batch).runShard(
             models, series: series, shard: k, of: n,
             perOrigin: rowsTarget == nil ? nil : { rows += $0.csv + "\n" }
         ) { done, total in
+            // done / total count forecasts: origins × bundles.
             guard interactive else { return }
             let elapsed = Date().timeIntervalSince(start), rate = Double(done) / max(elapsed, 1e-9)
-            let eta = Double(total - done) / max(rate, 1e-9)
+            let eta = Double(total - done) / max(rate, 1e-9), perBundle = Double(models.count)
             let line =
-                "\r\u{1B}[Korigin \(done)/\(total) (\(String(format: "%.2f", rate)) origins/s, ETA "
-                + "\(String(format: "%.0f", eta)) s)"
+                "\r\u{1B}[Korigins \(String(format: "%.0f", Double(done) / perBundle))/\(total / models.count) "
+                + "(\(String(format: "%.2f", rate / perBundle)) origins/s, ETA \(String(format: "%.0f", eta)) s)"
             FileHandle.standardError.write(Data((line + (done == total ? "\n" : "")).utf8))
         }
         let text: String

@@ -55,6 +55,9 @@ extension ForecastEngine {
         let P = settings.predictionLength, S = settings.samples, window = settings.maxContext
         guard P >= 1 else { throw .options("predictionLength must be at least 1, found \(P)") }
         guard S >= 1 else { throw .options("samples must be at least 1, found \(S)") }
+        if let seeds = settings.seriesSeeds, seeds.count != inputs.count {
+            throw .options("seriesSeeds has \(seeds.count) seeds for \(inputs.count) series")
+        }
         guard window >= 1, window <= Self.maxWindow else {
             throw .options("maxContext (the model window) must be in 1...\(Self.maxWindow), found \(window)")
         }
@@ -141,7 +144,10 @@ extension ForecastEngine {
     ) throws(RuntimeError) {
         let T = batch.rows, P = batch.steps, S = batch.samples, B = batch.count, window = settings.maxContext
         let V1 = predictor.config.s1Vocabulary, V2 = predictor.config.s2Vocabulary
-        var rng = KronosRNG(seed: settings.seed)
+        // One stream for the whole batch, or one per series (ForecastSettings.seriesSeeds): sequence b
+        // draws from streams[b / S] when there is one per series.
+        var streams = (settings.seriesSeeds ?? [settings.seed]).map { KronosRNG(seed: $0) }
+        let perSeries = settings.seriesSeeds != nil
         // The S samples of a series share its T context tokens: their rows are computed and cached once.
         // The window never holds more than the rows there are: a bundle claiming a huge max
         // context costs memory for the rows a run uses, not for the claim.
@@ -162,7 +168,10 @@ extension ForecastEngine {
                         + "the input or the bundle's weights overflow 32-bit floats")
             }
             logits.withUnsafeBufferPointer { l in
-                for b in 0..<B { picks[b] = sampler.sample(l.baseAddress! + b * V, V, settings.sampling, rng: &rng) }
+                for b in 0..<B {
+                    picks[b] = sampler.sample(
+                        l.baseAddress! + b * V, V, settings.sampling, rng: &streams[perSeries ? b / S : 0])
+                }
             }
         }
         for i in 0..<P {

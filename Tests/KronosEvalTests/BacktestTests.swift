@@ -89,8 +89,8 @@ private func randomWalk(_ n: Int, sigma: Double, seed: UInt64) -> CandleSeries {
         let series = randomWalk(4200, sigma: 0.01, seed: 3)
         let plan = BacktestPlan(lookback: 200, steps: 4)
         let report = try Backtest(plan: plan, options: ForecastOptions()).run([], series: [series])
-        let persistence = try #require(report.forecasters.first { $0.name == "persistence" })
-        let walk = try #require(report.forecasters.first { $0.name == "random walk" })
+        let persistence = try #require(report.fields[0].forecasters.first { $0.name == "persistence" })
+        let walk = try #require(report.fields[0].forecasters.first { $0.name == "random walk" })
         #expect(persistence.horizons[0].count == 3997)
         #expect(abs(persistence.horizons[0].mase - 1) < 0.06, "\(persistence.horizons[0].mase)")
         // MASE grows like sqrt(h) for a random walk: h = 4 about 2.
@@ -116,19 +116,40 @@ private func randomWalk(_ n: Int, sigma: Double, seed: UInt64) -> CandleSeries {
         let b = try backtest.run([("tiny-q8", tinyModel)], series: [series])
         #expect(a == b)
         #expect(a.series[0].origins == 11)
-        #expect(a.forecasters.map(\.name) == ["tiny-q8", "persistence", "random walk"])
+        #expect(a.fields[0].forecasters.map(\.name) == ["tiny-q8", "persistence", "random walk"])
         #expect(
-            a.comparisons.map { "\($0.a) vs \($0.b) \($0.loss)" } == [
+            a.fields[0].comparisons.map { "\($0.a) vs \($0.b) \($0.loss)" } == [
                 "tiny-q8 vs persistence CRPS", "tiny-q8 vs persistence MAE", "tiny-q8 vs random walk CRPS",
                 "tiny-q8 vs random walk MAE",
             ])
-        let tiny = a.forecasters[0]
+        let tiny = a.fields[0].forecasters[0]
         #expect(tiny.horizons.count == 6 && tiny.overall.count == 66)
         // CRPS <= the members' mean absolute error (the spread term is subtracted), within 2x the mean path's.
         #expect(tiny.overall.crps > 0 && tiny.overall.crps <= tiny.overall.mae * 2)
         let other = try Backtest(plan: plan, options: ForecastOptions(samples: 4, seed: 6)).run(
             [("tiny-q8", tinyModel)], series: [series])
-        #expect(other.forecasters[0].overall.crps != tiny.overall.crps)
+        #expect(other.fields[0].forecasters[0].overall.crps != tiny.overall.crps)
+    }
+
+    /// Origins forecast as batches of 1, 3 or 16 (across two series, so batches end at a series'
+    /// end) give the same report and the same per-origin rows, bit for bit.
+    @Test func batchingChangesNothing() throws {
+        let all = try CandleSeries(contentsOf: sample)
+        let a = all.suffix(150), b = try CandleSeries(Array(all.candles.prefix(120)), name: "early")
+        let plan = BacktestPlan(lookback: 40, steps: 6, stride: 9)
+        let options = ForecastOptions(samples: 3, seed: 21)
+        var reports = [BacktestReport](), rowSets = [[OriginRow]]()
+        for perBatch in [1, 3, 16] {
+            var rows = [OriginRow]()
+            let part = try Backtest(plan: plan, options: options, originsPerBatch: perBatch).runShard(
+                [("tiny-q8", tinyModel)], series: [a, b], shard: 1, of: 1, perOrigin: { rows.append($0) })
+            reports.append(try BacktestReport(merging: [part]))
+            rowSets.append(rows)
+        }
+        #expect(reports[0].series.map(\.origins) == [12, 9])
+        #expect(reports[1] == reports[0] && reports[2] == reports[0])
+        #expect(rowSets[1] == rowSets[0] && rowSets[2] == rowSets[0])
+        #expect(Backtest.defaultBatch(samples: 20) == 6 && Backtest.defaultBatch(samples: 1) == 16)
     }
 
     @Test func originSeedsDependOnSeedSeriesAndDateOnly() {
@@ -170,14 +191,24 @@ private func randomWalk(_ n: Int, sigma: Double, seed: UInt64) -> CandleSeries {
         let rows = try runTool("kronos-run", args + ["--per-origin", dir + "/rows.csv", "-q"])
         let lines = try String(contentsOfFile: dir + "/rows.csv", encoding: .utf8).split(separator: "\n")
         #expect(rows.status == 0 && lines.count == 1 + 8 * 3 * 6)
-        #expect(lines.first == "series,origin,forecaster,step,truth,mean,q10,q50,q90,crps")
-        #expect(lines.filter { $0.contains(",persistence,1,") }.count == 8)
+        #expect(lines.first == "series,origin,forecaster,column,step,truth,mean,q10,q50,q90,crps")
+        #expect(lines.filter { $0.contains(",persistence,close,1,") }.count == 8)
         let a = try runTool("kronos-run", args + ["--format", "json"])
         let b = try runTool("kronos-run", args + ["--format", "json", "-o", dir + "/report.json"])
         #expect(a.status == 0 && b.status == 0)
         #expect(Data(a.stdout.utf8) == (try Data(contentsOf: URL(fileURLWithPath: dir + "/report.json"))))
         let report = try JSONDecoder.iso8601.decode(BacktestReport.self, from: Data(a.stdout.utf8))
-        #expect(report.series.map(\.origins) == [8] && report.forecasters.count == 3)
+        #expect(report.series.map(\.origins) == [8] && report.fields[0].forecasters.count == 3)
+        // Several columns: each scored on its own, close's scores those of the close-only run.
+        let two = try runTool("kronos-run", args + ["--columns", "close,volume", "--format", "json"])
+        let both = try JSONDecoder.iso8601.decode(BacktestReport.self, from: Data(two.stdout.utf8))
+        #expect(both.fields.map(\.field) == ["close", "volume"] && both.fields[0] == report.fields[0])
+        #expect(both.fields[1].forecasters[0].overall.crps != report.fields[0].forecasters[0].overall.crps)
+        let twoTable = try runTool("kronos-run", args + ["--columns", "close", "--columns", "volume"])
+        #expect(twoTable.stdout.contains("== close ==") && twoTable.stdout.contains("== volume =="))
+        #expect(twoTable.stdout.contains("scored on close, volume") && twoTable.stdout.contains("On volume: "))
+        let mapping = try runTool("kronos-run", args + ["--columns", "close=Last"])
+        #expect(mapping.status != 0 && mapping.stderr.contains("to map a CSV header, use --column close=Last"))
         // Too few candles for one origin: an error naming what each origin needs, exit status 1.
         let short = try runTool(
             "kronos-run", ["backtest", bundle, "--input", sample.path, "--lookback", "5000", "--pred-len", "6"])

@@ -59,6 +59,32 @@ private let tinyBundle = tinyQ8Bundle
         #expect(bare.candles.allSatisfy { $0.volume == 0 && $0.amount == 0 })
     }
 
+    /// With seriesSeeds, each series of a batch draws from its own stream: its forecast is the one it
+    /// gets alone with that seed, bit for bit, whatever else is in the batch (the one shared stream
+    /// does not have this: the second series' draws follow the first's).
+    @Test func seriesSeedsMakeEachSeriesIndependentOfItsBatch() async throws {
+        let model = try KronosModel(contentsOf: tinyBundle)
+        let all = try CandleSeries(contentsOf: sample)
+        let histories = [0, 7, 19].map { k in
+            try! CandleSeries(Array(all.candles[(k + 10)..<(k + 50)]), name: "s\(k)")
+        }
+        var options = ForecastOptions(samples: 3, seed: 9)
+        options.seriesSeeds = [41, 42, 43]
+        let batched = try await model.forecast(histories, steps: 6, options: options)
+        for (k, h) in histories.enumerated() {
+            let alone = try await model.forecast(
+                h, steps: 6, options: ForecastOptions(samples: 3, seed: 41 + UInt64(k)))
+            #expect(batched[k].paths == alone.paths && batched[k].mean == alone.mean, "series \(k)")
+        }
+        let shared = try await model.forecast(histories, steps: 6, options: ForecastOptions(samples: 3, seed: 42))
+        let second = try await model.forecast(histories[1], steps: 6, options: ForecastOptions(samples: 3, seed: 42))
+        #expect(shared[1].paths != second.paths)
+        options.seriesSeeds = [1, 2]
+        await #expect(throws: KronosError.invalidOptions("seriesSeeds has 2 seeds for 3 series")) {
+            try await model.forecast(histories, steps: 6, options: options)
+        }
+    }
+
     /// Quantiles and the probability of a rise, from the paths, by an independent computation
     /// (numpy's default, type 7) written here.
     @Test func quantilesAndProbabilityUpComeFromThePaths() async throws {

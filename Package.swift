@@ -15,6 +15,8 @@
 //                     compiled for x86-64-v3; KronosEngineBaseline: the same sources without CPU flags
 //   KronosWideVNNI    int8 q8_0 / q4_1 / q4_k kernels for AVX-512 VNNI processors
 //                     (called by the engine after a cpuid check)
+//   KronosWideAVX2    int8 kernels for x86-64-v3 processors without VNNI (called by the x86-64-v3
+//                     engine only; not compiled again for the baseline)
 //   Kronos            the façade (import Kronos): KronosModel, CandleSeries, ForecastOptions, Forecast;
 //                     the candle CSV reader and trading calendars
 //   KronosIO          outputs of a forecast run: CSV / JSON / paths, SVG charts, the run's orchestration
@@ -88,17 +90,24 @@ let package = Package(
             name: "KronosConvert",
             dependencies: ["KronosCheckpoint", "KronosBundle", "KronosQuant", "KronosWideQuant", "CKronosHints"]),
         .target(name: "KronosWideVNNI", dependencies: ["CKronosHints", "KronosQuant"], swiftSettings: vnniSettings),
+        // Kernels for x86-64-v3 that the x86-64-v3 engine alone calls (not compiled again for the baseline).
+        .target(
+            name: "KronosWideAVX2", dependencies: ["CKronosHints", "KronosQuant"], swiftSettings: numericSettings),
         .target(name: "KronosEngineTypes", dependencies: ["KronosBundle", "CKronosHints"]),
         // The engine, twice from the same sources (Sources/KronosEngineBaseline is a link to
         // Sources/KronosWideEngine): for x86-64-v3, and without CPU flags for every other x86-64
         // processor; the façade picks one at run time (KronosEngineTypes/Processor.swift).
         .target(
             name: "KronosWideEngine",
-            dependencies: ["KronosEngineTypes", "KronosBundle", "KronosQuant", "CKronosHints", "KronosWideVNNI"],
+            dependencies: [
+                "KronosEngineTypes", "KronosBundle", "KronosQuant", "CKronosHints", "KronosWideVNNI", "KronosWideAVX2",
+            ],
             swiftSettings: numericSettings),
         .target(
             name: "KronosEngineBaseline",
-            dependencies: ["KronosEngineTypes", "KronosBundle", "KronosQuant", "CKronosHints", "KronosWideVNNI"],
+            dependencies: [
+                "KronosEngineTypes", "KronosBundle", "KronosQuant", "CKronosHints", "KronosWideVNNI", "KronosWideAVX2",
+            ],
             linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]),
         .executableTarget(
             name: "KronosConvertCLI",
@@ -109,8 +118,8 @@ let package = Package(
         .executableTarget(
             name: "KronosBenchCLI",
             dependencies: [
-                "Kronos", "KronosWideEngine", "KronosBundle", "KronosQuant",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Kronos", "KronosWideEngine", "KronosWideVNNI", "KronosWideAVX2", "KronosEngineTypes", "KronosBundle",
+                "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .target(

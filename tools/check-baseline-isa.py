@@ -9,9 +9,9 @@ generic code included: a binary keeps one copy of each, whichever module's the l
 - from every function of the modules without CPU flags (the bundle reader, the façade, the baseline
   engine, the CLIs, ...), which run on any x86-64: reported is each reached function with a VEX /
   EVEX-encoded instruction (AVX, AVX2, FMA, F16C, BMI1/2, AVX-512) or lzcnt, movbe, popcnt;
-- from every function of KronosWideEngine and KronosWideQuant (entered after the x86-64-v3 check):
+- from every function of KronosWideEngine, KronosWideQuant and KronosWideAVX2 (entered after the x86-64-v3 check):
   reported is each reached function with an EVEX-encoded (AVX-512) instruction.
-The walks stop at the gated modules: KronosWideEngine (Processor.runsNativeEngine) and KronosWideQuant
+The walks stop at the gated modules: KronosWideEngine and KronosWideAVX2 (Processor.runsNativeEngine), KronosWideQuant
 (KronosConvert's Codecs.wide) for the first, KronosWideVNNI (Processor.hasAVX512VNNI) for both. Exit status 1 when anything is reported.
 """
 import re
@@ -22,7 +22,7 @@ from collections import deque
 # Mangled module prefixes (Swift: $s + <length><module name>).
 # A function whose mangled name holds a module's name belongs to it: its own functions, the closures
 # and thunks of its functions, generic code specialized for its types.
-WIDE = ("16KronosWideEngine", "15KronosWideQuant")  # x86-64-v3
+WIDE = ("16KronosWideEngine", "15KronosWideQuant", "14KronosWideAVX2")  # x86-64-v3
 VNNI = "14KronosWideVNNI"  # AVX-512 VNNI
 # (Not tzcnt: compilers emit it for x86-64 too, as its encoding runs as bsf where BMI1 is missing.)
 EXTRA = {"lzcnt", "movbe", "popcnt"}
@@ -112,7 +112,7 @@ def main():
         if not wide:
             continue
         result = walk(funcs, wide, (VNNI,), beyond_x86_64_v3, "x86-64-v3")
-        report("KronosWideEngine, KronosWideQuant (x86-64-v3)", wide, *result)
+        report("KronosWideEngine, KronosWideQuant, KronosWideAVX2 (x86-64-v3)", wide, *result)
         failed = failed or bool(result[1])
     return 1 if failed else 0
 

@@ -1,8 +1,11 @@
 // Timing of the runtime's matmul kernels on model-shaped matrices (used by kronos-bench).
 import Foundation
-import KronosWideEngine
 import Kronos
+import KronosEngineTypes
 import KronosQuant
+import KronosWideAVX2
+import KronosWideEngine
+import KronosWideVNNI
 
 public struct KernelTiming: Sendable, Codable {
     public var type: String
@@ -239,3 +242,78 @@ public enum ForecastBenchmark {
         return kb.map { $0 * 1024 }
     }
 }
+
+/// One sustained-throughput measurement of kronos-bench peak.
+public struct PeakTiming: Sendable, Codable {
+    /// "int8" or "f32".
+    public var kind: String
+    /// The instruction timed, e.g. "vpdpbusd zmm".
+    public var instruction: String
+    public var threads: Int
+    /// Operations per second / 1e9, counting a multiply-add as 2 (as GFLOP/s does).
+    public var gops: Double
+}
+
+/// This machine's sustained int8 and f32 throughput, measured by loops of independent chains of one
+/// instruction on every core (AVX2 / AVX-512 VNNI kernels of KronosWideAVX2 / KronosWideVNNI): what a
+/// kernel's GFLOP/s are a fraction of.
+public enum PeakBenchmark {
+    /// Each loop this processor runs, on 1 thread and on `threads` (default: every core).
+    public static func measure(threads: Int = ProcessInfo.processInfo.activeProcessorCount, minSeconds: Double = 0.3)
+        -> [PeakTiming]
+    {
+        // (kind, instruction, multiply-adds per round, loop of one thread)
+        var loops: [(String, String, Int, @Sendable (Int) -> Void)] = [
+            ("int8", "vpmaddubsw + vpmaddwd ymm", 12 * 32, { r in blackHole(AVX2.peakInt8(rounds: r, seed: 3)) }),
+            ("f32", "vfmadd ymm", 12 * 8, { r in blackHole(AVX2.peakFloat(rounds: r, seed: 3)) }),
+        ]
+        if Processor.hasAVX512VNNI {
+            let wide: [(String, String, Int, @Sendable (Int) -> Void)] = [
+                ("int8", "vpdpbusd ymm", 12 * 32, { r in blackHole(VNNI.peakInt8(rounds: r, seed: 3)) }),
+                ("int8", "vpdpbusd zmm", 12 * 64, { r in blackHole(VNNI.peakInt8Wide(rounds: r, seed: 3)) }),
+                ("f32", "vfmadd zmm", 12 * 16, { r in blackHole(VNNI.peakFloatWide(rounds: r, seed: 3)) }),
+            ]
+            loops += wide
+        }
+        var out = [PeakTiming]()
+        for (kind, instruction, perRound, loop) in loops {
+            for n in Set([1, max(1, threads)]).sorted() {
+                // Rounds per thread so one pass takes about minSeconds / 3, then the best of 3 passes.
+                var rounds = 1 << 16
+                while true {
+                    let t0 = Date()
+                    loop(rounds)
+                    if Date().timeIntervalSince(t0) > minSeconds / 30 || rounds >= 1 << 40 { break }
+                    rounds *= 4
+                }
+                let t0 = Date()
+                loop(rounds)
+                rounds = max(rounds, Int(Double(rounds) * minSeconds / 3 / max(Date().timeIntervalSince(t0), 1e-9)))
+                var best = Double.infinity
+                let perThread = rounds
+                for _ in 0..<3 {
+                    let start = Date()
+                    DispatchQueue.concurrentPerform(iterations: n) { _ in loop(perThread) }
+                    best = min(best, Date().timeIntervalSince(start))
+                }
+                out.append(
+                    PeakTiming(
+                        kind: kind, instruction: instruction, threads: n,
+                        gops: 2 * Double(perRound) * Double(rounds) * Double(n) / best / 1e9))
+            }
+        }
+        return out
+    }
+
+    /// The highest int8 and f32 rates on `threads` threads among `timings`.
+    public static func peak(_ timings: [PeakTiming], threads: Int) -> (int8: Double, f32: Double) {
+        let all = timings.filter { $0.threads == threads }
+        return (
+            all.filter { $0.kind == "int8" }.map(\.gops).max() ?? .nan,
+            all.filter { $0.kind == "f32" }.map(\.gops).max() ?? .nan
+        )
+    }
+}
+
+/// Keeps a value alive (the peak loops' results).
+@inline(never) func blackHole<T>(_ x: T) { withExtendedLifetime(x) {} }

@@ -13,7 +13,7 @@ struct Bench: ParsableCommand {
         commandName: "kronos-bench",
         abstract: "Benchmark the runtime (release build): matmul kernels, and whole forecasts of bundles.",
         version: KronosVersion.string,
-        subcommands: [Kernels.self, Attention.self, ForecastBench.self, LoadBench.self, ForecastOne.self],
+        subcommands: [Kernels.self, Attention.self, Peak.self, ForecastBench.self, LoadBench.self, ForecastOne.self],
         defaultSubcommand: Kernels.self)
 }
 
@@ -48,8 +48,15 @@ struct Kernels: ParsableCommand {
             }
             return ("[\(parts[0]),\(parts[1])]", parts[0], parts[1])
         }
-        print("| shape | rows | numpy f32 GFLOP/s | type | GFLOP/s | % of numpy | weight GB/s |")
-        print("|---|---|---|---|---|---|---|")
+        // This machine's limit, measured in the same run (kronos-bench peak), on the kernels' threads.
+        let threads = Runtime.defaultThreads
+        let peak = PeakBenchmark.peak(PeakBenchmark.measure(threads: threads, minSeconds: 0.2), threads: threads)
+        print(
+            String(
+                format: "peak on %d threads: int8 %.0f GOPS, f32 %.0f GFLOP/s (kronos-bench peak)\n", threads,
+                peak.int8, peak.f32))
+        print("| shape | rows | numpy f32 GFLOP/s | type | GFLOP/s | % of numpy | % of peak | weight GB/s |")
+        print("|---|---|---|---|---|---|---|---|")
         for (name, out, inner) in custom.isEmpty ? shapes : custom {
             for r in rows {
                 let np =
@@ -62,10 +69,13 @@ struct Kernels: ParsableCommand {
                     let t = KernelBenchmark.matmul(
                         type: type, out: out, inner: inner, rows: r, minSeconds: seconds, integerActivations: integer)
                     let share = np.map { String(format: "%.0f %%", 100 * t.gflops / $0) } ?? "-"
+                    // int8-activation kernels against the int8 peak, the float path against the f32 one.
+                    let limit = t.type.hasSuffix("+i8") ? peak.int8 : peak.f32
                     print(
                         "| \(name) | \(r) | \(np.map { String(format: "%.1f", $0) } ?? "-") | \(t.type) | "
-                            + String(format: "%.1f", t.gflops) + " | \(share) | " + String(format: "%.2f", t.weightGBps)
-                            + " |")
+                            + String(format: "%.1f", t.gflops) + " | \(share) | "
+                            + String(format: "%.0f %%", 100 * t.gflops / limit) + " | "
+                            + String(format: "%.2f", t.weightGBps) + " |")
                 }
             }
         }
@@ -83,8 +93,11 @@ struct Attention: ParsableCommand {
 
     func run() throws {
         try NativeEngineRequired.check()
-        print("| model shape | rows | heads x dim | KV cache | ms per pass | GFLOP/s |")
-        print("|---|---|---|---|---|---|")
+        let threads = Runtime.defaultThreads
+        let peak = PeakBenchmark.peak(PeakBenchmark.measure(threads: threads, minSeconds: 0.2), threads: threads)
+        print(String(format: "peak on %d threads: f32 %.0f GFLOP/s (kronos-bench peak)\n", threads, peak.f32))
+        print("| model shape | rows | heads x dim | KV cache | ms per pass | GFLOP/s | % of f32 peak |")
+        print("|---|---|---|---|---|---|---|")
         for (name, heads, hd) in [("small", 8, 64), ("base", 16, 52)] {
             for r in rows {
                 for precision in kvCache {
@@ -92,10 +105,37 @@ struct Attention: ParsableCommand {
                         rows: r, heads: heads, headDimension: hd, precision: precision, minSeconds: seconds)
                     print(
                         "| \(name) | \(r) | \(heads) x \(hd) | \(precision.rawValue) | "
-                            + String(format: "%.2f | %.1f |", 1000 * t.seconds, t.gflops))
+                            + String(
+                                format: "%.2f | %.1f | %.0f %% |", 1000 * t.seconds, t.gflops, 100 * t.gflops / peak.f32
+                            ))
                 }
             }
         }
+    }
+}
+
+struct Peak: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "This machine's sustained int8 and f32 throughput: what the kernels are a fraction of.",
+        discussion: """
+            Loops of independent chains of one instruction (vpdpbusd zmm / ymm with AVX-512 VNNI, \
+            vpmaddubsw + vpmaddwd without, vfmadd zmm / ymm) on one thread and on every core. A multiply-add \
+            counts 2 operations, as in GFLOP/s. Example: kronos-bench peak
+            """)
+    @Option(help: "Threads of the all-cores figure (default: every core).") var threads: Int?
+    @Option(help: "Seconds per measurement.") var seconds = 0.3
+
+    func run() throws {
+        try NativeEngineRequired.check()
+        let n = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        let timings = PeakBenchmark.measure(threads: n, minSeconds: seconds)
+        print("| kind | instruction | threads | G operations/s |")
+        print("|---|---|---|---|")
+        for t in timings {
+            print("| \(t.kind) | \(t.instruction) | \(t.threads) | " + String(format: "%.0f |", t.gops))
+        }
+        let p = PeakBenchmark.peak(timings, threads: n)
+        print(String(format: "\npeak on %d threads: int8 %.0f GOPS, f32 %.0f GFLOP/s", n, p.int8, p.f32))
     }
 }
 

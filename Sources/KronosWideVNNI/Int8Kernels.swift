@@ -1,5 +1,5 @@
 // Int8 kernels for processors with AVX-512 VNNI: q8_0, q4_1 and q4_k weights times int8-quantized
-// activations, 32 byte products per instruction (vpdpbusd). This module is compiled for AVX-512 VL / BW / VNNI
+// activations, 32 (ymm) or 64 (zmm) byte products per instruction (vpdpbusd). Compiled for AVX-512 VL / BW / VNNI
 // (Package.swift), so nothing in it may run before the runtime has checked the processor
 // (KronosWideEngine's `Kernels.IntegerKernels.native`, by cpuid): its kernels are never inlined into callers compiled
 // for other processors, and its constants are inlinable (they compile in the caller).
@@ -38,8 +38,8 @@ public enum VNNI {
     @inlinable public static var groupRows: Int { 16 }
     /// Weight rows per group of the few-rows kernel (`matvec`).
     @inlinable public static var matvecRows: Int { 8 }
-    /// Bytes of one repacked 32-column block of a 16-row group: codes of rows 0-7, codes of rows
-    /// 8-15, scales of rows 0-7, of rows 8-15, minimums of rows 0-7, of rows 8-15.
+    /// Bytes of one repacked 32-column block of a 16-row group: 8 quads of the 16 rows' codes, their
+    /// scales, their minimums (`repack`).
     @inlinable public static var repackedBlockBytes: Int { 2 * 256 + 4 * 32 }
     /// Scratch bytes `gemm` needs per worker for rows of `columns` values.
     @inlinable public static func scratchBytes(columns: Int) -> Int { columns / 32 * repackedBlockBytes }
@@ -47,7 +47,8 @@ public enum VNNI {
     /// Y [inputs, ldy]: y[t·ldy + j] = row j of W . input t (+ bias[j]) for the weight rows j of
     /// 16-row groups `groups` (the last may be partial: rows < `rows` only).
     /// W: rows of x.columns values of `type` (q8_0, q4_1, q4_k), `rowBytes` apart. Each group is
-    /// repacked once into `scratch` (scratchBytes), then multiplied with 4 input rows at a time.
+    /// repacked once into `scratch` (scratchBytes), then multiplied with 8 input rows at a time in
+    /// 512-bit registers (kronos_vnni512_tile).
     @inline(never)
     public static func gemm(
         _ type: TensorType, weights w: UnsafeRawPointer, rowBytes: Int, rows: Int, groups: Range<Int>,
@@ -110,28 +111,30 @@ public enum VNNI {
         _ inputs: Int, _ y: UnsafeMutablePointer<Float>, _ ldy: Int, _ bias: UnsafePointer<Float>?,
         _ scratch: UnsafeMutableRawPointer
     ) {
-        let blocks = x.columns / 32
+        let blocks = x.columns / 32, nb = blocks, minimum: Int32 = C.hasMinimum ? 1 : 0
+        let group = UnsafePointer<UInt8>(scratch.assumingMemoryBound(to: UInt8.self))
         for g in groups {
             let j0 = g * VNNI.groupRows, count = min(VNNI.groupRows, rows - j0)
             repack(C.self, w + j0 * rowBytes, rowBytes: rowBytes, count: count, blocks: blocks, into: scratch)
+            // Input rows 8 at a time (zmm lanes: the group's 16 weight rows), then 4, then one by one:
+            // the same arithmetic per (input, weight row) pair whatever the tile.
             var t = 0
-            while t + 4 <= inputs {
-                tile4(
-                    C.self, scratch, blocks: blocks, x, t, y + t * ldy + j0, ldy, count: count,
-                    bias: bias.map { $0 + j0 })
-                t += 4
+            func tile(_ r: Int32) {
+                kronos_vnni512_tile(
+                    r, group, blocks, x.codes + t * x.columns, x.columns, x.scales + t * nb, x.sums + t * nb, minimum,
+                    y + t * ldy + j0, ldy, count, bias.map { $0 + j0 })
+                t += Int(r)
             }
-            while t < inputs {
-                tile1(C.self, scratch, blocks: blocks, x, t, y + t * ldy + j0, count: count, bias: bias.map { $0 + j0 })
-                t += 1
-            }
+            while t + 8 <= inputs { tile(8) }
+            if t + 4 <= inputs { tile(4) }
+            while t < inputs { tile(1) }
         }
     }
 
-    // Weight rows 0 ..< count (<= 16) of a group, rows `rowBytes` apart -> s, per 32-column block:
-    //   [codes of rows 0-7: quad j (j < 8) is 32 bytes = row 0's codes 4j ..< 4j+4, row 1's, ..., row 7's,
-    //    as unsigned bytes: q4 codes as they are, q8_0 codes + 128]  [rows 8-15 likewise]
-    //   [scales d_w of rows 0-7 as f32]  [8-15]  [minimums m_w of rows 0-7]  [8-15].
+    // Weight rows 0 ..< count (<= 16) of a group, rows `rowBytes` apart -> s, per 32-column block
+    // (640 bytes, kronos_vnni512_tile's layout):
+    //   [quads j = 0 ..< 8, 64 bytes each: byte 4r + i = row r's code 4j + i, as unsigned bytes: q4
+    //    codes as they are, q8_0 codes + 128]  [scales d_w of rows 0-15 as f32]  [minimums m_w of rows 0-15].
     // Rows past count: codes 0 (q8_0: bytes 128), scale and minimum 0, so their lanes come out 0.
     @inline(__always)
     func repack<C: IntegerCodes>(
@@ -144,32 +147,16 @@ public enum VNNI {
                 let (d, m) = r < count ? C.scales(unit) : (SIMD8<Float>(), SIMD8<Float>())
                 for k in 0..<C.blocksPerUnit {
                     let b = s + (v * C.blocksPerUnit + k) * repackedBlockBytes
-                    let codes = b + (r / 8) * 256 + (r % 8) * 4
                     let quads =
                         r < count
                         ? unsafeBitCast(C.codes(unit, block: k), to: SIMD8<UInt32>.self) ^ bias
                         : SIMD8<UInt32>(repeating: bias)
-                    for j in 0..<8 { codes.storeBytes(of: quads[j], toByteOffset: 32 * j, as: UInt32.self) }
-                    let o = (r / 8) * 32 + (r % 8) * 4
-                    b.storeBytes(of: d[k], toByteOffset: 512 + o, as: Float.self)
-                    b.storeBytes(of: m[k], toByteOffset: 576 + o, as: Float.self)
+                    for j in 0..<8 { b.storeBytes(of: quads[j], toByteOffset: 64 * j + 4 * r, as: UInt32.self) }
+                    b.storeBytes(of: d[k], toByteOffset: 512 + 4 * r, as: Float.self)
+                    b.storeBytes(of: m[k], toByteOffset: 576 + 4 * r, as: Float.self)
                 }
             }
         }
-    }
-
-    // Input row t's codes 4j ..< 4j+4 of block u in every 4-byte group of a vector.
-    @inline(__always)
-    func broadcastQuad(_ x: Int8Activations, _ t: Int, _ u: Int, _ j: Int) -> SIMD32<Int8> {
-        let v = UnsafeRawPointer(x.codes).loadUnaligned(fromByteOffset: t * x.columns + 32 * u + 4 * j, as: Int32.self)
-        return unsafeBitCast(SIMD8<Int32>(repeating: v), to: SIMD32<Int8>.self)
-    }
-
-    // Where the repacked codes are q8_0 codes + 128, a block's sums start at -128 · Σx, so they come
-    // out Σ c·x; unsigned codes start at 0.
-    @inline(__always)
-    func correction<C: IntegerCodes>(_: C.Type, _ x: Int8Activations, _ t: Int, _ u: Int) -> SIMD8<Int32> {
-        C.hasMinimum ? SIMD8<Int32>() : SIMD8<Int32>(repeating: -128 &* x.sums[t * (x.columns / 32) + u])
     }
 
     // The minimum term's second factor, d_x · Float(S), of input t's block u, in every lane.
@@ -182,85 +169,6 @@ public enum VNNI {
     @inline(__always)
     func finish(_ acc: SIMD8<Float>, _ y: UnsafeMutablePointer<Float>, _ lanes: Int, _ bias: UnsafePointer<Float>?) {
         for r in 0..<lanes { y[r] = acc[r] + (bias?[r] ?? 0) }
-    }
-
-    // Y rows t ..< t+4, columns 0 ..< count (<= 16) of the repacked group s: lanes are weight rows,
-    // 16 integer and 8 float accumulators (rows 0-7 / 8-15 x 4 input rows).
-    @inline(__always)
-    func tile4<C: IntegerCodes>(
-        _: C.Type, _ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t: Int,
-        _ y: UnsafeMutablePointer<Float>, _ ldy: Int, count: Int, bias: UnsafePointer<Float>?
-    ) {
-        var f00 = SIMD8<Float>(), f10 = SIMD8<Float>(), f01 = SIMD8<Float>(), f11 = SIMD8<Float>()
-        var f02 = SIMD8<Float>(), f12 = SIMD8<Float>(), f03 = SIMD8<Float>(), f13 = SIMD8<Float>()
-        let nb = x.columns / 32
-        for u in 0..<blocks {
-            let b = UnsafeRawPointer(s + u * repackedBlockBytes)
-            var i00 = correction(C.self, x, t, u), i01 = correction(C.self, x, t + 1, u)
-            var i02 = correction(C.self, x, t + 2, u), i03 = correction(C.self, x, t + 3, u)
-            var i10 = i00, i11 = i01, i12 = i02, i13 = i03
-            for j in 0..<8 {
-                let w0 = b.load(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self)
-                let w1 = b.load(fromByteOffset: 256 + 32 * j, as: SIMD32<UInt8>.self)
-                let x0 = broadcastQuad(x, t, u, j), x1 = broadcastQuad(x, t + 1, u, j)
-                i00 = kronos_dpbusd(i00, w0, x0); i10 = kronos_dpbusd(i10, w1, x0)
-                i01 = kronos_dpbusd(i01, w0, x1); i11 = kronos_dpbusd(i11, w1, x1)
-                let x2 = broadcastQuad(x, t + 2, u, j), x3 = broadcastQuad(x, t + 3, u, j)
-                i02 = kronos_dpbusd(i02, w0, x2); i12 = kronos_dpbusd(i12, w1, x2)
-                i03 = kronos_dpbusd(i03, w0, x3); i13 = kronos_dpbusd(i13, w1, x3)
-            }
-            let s0 = b.load(fromByteOffset: 512, as: SIMD8<Float>.self),
-                s1 = b.load(fromByteOffset: 544, as: SIMD8<Float>.self)
-            let d = x.scales + t * nb + u
-            let d0 = SIMD8<Float>(repeating: d[0]), d1 = SIMD8<Float>(repeating: d[nb])
-            let d2 = SIMD8<Float>(repeating: d[2 * nb]), d3 = SIMD8<Float>(repeating: d[3 * nb])
-            f00.addProduct(kronos_float8(i00), s0 * d0); f10.addProduct(kronos_float8(i10), s1 * d0)
-            f01.addProduct(kronos_float8(i01), s0 * d1); f11.addProduct(kronos_float8(i11), s1 * d1)
-            f02.addProduct(kronos_float8(i02), s0 * d2); f12.addProduct(kronos_float8(i12), s1 * d2)
-            f03.addProduct(kronos_float8(i03), s0 * d3); f13.addProduct(kronos_float8(i13), s1 * d3)
-            if C.hasMinimum {
-                let m0 = b.load(fromByteOffset: 576, as: SIMD8<Float>.self),
-                    m1 = b.load(fromByteOffset: 608, as: SIMD8<Float>.self)
-                let e0 = minimumFactor(x, t, u), e1 = minimumFactor(x, t + 1, u)
-                let e2 = minimumFactor(x, t + 2, u), e3 = minimumFactor(x, t + 3, u)
-                f00.addProduct(m0, e0); f10.addProduct(m1, e0); f01.addProduct(m0, e1); f11.addProduct(m1, e1)
-                f02.addProduct(m0, e2); f12.addProduct(m1, e2); f03.addProduct(m0, e3); f13.addProduct(m1, e3)
-            }
-        }
-        let low = min(8, count), high = max(0, count - 8)
-        finish(f00, y, low, bias); finish(f10, y + 8, high, bias.map { $0 + 8 })
-        finish(f01, y + ldy, low, bias); finish(f11, y + ldy + 8, high, bias.map { $0 + 8 })
-        finish(f02, y + 2 * ldy, low, bias); finish(f12, y + 2 * ldy + 8, high, bias.map { $0 + 8 })
-        finish(f03, y + 3 * ldy, low, bias); finish(f13, y + 3 * ldy + 8, high, bias.map { $0 + 8 })
-    }
-
-    // tile4 for one input row t.
-    @inline(__always)
-    func tile1<C: IntegerCodes>(
-        _: C.Type, _ s: UnsafeMutableRawPointer, blocks: Int, _ x: Int8Activations, _ t: Int,
-        _ y: UnsafeMutablePointer<Float>, count: Int, bias: UnsafePointer<Float>?
-    ) {
-        var f0 = SIMD8<Float>(), f1 = SIMD8<Float>()
-        let nb = x.columns / 32
-        for u in 0..<blocks {
-            let b = UnsafeRawPointer(s + u * repackedBlockBytes)
-            var i0 = correction(C.self, x, t, u)
-            var i1 = i0
-            for j in 0..<8 {
-                let x0 = broadcastQuad(x, t, u, j)
-                i0 = kronos_dpbusd(i0, b.load(fromByteOffset: 32 * j, as: SIMD32<UInt8>.self), x0)
-                i1 = kronos_dpbusd(i1, b.load(fromByteOffset: 256 + 32 * j, as: SIMD32<UInt8>.self), x0)
-            }
-            let d0 = SIMD8<Float>(repeating: x.scales[t * nb + u])
-            f0.addProduct(kronos_float8(i0), b.load(fromByteOffset: 512, as: SIMD8<Float>.self) * d0)
-            f1.addProduct(kronos_float8(i1), b.load(fromByteOffset: 544, as: SIMD8<Float>.self) * d0)
-            if C.hasMinimum {
-                let e0 = minimumFactor(x, t, u)
-                f0.addProduct(b.load(fromByteOffset: 576, as: SIMD8<Float>.self), e0)
-                f1.addProduct(b.load(fromByteOffset: 608, as: SIMD8<Float>.self), e0)
-            }
-        }
-        finish(f0, y, min(8, count), bias); finish(f1, y + 8, max(0, count - 8), bias.map { $0 + 8 })
     }
 
     @inline(__always)

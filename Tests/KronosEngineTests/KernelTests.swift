@@ -322,9 +322,9 @@ let attentionRelativeTolerance = 1e-5
 
     /// Every kernel of the integer path computes the scalar reference's numbers bit for bit, for
     /// q8_0, q4_1 and q4_k weights: the portable kernel, and (on VNNI processors) the batched VNNI
-    /// kernel (8+ rows: 16-row groups, 4-row tiles and their tails) and its matvec (fewer rows: tiles
-    /// of 1 to 6 inputs, 7 as 4 + 3), on odd shapes, q8_0 codes of -128 included (a stored q8_0 row may
-    /// hold them even if the quantizer never writes them).
+    /// kernel (8+ rows: 16-row groups, 512-bit tiles of 8 input rows, then 4, then 1) and its matvec
+    /// (fewer rows: tiles of 1 to 6 inputs, 7 as 4 + 3), on odd shapes, q8_0 codes of -128 included (a
+    /// stored q8_0 row may hold them even if the quantizer never writes them).
     @Test func portableIntegerKernelIsTheReferenceBitwise() throws { try checkIntegerKernels(.portable) }
 
     @Test(.enabled(if: Kernels.IntegerKernels.native == .vnni, "this processor has no AVX-512 VNNI"))
@@ -337,6 +337,7 @@ let attentionRelativeTolerance = 1e-5
         ] {
             for (out, rows) in [
                 (1, 1), (7, 3), (9, 5), (13, 2), (16, 7), (17, 8), (33, 13), (40, 9), (8, 4), (24, 16), (11, 6),
+                (20, 15), (48, 12), (31, 29),
             ] {
                 var storage = try weights(type, out: out, columns: n, seed: UInt64(n * 7 + out * 3 + rows))
                 if type == .q8_0 {

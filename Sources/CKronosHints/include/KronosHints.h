@@ -46,6 +46,40 @@ static inline __attribute__((always_inline)) kronos_f32x8 kronos_f32_from_f16x8(
 static inline __attribute__((always_inline)) kronos_f32x4 kronos_f32_from_f16x4(kronos_u16x4 bits) {
     return __builtin_convertvector((kronos_f16x4)bits, kronos_f32x4);
 }
+// One 32-value block of int8 activations (the integer path's quantizer, IntegerActivations.swift):
+// d = max|x| / 127; codes x · (1/d) rounded to nearest, ties to even (1.5·2^23 added, the integer read
+// from the low mantissa bits; 1/d is 0 for a zero block, so are its codes); *sum = Σ codes. Each step
+// rounds on its own (no fused multiply-add: contraction is off here), so any build computes the same
+// bits. Inlines into each caller and compiles for its processor.
+static inline __attribute__((always_inline))
+void kronos_quantize32(const float *x, signed char *q, float *d, int *sum) {
+#pragma clang fp contract(off)
+    kronos_f32x8 v[4];
+    __builtin_memcpy(v, x, sizeof v);
+    kronos_i32x8 magnitude = (kronos_i32x8)v[0] & 0x7FFFFFFF;
+    for (int i = 1; i < 4; i++) {
+        kronos_i32x8 a = (kronos_i32x8)v[i] & 0x7FFFFFFF;
+        magnitude = __builtin_elementwise_max(magnitude, a);  // (non-negative floats order as integers)
+    }
+    int top = __builtin_reduce_max(magnitude);
+    float amax;
+    __builtin_memcpy(&amax, &top, 4);
+    float scale = amax / 127.0f;
+    float inverse = scale > 0 ? 1.0f / scale : 0.0f;
+    *d = scale;
+    kronos_i32x8 total = 0;
+    for (int i = 0; i < 4; i++) {
+        kronos_f32x8 scaled = v[i] * inverse;
+        kronos_f32x8 r = scaled + 12582912.0f;
+        kronos_i32x8 code = (kronos_i32x8)r - 0x4B400000;
+        total += code;
+        typedef signed char kronos_i8x8_local __attribute__((ext_vector_type(8)));
+        kronos_i8x8_local narrow = __builtin_convertvector(code, kronos_i8x8_local);
+        __builtin_memcpy(q + 8 * i, &narrow, 8);
+    }
+    *sum = __builtin_reduce_add(total);
+}
+
 // Lane i: x[i] clamped to [lo[i], hi[i]]: x if x > lo, else lo; then that if below hi, else hi (a NaN
 // lane becomes lo, as Swift's clamped(lowerBound:upperBound:) of a quiet NaN).
 static inline __attribute__((always_inline))
@@ -141,6 +175,117 @@ kronos_f32x8 kronos_float8(kronos_i32x8 v) {
     return (kronos_f32x8)_mm256_cvtepi32_ps((__m256i)v);
 }
 
+
+// The int8 GEMM's tile at 512 bits (KronosWideVNNI.gemm): Y rows 0 ..< R (R <= 8 input rows, `ldy`
+// apart), lanes 0 ..< count (<= 16) = the 16 weight rows of one repacked group (`group`, `blocks`
+// 32-column blocks of 640 bytes: per block, quads j = 0 ..< 8 of 64 bytes (byte 4r + i: weight row r's
+// code 4j + i, unsigned: q4 codes as they are, q8_0 codes + 128), then the 16 rows' scales d_w and
+// their 16 minimums m_w as f32). Input row i: codes xcodes + i · columns, scales xd + i · nb, code
+// sums xs + i · nb (nb = columns / 32). The arithmetic is the integer path's, lane by lane:
+//   acc = 0; per block u: I = Σ c·q exactly (biased codes start from -128 · S, so I is Σ c·q);
+//   acc = fma(float(I), d_w · d_x, acc); with minimums: acc = fma(m_w, d_x · float(S), acc);
+//   y = acc + bias (0 without).
+// R is a constant where this inlines (the loops over it unroll, the accumulators stay in registers).
+static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl,avx512vnni")))
+void kronos_vnni512_tile(const int R, const unsigned char *group, long blocks, const signed char *xcodes,
+                         long columns, const float *xd, const int *xs, int minimum, float *y, long ldy,
+                         long count, const float *bias) {
+    const long nb = columns / 32;
+    __m512 f[8];
+    for (int i = 0; i < R; i++) f[i] = _mm512_setzero_ps();
+    for (long u = 0; u < blocks; u++) {
+        const unsigned char *b = group + u * 640;
+        __m512i acc[8];
+        for (int i = 0; i < R; i++)
+            acc[i] = minimum ? _mm512_setzero_si512() : _mm512_set1_epi32(-128 * xs[i * nb + u]);
+        for (int j = 0; j < 8; j++) {
+            __m512i w = _mm512_loadu_si512((const void *)(b + 64 * j));
+            for (int i = 0; i < R; i++) {
+                int quad;
+                __builtin_memcpy(&quad, xcodes + i * columns + 32 * u + 4 * j, 4);
+                acc[i] = _mm512_dpbusd_epi32(acc[i], w, _mm512_set1_epi32(quad));
+            }
+        }
+        __m512 sw = _mm512_loadu_ps((const float *)(b + 512));
+        for (int i = 0; i < R; i++)
+            f[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[i]), _mm512_mul_ps(sw, _mm512_set1_ps(xd[i * nb + u])), f[i]);
+        if (minimum) {
+            __m512 mw = _mm512_loadu_ps((const float *)(b + 576));
+            for (int i = 0; i < R; i++)
+                f[i] = _mm512_fmadd_ps(mw, _mm512_set1_ps(xd[i * nb + u] * (float)xs[i * nb + u]), f[i]);
+        }
+    }
+    __mmask16 lanes = count >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
+    __m512 bv = bias ? _mm512_maskz_loadu_ps(lanes, bias) : _mm512_setzero_ps();
+    for (int i = 0; i < R; i++) _mm512_mask_storeu_ps(y + i * ldy, lanes, _mm512_add_ps(f[i], bv));
+}
+
+// Peak loops (kronos-bench peak): `rounds` rounds of 12 independent chains of one instruction, enough
+// to hide its latency on current cores (and few enough for the 16 vector registers of AVX2), so the
+// time measures throughput alone. Each returns a value derived from every chain, so the work cannot
+// be dropped; the operands come from `seed` at run time, so nothing folds at compile time. Per round:
+//   kronos_peak_dpbusd512: 12 · 64 int8 multiply-adds (vpdpbusd zmm);
+//   kronos_peak_dpbusd256: 12 · 32 (vpdpbusd ymm, the width of the int8 kernels);
+//   kronos_peak_maddubs256: 12 · 32 (vpmaddubsw + vpmaddwd + vpaddd ymm: AVX2 without VNNI; the
+//     chain feeds its own bytes back, or the compiler would hoist the invariant products);
+//   kronos_peak_fma512 / kronos_peak_fma256: 12 · 16 / 12 · 8 f32 fused multiply-adds.
+#define KRONOS_PEAK_CHAINS(T, zero, step, fold)                                                          \
+    T a0 = zero, a1 = zero, a2 = zero, a3 = zero, a4 = zero, a5 = zero;                                \
+    T a6 = zero, a7 = zero, a8 = zero, a9 = zero, a10 = zero, a11 = zero;                              \
+    for (long r = 0; r < rounds; r++) {                                                                \
+        a0 = step(a0); a1 = step(a1); a2 = step(a2); a3 = step(a3); a4 = step(a4); a5 = step(a5);      \
+        a6 = step(a6); a7 = step(a7); a8 = step(a8); a9 = step(a9); a10 = step(a10); a11 = step(a11);  \
+    }                                                                                                  \
+    T all = fold(fold(fold(a0, a1), fold(a2, a3)), fold(fold(fold(a4, a5), fold(a6, a7)),             \
+                 fold(fold(a8, a9), fold(a10, a11))));
+
+static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni")))
+int kronos_peak_dpbusd512(long rounds, int seed) {
+    __m512i u = _mm512_set1_epi32(seed | 0x01010101), s = _mm512_set1_epi32(seed ^ 0x02030405);
+#define STEP(a) _mm512_dpbusd_epi32(a, u, s)
+    KRONOS_PEAK_CHAINS(__m512i, _mm512_setzero_si512(), STEP, _mm512_add_epi32)
+#undef STEP
+    return _mm512_reduce_add_epi32(all);
+}
+
+static inline __attribute__((always_inline, target("avx512vnni,avx512vl,avx2")))
+int kronos_peak_dpbusd256(long rounds, int seed) {
+    __m256i u = _mm256_set1_epi32(seed | 0x01010101), s = _mm256_set1_epi32(seed ^ 0x02030405);
+#define STEP(a) _mm256_dpbusd_epi32(a, u, s)
+    KRONOS_PEAK_CHAINS(__m256i, _mm256_setzero_si256(), STEP, _mm256_add_epi32)
+#undef STEP
+    return _mm256_extract_epi32(all, 0) + _mm256_extract_epi32(all, 7);
+}
+
+static inline __attribute__((always_inline, target("avx2")))
+int kronos_peak_maddubs256(long rounds, int seed) {
+    __m256i u = _mm256_set1_epi32(seed | 0x01010101), ones = _mm256_set1_epi16(1);
+#define STEP(a) _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_maddubs_epi16(u, a), ones))
+    KRONOS_PEAK_CHAINS(__m256i, _mm256_set1_epi32(seed ^ 0x02030405), STEP, _mm256_add_epi32)
+#undef STEP
+    return _mm256_extract_epi32(all, 0) + _mm256_extract_epi32(all, 7);
+}
+
+static inline __attribute__((always_inline, target("avx512f")))
+float kronos_peak_fma512(long rounds, float seed) {
+    __m512 m = _mm512_set1_ps(1.0f - 1e-7f * seed), c = _mm512_set1_ps(1e-7f * seed);
+#define STEP(a) _mm512_fmadd_ps(a, m, c)
+    KRONOS_PEAK_CHAINS(__m512, _mm512_set1_ps(seed), STEP, _mm512_add_ps)
+#undef STEP
+    return _mm512_reduce_add_ps(all);
+}
+
+static inline __attribute__((always_inline, target("avx2,fma")))
+float kronos_peak_fma256(long rounds, float seed) {
+    __m256 m = _mm256_set1_ps(1.0f - 1e-7f * seed), c = _mm256_set1_ps(1e-7f * seed);
+#define STEP(a) _mm256_fmadd_ps(a, m, c)
+    KRONOS_PEAK_CHAINS(__m256, _mm256_set1_ps(seed), STEP, _mm256_add_ps)
+#undef STEP
+    float lanes[8];
+    _mm256_storeu_ps(lanes, all);
+    return lanes[0] + lanes[7];
+}
+#undef KRONOS_PEAK_CHAINS
 
 #else
 static inline int kronos_cpu_has_avx512_vnni(void) { return 0; }

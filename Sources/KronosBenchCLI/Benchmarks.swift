@@ -79,7 +79,8 @@ public enum KernelBenchmark {
         }
         cache.length = rows
         for i in 0..<(rows * D) { q[i] = next() }
-        let workspace = Workspace(columns: D, positions: rows, threads: Runtime.startThreads(threads))
+        let workspace = Workspace(
+            columns: D, positions: rows, headDimension: hd, threads: Runtime.startThreads(threads))
         var best = Double.infinity, total = 0.0
         repeat {
             let t0 = Date()

@@ -225,11 +225,15 @@ public final class Workspace: @unchecked Sendable {
     private let arena = ScratchArena()  // owns the workers' scratch and the activation buffers
 
     /// Scratch needed by matmul over rows of up to `columns` values and by attention over up to
-    /// `positions` keys.
-    public convenience init(columns: Int, positions: Int, threads: Int) {
+    /// `positions` keys (with heads of `headDimension` columns: also the 512-bit prefill attention's).
+    public convenience init(columns: Int, positions: Int, headDimension: Int = 0, threads: Int) {
+        let wide =
+            headDimension > 0 && Kernels.wideAttention
+            ? KVCache.wideScratch(positions: positions, headDimension: headDimension) : 0
         self.init(
             floatsPerWorker: max(
-                matmulGroup * columns, (VNNI.scratchBytes(columns: columns) + 3) / 4, attentionQueryBlock * positions),
+                matmulGroup * columns, (VNNI.scratchBytes(columns: columns) + 3) / 4, attentionQueryBlock * positions,
+                wide),
             threads: threads)
     }
 
@@ -243,6 +247,27 @@ public final class Workspace: @unchecked Sendable {
     private var activationScales: UnsafeMutablePointer<Float>?
     private var activationSums: UnsafeMutablePointer<Int32>?
     private var activationCapacity = 0
+
+    /// The input whose quantized activations the buffers hold, while `sharingQuantizedInput` runs.
+    private var quantized: (x: UnsafePointer<Float>, rows: Int, columns: Int)?
+    private var sharing = false
+
+    /// Runs `body`, in which integer-path matmuls of one input (the same pointer, rows and columns:
+    /// q, k and v of a block, or w1 and w3) quantize it once. The caller must not write that input
+    /// inside `body`. The results are the same as without: the quantization is a function of the input.
+    func sharingQuantizedInput(_ body: () -> Void) {
+        sharing = true
+        defer { sharing = false; quantized = nil }
+        body()
+    }
+
+    /// Whether x [rows, columns] must be quantized into the buffers (false: they already hold it,
+    /// within sharingQuantizedInput); the buffers then hold it.
+    func needsQuantizing(_ x: UnsafePointer<Float>, rows: Int, columns: Int) -> Bool {
+        if sharing, let q = quantized, q.x == x, q.rows == rows, q.columns == columns { return false }
+        quantized = sharing ? (x, rows, columns) : nil
+        return true
+    }
 
     /// Buffers for `rows` rows of `columns` quantized activations (codes [rows, columns], scales and
     /// block sums [rows, columns / 32]); grown when a larger matmul comes, never shrunk (a decode
@@ -642,8 +667,7 @@ func siluGate(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ n: 
 // v [n] -> softmax(v) in place: e^(v - max) by exp8, summed 8 lanes at a time (then the lanes, then
 // the partial tail vector), scaled by 1 / sum. The order depends only on n.
 func softmaxInPlace(_ v: UnsafeMutablePointer<Float>, _ n: Int) {
-    var m = -Float.infinity
-    for i in 0..<n { m = max(m, v[i]) }
+    let m = kronos_max_f32(v, n)
     let mv = SIMD8<Float>(repeating: m), raw = UnsafeMutableRawPointer(v)
     var acc = SIMD8<Float>(), i = 0
     while i + 8 <= n {
@@ -809,6 +833,13 @@ public enum Kernels {
 
     /// The kernels of the integer path (IntegerActivations.swift): the scalar reference, the
     /// portable SIMD kernel, and the AVX-512 VNNI kernels (only where `native` is `.vnni`).
+    /// Whether a prefill's attention runs through the 512-bit kernels (AVX512, KronosWideVNNI): on
+    /// processors with AVX-512 VNNI (and so AVX-512 F), unless KRONOS_KERNELS=portable.
+    public static let wideAttention = IntegerKernels.native == .vnni
+    /// New rows per sequence from which a pass takes them: below, transposing the keys costs more
+    /// than it saves.
+    static let wideAttentionMinimumRows = 16
+
     public enum IntegerKernels: Sendable {
         case reference, portable, vnni
         /// The fastest this processor runs: `.vnni` with AVX-512 F / BW / VL + VNNI (cpuid, checked once).

@@ -34,7 +34,8 @@ final class TokenizerModel: @unchecked Sendable {
     private func scratch(rows: Int, positions: Int) -> BlockScratch {
         BlockScratch(
             rows: rows, D: config.modelDimension, F: config.feedForwardDimension,
-            columns: max(6, config.codeBits), positions: positions, threads: threads)
+            columns: max(6, config.codeBits), positions: positions,
+            headDimension: config.modelDimension / config.headCount, threads: threads)
     }
 
     /// x [rows, 6] normalized candles -> (s1, s2) [rows] ids (binary spherical quantization).

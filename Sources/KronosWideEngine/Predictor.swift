@@ -66,7 +66,7 @@ package final class PredictorSession {
         let rows = max(batch, min(Self.passRows, batch * capacity))
         scratch = BlockScratch(
             rows: rows, D: D, F: model.config.feedForwardDimension, columns: 2 * D, positions: capacity,
-            threads: model.threads)
+            headDimension: D / model.config.headCount, threads: model.threads)
         scratch.workspace.integerActivations = model.activations(activations) == .int8
         let arena = scratch.arena  // the session's buffers live as long as its block scratch
         x = arena.buffer(count: rows * D)

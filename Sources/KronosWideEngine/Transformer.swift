@@ -1,6 +1,7 @@
 // Transformer blocks over a batch of sequences, with a per-layer KV cache.
 import Foundation
 import CKronosHints
+import KronosWideVNNI
 
 /// How one precision's cached values are read (widened to f32) and written.
 protocol KVStorage {
@@ -96,7 +97,7 @@ package final class KVCache: @unchecked Sendable {
 
     func clear() { offset = 0; length = 0; split = Int.max }
     /// Forgets the oldest row of every sequence.
-    func evictOldest() { precondition(length > 0); offset += 1; length -= 1 }
+    package func evictOldest() { precondition(length > 0); offset += 1; length -= 1 }
     /// Rows appended from now on are each sequence's own.
     func seal() { precondition(split == Int.max); split = end }
 
@@ -121,6 +122,21 @@ package final class KVCache: @unchecked Sendable {
 
 /// Queries per block of the causal attention: each cached key / value is loaded once per block.
 let attentionQueryBlock = 4
+
+/// Where a sequence's visible rows keep their keys and values (one head slice): row p (0 = oldest)
+/// in the group's ring while p < firstPrivate, else in the sequence's own rows.
+struct HeadRows {
+    let kShared, vShared, kOwn, vOwn: UnsafeRawPointer
+    let origin, ring, rowBytes, firstPrivate: Int
+    // (Wrapping arithmetic: the callers checked the indices against the cache's size.)
+    @inline(__always) func slot(_ p: Int) -> Int { let s = origin &+ p; return s >= ring ? s &- ring : s }
+    @inline(__always) func key(_ p: Int) -> UnsafeRawPointer {
+        p < firstPrivate ? kShared + slot(p) &* rowBytes : kOwn + p &* rowBytes
+    }
+    @inline(__always) func value(_ p: Int) -> UnsafeRawPointer {
+        p < firstPrivate ? vShared + slot(p) &* rowBytes : vOwn + p &* rowBytes
+    }
+}
 
 extension KVCache {
     // Attention of qb (1...attentionQueryBlock) consecutive queries of sequence b, head slice
@@ -153,29 +169,108 @@ extension KVCache {
         out: UnsafeMutablePointer<Float>, outStride: Int
     ) {
         precondition(qb >= 1 && qb <= attentionQueryBlock && n0 >= 1 && n0 + qb - 1 <= length)
-        let ring = capacity, origin = offset % ring, bytes = precision.bytes, rowBytes = self.rowBytes
-        let g = b / perGroup
-        let kShared = UnsafeRawPointer(keys + g * ring * rowBytes + column * bytes)
-        let vShared = UnsafeRawPointer(values + g * ring * rowBytes + column * bytes)
-        // Visible row p (0 = oldest) is shared while p < firstPrivate, else private row p - firstPrivate.
-        let firstPrivate = split == Int.max ? Int.max : split - offset
-        let own =
-            firstPrivate == Int.max ? 0 : b * privateCapacity * rowBytes + column * bytes - firstPrivate * rowBytes
-        let kOwn = UnsafeRawPointer(privateKeys + own), vOwn = UnsafeRawPointer(privateValues + own)
-        // (Wrapping arithmetic: the indices were checked against the cache's size above.)
-        @inline(__always) func slot(_ p: Int) -> Int { let s = origin &+ p; return s >= ring ? s &- ring : s }
-        @inline(__always) func kRow(_ p: Int) -> UnsafeRawPointer {
-            p < firstPrivate ? kShared + slot(p) &* rowBytes : kOwn + p &* rowBytes
-        }
-        @inline(__always) func vRow(_ p: Int) -> UnsafeRawPointer {
-            p < firstPrivate ? vShared + slot(p) &* rowBytes : vOwn + p &* rowBytes
-        }
+        let rows = headRows(sequence: b, column: column)
+        @inline(__always) func kRow(_ p: Int) -> UnsafeRawPointer { rows.key(p) }
+        @inline(__always) func vRow(_ p: Int) -> UnsafeRawPointer { rows.value(p) }
         // The first n0 rows are seen by every query; query i also sees the i rows after them.
         attendRows(
             E.self, queries: qb, headDimension: hd, q: q, qStride: qStride, scale: scale, scores: scores,
             ld: n0 + qb - 1,
             out: out, outStride: outStride, common: n0, extra: { $0 },
             commonKey: kRow, commonValue: vRow, ownKey: { _, p in kRow(n0 + p) }, ownValue: { _, p in vRow(n0 + p) })
+    }
+
+    /// Where visible row p (0 = oldest) of sequence b keeps its key and value, head slice from `column`.
+    @inline(__always) func headRows(sequence b: Int, column: Int) -> HeadRows {
+        let ring = capacity, bytes = precision.bytes, g = b / perGroup
+        // Visible row p is shared while p < firstPrivate, else private row p - firstPrivate.
+        let firstPrivate = split == Int.max ? Int.max : split - offset
+        let own =
+            firstPrivate == Int.max ? 0 : b * privateCapacity * rowBytes + column * bytes - firstPrivate * rowBytes
+        return HeadRows(
+            kShared: UnsafeRawPointer(keys + g * ring * rowBytes + column * bytes),
+            vShared: UnsafeRawPointer(values + g * ring * rowBytes + column * bytes),
+            kOwn: UnsafeRawPointer(privateKeys + own), vOwn: UnsafeRawPointer(privateValues + own),
+            origin: offset % ring, ring: ring, rowBytes: rowBytes, firstPrivate: firstPrivate)
+    }
+
+    /// Floats of worker scratch `attendWide` needs for `positions` visible rows of `hd` columns:
+    /// the keys transposed in blocks of 16 [ldk / 16, hd, 16], the values [positions, hd] and 4 score
+    /// rows [ldk] (the first hd floats after the values hold a row of zeros while the keys are transposed).
+    static func wideScratch(positions: Int, headDimension hd: Int) -> Int {
+        let ldk = (positions + 15) / 16 * 16
+        return hd * ldk + (positions * hd + 15) / 16 * 16 + max(attentionQueryBlock * ldk, hd)
+    }
+
+    // The attention of `queries` consecutive queries of sequence b (query i [hd] at q + i·qStride sees
+    // the oldest n0 + i rows, writes out + i·outStride [hd]) with the 512-bit kernels (AVX512): the
+    // visible keys transposed and the values gathered into `scratch` (wideScratch floats, 64-byte
+    // aligned) once for all queries, then per block of 4 queries: scores, softmaxInPlace, values.
+    // The same numbers as attend's, bit for bit (AVX512.scores and .values keep attendRows' order).
+    func attendWide(
+        sequence b: Int, column: Int, headDimension hd: Int, visible n0: Int, queries: Int,
+        q: UnsafePointer<Float>, qStride: Int, scale: Float, scratch: UnsafeMutablePointer<Float>,
+        out: UnsafeMutablePointer<Float>, outStride: Int
+    ) {
+        switch precision {
+        case .f32:
+            attendWide(
+                F32Storage.self, sequence: b, column: column, headDimension: hd, visible: n0, queries: queries, q: q,
+                qStride: qStride, scale: scale, scratch: scratch, out: out, outStride: outStride)
+        case .f16:
+            attendWide(
+                F16Storage.self, sequence: b, column: column, headDimension: hd, visible: n0, queries: queries, q: q,
+                qStride: qStride, scale: scale, scratch: scratch, out: out, outStride: outStride)
+        }
+    }
+
+    private func attendWide<E: KVStorage>(
+        _: E.Type, sequence b: Int, column: Int, headDimension hd: Int, visible n0: Int, queries: Int,
+        q: UnsafePointer<Float>, qStride: Int, scale: Float, scratch: UnsafeMutablePointer<Float>,
+        out: UnsafeMutablePointer<Float>, outStride: Int
+    ) {
+        let n = n0 + queries - 1
+        precondition(queries >= 1 && n0 >= 1 && n <= length)
+        let ldk = (n + 15) / 16 * 16
+        let kt = scratch, v = scratch + hd * ldk, scores = v + (n * hd + 15) / 16 * 16
+        let rows = headRows(sequence: b, column: column)
+        // Keys 16 at a time through the transposing kernel (rows past n: a row of zeros).
+        let zeros = v + n * hd  // (the scores' space, not yet written: zeroed for the padding keys)
+        zeros.initialize(repeating: 0, count: hd)
+        withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: 16) { block in
+            for p0 in stride(from: 0, to: n, by: 16) {
+                for r in 0..<16 { block[r] = p0 + r < n ? rows.key(p0 + r) : UnsafeRawPointer(zeros) }
+                AVX512.transpose(
+                    rows: UnsafePointer(block.baseAddress!), half: E.self == F16Storage.self, headDimension: hd,
+                    kt: kt + p0 * hd)
+            }
+        }
+        for p in 0..<n {
+            let value = rows.value(p), row = UnsafeMutableRawPointer(v + p * hd)
+            var d = 0
+            while d + 8 <= hd {
+                row.storeBytes(of: E.load8(value, d), toByteOffset: 4 * d, as: SIMD8<Float>.self); d += 8
+            }
+            while d < hd { v[p * hd + d] = E.load(value, d); d += 1 }
+        }
+        var i0 = 0
+        while i0 < queries {
+            let qb = min(attentionQueryBlock, queries - i0), keys = n0 + i0 + qb - 1
+            // Scores of the block's queries (2 at a time) over every key the last of them sees.
+            var i = 0
+            while i < qb {
+                let r = min(2, qb - i)
+                AVX512.scores(
+                    queries: r, q: q + (i0 + i) * qStride, qStride: qStride, headDimension: hd, kt: kt, keys: keys,
+                    scale: scale, out: scores + i * ldk, ld: ldk)
+                i += r
+            }
+            for i in 0..<qb { softmaxInPlace(scores + i * ldk, n0 + i0 + i) }
+            AVX512.values(
+                queries: qb, w: scores, ld: ldk, visible: n0 + i0, v: v, ldv: hd, headDimension: hd,
+                out: out + i0 * outStride, outStride: outStride)
+            i0 += qb
+        }
     }
 
     // Decode-step attention of the perGroup sequences of group g at once, head slice [column,
@@ -429,12 +524,13 @@ final class BlockScratch {
     /// Owns the buffers above and the rotary rows; the caller's own scratch for this pass comes from it too.
     let arena = ScratchArena()
     /// `columns`: the widest input of any other matmul run with this scratch.
-    init(rows: Int, D: Int, F: Int, columns: Int = 0, positions: Int, threads: Int) {
+    init(rows: Int, D: Int, F: Int, columns: Int = 0, positions: Int, headDimension: Int = 0, threads: Int) {
         self.rows = rows
         h = arena.buffer(count: rows * D); q = arena.buffer(count: rows * D); k = arena.buffer(count: rows * D)
         v = arena.buffer(count: rows * D); att = arena.buffer(count: rows * D)
         f1 = arena.buffer(count: rows * F); f3 = arena.buffer(count: rows * F)
-        workspace = Workspace(columns: max(D, F, columns), positions: positions, threads: threads)
+        workspace = Workspace(
+            columns: max(D, F, columns), positions: positions, headDimension: headDimension, threads: threads)
     }
 
     // Rotary rows past the model's table, computed for the pass that needs them (this scratch's
@@ -495,9 +591,11 @@ extension Block {
                 rmsNorm(x + r.lowerBound * D, weight: w.baseAddress!, rows: r.count, n: D, s.h + r.lowerBound * D)
             }
         }
-        q(s.h, rows: rows, into: s.q, ws)
-        k(s.h, rows: rows, into: s.k, ws)
-        v(s.h, rows: rows, into: s.v, ws)
+        ws.sharingQuantizedInput {  // (the integer path quantizes h once for the three)
+            q(s.h, rows: rows, into: s.q, ws)
+            k(s.h, rows: rows, into: s.k, ws)
+            v(s.h, rows: rows, into: s.v, ws)
+        }
         // Rotary on queries and keys, then keys / values into the cache.
         perRows { range in
             for r in range {
@@ -525,8 +623,10 @@ extension Block {
             }
         }
         // x += w2(silu(w1 h) * w3 h)
-        w1(s.h, rows: rows, into: s.f1, ws)
-        w3(s.h, rows: rows, into: s.f3, ws)
+        ws.sharingQuantizedInput {
+            w1(s.h, rows: rows, into: s.f1, ws)
+            w3(s.h, rows: rows, into: s.f3, ws)
+        }
         perRows { r in
             siluGate(s.f1 + r.lowerBound * F, s.f3 + r.lowerBound * F, r.count * F)
         }
@@ -550,7 +650,13 @@ extension KVCache {
         // A decode step of groups that share rows runs one task per (group, head): the group's
         // queries together over its shared rows.
         let grouped = newRows == 1 && sequenceStride == 1 && cache.perGroup > 1 && cache.split != Int.max
-        let blocks = (newRows + attentionQueryBlock - 1) / attentionQueryBlock
+        // A prefill's many queries per sequence run through the 512-bit kernels where the processor
+        // has them (the keys transposed once per (sequence, head) for all of its queries), one task
+        // per (sequence, head); the same numbers either way.
+        let wide =
+            !grouped && newRows >= Kernels.wideAttentionMinimumRows && Kernels.wideAttention
+            && workspace.floatsPerWorker >= KVCache.wideScratch(positions: before + newRows, headDimension: hd)
+        let blocks = wide ? 1 : (newRows + attentionQueryBlock - 1) / attentionQueryBlock
         let tasks = grouped ? cache.groups * heads : batch * heads * blocks
         let workers = tasks > 1 && batch * heads * newRows * (before + newRows) * hd > 1 << 15 ? workspace.workers : 1
         precondition(
@@ -558,7 +664,7 @@ extension KVCache {
         let arguments = AttentionArguments(
             cache: cache, heads: heads, sequenceStride: sequenceStride, newRows: newRows,
             before: before, q: q, out: out, D: D, hd: hd, workspace: workspace, scale: scale,
-            grouped: grouped, blocks: blocks, tasks: tasks, workers: workers)
+            grouped: grouped, wide: wide, blocks: blocks, tasks: tasks, workers: workers)
         parallelChunks(workers, threads: workers, arguments: arguments) { raw, worker, range in
             let a = raw.load(as: AttentionArguments.self)
             let (cache, heads, D, hd, q, out, before) = (a.cache, a.heads, a.D, a.hd, a.q, a.out, a.before)
@@ -569,6 +675,14 @@ extension KVCache {
                     cache.attendGroup(
                         task / heads, column: h * hd, headDimension: hd, visible: before + 1, q: q + r0 * D + h * hd,
                         qStride: D, scale: a.scale, scores: scores, out: out + r0 * D + h * hd, outStride: D)
+                    continue
+                }
+                if a.wide {
+                    let h = task % heads, b = task / heads, r0 = b * a.newRows
+                    cache.attendWide(
+                        sequence: b * a.sequenceStride, column: h * hd, headDimension: hd, visible: before + 1,
+                        queries: a.newRows, q: q + r0 * D + h * hd, qStride: D, scale: a.scale, scratch: scores,
+                        out: out + r0 * D + h * hd, outStride: D)
                     continue
                 }
                 let blk = task % a.blocks, h = (task / a.blocks) % heads, b = task / (a.blocks * heads)
@@ -592,6 +706,6 @@ struct AttentionArguments {
     let D, hd: Int
     let workspace: Workspace
     let scale: Float
-    let grouped: Bool
+    let grouped, wide: Bool
     let blocks, tasks, workers: Int
 }

@@ -117,9 +117,14 @@ public enum VNNI {
             let j0 = g * VNNI.groupRows, count = min(VNNI.groupRows, rows - j0)
             repack(C.self, w + j0 * rowBytes, rowBytes: rowBytes, count: count, blocks: blocks, into: scratch)
             // Input rows 8 at a time (zmm lanes: the group's 16 weight rows), then 4, then one by one:
-            // the same arithmetic per (input, weight row) pair whatever the tile.
-            var t = 0
+            // the same arithmetic per (input, weight row) pair whatever the tile. Each tile asks for a
+            // slice of the next group's stored rows, so they come from memory while this group computes
+            // (in a forecast the weights stream from DRAM: without it the repack waited on them).
+            let next = w + (j0 + VNNI.groupRows) * rowBytes  // (past the last row: a prefetch never faults)
+            let slice = (VNNI.groupRows * rowBytes / max(1, (inputs + 7) / 8) + 63) / 64 * 64
+            var t = 0, k = 0
             func tile(_ r: Int32) {
+                if g + 1 < groups.upperBound { kronos_prefetch_slice(next, k, slice); k += 1 }
                 kronos_vnni512_tile(
                     r, group, blocks, x.codes + t * x.columns, x.columns, x.scales + t * nb, x.sums + t * nb, minimum,
                     y + t * ldy + j0, ldy, count, bias.map { $0 + j0 })

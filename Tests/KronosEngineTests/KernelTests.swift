@@ -371,4 +371,50 @@ let attentionRelativeTolerance = 1e-5
             }
         }
     }
+
+    /// The prefill attention through the 512-bit kernels (keys transposed in blocks of 16, scores,
+    /// softmax, values) computes the 256-bit path's numbers bit for bit: head sizes that are and are
+    /// not multiples of 8 or 16, 16 to 130 new rows after 0 or 23 cached ones, f32 and f16 caches, and
+    /// a ring that wrapped (rows evicted by the approx-slide approximation). The wide path is taken
+    /// when the workspace has room for it (headDimension given), the other when not.
+    @Test(.enabled(if: Kernels.wideAttention, "this processor has no AVX-512"))
+    func wideAttentionIsTheNarrowOneBitwise() {
+        for precision in [KVCachePrecision.f32, .f16] {
+            for (heads, hd) in [(2, 64), (3, 52), (2, 20), (1, 100)] {
+                for (before, newRows, evicted) in [(0, 16, 0), (23, 37, 0), (0, 130, 0), (9, 40, 5)] {
+                    let D = heads * hd, visible = before + newRows, capacity = visible + 3
+                    let cache = KVCache(batch: 1, capacity: capacity, width: D, precision: precision)
+                    var rng = Lcg(state: UInt64(hd * 1000 + visible))
+                    // `evicted` extra rows first, then evicted: the ring's origin moves and the rows wrap.
+                    for position in 0..<(visible + evicted) {
+                        let kv = rng.array(2 * D)
+                        kv.withUnsafeBufferPointer {
+                            cache.store(0, position: position, key: $0.baseAddress!, value: $0.baseAddress! + D)
+                        }
+                        cache.length += 1
+                        if cache.length > visible { cache.evictOldest() }
+                    }
+                    let q = rng.array(newRows * D)
+                    func run(headDimension: Int) -> [Float] {
+                        let workspace = Workspace(
+                            columns: D, positions: capacity, headDimension: headDimension, threads: 2)
+                        var out = [Float](repeating: .nan, count: newRows * D)
+                        q.withUnsafeBufferPointer { qb in
+                            out.withUnsafeMutableBufferPointer { ob in
+                                cache.attention(
+                                    heads: heads, batch: 1, sequenceStride: 1, newRows: newRows, before: before,
+                                    q: UnsafeMutablePointer(mutating: qb.baseAddress!), out: ob.baseAddress!, D: D,
+                                    hd: hd, workspace: workspace)
+                            }
+                        }
+                        return out
+                    }
+                    let wide = run(headDimension: hd), narrow = run(headDimension: 0)
+                    let differ = wide.indices.filter { wide[$0].bitPattern != narrow[$0].bitPattern }
+                    let what = "\(precision) \(heads)x\(hd) before \(before) new \(newRows) evicted \(evicted)"
+                    #expect(differ.isEmpty && !wide.contains { $0.isNaN }, "\(what): \(differ.count) differ")
+                }
+            }
+        }
+    }
 }

@@ -80,6 +80,22 @@ void kronos_quantize32(const float *x, signed char *q, float *d, int *sum) {
     *sum = __builtin_reduce_add(total);
 }
 
+// The largest of v[0 ..< n] (n >= 1; -infinity for no finite value), 8 lanes at a time: the same
+// value in any order for finite values (softmaxInPlace's maximum; the scalar loop it replaced, Swift's
+// max, did not vectorize and took a third of a softmax).
+static inline __attribute__((always_inline)) float kronos_max_f32(const float *v, long n) {
+    kronos_f32x8 m = -__builtin_inff();
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        kronos_f32x8 x;
+        __builtin_memcpy(&x, v + i, sizeof x);
+        m = __builtin_elementwise_max(m, x);
+    }
+    float r = __builtin_reduce_max(m);
+    for (; i < n; i++) r = v[i] > r ? v[i] : r;
+    return r;
+}
+
 // Lane i: x[i] clamped to [lo[i], hi[i]]: x if x > lo, else lo; then that if below hi, else hi (a NaN
 // lane becomes lo, as Swift's clamped(lowerBound:upperBound:) of a quiet NaN).
 static inline __attribute__((always_inline))
@@ -218,6 +234,109 @@ void kronos_vnni512_tile(const int R, const unsigned char *group, long blocks, c
     __mmask16 lanes = count >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1);
     __m512 bv = bias ? _mm512_maskz_loadu_ps(lanes, bias) : _mm512_setzero_ps();
     for (int i = 0; i < R; i++) _mm512_mask_storeu_ps(y + i * ldy, lanes, _mm512_add_ps(f[i], bv));
+}
+
+// Attention of a prefill in 512-bit registers (KronosWideVNNI, AVX512.attend): the same numbers as
+// the engine's attendRows, bit for bit, for every (query, key) and (query, column).
+//
+// Scores of R (1...3) queries (query i: hd floats at q + i·qStride) against the 16 keys of one block
+// of kt (kt + d·ldk: the 16 keys' values of dimension d), lane = key: per query, 8 partial sums a_j
+// (j = 0 ..< 8) by fused multiply-add over d = 8m + j for d < 8·(hd / 8), in m order from 0; then
+// ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)); then the tail's products added one by one (a
+// multiply, then an add); times scale. Written to out + i·ld, lanes where `lanes` has a bit.
+static inline __attribute__((always_inline, target("avx512f")))
+void kronos_scores16(const int R, const float *q, long qStride, long hd, const float *kt, long ldk, float scale,
+                     float *out, long ld, __mmask16 lanes) {
+#pragma clang fp contract(off)
+    __m512 a[3][8];
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < 8; j++) a[i][j] = _mm512_setzero_ps();
+    const long full = hd / 8 * 8;
+    for (long m = 0; m < full; m += 8) {
+        for (int j = 0; j < 8; j++) {
+            __m512 k = _mm512_load_ps(kt + (m + j) * ldk);
+            for (int i = 0; i < R; i++) a[i][j] = _mm512_fmadd_ps(_mm512_set1_ps(q[i * qStride + m + j]), k, a[i][j]);
+        }
+    }
+    for (int i = 0; i < R; i++) {
+        __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a[i][0], a[i][1]), _mm512_add_ps(a[i][2], a[i][3])),
+                                 _mm512_add_ps(_mm512_add_ps(a[i][4], a[i][5]), _mm512_add_ps(a[i][6], a[i][7])));
+        for (long d = full; d < hd; d++) {
+            __m512 product = _mm512_mul_ps(_mm512_set1_ps(q[i * qStride + d]), _mm512_load_ps(kt + d * ldk));
+            s = _mm512_add_ps(s, product);
+        }
+        _mm512_mask_storeu_ps(out + i * ld, lanes, _mm512_mul_ps(s, _mm512_set1_ps(scale)));
+    }
+}
+
+// 16 rows of hd values (row r at rows[r], f32, or f16 when half is 1) -> kt + d·ldk [16] for d < hd
+// (kt: 64-byte aligned rows): the keys of one block transposed for kronos_scores16, 16 dimensions at
+// a time through a 16 x 16 shuffle network. Values are moved or widened exactly (f16 -> f32).
+static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vl")))
+void kronos_transpose16(const void *const *rows, int half, long hd, float *kt, long ldk) {
+    for (long d0 = 0; d0 < hd; d0 += 16) {
+        long left = hd - d0;
+        __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __m512 r[16], t[16];
+        for (int i = 0; i < 16; i++)
+            r[i] = half ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const unsigned short *)rows[i] + d0))
+                        : _mm512_maskz_loadu_ps(m, (const float *)rows[i] + d0);
+        // Pairs of rows interleaved, then quads, then the 128-bit lanes twice: r[i] lane j -> t[j] lane i.
+        for (int i = 0; i < 16; i += 2) {
+            t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 16; i += 4) {
+            r[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+            r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+            r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+            r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+        }
+        for (int i = 0; i < 4; i++) {
+            t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+            t[i + 4] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+            t[i + 8] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+            t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+        }
+        for (int i = 0; i < 4; i++) {
+            r[i] = _mm512_shuffle_f32x4(t[i], t[i + 4], 0x88);
+            r[i + 4] = _mm512_shuffle_f32x4(t[i + 8], t[i + 12], 0x88);
+            r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 4], 0xDD);
+            r[i + 12] = _mm512_shuffle_f32x4(t[i + 8], t[i + 12], 0xDD);
+        }
+        for (int j = 0; j < 16 && j < left; j++) _mm512_store_ps(kt + (d0 + j) * ldk, r[j]);
+    }
+}
+
+// Weighted values of R (1...4) queries, lane = column: out_i[c] = Σ_p w_i[p] · v[p][c] by fused
+// multiply-add in p order from 0, p < visible + i (query i sees one row more than the one before it),
+// for columns c < hd (rows of v are ldv floats apart; w_i at w + i·ld), written to out + i·outStride.
+static inline __attribute__((always_inline, target("avx512f")))
+void kronos_values(const int R, const float *w, long ld, long visible, const float *v, long ldv, long hd,
+                   float *out, long outStride) {
+#pragma clang fp contract(off)
+    for (long c = 0; c < hd; c += 64) {
+        // 4 vectors of 16 columns, masked past hd (a masked-off lane is neither read nor written).
+        __m512 acc[4][4];
+        __mmask16 mask[4];
+        for (int k = 0; k < 4; k++) {
+            long left = hd - c - 16 * k;
+            mask[k] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+        }
+        for (int i = 0; i < R; i++)
+            for (int k = 0; k < 4; k++) acc[i][k] = _mm512_setzero_ps();
+        for (long p = 0; p < visible + R - 1; p++) {
+            __m512 row[4];
+            for (int k = 0; k < 4; k++) row[k] = _mm512_maskz_loadu_ps(mask[k], v + p * ldv + c + 16 * k);
+            for (int i = 0; i < R; i++) {
+                if (p >= visible + i) continue;
+                __m512 weight = _mm512_set1_ps(w[i * ld + p]);
+                for (int k = 0; k < 4; k++) acc[i][k] = _mm512_fmadd_ps(weight, row[k], acc[i][k]);
+            }
+        }
+        for (int i = 0; i < R; i++)
+            for (int k = 0; k < 4; k++) _mm512_mask_storeu_ps(out + i * outStride + c + 16 * k, mask[k], acc[i][k]);
+    }
 }
 
 // Peak loops (kronos-bench peak): `rounds` rounds of 12 independent chains of one instruction, enough

@@ -44,6 +44,11 @@ for preset in small base; do
 done
 
 echo
+echo "## This machine's limit ($(nproc) cores)"
+echo
+$BIN/kronos-bench peak
+
+echo
 echo "## Matmul kernels ($(nproc) cores; numpy/OpenBLAS f32 in the same run)"
 echo
 $BIN/kronos-bench kernels --seconds 0.2

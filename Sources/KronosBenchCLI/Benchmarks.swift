@@ -127,6 +127,10 @@ public struct ForecastTiming: Sendable, Codable {
     public var window: Int
     /// Predictor prefill of a full window for every sequence: rows × sequences per second.
     public var prefillTokensPerSecond: Double
+    /// The prefill's block matmul work (2 operations per multiply-add) per second of the whole
+    /// prefill, in G operations / s: a lower bound of the GEMMs' own rate (the prefill's time also
+    /// holds the attention and the row-wise steps).
+    public var prefillMatmulGOPS: Double
     /// Decode steps per second: every sequence gets one row, its s1 logits and its s2 logits.
     public var decodeStepsPerSecond: Double
     /// Whole forecast (normalize, tokenizer encode, generation, tokenizer decode) per cache mode, seconds.
@@ -230,6 +234,8 @@ public enum ForecastBenchmark {
         return ForecastTiming(
             samples: samples, window: window,
             prefillTokensPerSecond: Double(prefillRows * samples) / prefill,
+            prefillMatmulGOPS: 2 * Double(model.predictor.blockMatmulMultiplyAddsPerRow) * Double(prefillRows * samples)
+                / prefill / 1e9,
             decodeStepsPerSecond: 1 / step, forecastSeconds: forecast,
             peakResidentBytes: peakResidentBytes(), activations: activations, kvCache: kvCache)
     }
@@ -306,9 +312,13 @@ public enum PeakBenchmark {
         return out
     }
 
-    /// The highest int8 and f32 rates on `threads` threads among `timings`.
-    public static func peak(_ timings: [PeakTiming], threads: Int) -> (int8: Double, f32: Double) {
-        let all = timings.filter { $0.threads == threads }
+    /// The highest int8 and f32 rates on `threads` threads among `timings`; with `wide` false, of the
+    /// 256-bit AVX2 instructions only (the limit of the kernels a processor without AVX-512 VNNI runs,
+    /// or KRONOS_KERNELS=avx2).
+    public static func peak(_ timings: [PeakTiming], threads: Int, wide: Bool = true) -> (int8: Double, f32: Double) {
+        let all = timings.filter {
+            $0.threads == threads && (wide || $0.instruction.hasPrefix("vpmaddubsw") || $0.instruction == "vfmadd ymm")
+        }
         return (
             all.filter { $0.kind == "int8" }.map(\.gops).max() ?? .nan,
             all.filter { $0.kind == "f32" }.map(\.gops).max() ?? .nan

@@ -50,7 +50,9 @@ struct Kernels: ParsableCommand {
         }
         // This machine's limit, measured in the same run (kronos-bench peak), on the kernels' threads.
         let threads = Runtime.defaultThreads
-        let peak = PeakBenchmark.peak(PeakBenchmark.measure(threads: threads, minSeconds: 0.2), threads: threads)
+        let peak = PeakBenchmark.peak(
+            PeakBenchmark.measure(threads: threads, minSeconds: 0.2), threads: threads,
+            wide: KronosWideEngine.Kernels.IntegerKernels.native == .vnni)
         print(
             String(
                 format: "peak on %d threads: int8 %.0f GOPS, f32 %.0f GFLOP/s (kronos-bench peak)\n", threads,
@@ -94,7 +96,9 @@ struct Attention: ParsableCommand {
     func run() throws {
         try NativeEngineRequired.check()
         let threads = Runtime.defaultThreads
-        let peak = PeakBenchmark.peak(PeakBenchmark.measure(threads: threads, minSeconds: 0.2), threads: threads)
+        let peak = PeakBenchmark.peak(
+            PeakBenchmark.measure(threads: threads, minSeconds: 0.2), threads: threads,
+            wide: KronosWideEngine.Kernels.IntegerKernels.native == .vnni)
         print(String(format: "peak on %d threads: f32 %.0f GFLOP/s (kronos-bench peak)\n", threads, peak.f32))
         print("| model shape | rows | heads x dim | KV cache | ms per pass | GFLOP/s | % of f32 peak |")
         print("|---|---|---|---|---|---|---|")
@@ -174,11 +178,21 @@ struct ForecastBench: ParsableCommand {
         let me =
             (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? URL(fileURLWithPath: CommandLine.arguments[0]).path
+        // The matmuls' limit, measured in the same run (kronos-bench peak).
+        let timings = PeakBenchmark.measure(threads: threads ?? Runtime.defaultThreads, minSeconds: 0.2)
+        let peaks = PeakBenchmark.peak(
+            timings, threads: threads ?? Runtime.defaultThreads,
+            wide: KronosWideEngine.Kernels.IntegerKernels.native == .vnni)
         print(
-            "| bundle | activations | KV cache | decoded MiB | samples | prefill tok/s | decode steps/s | "
+            String(
+                format: "peak: int8 %.0f GOPS, f32 %.0f GFLOP/s; prefill matmul: the blocks' matmul work over the "
+                    + "whole prefill's time, against the peak of its arithmetic\n", peaks.int8, peaks.f32))
+        print(
+            "| bundle | activations | KV cache | decoded MiB | samples | prefill tok/s | prefill matmul GOPS "
+                + "(% of peak) | decode steps/s | "
                 + cache.map { "forecast \($0.rawValue) s" }.joined(separator: " | ")
                 + " | peak RSS MiB | RSS - decoded MiB |")
-        print("|---|---|---|---|---|---|---|" + cache.map { _ in "---|" }.joined() + "---|---|")
+        print("|---|---|---|---|---|---|---|---|" + cache.map { _ in "---|" }.joined() + "---|---|")
         for bundle in bundles {
             let decoded = try BundleReader(path: bundle).manifest.decodedBytes
             for s in samples {
@@ -207,7 +221,10 @@ struct ForecastBench: ParsableCommand {
                 print(
                     "| \((bundle as NSString).lastPathComponent) | \(t.activations.rawValue) | \(t.kvCache.rawValue) | "
                         + "\(mib(Double(decoded))) | \(s) | "
-                        + String(format: "%.0f | %.1f | ", t.prefillTokensPerSecond, t.decodeStepsPerSecond)
+                        + String(
+                            format: "%.0f | %.0f (%.0f %%) | %.1f | ", t.prefillTokensPerSecond, t.prefillMatmulGOPS,
+                            100 * t.prefillMatmulGOPS / (t.activations == .int8 ? peaks.int8 : peaks.f32),
+                            t.decodeStepsPerSecond)
                         + cache.map { String(format: "%.3f", t.forecastSeconds[$0.rawValue] ?? .nan) }.joined(
                             separator: " | ")
                         + " | \(rss.map(mib) ?? "-") | \(rss.map { mib($0 - Double(decoded)) } ?? "-") |")

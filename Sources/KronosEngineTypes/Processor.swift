@@ -12,6 +12,10 @@ public enum Processor {
     /// kernels whatever the processor (the code path of a processor without AVX2, or of arm64;
     /// the test suite runs once this way in CI).
     public static let portableForced: Bool = ProcessInfo.processInfo.environment["KRONOS_KERNELS"] == "portable"
+    /// `KRONOS_KERNELS=avx2`: the x86-64-v3 engine with the integer kernels of processors without
+    /// AVX-512 VNNI (vpmaddubsw) and the 256-bit attention, whatever the processor: how a VNNI machine
+    /// tests and times the path older x86-64-v3 processors take.
+    public static let avx2Forced: Bool = ProcessInfo.processInfo.environment["KRONOS_KERNELS"] == "avx2"
     /// The processor and OS run x86-64-v3 code (AVX2, FMA, F16C, BMI1/2, LZCNT, MOVBE, POPCNT).
     public static let hasX86_64_v3: Bool = kronos_cpu_has_x86_64_v3() != 0
     /// The processor and OS run AVX-512 F / BW / VL with VNNI (the int8 kernels of KronosWideVNNI).

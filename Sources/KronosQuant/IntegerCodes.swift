@@ -31,6 +31,58 @@ public protocol IntegerCodes {
     static func laneScales(_ window: (Int) -> SIMD8<UInt32>, into h: UnsafeMutablePointer<SIMD8<Float>>)
 }
 
+/// Int8 activations of a matmul's input rows, as the integer kernels read them (KronosWideEngine
+/// quantizes them).
+public struct Int8Activations {
+    /// Codes [rows, columns], -127...127.
+    public let codes: UnsafePointer<Int8>
+    /// Scales [rows, columns / 32]: value = code · scale.
+    public let scales: UnsafePointer<Float>
+    /// Sums of each block's codes [rows, columns / 32].
+    public let sums: UnsafePointer<Int32>
+    /// Values per row (a multiple of 32).
+    public let columns: Int
+
+    @inlinable
+    public init(codes: UnsafePointer<Int8>, scales: UnsafePointer<Float>, sums: UnsafePointer<Int32>, columns: Int) {
+        self.codes = codes; self.scales = scales; self.sums = sums; self.columns = columns
+    }
+}
+
+/// Bytes of one repacked 32-column block of a 16-row group (`repackGroup`): 8 quads of the 16 rows'
+/// codes, their 16 scales, their 16 minimums.
+public let repackedBlockBytes = 2 * 256 + 4 * 32
+
+/// Weight rows 0 ..< count (<= 16) of a group, rows `rowBytes` apart -> s, per 32-column block, the
+/// layout both int8 GEMMs read (kronos_vnni512_tile, kronos_avx2_tile):
+///   [quads j = 0 ..< 8, 64 bytes each: byte 4r + i = row r's code 4j + i: q4 codes as they are; q8_0
+///    codes + 128 (unsigned) when `biased`, else as they are (signed)]  [scales d_w of rows 0-15 as
+///    f32]  [minimums m_w of rows 0-15].
+/// Rows past count: codes 0 (biased q8_0: bytes 128), scale and minimum 0, so their lanes come out 0.
+@inlinable @inline(__always)
+public func repackGroup<C: IntegerCodes>(
+    _: C.Type, _ w: UnsafeRawPointer, rowBytes: Int, count: Int, blocks: Int, biased: Bool,
+    into s: UnsafeMutableRawPointer
+) {
+    let bias: UInt32 = C.hasMinimum || !biased ? 0 : 0x8080_8080
+    for v in 0..<(blocks / C.blocksPerUnit) {
+        for r in 0..<16 {
+            let unit = w + r * rowBytes + v * C.unitBytes
+            let (d, m) = r < count ? C.scales(unit) : (SIMD8<Float>(), SIMD8<Float>())
+            for k in 0..<C.blocksPerUnit {
+                let b = s + (v * C.blocksPerUnit + k) * repackedBlockBytes
+                let quads =
+                    r < count
+                    ? unsafeBitCast(C.codes(unit, block: k), to: SIMD8<UInt32>.self) ^ bias
+                    : SIMD8<UInt32>(repeating: bias)
+                for j in 0..<8 { b.storeBytes(of: quads[j], toByteOffset: 64 * j + 4 * r, as: UInt32.self) }
+                b.storeBytes(of: d[k], toByteOffset: 512 + 4 * r, as: Float.self)
+                b.storeBytes(of: m[k], toByteOffset: 576 + 4 * r, as: Float.self)
+            }
+        }
+    }
+}
+
 /// The low (high) 16 bits of each lane as an f16, widened to f32 (exact).
 // Swift's own f16 conversion: through a vcvtph2ps shim in C the q4_1+i8 matvec ran 107 instead of
 // 160-173 GFLOP/s (hot, 1 row; q8_0+i8 at 5 rows 173-181 instead of 164-171). The lane loop: the

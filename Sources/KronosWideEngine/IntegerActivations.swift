@@ -14,6 +14,7 @@
 import CKronosHints
 import Foundation
 import KronosQuant
+import KronosWideAVX2
 import KronosWideVNNI
 
 /// Values per activation block (= the q8_0 weight block).
@@ -159,6 +160,18 @@ func integerMatmul(
                 w.type, weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y,
                 ldy: w.rows,
                 bias: bias, scratch: UnsafeMutableRawPointer(arguments.workspace.scratch(worker)))
+        }
+    case .avx2:
+        precondition(
+            workspace.floatsPerWorker * 4 >= AVX2.scratchBytes(columns: n), "workspace too small for \(n) columns")
+        let groups = (out + AVX2.groupRows - 1) / AVX2.groupRows
+        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers, arguments: arguments) {
+            raw, worker, range in
+            let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
+            let (w, bias, _, rows, y) = arguments.values
+            AVX2.gemm(
+                w.type, weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y,
+                ldy: w.rows, bias: bias, scratch: UnsafeMutableRawPointer(arguments.workspace.scratch(worker)))
         }
     case .vnni:
         let groups = (out + VNNI.matvecRows - 1) / VNNI.matvecRows

@@ -5,6 +5,7 @@ import Foundation
 import KronosQuant
 import CKronosHints
 import KronosWideVNNI
+import KronosWideAVX2
 
 /// A weight matrix as stored in the bundle: `rows` rows of `columns` elements of `type`.
 public struct WeightMatrix: @unchecked Sendable {
@@ -232,8 +233,9 @@ public final class Workspace: @unchecked Sendable {
             ? KVCache.wideScratch(positions: positions, headDimension: headDimension) : 0
         self.init(
             floatsPerWorker: max(
-                matmulGroup * columns, (VNNI.scratchBytes(columns: columns) + 3) / 4, attentionQueryBlock * positions,
-                wide),
+                matmulGroup * columns,
+                (max(VNNI.scratchBytes(columns: columns), AVX2.scratchBytes(columns: columns)) + 3)
+                    / 4, attentionQueryBlock * positions, wide),
             threads: threads)
     }
 
@@ -769,7 +771,7 @@ public enum Kernels {
         _ w: WeightMatrix, bias: [Float]? = nil, _ x: [Float], rows: Int, integerActivations: Bool = false,
         integerKernels: IntegerKernels = .native, threads: Int = Runtime.defaultThreads
     ) -> [Float] {
-        precondition(x.count == rows * w.columns && (integerKernels != .vnni || IntegerKernels.native == .vnni))
+        precondition(x.count == rows * w.columns && integerKernels.runs)
         let workspace = Workspace(columns: w.columns, positions: 0, threads: Runtime.startThreads(threads))
         workspace.integerActivations = integerActivations
         workspace.integerKernels = integerKernels
@@ -841,11 +843,28 @@ public enum Kernels {
     static let wideAttentionMinimumRows = 16
 
     public enum IntegerKernels: Sendable {
-        case reference, portable, vnni
-        /// The fastest this processor runs: `.vnni` with AVX-512 F / BW / VL + VNNI (cpuid, checked once).
-        /// (`.portable` with KRONOS_KERNELS=portable, Processor.portableForced.)
-        public static let native: IntegerKernels =
-            Processor.hasAVX512VNNI && !Processor.portableForced ? .vnni : .portable
+        case reference, portable, avx2, vnni
+        /// The fastest this processor runs (cpuid, checked once): `.vnni` with AVX-512 F / BW / VL +
+        /// VNNI, `.avx2` with x86-64-v3 (KronosWideAVX2), else `.portable`. KRONOS_KERNELS=portable
+        /// chooses `.portable` (Processor.portableForced), KRONOS_KERNELS=avx2 `.avx2` on a VNNI
+        /// processor (Processor.avx2Forced).
+        public static let native: IntegerKernels = {
+            if Processor.portableForced { return .portable }
+            #if arch(x86_64)
+                if Processor.hasAVX512VNNI && !Processor.avx2Forced { return .vnni }
+                if Processor.hasX86_64_v3 { return .avx2 }
+            #endif
+            return .portable
+        }()
+
+        /// Whether this processor runs these kernels.
+        public var runs: Bool {
+            switch self {
+            case .reference, .portable: true
+            case .avx2: Processor.hasX86_64_v3
+            case .vnni: Processor.hasAVX512VNNI
+            }
+        }
     }
 
     /// Row r of W decoded by the in-register decoder (RowDecoder) into floats.

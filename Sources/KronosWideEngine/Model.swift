@@ -187,6 +187,14 @@ package final class PredictorModel: @unchecked Sendable {
         hasIntegerCodes = linears.contains { $0.weight.type.hasIntegerCodes }
     }
 
+    /// Multiply-adds of the transformer blocks' matmuls (q, k, v, out, w1, w3, w2) per input row: a
+    /// prefill's matmul work is twice this (multiply and add) per row.
+    package var blockMatmulMultiplyAddsPerRow: Int {
+        blocks.reduce(0) { sum, b in
+            sum + [b.q, b.k, b.v, b.out, b.w1, b.w3, b.w2].reduce(0) { $0 + $1.outputs * $1.inputs }
+        }
+    }
+
     /// The arithmetic a predictor session runs when asked for none (ForecastEngine.defaultActivations /
     /// defaultKVCache say why): int8 activations where some matmul weight has integer codes and this
     /// processor has VNNI, the f16 cache where some matmul weight has integer codes.

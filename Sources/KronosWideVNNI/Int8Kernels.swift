@@ -16,31 +16,14 @@
 import CKronosHints
 import KronosQuant
 
-/// Int8 activations of a matmul's input rows (KronosWideEngine quantizes them).
-public struct Int8Activations {
-    /// Codes [rows, columns], -127...127.
-    public let codes: UnsafePointer<Int8>
-    /// Scales [rows, columns / 32]: value = code · scale.
-    public let scales: UnsafePointer<Float>
-    /// Sums of each block's codes [rows, columns / 32].
-    public let sums: UnsafePointer<Int32>
-    /// Values per row (a multiple of 32).
-    public let columns: Int
-
-    @inlinable
-    public init(codes: UnsafePointer<Int8>, scales: UnsafePointer<Float>, sums: UnsafePointer<Int32>, columns: Int) {
-        self.codes = codes; self.scales = scales; self.sums = sums; self.columns = columns
-    }
-}
-
 public enum VNNI {
     /// Weight rows per group of the batched kernel (`gemm`).
     @inlinable public static var groupRows: Int { 16 }
     /// Weight rows per group of the few-rows kernel (`matvec`).
     @inlinable public static var matvecRows: Int { 8 }
     /// Bytes of one repacked 32-column block of a 16-row group: 8 quads of the 16 rows' codes, their
-    /// scales, their minimums (`repack`).
-    @inlinable public static var repackedBlockBytes: Int { 2 * 256 + 4 * 32 }
+    /// scales, their minimums (KronosQuant.repackGroup).
+    @inlinable public static var repackedBlockBytes: Int { KronosQuant.repackedBlockBytes }
     /// Scratch bytes `gemm` needs per worker for rows of `columns` values.
     @inlinable public static func scratchBytes(columns: Int) -> Int { columns / 32 * repackedBlockBytes }
 
@@ -103,8 +86,6 @@ public enum VNNI {
 
 #if arch(x86_64)
 
-    let repackedBlockBytes = VNNI.repackedBlockBytes
-
     @inline(__always)
     func gemmGroups<C: IntegerCodes>(
         _: C.Type, _ w: UnsafeRawPointer, _ rowBytes: Int, _ rows: Int, _ groups: Range<Int>, _ x: Int8Activations,
@@ -115,7 +96,9 @@ public enum VNNI {
         let group = UnsafePointer<UInt8>(scratch.assumingMemoryBound(to: UInt8.self))
         for g in groups {
             let j0 = g * VNNI.groupRows, count = min(VNNI.groupRows, rows - j0)
-            repack(C.self, w + j0 * rowBytes, rowBytes: rowBytes, count: count, blocks: blocks, into: scratch)
+            repackGroup(
+                C.self, w + j0 * rowBytes, rowBytes: rowBytes, count: count, blocks: blocks, biased: true, into: scratch
+            )
             // Input rows 8 at a time (zmm lanes: the group's 16 weight rows), then 4, then one by one:
             // the same arithmetic per (input, weight row) pair whatever the tile. Each tile asks for a
             // slice of the next group's stored rows, so they come from memory while this group computes
@@ -133,34 +116,6 @@ public enum VNNI {
             while t + 8 <= inputs { tile(8) }
             if t + 4 <= inputs { tile(4) }
             while t < inputs { tile(1) }
-        }
-    }
-
-    // Weight rows 0 ..< count (<= 16) of a group, rows `rowBytes` apart -> s, per 32-column block
-    // (640 bytes, kronos_vnni512_tile's layout):
-    //   [quads j = 0 ..< 8, 64 bytes each: byte 4r + i = row r's code 4j + i, as unsigned bytes: q4
-    //    codes as they are, q8_0 codes + 128]  [scales d_w of rows 0-15 as f32]  [minimums m_w of rows 0-15].
-    // Rows past count: codes 0 (q8_0: bytes 128), scale and minimum 0, so their lanes come out 0.
-    @inline(__always)
-    func repack<C: IntegerCodes>(
-        _: C.Type, _ w: UnsafeRawPointer, rowBytes: Int, count: Int, blocks: Int, into s: UnsafeMutableRawPointer
-    ) {
-        let bias: UInt32 = C.hasMinimum ? 0 : 0x8080_8080
-        for v in 0..<(blocks / C.blocksPerUnit) {
-            for r in 0..<VNNI.groupRows {
-                let unit = w + r * rowBytes + v * C.unitBytes
-                let (d, m) = r < count ? C.scales(unit) : (SIMD8<Float>(), SIMD8<Float>())
-                for k in 0..<C.blocksPerUnit {
-                    let b = s + (v * C.blocksPerUnit + k) * repackedBlockBytes
-                    let quads =
-                        r < count
-                        ? unsafeBitCast(C.codes(unit, block: k), to: SIMD8<UInt32>.self) ^ bias
-                        : SIMD8<UInt32>(repeating: bias)
-                    for j in 0..<8 { b.storeBytes(of: quads[j], toByteOffset: 64 * j + 4 * r, as: UInt32.self) }
-                    b.storeBytes(of: d[k], toByteOffset: 512 + 4 * r, as: Float.self)
-                    b.storeBytes(of: m[k], toByteOffset: 576 + 4 * r, as: Float.self)
-                }
-            }
         }
     }
 

@@ -330,6 +330,12 @@ let attentionRelativeTolerance = 1e-5
     @Test(.enabled(if: Kernels.IntegerKernels.native == .vnni, "this processor has no AVX-512 VNNI"))
     func vnniIntegerKernelsAreTheReferenceBitwise() throws { try checkIntegerKernels(.vnni) }
 
+    /// The x86-64-v3 integer kernel of processors without VNNI (vpmaddubsw + vpmaddwd, every row
+    /// count through repacked groups): the same bits, -128 codes included (|c| = 128 with the input's
+    /// sign flipped: no pair saturates).
+    @Test(.enabled(if: Kernels.IntegerKernels.avx2.runs, "this processor has no AVX2"))
+    func avx2IntegerKernelsAreTheReferenceBitwise() throws { try checkIntegerKernels(.avx2) }
+
     private func checkIntegerKernels(_ kernels: Kernels.IntegerKernels) throws {
         for (type, n) in [
             (TensorType.q8_0, 32), (.q8_0, 96), (.q8_0, 512), (.q4_1, 32), (.q4_1, 96), (.q4_1, 512), (.q4_k, 256),

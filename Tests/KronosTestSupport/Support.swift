@@ -47,11 +47,15 @@ public struct ToolResult: Sendable {
     }
 }
 
-/// Runs a built executable and collects its exit status and output.
-public func runTool(_ tool: String, _ args: [String]) throws -> ToolResult {
+/// Runs a built executable (with `environment` added to this process's) and collects its exit status
+/// and output.
+public func runTool(_ tool: String, _ args: [String], environment: [String: String] = [:]) throws -> ToolResult {
     let p = Process()
     p.executableURL = productsDirectory(containing: tool).appendingPathComponent(tool)
     p.arguments = args
+    if !environment.isEmpty {
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out; p.standardError = err
     try p.run()

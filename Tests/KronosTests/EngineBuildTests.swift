@@ -68,4 +68,23 @@ import Testing
             if !portable { #expect(KronosModel.engineBuild == (Processor.hasX86_64_v3 ? "x86-64-v3" : "baseline")) }
         #endif
     }
+
+    /// int8 activations give the same forecast, byte for byte, with the AVX-512 VNNI kernels (and the
+    /// 512-bit attention) and with the AVX2 ones a processor without VNNI runs (KRONOS_KERNELS=avx2
+    /// makes this one take them): the same seed, the same paths on either kind of machine.
+    @Test(.enabled(if: Processor.hasAVX512VNNI && !Processor.portableForced, "needs an AVX-512 VNNI processor"))
+    func int8ForecastsAreTheSameWithAndWithoutVNNI() throws {
+        let common = [
+            tinyQ8Bundle.path, "--input", repositoryRoot.appendingPathComponent("golden/sample_4h.csv").path,
+            "--lookback", "60", "--pred-len", "12", "--samples", "3", "--seed", "5", "--format", "json", "-q",
+        ]
+        let args = common + ["--activations", "int8"]
+        let vnni = try runTool("kronos-run", args)
+        let avx2 = try runTool("kronos-run", args, environment: ["KRONOS_KERNELS": "avx2"])
+        #expect(vnni.status == 0 && avx2.status == 0, "\(vnni.stderr) \(avx2.stderr)")
+        #expect(!vnni.stdout.isEmpty && vnni.stdout == avx2.stdout)
+        // (and the f32 path is another arithmetic: its output differs, so the comparison can fail)
+        let f32 = try runTool("kronos-run", common + ["--activations", "f32"])
+        #expect(f32.status == 0 && f32.stdout != vnni.stdout)
+    }
 }

@@ -339,6 +339,62 @@ void kronos_values(const int R, const float *w, long ld, long visible, const flo
     }
 }
 
+// The int8 GEMM's tile for AVX2 without VNNI (KronosWideAVX2.gemm): kronos_vnni512_tile's contract
+// and arithmetic, bit for bit, on the same repacked group except that q8_0 codes are stored signed
+// (repackGroup, biased: false). vpdpbusd is emulated per 32-bit lane as vpmaddubsw (unsigned x signed
+// bytes, pairs summed in 16 bits with saturation) + vpmaddwd by 1 + vpaddd. Exact: q4 codes are at
+// most 15 (pairs |2 · 15 · 127| < 2^15); a signed q8_0 code c enters as |c| <= 128 with the input's
+// sign flipped where c < 0 (vpsignb; pairs <= 2 · 128 · 127 = 32512 < 2^15). 16 weight rows as two
+// ymm halves (rows 0-7, 8-15), R (1...2) input rows.
+static inline __attribute__((always_inline, target("avx2,fma")))
+void kronos_avx2_tile(const int R, const unsigned char *group, long blocks, const signed char *xcodes,
+                      long columns, const float *xd, const int *xs, int minimum, float *y, long ldy,
+                      long count, const float *bias) {
+#pragma clang fp contract(off)
+    const long nb = columns / 32;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 f[2][2];
+    for (int i = 0; i < R; i++) f[i][0] = f[i][1] = _mm256_setzero_ps();
+    for (long u = 0; u < blocks; u++) {
+        const unsigned char *b = group + u * 640;
+        __m256i acc[2][2];
+        for (int i = 0; i < R; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) {
+            __m256i w0 = _mm256_loadu_si256((const __m256i *)(b + 64 * j));
+            __m256i w1 = _mm256_loadu_si256((const __m256i *)(b + 64 * j + 32));
+            __m256i a0 = minimum ? w0 : _mm256_abs_epi8(w0), a1 = minimum ? w1 : _mm256_abs_epi8(w1);
+            for (int i = 0; i < R; i++) {
+                int quad;
+                __builtin_memcpy(&quad, xcodes + i * columns + 32 * u + 4 * j, 4);
+                __m256i x = _mm256_set1_epi32(quad);
+                __m256i x0 = minimum ? x : _mm256_sign_epi8(x, w0), x1 = minimum ? x : _mm256_sign_epi8(x, w1);
+                acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(a0, x0), ones));
+                acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(a1, x1), ones));
+            }
+        }
+        __m256 s0 = _mm256_loadu_ps((const float *)(b + 512)), s1 = _mm256_loadu_ps((const float *)(b + 544));
+        for (int i = 0; i < R; i++) {
+            __m256 d = _mm256_set1_ps(xd[i * nb + u]);
+            f[i][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[i][0]), _mm256_mul_ps(s0, d), f[i][0]);
+            f[i][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[i][1]), _mm256_mul_ps(s1, d), f[i][1]);
+        }
+        if (minimum) {
+            __m256 m0 = _mm256_loadu_ps((const float *)(b + 576)), m1 = _mm256_loadu_ps((const float *)(b + 608));
+            for (int i = 0; i < R; i++) {
+                __m256 e = _mm256_set1_ps(xd[i * nb + u] * (float)xs[i * nb + u]);
+                f[i][0] = _mm256_fmadd_ps(m0, e, f[i][0]);
+                f[i][1] = _mm256_fmadd_ps(m1, e, f[i][1]);
+            }
+        }
+    }
+    for (int i = 0; i < R; i++) {
+        float lanes[16];
+        _mm256_storeu_ps(lanes, f[i][0]);
+        _mm256_storeu_ps(lanes + 8, f[i][1]);
+        for (long r = 0; r < count; r++) y[i * ldy + r] = lanes[r] + (bias ? bias[r] : 0.0f);
+    }
+}
+
 // Peak loops (kronos-bench peak): `rounds` rounds of 12 independent chains of one instruction, enough
 // to hide its latency on current cores (and few enough for the 16 vector registers of AVX2), so the
 // time measures throughput alone. Each returns a value derived from every chain, so the work cannot

@@ -256,6 +256,8 @@ public struct PeakTiming: Sendable, Codable {
     public var kind: String
     /// The instruction timed, e.g. "vpdpbusd zmm".
     public var instruction: String
+    /// Whether it needs AVX-512 (VNNI): else an AVX2 instruction every x86-64-v3 processor runs.
+    public var avx512: Bool
     public var threads: Int
     /// Operations per second / 1e9, counting a multiply-add as 2 (as GFLOP/s does).
     public var gops: Double
@@ -269,11 +271,12 @@ public enum PeakBenchmark {
     public static func measure(threads: Int = ProcessInfo.processInfo.activeProcessorCount, minSeconds: Double = 0.3)
         -> [PeakTiming]
     {
-        // (kind, instruction, multiply-adds per round, loop of one thread)
+        // (kind, instruction, multiply-adds per round, loop of one thread): the AVX2 two, then the AVX-512 ones
         var loops: [(String, String, Int, @Sendable (Int) -> Void)] = [
             ("int8", "vpmaddubsw + vpmaddwd ymm", 12 * 32, { r in blackHole(AVX2.peakInt8(rounds: r, seed: 3)) }),
             ("f32", "vfmadd ymm", 12 * 8, { r in blackHole(AVX2.peakFloat(rounds: r, seed: 3)) }),
         ]
+        let avx2Loops = loops.count
         if Processor.hasAVX512VNNI {
             let wide: [(String, String, Int, @Sendable (Int) -> Void)] = [
                 ("int8", "vpdpbusd ymm", 12 * 32, { r in blackHole(VNNI.peakInt8(rounds: r, seed: 3)) }),
@@ -283,7 +286,7 @@ public enum PeakBenchmark {
             loops += wide
         }
         var out = [PeakTiming]()
-        for (kind, instruction, perRound, loop) in loops {
+        for (index, (kind, instruction, perRound, loop)) in loops.enumerated() {
             for n in Set([1, max(1, threads)]).sorted() {
                 // Rounds per thread so one pass takes about minSeconds / 3, then the best of 3 passes.
                 var rounds = 1 << 16
@@ -305,7 +308,7 @@ public enum PeakBenchmark {
                 }
                 out.append(
                     PeakTiming(
-                        kind: kind, instruction: instruction, threads: n,
+                        kind: kind, instruction: instruction, avx512: index >= avx2Loops, threads: n,
                         gops: 2 * Double(perRound) * Double(rounds) * Double(n) / best / 1e9))
             }
         }
@@ -317,7 +320,7 @@ public enum PeakBenchmark {
     /// or KRONOS_KERNELS=avx2).
     public static func peak(_ timings: [PeakTiming], threads: Int, wide: Bool = true) -> (int8: Double, f32: Double) {
         let all = timings.filter {
-            $0.threads == threads && (wide || $0.instruction.hasPrefix("vpmaddubsw") || $0.instruction == "vfmadd ymm")
+            $0.threads == threads && (wide || !$0.avx512)
         }
         return (
             all.filter { $0.kind == "int8" }.map(\.gops).max() ?? .nan,

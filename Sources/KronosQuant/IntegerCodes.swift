@@ -49,9 +49,15 @@ public struct Int8Activations {
     }
 }
 
+/// Weight rows per repacked group (`repackGroup`), the unit both int8 GEMMs split across cores.
+public let repackedGroupRows = 16
+
 /// Bytes of one repacked 32-column block of a 16-row group (`repackGroup`): 8 quads of the 16 rows'
 /// codes, their 16 scales, their 16 minimums.
 public let repackedBlockBytes = 2 * 256 + 4 * 32
+
+/// Scratch bytes of one repacked group of rows of `columns` values (per worker of an int8 GEMM).
+@inlinable public func repackedGroupBytes(columns: Int) -> Int { columns / 32 * repackedBlockBytes }
 
 /// Weight rows 0 ..< count (<= 16) of a group, rows `rowBytes` apart -> s, per 32-column block, the
 /// layout both int8 GEMMs read (kronos_vnni512_tile, kronos_avx2_tile):
@@ -66,7 +72,7 @@ public func repackGroup<C: IntegerCodes>(
 ) {
     let bias: UInt32 = C.hasMinimum || !biased ? 0 : 0x8080_8080
     for v in 0..<(blocks / C.blocksPerUnit) {
-        for r in 0..<16 {
+        for r in 0..<repackedGroupRows {
             let unit = w + r * rowBytes + v * C.unitBytes
             let (d, m) = r < count ? C.scales(unit) : (SIMD8<Float>(), SIMD8<Float>())
             for k in 0..<C.blocksPerUnit {

@@ -7,15 +7,10 @@ import CKronosHints
 import KronosQuant
 
 extension AVX2 {
-    /// Weight rows per group (`gemm`).
-    public static var groupRows: Int { 16 }
-    /// Scratch bytes `gemm` needs per worker for rows of `columns` values.
-    public static func scratchBytes(columns: Int) -> Int { columns / 32 * repackedBlockBytes }
-
     /// Y [inputs, ldy]: y[t·ldy + j] = row j of W . input t (+ bias[j]) for the weight rows j of
     /// 16-row groups `groups` (the last may be partial: rows < `rows` only). W: rows of x.columns
     /// values of `type` (q8_0, q4_1, q4_k), `rowBytes` apart. Each group is repacked once into
-    /// `scratch` (scratchBytes), then multiplied with each input row.
+    /// `scratch` (repackedGroupBytes), then multiplied with each input row.
     @inline(never)
     public static func gemm(
         _ type: TensorType, weights w: UnsafeRawPointer, rowBytes: Int, rows: Int, groups: Range<Int>,
@@ -30,7 +25,7 @@ extension AVX2 {
                 let blocks = x.columns / 32, minimum: Int32 = C.hasMinimum ? 1 : 0
                 let group = UnsafePointer<UInt8>(scratch.assumingMemoryBound(to: UInt8.self))
                 for g in groups {
-                    let j0 = g * AVX2.groupRows, count = min(AVX2.groupRows, rows - j0)
+                    let j0 = g * repackedGroupRows, count = min(repackedGroupRows, rows - j0)
                     repackGroup(
                         C.self, w + j0 * rowBytes, rowBytes: rowBytes, count: count, blocks: blocks, biased: false,
                         into: scratch)

@@ -148,30 +148,20 @@ func integerMatmul(
         for t in 0..<rows {
             for j in 0..<out { y[t * out + j] = integerReferenceDot(w.type, w.row(j), a, t) + (bias?[j] ?? 0) }
         }
-    case .vnni where rows >= vnniGemmMinRows:
+    case .vnni where rows >= vnniGemmMinRows, .avx2:
+        // The batched kernels (the AVX2 one for every row count): 16-row groups of weights repacked
+        // into each worker's scratch, the groups split across the cores.
         precondition(
-            workspace.floatsPerWorker * 4 >= VNNI.scratchBytes(columns: n), "workspace too small for \(n) columns")
-        let groups = (out + VNNI.groupRows - 1) / VNNI.groupRows
+            workspace.floatsPerWorker * 4 >= repackedGroupBytes(columns: n), "workspace too small for \(n) columns")
+        let groups = (out + repackedGroupRows - 1) / repackedGroupRows
         parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers, arguments: arguments) {
             raw, worker, range in
             let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
             let (w, bias, _, rows, y) = arguments.values
-            VNNI.gemm(
-                w.type, weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y,
-                ldy: w.rows,
-                bias: bias, scratch: UnsafeMutableRawPointer(arguments.workspace.scratch(worker)))
-        }
-    case .avx2:
-        precondition(
-            workspace.floatsPerWorker * 4 >= AVX2.scratchBytes(columns: n), "workspace too small for \(n) columns")
-        let groups = (out + AVX2.groupRows - 1) / AVX2.groupRows
-        parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers, arguments: arguments) {
-            raw, worker, range in
-            let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
-            let (w, bias, _, rows, y) = arguments.values
-            AVX2.gemm(
-                w.type, weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y,
-                ldy: w.rows, bias: bias, scratch: UnsafeMutableRawPointer(arguments.workspace.scratch(worker)))
+            let gemm = arguments.workspace.integerKernels == .vnni ? VNNI.gemm : AVX2.gemm
+            gemm(
+                w.type, w.data, w.rowBytes, w.rows, range, a, rows, y, w.rows, bias,
+                UnsafeMutableRawPointer(arguments.workspace.scratch(worker)))
         }
     case .vnni:
         let groups = (out + VNNI.matvecRows - 1) / VNNI.matvecRows

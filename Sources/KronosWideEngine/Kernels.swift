@@ -234,8 +234,7 @@ public final class Workspace: @unchecked Sendable {
         self.init(
             floatsPerWorker: max(
                 matmulGroup * columns,
-                (max(VNNI.scratchBytes(columns: columns), AVX2.scratchBytes(columns: columns)) + 3)
-                    / 4, attentionQueryBlock * positions, wide),
+                (repackedGroupBytes(columns: columns) + 3) / 4, attentionQueryBlock * positions, wide),
             threads: threads)
     }
 

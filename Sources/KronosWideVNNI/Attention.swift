@@ -8,7 +8,7 @@ import CKronosHints
 
 public enum AVX512 {
     /// scores [queries, ld]: row i = (q_i · k_p) · scale for keys p < keys (and up to the next multiple
-    /// of 16: those lanes hold scores of padding keys). q: queries (1...3) rows of hd floats, qStride
+    /// of 16: those lanes hold scores of padding keys). q: queries (1...2) rows of hd floats, qStride
     /// apart; kt: the keys in blocks of 16 (`transpose`): key 16b + l's dimension d at
     /// kt[16·hd·b + 16·d + l], 64-byte aligned, padding keys finite. (A block's hd rows of 16 lie
     /// together: transposed with a stride of all the keys, the rows of a block fell into the same few
@@ -18,14 +18,14 @@ public enum AVX512 {
         queries: Int, q: UnsafePointer<Float>, qStride: Int, headDimension hd: Int, kt: UnsafePointer<Float>,
         keys n: Int, scale: Float, out: UnsafeMutablePointer<Float>, ld: Int
     ) {
-        precondition((1...3).contains(queries) && ld >= (n + 15) / 16 * 16)
+        precondition((1...2).contains(queries) && ld >= (n + 15) / 16 * 16)
         var p = 0
         while p < n {
             let block = kt + p * hd
-            switch queries {
-            case 1: kronos_scores16(1, q, qStride, hd, block, 16, scale, out + p, ld, 0xFFFF)
-            case 2: kronos_scores16(2, q, qStride, hd, block, 16, scale, out + p, ld, 0xFFFF)
-            default: kronos_scores16(3, q, qStride, hd, block, 16, scale, out + p, ld, 0xFFFF)
+            if queries == 1 {
+                kronos_scores16(1, q, qStride, hd, block, 16, scale, out + p, ld)
+            } else {
+                kronos_scores16(2, q, qStride, hd, block, 16, scale, out + p, ld)
             }
             p += 16
         }

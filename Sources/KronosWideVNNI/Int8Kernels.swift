@@ -17,20 +17,13 @@ import CKronosHints
 import KronosQuant
 
 public enum VNNI {
-    /// Weight rows per group of the batched kernel (`gemm`).
-    @inlinable public static var groupRows: Int { 16 }
     /// Weight rows per group of the few-rows kernel (`matvec`).
     @inlinable public static var matvecRows: Int { 8 }
-    /// Bytes of one repacked 32-column block of a 16-row group: 8 quads of the 16 rows' codes, their
-    /// scales, their minimums (KronosQuant.repackGroup).
-    @inlinable public static var repackedBlockBytes: Int { KronosQuant.repackedBlockBytes }
-    /// Scratch bytes `gemm` needs per worker for rows of `columns` values.
-    @inlinable public static func scratchBytes(columns: Int) -> Int { columns / 32 * repackedBlockBytes }
 
     /// Y [inputs, ldy]: y[t·ldy + j] = row j of W . input t (+ bias[j]) for the weight rows j of
     /// 16-row groups `groups` (the last may be partial: rows < `rows` only).
     /// W: rows of x.columns values of `type` (q8_0, q4_1, q4_k), `rowBytes` apart. Each group is
-    /// repacked once into `scratch` (scratchBytes), then multiplied with 8 input rows at a time in
+    /// repacked once into `scratch` (repackedGroupBytes), then multiplied with 8 input rows at a time in
     /// 512-bit registers (kronos_vnni512_tile).
     @inline(never)
     public static func gemm(
@@ -95,7 +88,7 @@ public enum VNNI {
         let blocks = x.columns / 32, nb = blocks, minimum: Int32 = C.hasMinimum ? 1 : 0
         let group = UnsafePointer<UInt8>(scratch.assumingMemoryBound(to: UInt8.self))
         for g in groups {
-            let j0 = g * VNNI.groupRows, count = min(VNNI.groupRows, rows - j0)
+            let j0 = g * repackedGroupRows, count = min(repackedGroupRows, rows - j0)
             repackGroup(
                 C.self, w + j0 * rowBytes, rowBytes: rowBytes, count: count, blocks: blocks, biased: true, into: scratch
             )
@@ -103,8 +96,8 @@ public enum VNNI {
             // the same arithmetic per (input, weight row) pair whatever the tile. Each tile asks for a
             // slice of the next group's stored rows, so they come from memory while this group computes
             // (in a forecast the weights stream from DRAM: without it the repack waited on them).
-            let next = w + (j0 + VNNI.groupRows) * rowBytes  // (past the last row: a prefetch never faults)
-            let slice = (VNNI.groupRows * rowBytes / max(1, (inputs + 7) / 8) + 63) / 64 * 64
+            let next = w + (j0 + repackedGroupRows) * rowBytes  // (past the last row: a prefetch never faults)
+            let slice = (repackedGroupRows * rowBytes / max(1, (inputs + 7) / 8) + 63) / 64 * 64
             var t = 0, k = 0
             func tile(_ r: Int32) {
                 if g + 1 < groups.upperBound { kronos_prefetch_slice(next, k, slice); k += 1 }

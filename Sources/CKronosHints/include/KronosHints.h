@@ -73,8 +73,7 @@ void kronos_quantize32(const float *x, signed char *q, float *d, int *sum) {
         kronos_f32x8 r = scaled + 12582912.0f;
         kronos_i32x8 code = (kronos_i32x8)r - 0x4B400000;
         total += code;
-        typedef signed char kronos_i8x8_local __attribute__((ext_vector_type(8)));
-        kronos_i8x8_local narrow = __builtin_convertvector(code, kronos_i8x8_local);
+        kronos_i8x8 narrow = __builtin_convertvector(code, kronos_i8x8);
         __builtin_memcpy(q + 8 * i, &narrow, 8);
     }
     *sum = __builtin_reduce_add(total);
@@ -239,16 +238,16 @@ void kronos_vnni512_tile(const int R, const unsigned char *group, long blocks, c
 // Attention of a prefill in 512-bit registers (KronosWideVNNI, AVX512.attend): the same numbers as
 // the engine's attendRows, bit for bit, for every (query, key) and (query, column).
 //
-// Scores of R (1...3) queries (query i: hd floats at q + i·qStride) against the 16 keys of one block
+// Scores of R (1...2) queries (query i: hd floats at q + i·qStride) against the 16 keys of one block
 // of kt (kt + d·ldk: the 16 keys' values of dimension d), lane = key: per query, 8 partial sums a_j
 // (j = 0 ..< 8) by fused multiply-add over d = 8m + j for d < 8·(hd / 8), in m order from 0; then
 // ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)); then the tail's products added one by one (a
-// multiply, then an add); times scale. Written to out + i·ld, lanes where `lanes` has a bit.
+// multiply, then an add); times scale. Written to out + i·ld [16].
 static inline __attribute__((always_inline, target("avx512f")))
 void kronos_scores16(const int R, const float *q, long qStride, long hd, const float *kt, long ldk, float scale,
-                     float *out, long ld, __mmask16 lanes) {
+                     float *out, long ld) {
 #pragma clang fp contract(off)
-    __m512 a[3][8];
+    __m512 a[2][8];
     for (int i = 0; i < R; i++)
         for (int j = 0; j < 8; j++) a[i][j] = _mm512_setzero_ps();
     const long full = hd / 8 * 8;
@@ -265,7 +264,7 @@ void kronos_scores16(const int R, const float *q, long qStride, long hd, const f
             __m512 product = _mm512_mul_ps(_mm512_set1_ps(q[i * qStride + d]), _mm512_load_ps(kt + d * ldk));
             s = _mm512_add_ps(s, product);
         }
-        _mm512_mask_storeu_ps(out + i * ld, lanes, _mm512_mul_ps(s, _mm512_set1_ps(scale)));
+        _mm512_storeu_ps(out + i * ld, _mm512_mul_ps(s, _mm512_set1_ps(scale)));
     }
 }
 
@@ -345,7 +344,7 @@ void kronos_values(const int R, const float *w, long ld, long visible, const flo
 // bytes, pairs summed in 16 bits with saturation) + vpmaddwd by 1 + vpaddd. Exact: q4 codes are at
 // most 15 (pairs |2 · 15 · 127| < 2^15); a signed q8_0 code c enters as |c| <= 128 with the input's
 // sign flipped where c < 0 (vpsignb; pairs <= 2 · 128 · 127 = 32512 < 2^15). 16 weight rows as two
-// ymm halves (rows 0-7, 8-15), R (1...2) input rows.
+// ymm halves (rows 0-7, 8-15), R (1...2) input rows (AVX2.gemm takes 1: with 2 the compiler spilled).
 static inline __attribute__((always_inline, target("avx2,fma")))
 void kronos_avx2_tile(const int R, const unsigned char *group, long blocks, const signed char *xcodes,
                       long columns, const float *xd, const int *xs, int minimum, float *y, long ldy,

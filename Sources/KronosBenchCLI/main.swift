@@ -162,7 +162,7 @@ struct ForecastBench: ParsableCommand {
     @Option(help: "Worker threads (default: all cores).") var threads: Int?
 
     @Option(
-        help: "Arithmetic of q8_0 / q4_1 / q4_k matmuls: f32 or int8 (default: kronos-run's, int8 on AVX-512 VNNI).")
+        help: "Arithmetic of q8_0 / q4_1 / q4_k matmuls: f32 or int8 (default: kronos-run's, int8 on x86-64-v3).")
     var activations: ActivationPrecision?
     @Option(
         help:

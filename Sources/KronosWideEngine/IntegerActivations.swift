@@ -23,6 +23,8 @@ let activationBlock = BlockQ8_0.count
 /// Input rows from which the VNNI path repacks 16 weight rows and multiplies them with 4 input
 /// rows at a time (VNNI.gemm); fewer go straight through the stored rows (VNNI.matvec).
 let vnniGemmMinRows = 8
+/// The same for the AVX2 kernels (AVX2.gemm, AVX2.matvec).
+let avx2GemmMinRows = 8
 
 // x [n] -> codes [n] (-127...127), d [n / 32] and sums [n / 32] (each block's codes summed): per
 // block d = max|x| / 127, code = x · (1/d) rounded to nearest, ties to even (d = 0, codes 0 for a
@@ -148,9 +150,9 @@ func integerMatmul(
         for t in 0..<rows {
             for j in 0..<out { y[t * out + j] = integerReferenceDot(w.type, w.row(j), a, t) + (bias?[j] ?? 0) }
         }
-    case .vnni where rows >= vnniGemmMinRows, .avx2:
-        // The batched kernels (the AVX2 one for every row count): 16-row groups of weights repacked
-        // into each worker's scratch, the groups split across the cores.
+    case .vnni where rows >= vnniGemmMinRows, .avx2 where rows >= avx2GemmMinRows:
+        // The batched kernels: 16-row groups of weights repacked into each worker's scratch, the groups
+        // split across the cores.
         precondition(
             workspace.floatsPerWorker * 4 >= repackedGroupBytes(columns: n), "workspace too small for \(n) columns")
         let groups = (out + repackedGroupRows - 1) / repackedGroupRows
@@ -163,15 +165,17 @@ func integerMatmul(
                 w.type, w.data, w.rowBytes, w.rows, range, a, rows, y, w.rows, bias,
                 UnsafeMutableRawPointer(arguments.workspace.scratch(worker)))
         }
-    case .vnni:
+    case .vnni, .avx2:
+        // Few rows: straight through the stored rows, 8-row groups split across the cores (the same
+        // source in both modules, Matvec.swift).
         let groups = (out + VNNI.matvecRows - 1) / VNNI.matvecRows
         parallelChunks(groups, minimumPerChunk: big ? 1 : groups, threads: workspace.workers, arguments: arguments) {
             raw, _, range in
             let (arguments, a) = raw.load(as: (MatmulArguments, Int8Activations).self)
             let (w, bias, _, rows, y) = arguments.values
-            VNNI.matvec(
-                w.type, weights: w.data, rowBytes: w.rowBytes, rows: w.rows, groups: range, x: a, inputs: rows, y: y,
-                ldy: w.rows, bias: bias)
+            let matvec = arguments.workspace.integerKernels == .vnni ? VNNI.matvec : AVX2.matvec
+            matvec(
+                w.type, w.data, w.rowBytes, w.rows, range, a, rows, y, w.rows, bias)
         }
     case .portable:
         struct Portable: IntegerCodesTask {

@@ -197,9 +197,10 @@ package final class PredictorModel: @unchecked Sendable {
 
     /// The arithmetic a predictor session runs when asked for none (ForecastEngine.defaultActivations /
     /// defaultKVCache say why): int8 activations where some matmul weight has integer codes and this
-    /// processor has VNNI, the f16 cache where some matmul weight has integer codes.
+    /// processor has the fast integer kernels (AVX-512 VNNI or AVX2), the f16 cache where some matmul
+    /// weight has integer codes.
     var defaultActivations: ActivationPrecision {
-        hasIntegerCodes && Kernels.IntegerKernels.native == .vnni ? .int8 : .f32
+        hasIntegerCodes && [.vnni, .avx2].contains(Kernels.IntegerKernels.native) ? .int8 : .f32
     }
     var defaultKVCache: KVCachePrecision { hasIntegerCodes ? .f16 : .f32 }
     /// `requested`, or the default when nil (int8 only where some weight has integer codes).

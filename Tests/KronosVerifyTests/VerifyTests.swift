@@ -76,11 +76,12 @@ func bundle(_ quantize: QuantizeChoice, model: String = golden) throws -> String
         #expect(half.kvCache == .f16)
         #expect(half.overall.s1KLD != plain.overall.s1KLD)
         #expect(half.overall.decodeNMAE == plain.overall.decodeNMAE, "the tokenizer's caches stay f32")
-        // Defaults of a q8 bundle: the f16 cache, int8 activations where the processor has VNNI.
+        // Defaults of a q8 bundle: the f16 cache, int8 activations where the processor has the fast
+        // integer kernels (AVX-512 VNNI or AVX2).
         let defaults = try Verify.run(bundle: q8, golden: golden)
-        let vnni = Kernels.IntegerKernels.native == .vnni
-        #expect(defaults.activations == (vnni ? .int8 : .f32) && defaults.kvCache == .f16)
-        options.activations = vnni ? .int8 : .f32
+        let fastIntegers = [.vnni, .avx2].contains(Kernels.IntegerKernels.native)
+        #expect(defaults.activations == (fastIntegers ? .int8 : .f32) && defaults.kvCache == .f16)
+        options.activations = fastIntegers ? .int8 : .f32
         let explicit = try Verify.run(bundle: q8, golden: golden, options: options)
         #expect(
             defaults.overall.s1KLD == explicit.overall.s1KLD

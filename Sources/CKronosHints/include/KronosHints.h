@@ -132,6 +132,15 @@ kronos_i32x8 kronos_dpbusd(kronos_i32x8 acc, kronos_u8x32 a, kronos_i8x32 b) {
     return (kronos_i32x8)_mm256_dpbusd_epi32((__m256i)acc, (__m256i)a, (__m256i)b);
 }
 
+// kronos_dpbusd's sums without VNNI: pairs of products summed in 16 bits with saturation (vpmaddubsw),
+// then pairs of those in 32 bits (vpmaddwd by 1). Equal to kronos_dpbusd where no pair
+// a[2j]·b[2j] + a[2j+1]·b[2j+1] leaves the 16-bit range (the caller's operands see to it).
+static inline __attribute__((always_inline, target("avx2")))
+kronos_i32x8 kronos_maddubs_dot(kronos_i32x8 acc, kronos_u8x32 a, kronos_i8x32 b) {
+    __m256i p = _mm256_maddubs_epi16((__m256i)a, (__m256i)b);
+    return (kronos_i32x8)_mm256_add_epi32((__m256i)acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
 // Byte i: a[i] where b[i] > 0, -a[i] where b[i] < 0, 0 where b[i] = 0 (vpsignb).
 static inline __attribute__((always_inline, target("avx2")))
 kronos_i8x32 kronos_sign8(kronos_i8x32 a, kronos_i8x32 b) {
@@ -338,59 +347,110 @@ void kronos_values(const int R, const float *w, long ld, long visible, const flo
     }
 }
 
+// A repacked block's codes (repackGroup's layout) from 16 rows' 32 codes (rows + 32r): quad j
+// (j = 0 ..< 8) of row r to b + 64j + 4r. Two 8x8 transposes of 32-bit words (rows 0-7 to the first
+// 32 bytes of each quad, rows 8-15 to the second) instead of 128 scattered 4-byte stores (AVX2.gemm's
+// repack was 28 % of its time on Zen 3, measured).
+static inline __attribute__((always_inline, target("avx2")))
+void kronos_quads16(const unsigned char *rows, unsigned char *b) {
+    for (int h = 0; h < 2; h++) {
+        __m256i r[8], t[8];
+        for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_si256((const __m256i *)(rows + 32 * (8 * h + i)));
+        // Words of rows i, i+1 interleaved: (w0 w1 | w4 w5) and (w2 w3 | w6 w7).
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+            t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+        }
+        // Rows i ..< i+4 of word pairs (w0 | w4), (w1 | w5), (w2 | w6), (w3 | w7).
+        for (int i = 0; i < 8; i += 4) {
+            r[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+            r[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+            r[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+            r[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+        }
+        for (int j = 0; j < 4; j++) {
+            _mm256_storeu_si256((__m256i *)(b + 64 * j + 32 * h), _mm256_permute2x128_si256(r[j], r[j + 4], 0x20));
+            _mm256_storeu_si256((__m256i *)(b + 64 * (j + 4) + 32 * h),
+                                _mm256_permute2x128_si256(r[j], r[j + 4], 0x31));
+        }
+    }
+}
+
 // The int8 GEMM's tile for AVX2 without VNNI (KronosWideAVX2.gemm): kronos_vnni512_tile's contract
 // and arithmetic, bit for bit, on the same repacked group except that q8_0 codes are stored signed
-// (repackGroup, biased: false). vpdpbusd is emulated per 32-bit lane as vpmaddubsw (unsigned x signed
-// bytes, pairs summed in 16 bits with saturation) + vpmaddwd by 1 + vpaddd. Exact: q4 codes are at
-// most 15 (pairs |2 · 15 · 127| < 2^15); a signed q8_0 code c enters as |c| <= 128 with the input's
-// sign flipped where c < 0 (vpsignb; pairs <= 2 · 128 · 127 = 32512 < 2^15). 16 weight rows as two
-// ymm halves (rows 0-7, 8-15), R (1...2) input rows (AVX2.gemm takes 1: with 2 the compiler spilled).
+// (repackGroup, biased: false), for one half of the group: its weight rows 8h ..< 8h + 8 (one ymm
+// lane each; `count` of them are written) times R (1...4) input rows. vpdpbusd is emulated per
+// 32-bit lane as vpmaddubsw (unsigned x signed bytes, pairs summed in 16 bits) + vpmaddwd by 1.
+// Exact: a signed q8_0 code c enters as |c| <= 128 with the input's sign flipped where c < 0
+// (vpsignb; pairs <= 2 · 128 · 127 = 32512 < 2^15); q4 codes are at most 15, so the 16-bit pairs of
+// a whole block (8 quads: 16 products <= 16 · 15 · 127 = 30480 < 2^15) are summed in 16 bits before
+// one vpmaddwd per block (integer sums: the order does not change them).
+// Per 8 rows x R inputs the weights are loaded (and their |c| taken) once: with 16 rows x 1 input the
+// group's loads and vpabsb were per input (measured 0.6x the speed on Zen 3), and a 40 KB group (2048
+// columns) streamed from L2 for every input.
 static inline __attribute__((always_inline, target("avx2,fma")))
-void kronos_avx2_tile(const int R, const unsigned char *group, long blocks, const signed char *xcodes,
+void kronos_avx2_tile(const int R, const unsigned char *group, int h, long blocks, const signed char *xcodes,
                       long columns, const float *xd, const int *xs, int minimum, float *y, long ldy,
                       long count, const float *bias) {
 #pragma clang fp contract(off)
     const long nb = columns / 32;
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 f[2][2];
-    for (int i = 0; i < R; i++) f[i][0] = f[i][1] = _mm256_setzero_ps();
+    __m256 f[4];
+    for (int i = 0; i < R; i++) f[i] = _mm256_setzero_ps();
     for (long u = 0; u < blocks; u++) {
-        const unsigned char *b = group + u * 640;
-        __m256i acc[2][2];
-        for (int i = 0; i < R; i++) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
-        for (int j = 0; j < 8; j++) {
-            __m256i w0 = _mm256_loadu_si256((const __m256i *)(b + 64 * j));
-            __m256i w1 = _mm256_loadu_si256((const __m256i *)(b + 64 * j + 32));
-            __m256i a0 = minimum ? w0 : _mm256_abs_epi8(w0), a1 = minimum ? w1 : _mm256_abs_epi8(w1);
-            for (int i = 0; i < R; i++) {
-                int quad;
-                __builtin_memcpy(&quad, xcodes + i * columns + 32 * u + 4 * j, 4);
-                __m256i x = _mm256_set1_epi32(quad);
-                __m256i x0 = minimum ? x : _mm256_sign_epi8(x, w0), x1 = minimum ? x : _mm256_sign_epi8(x, w1);
-                acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(_mm256_maddubs_epi16(a0, x0), ones));
-                acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(_mm256_maddubs_epi16(a1, x1), ones));
-            }
-        }
-        __m256 s0 = _mm256_loadu_ps((const float *)(b + 512)), s1 = _mm256_loadu_ps((const float *)(b + 544));
-        for (int i = 0; i < R; i++) {
-            __m256 d = _mm256_set1_ps(xd[i * nb + u]);
-            f[i][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[i][0]), _mm256_mul_ps(s0, d), f[i][0]);
-            f[i][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[i][1]), _mm256_mul_ps(s1, d), f[i][1]);
-        }
+        const unsigned char *b = group + u * 640 + 32 * h;
+        const signed char *x = xcodes + 32 * u;
+        __m256i acc[4];
+        for (int i = 0; i < R; i++) acc[i] = _mm256_setzero_si256();
         if (minimum) {
-            __m256 m0 = _mm256_loadu_ps((const float *)(b + 576)), m1 = _mm256_loadu_ps((const float *)(b + 608));
-            for (int i = 0; i < R; i++) {
-                __m256 e = _mm256_set1_ps(xd[i * nb + u] * (float)xs[i * nb + u]);
-                f[i][0] = _mm256_fmadd_ps(m0, e, f[i][0]);
-                f[i][1] = _mm256_fmadd_ps(m1, e, f[i][1]);
+            for (int j = 0; j < 8; j++) {
+                __m256i w = _mm256_loadu_si256((const __m256i *)(b + 64 * j));
+                for (int i = 0; i < R; i++) {
+                    int quad;
+                    __builtin_memcpy(&quad, x + i * columns + 4 * j, 4);
+                    acc[i] = _mm256_add_epi16(acc[i], _mm256_maddubs_epi16(w, _mm256_set1_epi32(quad)));
+                }
             }
+            for (int i = 0; i < R; i++) acc[i] = _mm256_madd_epi16(acc[i], ones);
+        } else {
+            for (int j = 0; j < 8; j++) {
+                __m256i w = _mm256_loadu_si256((const __m256i *)(b + 64 * j));
+                __m256i a = _mm256_abs_epi8(w);
+                for (int i = 0; i < R; i++) {
+                    int quad;
+                    __builtin_memcpy(&quad, x + i * columns + 4 * j, 4);
+                    __m256i p = _mm256_maddubs_epi16(a, _mm256_sign_epi8(_mm256_set1_epi32(quad), w));
+                    acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(p, ones));
+                }
+            }
+        }
+        __m256 sw = _mm256_loadu_ps((const float *)(b + 512));
+        for (int i = 0; i < R; i++)
+            f[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[i]), _mm256_mul_ps(sw, _mm256_set1_ps(xd[i * nb + u])), f[i]);
+        if (minimum) {
+            __m256 mw = _mm256_loadu_ps((const float *)(b + 576));
+            for (int i = 0; i < R; i++)
+                f[i] = _mm256_fmadd_ps(mw, _mm256_set1_ps(xd[i * nb + u] * (float)xs[i * nb + u]), f[i]);
         }
     }
+    // The bias as plain loads behind a branch: written as `bias ? bias[r] : 0` in one loop, the compiler
+    // made it a vmaskmovps that, with no bias (a null pointer, every lane masked off), took a
+    // fault-suppression assist on every tile (Zen 3: a fifth of the GEMM's time, measured).
     for (int i = 0; i < R; i++) {
-        float lanes[16];
-        _mm256_storeu_ps(lanes, f[i][0]);
-        _mm256_storeu_ps(lanes + 8, f[i][1]);
-        for (long r = 0; r < count; r++) y[i * ldy + r] = lanes[r] + (bias ? bias[r] : 0.0f);
+        float *out = y + i * ldy;
+        if (count == 8) {
+            if (bias)
+                _mm256_storeu_ps(out, _mm256_add_ps(f[i], _mm256_loadu_ps(bias)));
+            else  // (+ 0 as the reference adds it: -0 comes out +0)
+                _mm256_storeu_ps(out, _mm256_add_ps(f[i], _mm256_setzero_ps()));
+        } else {
+            float lanes[8];
+            _mm256_storeu_ps(lanes, f[i]);
+            if (bias)
+                for (long r = 0; r < count; r++) out[r] = lanes[r] + bias[r];
+            else
+                for (long r = 0; r < count; r++) out[r] = lanes[r] + 0.0f;
+        }
     }
 }
 

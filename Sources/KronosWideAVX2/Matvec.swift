@@ -1,0 +1,1 @@
+../KronosWideVNNI/Matvec.swift

@@ -60,6 +60,7 @@ verify: build
 	@mkdir -p $(OUT)
 	$(BIN)/kronos-convert --tokenizer golden/tiny/tokenizer --predictor golden/tiny/predictor --quantize q8 --max-context 64 -o $(OUT)/tiny-q8.kq --force >/dev/null
 	$(BIN)/kronos-convert --tokenizer golden/tiny/tokenizer --predictor golden/tiny/predictor --quantize q4 --max-context 64 -o $(OUT)/tiny-q4.kq --force >/dev/null
+	$(BIN)/kronos-convert --tokenizer golden/tiny/tokenizer --predictor golden/tiny/predictor --quantize f16 --max-context 64 -o $(OUT)/tiny-f16.kq --force >/dev/null
 	@# every bundle with the defaults (on this processor), then each arithmetic explicitly
 	$(BIN)/kronos-run verify $(OUT)/tiny-q8.kq --golden golden/tiny --min-context-ids 0.97
 	$(BIN)/kronos-run verify $(OUT)/tiny-q8.kq --golden golden/tiny --min-context-ids 0.97 --activations f32 --kv-cache f32
@@ -67,9 +68,17 @@ verify: build
 	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.0
 	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.0 --activations f32 --kv-cache f32
 	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.0 --activations int8 --kv-cache f32
-	@if [ -d $(SHARED_MINI) ]; then \
+	@# f16 bundles and the approx-slide cache, with drift bounds from their measurements (golden/README.md)
+	$(BIN)/kronos-run verify $(OUT)/tiny-f16.kq --golden golden/tiny --max-s1-kld 2e-6 --max-s2-kld 2e-6
+	$(BIN)/kronos-run verify $(OUT)/tiny-q8.kq --golden golden/tiny --cache approx-slide --min-context-ids 0.97 --max-s1-kld 1.5e-3 --max-s2-kld 3e-3 --min-top1 0.95
+	@# the mini cases: required (an absent golden set is an error, not a skipped gate); SHARED_MINI=none skips them by name
+	@if [ "$(SHARED_MINI)" = none ]; then echo "SHARED_MINI=none: mini drift gate not run"; exit 0; fi; \
+	if [ ! -d $(SHARED_MINI) ]; then echo "error: $(SHARED_MINI) not found (the mini golden cases; SHARED_MINI=none to skip them)" >&2; exit 1; fi; \
 	  $(BIN)/kronos-convert --tokenizer $(SHARED_MINI)/tokenizer --predictor $(SHARED_MINI)/predictor --quantize q8 -o $(OUT)/mini-q8.kq --force >/dev/null && \
 	  $(BIN)/kronos-convert --tokenizer $(SHARED_MINI)/tokenizer --predictor $(SHARED_MINI)/predictor --quantize q4 -o $(OUT)/mini-q4.kq --force >/dev/null && \
+	  $(BIN)/kronos-convert --tokenizer $(SHARED_MINI)/tokenizer --predictor $(SHARED_MINI)/predictor --quantize f16 -o $(OUT)/mini-f16.kq --force >/dev/null && \
+	  $(BIN)/kronos-run verify $(OUT)/mini-f16.kq --golden $(SHARED_MINI) --max-s1-kld 2e-6 --max-s2-kld 2e-6 && \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) --cache approx-slide --max-s1-kld 0.05 --max-s2-kld 4e-3 && \
 	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) && \
 	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) --activations f32 --kv-cache f32 && \
 	  $(BIN)/kronos-run verify $(OUT)/mini-q8.kq --golden $(SHARED_MINI) --activations f32 --kv-cache f16 && \
@@ -78,8 +87,7 @@ verify: build
 	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) && \
 	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) --activations f32 --kv-cache f32 && \
 	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) --activations int8 --kv-cache f32 && \
-	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) --activations int8 --kv-cache f16; \
-	else echo "$(SHARED_MINI) not found: mini drift gate skipped"; fi
+	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) --activations int8 --kv-cache f16
 
 clean:
 	rm -rf .build $(OUT)

@@ -398,6 +398,24 @@ struct VerifyCommand: ParsableCommand {
             print(
                 zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  "))
         }
+        // The counts behind each gated share, and the fewest agreements that pass (ShareGate).
+        let alpha = String(format: "%g", ShareGate.significance)
+        print(
+            "shares: pooled, at least the threshold; per case, a one-sided binomial test (fails where "
+                + "P(X <= agreements) < \(alpha)):")
+        for (m, pooled) in r.cases.map({ ($0, false) }) + [(r.overall, true)] {
+            let gates = Verify.shareGates(m, t, pooled: pooled).map {
+                "\($0.metric) \($0.agreements)/\($0.count) \($0.unit) (needs >= \($0.minimumAgreements))"
+            }
+            if !gates.isEmpty { print("  \(Terminal.safe(m.name)): " + gates.joined(separator: ", ")) }
+            if pooled {
+                for g in Verify.shareGates(m, t, pooled: true) where !g.resolves {
+                    print(
+                        "  note: \(g.count) pooled \(g.unit) do not resolve \(g.metric) >= \(p(g.threshold)): one "
+                            + "disagreement alone fails it (\(Int((1 / (1 - g.threshold)).rounded(.up))) or more do)")
+                }
+            }
+        }
         if let b = t.bitsPerWeight {
             print("bits per weight \(String(format: "%.3f", r.bitsPerWeight)) (gate <= \(String(format: "%.3f", b)))")
         }

@@ -53,11 +53,82 @@ public struct VerifyThresholds: Codable, Sendable, Equatable {
     }
 }
 
+/// A share gate (top-1 agreement, context ids) with the count behind the share. Pooled over all cases
+/// (`pooled`), the share must reach the threshold: agreements >= threshold · count. A single case is
+/// gated only as far as its steps resolve the threshold, by a one-sided binomial test: it fails where
+/// its agreements are too few to come, with probability at least `significance`, from a model that
+/// agrees at the threshold's rate: P(X <= agreements | count, threshold) < significance. So one
+/// flipped argmax of a 24-step case where two logits nearly tie (95.8 %) does not fail a 97 % gate
+/// (P = 0.52), while 4 of 24 do (P = 0.005); a threshold of 100 % fails at the first disagreement
+/// either way. `resolves`: whether the count can resolve the threshold at all, i.e. one disagreement
+/// alone leaves the share at or above it (count >= 1 / (1 - threshold); 100 % always resolves).
+public struct ShareGate: Codable, Sendable, Equatable {
+    /// The probability below which a single case's share fails its gate.
+    public static let significance = 0.01
+
+    public var metric: String
+    public var unit: String
+    public var agreements: Int
+    public var count: Int
+    public var threshold: Double
+    public var pooled: Bool
+    public var share: Double { count == 0 ? .nan : Double(agreements) / Double(count) }
+    /// Per case: P(X <= agreements) for X ~ Binomial(count, threshold); pooled: nil.
+    public var probability: Double?
+    /// The fewest agreements that pass.
+    public var minimumAgreements: Int
+    public var resolves: Bool {
+        threshold >= 1 || Double(count) * (1 - threshold) >= 1 - 1e-9
+    }
+    public var pass: Bool { count > 0 && agreements >= minimumAgreements }
+
+    public init(_ metric: String, _ unit: String, agreements: Int, count: Int, threshold: Double, pooled: Bool) {
+        self.metric = metric; self.unit = unit; self.agreements = agreements; self.count = count
+        self.threshold = threshold; self.pooled = pooled
+        if pooled {
+            probability = nil
+            // the smallest k with k / count >= threshold, as the share is compared (97 of 100 pass 0.97)
+            var k = max(0, Int((threshold * Double(count)).rounded(.down)) - 1)
+            while k <= count && Double(k) / Double(max(count, 1)) < threshold { k += 1 }
+            minimumAgreements = k
+        } else {
+            probability = Self.binomialCDF(agreements, count, threshold)
+            minimumAgreements =
+                (0...max(count, 0)).first { Self.binomialCDF($0, count, threshold) >= Self.significance } ?? count + 1
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case metric, unit, agreements, count, threshold, pooled, probability,
+            minimumAgreements = "minimum_agreements"
+    }
+
+    /// P(X <= k) for X ~ Binomial(n, p), summed in log space. No trials: 0.
+    static func binomialCDF(_ k: Int, _ n: Int, _ p: Double) -> Double {
+        if n <= 0 || k < 0 { return 0 }
+        if k >= n { return 1 }
+        if p >= 1 { return 0 }
+        if p <= 0 { return 1 }
+        let lp = Foundation.log(p), lq = Foundation.log1p(-p)
+        func logChoose(_ i: Int) -> Double {
+            Foundation.lgamma(Double(n + 1)) - Foundation.lgamma(Double(i + 1)) - Foundation.lgamma(Double(n - i + 1))
+        }
+        var s = 0.0
+        for i in 0...k { s += Foundation.exp(logChoose(i) + Double(i) * lp + Double(n - i) * lq) }
+        return min(s, 1)
+    }
+}
+
 /// The metrics of one case (or of all cases, pooled over steps / rows).
 public struct DriftMetrics: Codable, Sendable {
     public var name: String
     public var steps: Int
     public var contextRows: Int
+    /// Steps whose s1 / s2 argmax agrees with the golden one, context rows encoded to the golden ids:
+    /// the counts behind the shares, which the share gates test (ShareGate).
+    public var s1Agreements: Int
+    public var s2Agreements: Int
+    public var contextAgreements: Int
     public var s1KLD: Double
     public var s2KLD: Double
     public var s1Top1: Double
@@ -75,6 +146,8 @@ public struct DriftMetrics: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case ensembleCloseDrift = "ensemble_close_drift"
         case name = "case", steps, contextRows = "context_rows"
+        case s1Agreements = "s1_top1_agreements", s2Agreements = "s2_top1_agreements"
+        case contextAgreements = "context_ids_agreements"
         case s1KLD = "s1_kld", s2KLD = "s2_kld", s1Top1 = "s1_top1", s2Top1 = "s2_top1"
         case contextIDs = "context_ids_agree", decodeNMAE = "decode_nmae", greedyNMAE = "greedy_nmae"
         case greedyMaxRelative = "greedy_max_rel", greedyIDsIdentical = "greedy_ids_identical", ensembleNMAE =
@@ -124,11 +197,14 @@ public struct VerifyReport: Codable, Sendable {
     public var thresholds: VerifyThresholds
     public var cases: [DriftMetrics]
     public var overall: DriftMetrics
+    /// Per case name (and "overall", the pooled cases): each gated share with its count, the test's
+    /// probability and the fewest agreements that pass.
+    public var shareGates: [String: [ShareGate]]
     public var failures: [String]
     public var pass: Bool
     enum CodingKeys: String, CodingKey {
         case bundle, golden, type, bitsPerWeight = "bits_per_weight", cache, activations, kvCache = "kv_cache",
-            thresholds, cases, overall,
+            thresholds, cases, overall, shareGates = "share_gates",
             failures, pass
     }
 }
@@ -172,15 +248,19 @@ public enum Verify {
         let overall = pooled.summary(name: "overall")
         let bpw = bitsPerWeight(model.manifest)
         var failures = [String]()
-        for m in metrics + [overall] { failures += check(m, thresholds) }
+        for m in metrics { failures += check(m, thresholds, pooled: false) }
+        failures += check(overall, thresholds, pooled: true)
         if let b = thresholds.bitsPerWeight, !(bpw <= b) {
             failures.append("bits_per_weight \(fmt(bpw)) > \(fmt(b)) (bundle)")
         }
         return VerifyReport(
             bundle: path, golden: golden, type: type, bitsPerWeight: bpw, cache: options.cache,
             activations: model.activations(options.activations), kvCache: model.kvCache(options.kvCache),
-            thresholds: thresholds,
-            cases: metrics, overall: overall, failures: failures, pass: failures.isEmpty)
+            thresholds: thresholds, cases: metrics, overall: overall,
+            shareGates: Dictionary(
+                metrics.map { ($0.name, shareGates($0, thresholds, pooled: false)) }
+                    + [(overall.name, shareGates(overall, thresholds, pooled: true))], uniquingKeysWith: { _, b in b }),
+            failures: failures, pass: failures.isEmpty)
     }
 
     /// Reads and validates one golden case (DIR/NAME.json, .safetensors, _input.csv) for a model
@@ -235,9 +315,12 @@ public enum Verify {
 
         func summary(name: String) -> DriftMetrics {
             func mean(_ v: [Double]) -> Double { v.isEmpty ? 0 : v.reduce(0, +) / Double(v.count) }
-            func share(_ v: [Bool]) -> Double { v.isEmpty ? 1 : Double(v.filter { $0 }.count) / Double(v.count) }
+            // (an empty pool never reaches here: a case has steps and context rows, GoldenCase checks)
+            func share(_ v: [Bool]) -> Double { v.isEmpty ? .nan : Double(count(v)) / Double(v.count) }
+            func count(_ v: [Bool]) -> Int { v.filter { $0 }.count }
             return DriftMetrics(
-                name: name, steps: s1KL.count, contextRows: ctxAgree.count, s1KLD: mean(s1KL), s2KLD: mean(s2KL),
+                name: name, steps: s1KL.count, contextRows: ctxAgree.count, s1Agreements: count(s1Agree),
+                s2Agreements: count(s2Agree), contextAgreements: count(ctxAgree), s1KLD: mean(s1KL), s2KLD: mean(s2KL),
                 s1Top1: share(s1Agree), s2Top1: share(s2Agree), contextIDs: share(ctxAgree),
                 decodeNMAE: mean(decodeErr),
                 greedyNMAE: mean(greedyErr), greedyMaxRelative: greedyRel.max() ?? 0,
@@ -388,18 +471,19 @@ public enum Verify {
         return Double(bytes * 8) / Double(max(params, 1))
     }
 
-    static func check(_ m: DriftMetrics, _ t: VerifyThresholds) -> [String] {
+    static func check(_ m: DriftMetrics, _ t: VerifyThresholds, pooled: Bool) -> [String] {
         var f = [String]()
         // `!(v <= limit)`: a NaN metric fails its gate (NaN compares false both ways).
         func over(_ name: String, _ v: Double, _ limit: Double?) {
             if let limit, !(v <= limit) { f.append("\(name) \(fmt(v)) > \(fmt(limit)) (case \(m.name))") }
         }
-        func under(_ name: String, _ v: Double, _ limit: Double?) {
-            if let limit, !(v >= limit) { f.append("\(name) \(fmt(v)) < \(fmt(limit)) (case \(m.name))") }
-        }
         over("s1_kld", m.s1KLD, t.s1KLD); over("s2_kld", m.s2KLD, t.s2KLD)
-        under("s1_top1", m.s1Top1, t.s1Top1); under("s2_top1", m.s2Top1, t.s2Top1)
-        under("context_ids_agree", m.contextIDs, t.contextIDs)
+        for gate in shareGates(m, t, pooled: pooled) where !gate.pass {
+            f.append(
+                "\(gate.metric) \(fmt(gate.share)) < \(fmt(gate.threshold)) (case \(m.name): \(gate.agreements) of "
+                    + "\(gate.count) \(gate.unit), at least \(gate.minimumAgreements) needed"
+                    + (pooled ? ")" : ", binomial P \(fmt(gate.probability ?? 0)))"))
+        }
         over("decode_nmae", m.decodeNMAE, t.decodeNMAE)
         over("greedy_max_rel", m.greedyMaxRelative, t.greedyMaxRelative)
         if t.greedyIDsIdentical && !m.greedyIDsIdentical {
@@ -407,6 +491,27 @@ public enum Verify {
         }
         if let e = m.ensembleNMAE { over("ensemble_nmae", e, t.ensembleNMAE) }
         return f
+    }
+
+    /// The share gates (s1 / s2 top-1, context ids) of one case (binomial) or of the pooled cases (the
+    /// share itself), each with the count behind it (ShareGate).
+    public static func shareGates(_ m: DriftMetrics, _ t: VerifyThresholds, pooled: Bool) -> [ShareGate] {
+        var gates = [ShareGate]()
+        if let p = t.s1Top1 {
+            gates.append(
+                ShareGate("s1_top1", "steps", agreements: m.s1Agreements, count: m.steps, threshold: p, pooled: pooled))
+        }
+        if let p = t.s2Top1 {
+            gates.append(
+                ShareGate("s2_top1", "steps", agreements: m.s2Agreements, count: m.steps, threshold: p, pooled: pooled))
+        }
+        if let p = t.contextIDs {
+            gates.append(
+                ShareGate(
+                    "context_ids_agree", "context rows", agreements: m.contextAgreements, count: m.contextRows,
+                    threshold: p, pooled: pooled))
+        }
+        return gates
     }
 
     static func fmt(_ v: Double) -> String {

@@ -67,11 +67,12 @@
         }
 
         /// The cache mode, activation arithmetic and cache precision a forecast ran with are in its JSON
-        /// settings, the defaults resolved (a q8 bundle: int8 activations on an AVX-512 VNNI processor,
-        /// f32 elsewhere; an f16 cache); a precision that does not exist is a usage error naming the valid ones.
+        /// settings, the defaults resolved (a q8 bundle: int8 activations on an x86-64-v3 processor (AVX-512
+        /// VNNI or AVX2 kernels), f32 elsewhere; an f16 cache); a precision that does not exist is a usage
+        /// error naming the valid ones.
         @Test func executionChoicesAreReportedAndChecked() throws {
             let args = [try tinyBundle(), "--input", sample, "--pred-len", "4", "--format", "json"]
-            let machineDefault = Kernels.IntegerKernels.native == .vnni ? "int8" : "f32"
+            let machineDefault = [.vnni, .avx2].contains(Kernels.IntegerKernels.native) ? "int8" : "f32"
             var outputs = [String: String]()
             for (extra, cache, activations, kv) in [
                 ([String](), "exact", machineDefault, "f16"),

@@ -264,7 +264,7 @@ extension ForecastEngine {
     /// The activation arithmetic of a forecast that asks for none: int8 when the predictor has
     /// q8_0 / q4_1 / q4_k matmul weights and this processor has the integer kernels that make it
     /// faster than the float path (AVX-512 VNNI, Zen 4: prefill ~2x, decode up to ~2x; AVX2 without
-    /// VNNI, Zen 3: prefill ~1.4-1.9x, decode 0.9-1.6x; the portable integer kernel is slower than the
+    /// VNNI, Zen 3: prefill ~1.1-1.9x, decode 0.9-1.6x; the portable integer kernel is slower than the
     /// float one); f32 otherwise. The same seed then gives the same forecast, bit for bit, on every
     /// x86-64-v3 processor. Its drift is the int8 path's, measured by `verify --activations int8`
     /// (ActivationPrecision.int8).

@@ -403,18 +403,16 @@ struct VerifyCommand: ParsableCommand {
         print(
             "shares: pooled, at least the threshold; per case, a one-sided binomial test (fails where "
                 + "P(X <= agreements) < \(alpha)):")
-        for (m, pooled) in r.cases.map({ ($0, false) }) + [(r.overall, true)] {
-            let gates = Verify.shareGates(m, t, pooled: pooled).map {
+        for m in r.cases + [r.overall] where !m.shareGates.isEmpty {
+            let gates = m.shareGates.map {
                 "\($0.metric) \($0.agreements)/\($0.count) \($0.unit) (needs >= \($0.minimumAgreements))"
             }
-            if !gates.isEmpty { print("  \(Terminal.safe(m.name)): " + gates.joined(separator: ", ")) }
-            if pooled {
-                for g in Verify.shareGates(m, t, pooled: true) where !g.resolves {
-                    print(
-                        "  note: \(g.count) pooled \(g.unit) do not resolve \(g.metric) >= \(p(g.threshold)): one "
-                            + "disagreement alone fails it (\(Int((1 / (1 - g.threshold)).rounded(.up))) or more do)")
-                }
-            }
+            print("  \(Terminal.safe(m.name)): " + gates.joined(separator: ", "))
+        }
+        for g in r.overall.shareGates where !g.resolves {
+            print(
+                "  note: \(g.count) pooled \(g.unit) do not resolve \(g.metric) >= \(p(g.threshold)): one "
+                    + "disagreement alone fails it (\(Int((1 / (1 - g.threshold)).rounded(.up))) or more do)")
         }
         if let b = t.bitsPerWeight {
             print("bits per weight \(String(format: "%.3f", r.bitsPerWeight)) (gate <= \(String(format: "%.3f", b)))")

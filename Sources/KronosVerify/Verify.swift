@@ -92,9 +92,15 @@ public struct ShareGate: Codable, Sendable, Equatable {
             while k <= count && Double(k) / Double(max(count, 1)) < threshold { k += 1 }
             minimumAgreements = k
         } else {
-            probability = Self.binomialCDF(agreements, count, threshold)
-            minimumAgreements =
-                (0...max(count, 0)).first { Self.binomialCDF($0, count, threshold) >= Self.significance } ?? count + 1
+            // P(X <= k) summed term by term once: the first k reaching the significance passes.
+            var cdf = 0.0, minimum: Int?, atAgreements = 0.0
+            for k in 0...max(count, 0) {
+                cdf = min(1, cdf + Self.binomialTerm(k, count, threshold))
+                if minimum == nil && cdf >= Self.significance { minimum = k }
+                if k == agreements { atAgreements = cdf }
+            }
+            probability = count == 0 ? 0 : agreements >= count ? 1 : atAgreements
+            minimumAgreements = count > 0 ? minimum ?? count + 1 : count + 1
         }
     }
 
@@ -103,19 +109,13 @@ public struct ShareGate: Codable, Sendable, Equatable {
             minimumAgreements = "minimum_agreements"
     }
 
-    /// P(X <= k) for X ~ Binomial(n, p), summed in log space. No trials: 0.
-    static func binomialCDF(_ k: Int, _ n: Int, _ p: Double) -> Double {
-        if n <= 0 || k < 0 { return 0 }
-        if k >= n { return 1 }
-        if p >= 1 { return 0 }
-        if p <= 0 { return 1 }
-        let lp = Foundation.log(p), lq = Foundation.log1p(-p)
-        func logChoose(_ i: Int) -> Double {
+    /// P(X = i) for X ~ Binomial(n, p), from logarithms (exact to rounding for any n here).
+    static func binomialTerm(_ i: Int, _ n: Int, _ p: Double) -> Double {
+        if p >= 1 { return i == n ? 1 : 0 }
+        if p <= 0 { return i == 0 ? 1 : 0 }
+        let logChoose =
             Foundation.lgamma(Double(n + 1)) - Foundation.lgamma(Double(i + 1)) - Foundation.lgamma(Double(n - i + 1))
-        }
-        var s = 0.0
-        for i in 0...k { s += Foundation.exp(logChoose(i) + Double(i) * lp + Double(n - i) * lq) }
-        return min(s, 1)
+        return Foundation.exp(logChoose + Double(i) * Foundation.log(p) + Double(n - i) * Foundation.log1p(-p))
     }
 }
 
@@ -129,6 +129,8 @@ public struct DriftMetrics: Codable, Sendable {
     public var s1Agreements: Int
     public var s2Agreements: Int
     public var contextAgreements: Int
+    /// The gated shares with their counts (per case: binomial; pooled: the share), as `run` tested them.
+    public var shareGates: [ShareGate] = []
     public var s1KLD: Double
     public var s2KLD: Double
     public var s1Top1: Double
@@ -147,7 +149,7 @@ public struct DriftMetrics: Codable, Sendable {
         case ensembleCloseDrift = "ensemble_close_drift"
         case name = "case", steps, contextRows = "context_rows"
         case s1Agreements = "s1_top1_agreements", s2Agreements = "s2_top1_agreements"
-        case contextAgreements = "context_ids_agreements"
+        case contextAgreements = "context_ids_agreements", shareGates = "share_gates"
         case s1KLD = "s1_kld", s2KLD = "s2_kld", s1Top1 = "s1_top1", s2Top1 = "s2_top1"
         case contextIDs = "context_ids_agree", decodeNMAE = "decode_nmae", greedyNMAE = "greedy_nmae"
         case greedyMaxRelative = "greedy_max_rel", greedyIDsIdentical = "greedy_ids_identical", ensembleNMAE =
@@ -197,14 +199,11 @@ public struct VerifyReport: Codable, Sendable {
     public var thresholds: VerifyThresholds
     public var cases: [DriftMetrics]
     public var overall: DriftMetrics
-    /// Per case name (and "overall", the pooled cases): each gated share with its count, the test's
-    /// probability and the fewest agreements that pass.
-    public var shareGates: [String: [ShareGate]]
     public var failures: [String]
     public var pass: Bool
     enum CodingKeys: String, CodingKey {
         case bundle, golden, type, bitsPerWeight = "bits_per_weight", cache, activations, kvCache = "kv_cache",
-            thresholds, cases, overall, shareGates = "share_gates",
+            thresholds, cases, overall,
             failures, pass
     }
 }
@@ -245,22 +244,19 @@ public enum Verify {
             metrics.append(casePool.summary(name: c.name))
             pooled.absorb(casePool)
         }
-        let overall = pooled.summary(name: "overall")
+        var overall = pooled.summary(name: "overall")
+        for i in metrics.indices { metrics[i].shareGates = shareGates(metrics[i], thresholds, pooled: false) }
+        overall.shareGates = shareGates(overall, thresholds, pooled: true)
         let bpw = bitsPerWeight(model.manifest)
         var failures = [String]()
-        for m in metrics { failures += check(m, thresholds, pooled: false) }
-        failures += check(overall, thresholds, pooled: true)
+        for m in metrics + [overall] { failures += check(m, thresholds) }
         if let b = thresholds.bitsPerWeight, !(bpw <= b) {
             failures.append("bits_per_weight \(fmt(bpw)) > \(fmt(b)) (bundle)")
         }
         return VerifyReport(
             bundle: path, golden: golden, type: type, bitsPerWeight: bpw, cache: options.cache,
             activations: model.activations(options.activations), kvCache: model.kvCache(options.kvCache),
-            thresholds: thresholds, cases: metrics, overall: overall,
-            shareGates: Dictionary(
-                metrics.map { ($0.name, shareGates($0, thresholds, pooled: false)) }
-                    + [(overall.name, shareGates(overall, thresholds, pooled: true))], uniquingKeysWith: { _, b in b }),
-            failures: failures, pass: failures.isEmpty)
+            thresholds: thresholds, cases: metrics, overall: overall, failures: failures, pass: failures.isEmpty)
     }
 
     /// Reads and validates one golden case (DIR/NAME.json, .safetensors, _input.csv) for a model
@@ -471,18 +467,18 @@ public enum Verify {
         return Double(bytes * 8) / Double(max(params, 1))
     }
 
-    static func check(_ m: DriftMetrics, _ t: VerifyThresholds, pooled: Bool) -> [String] {
+    static func check(_ m: DriftMetrics, _ t: VerifyThresholds) -> [String] {
         var f = [String]()
         // `!(v <= limit)`: a NaN metric fails its gate (NaN compares false both ways).
         func over(_ name: String, _ v: Double, _ limit: Double?) {
             if let limit, !(v <= limit) { f.append("\(name) \(fmt(v)) > \(fmt(limit)) (case \(m.name))") }
         }
         over("s1_kld", m.s1KLD, t.s1KLD); over("s2_kld", m.s2KLD, t.s2KLD)
-        for gate in shareGates(m, t, pooled: pooled) where !gate.pass {
+        for gate in m.shareGates where !gate.pass {
             f.append(
                 "\(gate.metric) \(fmt(gate.share)) < \(fmt(gate.threshold)) (case \(m.name): \(gate.agreements) of "
                     + "\(gate.count) \(gate.unit), at least \(gate.minimumAgreements) needed"
-                    + (pooled ? ")" : ", binomial P \(fmt(gate.probability ?? 0)))"))
+                    + (gate.probability.map { ", binomial P \(fmt($0)))" } ?? ")"))
         }
         over("decode_nmae", m.decodeNMAE, t.decodeNMAE)
         over("greedy_max_rel", m.greedyMaxRelative, t.greedyMaxRelative)
@@ -495,7 +491,7 @@ public enum Verify {
 
     /// The share gates (s1 / s2 top-1, context ids) of one case (binomial) or of the pooled cases (the
     /// share itself), each with the count behind it (ShareGate).
-    public static func shareGates(_ m: DriftMetrics, _ t: VerifyThresholds, pooled: Bool) -> [ShareGate] {
+    static func shareGates(_ m: DriftMetrics, _ t: VerifyThresholds, pooled: Bool) -> [ShareGate] {
         var gates = [ShareGate]()
         if let p = t.s1Top1 {
             gates.append(

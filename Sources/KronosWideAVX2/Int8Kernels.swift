@@ -1,7 +1,7 @@
 // The int8 GEMM for x86-64-v3 processors without AVX-512 VNNI: q8_0, q4_1 and q4_k weights times
 // int8-quantized activations with vpmaddubsw + vpmaddwd (kronos_avx2_tile), the integer path's
 // arithmetic bit for bit (KronosWideVNNI's header states it), so a forecast with int8 activations is
-// the same on processors with and without VNNI. From 8 input rows (avx2GemmMinRows in the engine) the
+// the same on processors with and without VNNI. From 8 input rows (integerGemmMinRows in the engine) the
 // GEMM repacks 16-row groups of weights; fewer rows (a decode step's) go straight through the stored
 // rows in the matvec that this module shares with KronosWideVNNI (Matvec.swift, with `dotBytes` below):
 // a repack per call made a 1-row decode step 2.3x slower than the float path on Zen 3 (measured).

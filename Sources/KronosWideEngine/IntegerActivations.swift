@@ -20,11 +20,10 @@ import KronosWideVNNI
 /// Values per activation block (= the q8_0 weight block).
 let activationBlock = BlockQ8_0.count
 
-/// Input rows from which the VNNI path repacks 16 weight rows and multiplies them with 4 input
-/// rows at a time (VNNI.gemm); fewer go straight through the stored rows (VNNI.matvec).
-let vnniGemmMinRows = 8
-/// The same for the AVX2 kernels (AVX2.gemm, AVX2.matvec).
-let avx2GemmMinRows = 8
+/// Input rows from which the VNNI and AVX2 paths repack 16 weight rows and multiply them with
+/// several input rows at a time (VNNI.gemm, AVX2.gemm); fewer go straight through the stored rows
+/// (the shared matvec).
+let integerGemmMinRows = 8
 
 // x [n] -> codes [n] (-127...127), d [n / 32] and sums [n / 32] (each block's codes summed): per
 // block d = max|x| / 127, code = x · (1/d) rounded to nearest, ties to even (d = 0, codes 0 for a
@@ -150,7 +149,7 @@ func integerMatmul(
         for t in 0..<rows {
             for j in 0..<out { y[t * out + j] = integerReferenceDot(w.type, w.row(j), a, t) + (bias?[j] ?? 0) }
         }
-    case .vnni where rows >= vnniGemmMinRows, .avx2 where rows >= avx2GemmMinRows:
+    case .vnni where rows >= integerGemmMinRows, .avx2 where rows >= integerGemmMinRows:
         // The batched kernels: 16-row groups of weights repacked into each worker's scratch, the groups
         // split across the cores.
         precondition(

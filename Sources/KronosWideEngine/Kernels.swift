@@ -856,6 +856,10 @@ public enum Kernels {
             return .portable
         }()
 
+        /// Whether these kernels are faster than the float path (measured: VNNI on Zen 4 / 5, AVX2 on
+        /// Zen 3), which makes int8 activations the default where they are native.
+        public var outpaceFloat: Bool { self == .vnni || self == .avx2 }
+
         /// Whether this processor runs these kernels.
         public var runs: Bool {
             switch self {

@@ -200,7 +200,7 @@ package final class PredictorModel: @unchecked Sendable {
     /// processor has the fast integer kernels (AVX-512 VNNI or AVX2), the f16 cache where some matmul
     /// weight has integer codes.
     var defaultActivations: ActivationPrecision {
-        hasIntegerCodes && [.vnni, .avx2].contains(Kernels.IntegerKernels.native) ? .int8 : .f32
+        hasIntegerCodes && Kernels.IntegerKernels.native.outpaceFloat ? .int8 : .f32
     }
     var defaultKVCache: KVCachePrecision { hasIntegerCodes ? .f16 : .f32 }
     /// `requested`, or the default when nil (int8 only where some weight has integer codes).

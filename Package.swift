@@ -21,6 +21,7 @@
 //                     the candle CSV reader and trading calendars
 //   KronosIO          outputs of a forecast run: CSV / JSON / paths, SVG charts, the run's orchestration
 //   KronosVerify      accuracy drift of a bundle against golden FP32 cases
+//   KronosCalibrate   calibration: the f32 model over the user's candles -> importance matrix (--calibrate)
 //   KronosEval        walk-forward evaluation (kronos-run backtest): scores, baselines, comparisons
 //   kronos-convert, kronos-run: thin executables (argument parsing and printing only)
 import PackageDescription
@@ -112,7 +113,8 @@ let package = Package(
         .executableTarget(
             name: "KronosConvertCLI",
             dependencies: [
-                "KronosConvert", "KronosQuant", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "KronosConvert", "KronosQuant", "KronosCalibrate",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
@@ -128,6 +130,13 @@ let package = Package(
         .target(name: "KronosIO", dependencies: ["Kronos", "KronosEngineTypes", "KronosBundle"]),
         // Walk-forward evaluation (kronos-run backtest): origins, scores, baselines, comparisons.
         .target(name: "KronosEval", dependencies: ["Kronos", "KronosEngineTypes"]),
+        // Calibration (kronos-convert --calibrate): the f32 model over the user's candles -> importance matrix.
+        .target(
+            name: "KronosCalibrate",
+            dependencies: [
+                "Kronos", "KronosConvert", "KronosCheckpoint", "KronosEngineBaseline", "KronosEngineTypes",
+                "KronosBundle", .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         .target(
             name: "KronosVerify",
             dependencies: [

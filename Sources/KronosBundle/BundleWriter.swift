@@ -201,7 +201,8 @@ public enum TemporaryFiles {
     }()
     private static let lock = NSLock()
 
-    static func register(_ path: String) {
+    /// Registers `path` for removal by `removeAll` (a signal) until `unregister`.
+    public static func register(_ path: String) {
         lock.lock(); defer { lock.unlock() }
         let bytes = Array(path.utf8CString)
         guard bytes.count <= pathCapacity else { return }
@@ -211,7 +212,7 @@ public enum TemporaryFiles {
         }
     }
 
-    static func unregister(_ path: String) {
+    public static func unregister(_ path: String) {
         lock.lock(); defer { lock.unlock() }
         for s in 0..<slots where String(cString: storage + s * pathCapacity) == path {
             storage[s * pathCapacity] = 0

@@ -57,14 +57,54 @@ public struct CreationSettings: Codable, Sendable, Equatable {
     public var keep: [String]
     public var zstdLevel: Int
     public var q4SearchSteps: Int
+    /// Where the importance matrix the quantized blocks were fitted to came from; nil for a
+    /// data-free conversion (manifests written before calibration existed have no such key).
+    public var calibration: CalibrationRecord?
     enum CodingKeys: String, CodingKey {
         case quantize, keep
         case zstdLevel = "zstd_level"
         case q4SearchSteps = "q4_search_steps"
+        case calibration
     }
-    public init(quantize: String, keep: [String], zstdLevel: Int, q4SearchSteps: Int) {
+    public init(
+        quantize: String, keep: [String], zstdLevel: Int, q4SearchSteps: Int, calibration: CalibrationRecord? = nil
+    ) {
         self.quantize = quantize; self.keep = keep; self.zstdLevel = zstdLevel; self.q4SearchSteps = q4SearchSteps
+        self.calibration = calibration
     }
+}
+
+/// The calibration behind a bundle's importance-weighted blocks (kronos-convert --calibrate).
+public struct CalibrationRecord: Codable, Sendable, Equatable {
+    /// The candle files the f32 model ran over, in the order given.
+    public var files: [CalibrationFile]
+    /// Windows run (spread evenly over the files' rows).
+    public var windows: Int
+    /// Context rows per window, and rows after them run one step at a time (teacher-forced).
+    public var lookback: Int
+    public var steps: Int
+    /// Activation rows behind the importance of the predictor's transformer matmuls.
+    public var rows: Int
+    /// SHA-256 of the importance matrix file when it was read with --imatrix (nil when computed here).
+    public var imatrixSHA256: String?
+    enum CodingKeys: String, CodingKey {
+        case files, windows, lookback, steps, rows
+        case imatrixSHA256 = "imatrix_sha256"
+    }
+    public init(
+        files: [CalibrationFile], windows: Int, lookback: Int, steps: Int, rows: Int, imatrixSHA256: String? = nil
+    ) {
+        self.files = files; self.windows = windows; self.lookback = lookback; self.steps = steps; self.rows = rows
+        self.imatrixSHA256 = imatrixSHA256
+    }
+}
+
+/// One calibration file: its name (no directories), the candle rows read from it and its bytes' hash.
+public struct CalibrationFile: Codable, Sendable, Equatable {
+    public var file: String
+    public var rows: Int
+    public var sha256: String
+    public init(file: String, rows: Int, sha256: String) { self.file = file; self.rows = rows; self.sha256 = sha256 }
 }
 
 public struct SourceFile: Codable, Sendable, Equatable {

@@ -23,12 +23,12 @@ enum Codecs {
     /// KronosQuant.TensorType.encodeRow in the build this processor runs.
     static func encodeRow(
         _ type: KronosQuant.TensorType, _ src: UnsafePointer<Float>, columns: Int, into dst: UnsafeMutableRawPointer,
-        q4SearchSteps: Int
+        q4SearchSteps: Int, weights: UnsafePointer<Float>? = nil
     ) throws(KronosQuant.QuantError) {
         guard wide, let t = KronosWideQuant.TensorType(rawValue: type.rawValue) else {
-            return try type.encodeRow(src, columns: columns, into: dst, q4SearchSteps: q4SearchSteps)
+            return try type.encodeRow(src, columns: columns, into: dst, q4SearchSteps: q4SearchSteps, weights: weights)
         }
-        do { try t.encodeRow(src, columns: columns, into: dst, q4SearchSteps: q4SearchSteps) } catch {
+        do { try t.encodeRow(src, columns: columns, into: dst, q4SearchSteps: q4SearchSteps, weights: weights) } catch {
             switch error {
             case let .rowNotBlockAligned(columns, blockSize):
                 throw .rowNotBlockAligned(columns: columns, blockSize: blockSize)
@@ -55,5 +55,30 @@ enum Codecs {
         guard wide else { return KronosQuant.QuantErrorStats.measure(source: source, decoded: decoded, count: count) }
         let s = KronosWideQuant.QuantErrorStats.measure(source: source, decoded: decoded, count: count)
         return KronosQuant.QuantErrorStats(rmse: s.rmse, maxAbs: s.maxAbs, sourceRMS: s.sourceRMS)
+    }
+
+    /// KronosQuant.TensorType.inverseCholesky in the build this processor runs.
+    static func inverseCholesky(_ h: UnsafePointer<Float>, n: Int) -> [Float]? {
+        wide
+            ? KronosWideQuant.TensorType.inverseCholesky(h, n: n)
+            : KronosQuant.TensorType.inverseCholesky(h, n: n)
+    }
+
+    /// KronosQuant.TensorType.encodeCompensated in the build this processor runs.
+    static func encodeCompensated(
+        _ type: KronosQuant.TensorType, _ w: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
+        u: UnsafePointer<Float>, importance: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer
+    ) throws(KronosQuant.QuantError) {
+        guard wide, let t = KronosWideQuant.TensorType(rawValue: type.rawValue) else {
+            return try type.encodeCompensated(w, rows: rows, columns: columns, u: u, importance: importance, into: dst)
+        }
+        do { try t.encodeCompensated(w, rows: rows, columns: columns, u: u, importance: importance, into: dst) } catch {
+            switch error {
+            case let .rowNotBlockAligned(columns, blockSize):
+                throw .rowNotBlockAligned(columns: columns, blockSize: blockSize)
+            case let .unrepresentable(block): throw .unrepresentable(block: block)
+            case .notFloatType: throw .notFloatType(type)
+            }
+        }
     }
 }

@@ -22,8 +22,11 @@ public enum QuantizeChoice: String, Sendable, CaseIterable, Codable {
         }
     }
     /// Accepts both the short names (q8, q4) and the bundle type names (q8_0, q4_1, q4_k).
+    /// q5 and q6 name q5_0 and q6_0 (types for --keep, not defaults).
     public static func parse(_ s: String) -> TensorType? {
         if let c = QuantizeChoice(rawValue: s) { return c.tensorType }
+        if s == "q5" { return .q5_0 }
+        if s == "q6" { return .q6_0 }
         if let t = TensorType(rawValue: s), t != .i64 { return t }
         return nil
     }
@@ -41,7 +44,7 @@ public struct KeepRule: Sendable, Equatable {
         }
         let pattern = String(text[..<eq]), typeName = String(text[text.index(after: eq)...])
         guard let type = QuantizeChoice.parse(typeName) else {
-            throw .badOption("--keep \"\(text)\": unknown type \"\(typeName)\" (expected f32, f16, q8 or q4)")
+            throw .badOption("--keep \"\(text)\": unknown type \"\(typeName)\" (expected f32, f16, q8, q6, q5 or q4)")
         }
         self.pattern = pattern; self.type = type; self.text = text
     }
@@ -59,6 +62,9 @@ public struct ConversionOptions: Sendable {
     public var zstdLevel: Int = 3
     public var q4SearchSteps: Int = BlockQ4_1.defaultSearchSteps
     public var maxContext: Int?
+    /// Importance of each matmul weight's input columns (--calibrate / --imatrix): quantized blocks of
+    /// the weights it covers minimise the importance-weighted error (KronosQuant/Weighted.swift).
+    public var importance: ImportanceMatrix?
     public var force = false
     /// Worker threads (default: all cores).
     public var threads = ProcessInfo.processInfo.activeProcessorCount
@@ -143,8 +149,8 @@ public enum ProgressEvent: Sendable {
 /// Recipe (formats/kq-bundle.md, "Which tensors are quantized"): vectors stay f32, int64 buffers
 /// i64. Matrices and embedding tables get the requested type, except that in q8 and q4 conversions
 /// the tokenizer's `quant_embed` (the BSQ projection whose signs are the token ids, C × D weights)
-/// stays f16, and in q4 conversions the output heads `head.proj_s1` / `head.proj_s2` are q8_0 and
-/// rows that are a multiple of 256 use q4_k (4.5 bits per weight), other rows q4_1.
+/// stays f16, and in q4 conversions the predictor's most sensitive tensors get 5 or 6 bits (`q4Mix`)
+/// and rows that are a multiple of 256 use q4_k (4.5 bits per weight), other rows q4_1.
 /// `--keep` rules replace the recipe for the tensors they match. A row length the type cannot
 /// store falls back to f16 with a note.
 public func chooseType(for e: ExpectedTensor, options: ConversionOptions) -> (TensorType, String?) {
@@ -160,8 +166,8 @@ public func chooseType(for e: ExpectedTensor, options: ConversionOptions) -> (Te
             && e.name == "quant_embed.weight"
         {
             type = .f16
-        } else if options.quantize == .q4 && e.part == .predictor && e.name.hasPrefix("head.proj_") {
-            type = .q8_0
+        } else if options.quantize == .q4, e.part == .predictor, let t = q4Mix(e.name) {
+            type = t
         } else {
             type = options.quantize.tensorType
         }
@@ -178,6 +184,21 @@ public func chooseType(for e: ExpectedTensor, options: ConversionOptions) -> (Te
     }
 }
 
+/// The predictor tensors a q4 conversion keeps above 4 bits, and their types: the ones whose error
+/// moves the forecast most per bit (measured one group at a time on Kronos-mini: q/k projections,
+/// the token embeddings and the fusion projection carried 60 % of the q4 drift in 20 % of the
+/// weights; BENCHMARKS.md, "q4 recipes"). nil: the default q4 type.
+func q4Mix(_ name: String) -> TensorType? {
+    if name.hasPrefix("head.proj_") { return .q6_0 }
+    if name.hasPrefix("embedding.emb_s") || name == "embedding.fusion_proj.weight" { return .q6_0 }
+    if name.hasPrefix("transformer."),
+        name.hasSuffix(".self_attn.q_proj.weight") || name.hasSuffix(".self_attn.k_proj.weight")
+    {
+        return .q5_0
+    }
+    return nil
+}
+
 /// Default max context when neither the user nor the config says: the released models' values.
 public func inferredMaxContext(_ config: ModelConfig) -> Int {
     config.predictor.modelDimension == 256 && config.predictor.layers == 4 ? 2048 : 512
@@ -191,6 +212,7 @@ public func convert(
     let start = Date()
     do { try checkpoint.checkLayout(); try checkpoint.checkFinite() } catch { throw .checkpoint(error) }
     let expected = TensorLayout.expected(checkpoint.config)
+    try options.importance?.check(against: expected, file: "importance matrix")
     progress(.checked(tensors: expected.count, sourceBytes: checkpoint.sourceBytes))
 
     var notes = [String]()
@@ -216,6 +238,7 @@ public func convert(
     let writer: BundleWriter
     do { writer = try BundleWriter(destination: options.output, force: options.force) } catch { throw .bundle(error) }
 
+    let factors = CompensationFactors(options.importance)
     // Tensors are encoded and compressed in parallel windows, then written in table order.
     let window = max(1, options.threads) * 2
     var rows = [ConvertedTensor]()
@@ -226,7 +249,9 @@ public func convert(
         BoundedParallel.forEach(batch.count, threads: max(1, options.threads)) { i in
             let (e, type) = batch[i]
             let source = checkpoint.tensor(e.part, e.name)!
-            results[i] = Result { () throws(ConversionError) in try encode(source, as: type, options: options) }
+            let fit = type.traits.isQuantized ? factors.fit("\(e.part.rawValue)/\(e.name)") : nil
+            results[i] = Result { () throws(ConversionError) in try encode(source, as: type, options: options, fit: fit)
+            }
         }
         for (i, (e, type)) in batch.enumerated() {
             let enc: EncodedTensor
@@ -254,7 +279,8 @@ public func convert(
         converter: ConverterInfo(name: "kronos-convert", version: converterVersion),
         settings: CreationSettings(
             quantize: options.quantize.rawValue, keep: options.keep.map(\.text),
-            zstdLevel: options.zstdLevel, q4SearchSteps: options.q4SearchSteps),
+            zstdLevel: options.zstdLevel, q4SearchSteps: options.q4SearchSteps,
+            calibration: options.importance?.calibration),
         maxContext: maxContext, config: checkpoint.config,
         sources: checkpoint.tokenizer.sourceFiles() + checkpoint.predictor.sourceFiles(),
         notes: notes, tensors: [])
@@ -287,9 +313,10 @@ struct EncodedTensor: Sendable {
 }
 
 /// Encodes one source tensor as `type` and compresses it into a frame.
-func encode(_ src: SafetensorsTensor, as requested: TensorType, options: ConversionOptions) throws(ConversionError)
-    -> EncodedTensor
-{
+/// fit: how the blocks of a calibrated tensor are fitted (nil: data-free).
+func encode(
+    _ src: SafetensorsTensor, as requested: TensorType, options: ConversionOptions, fit: BlockFit? = nil
+) throws(ConversionError) -> EncodedTensor {
     var type = requested
     var note: String?
     if type == .i64 {
@@ -308,10 +335,34 @@ func encode(_ src: SafetensorsTensor, as requested: TensorType, options: Convers
         let base = buf.bytes.baseAddress!
         let r: Result<Void, QuantError> = floats.withUnsafeBufferPointer { f in
             Result { () throws(QuantError) in
-                for r in 0..<rows {
-                    try Codecs.encodeRow(
-                        t, f.baseAddress! + r * columns, columns: columns, into: base + r * rowBytes,
-                        q4SearchSteps: options.q4SearchSteps)
+                guard let fit, t.traits.isQuantized, fit.importance.count == columns else {
+                    for r in 0..<rows {
+                        try Codecs.encodeRow(
+                            t, f.baseAddress! + r * columns, columns: columns, into: base + r * rowBytes,
+                            q4SearchSteps: options.q4SearchSteps)
+                    }
+                    return
+                }
+                guard let u = fit.compensation, u.count == columns * columns else {
+                    for r in 0..<rows {
+                        try Codecs.encodeRow(
+                            t, f.baseAddress! + r * columns, columns: columns, into: base + r * rowBytes,
+                            q4SearchSteps: options.q4SearchSteps,
+                            weights: fit.importance.withUnsafeBufferPointer {
+                                $0.baseAddress!
+                            })
+                    }
+                    return
+                }
+                var w = Array(f)  // the sweep overwrites its rows
+                try w.withUnsafeMutableBufferPointer { (wp) throws(QuantError) in
+                    try u.withUnsafeBufferPointer { (up) throws(QuantError) in
+                        try fit.importance.withUnsafeBufferPointer { (ip) throws(QuantError) in
+                            try Codecs.encodeCompensated(
+                                t, wp.baseAddress!, rows: rows, columns: columns, u: up.baseAddress!,
+                                importance: ip.baseAddress!, into: base)
+                        }
+                    }
                 }
             }
         }
@@ -351,4 +402,38 @@ func encode(_ src: SafetensorsTensor, as requested: TensorType, options: Convers
         throw .tensor(file: src.file, tensor: src.name, message: "zstd: \(error)")
     }
     return EncodedTensor(type: type, frame: frame, rawSize: raw.bytes.count, error: stats, note: note)
+}
+
+/// How a calibrated tensor's blocks are fitted: each block's scale to the importance of its input
+/// columns [columns], and with compensation (the inverse Cholesky factor U [columns, columns] of
+/// its input's second moments) each column's rounding error spread over the next
+/// (KronosQuant/Compensated.swift).
+struct BlockFit: Sendable {
+    var importance: [Float]
+    var compensation: [Float]?
+}
+
+/// The factors of an importance matrix's inputs, each computed once (weights sharing an input, q/k/v
+/// of a block, share it) when the first tensor needing it is encoded.
+final class CompensationFactors: @unchecked Sendable {
+    private let matrix: ImportanceMatrix?
+    private var factors = [String: [Float]?]()
+    private let lock = NSLock()
+    init(_ matrix: ImportanceMatrix?) { self.matrix = matrix }
+
+    func fit(_ weight: String) -> BlockFit? {
+        guard let matrix, let importance = matrix.columnImportance(weight), let key = matrix.inputs[weight],
+            let h = matrix.moments[key]
+        else { return nil }
+        lock.lock()
+        let known = factors[key]
+        lock.unlock()
+        if let known { return BlockFit(importance: importance, compensation: known) }
+        let n = importance.count
+        let u = h.withUnsafeBufferPointer { Codecs.inverseCholesky($0.baseAddress!, n: n) }
+        lock.lock()
+        factors[key] = .some(u)
+        lock.unlock()
+        return BlockFit(importance: importance, compensation: u)
+    }
 }

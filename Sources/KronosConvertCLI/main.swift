@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import KronosBundle
+import KronosCalibrate
 import KronosCheckpoint
 import KronosConvert
 import KronosQuant
@@ -32,6 +33,10 @@ struct Convert: ParsableCommand {
             Types: f32, f16, q8 (q8_0: 8.5 bits/weight), q4 (q4_k: 4.5 bits/weight for rows of 256k,
             q4_1: 5.0 bits/weight for other rows, q8_0 output heads). Norms, biases, inv_freq stay f32,
             int64 buffers i64, the tokenizer's quant_embed f16 (q8, q4). --keep overrides per tensor.
+            Calibrated: kronos-convert --tokenizer tok/ --predictor model/ --quantize q4 \
+              --calibrate candles.csv --imatrix-out btc-4h.imatrix -o btc-4h-q4.kq
+            runs the f32 model over 64 windows of your candles and fits every quantized block to the
+            activations the model sees (an importance matrix; reuse it with --imatrix).
             """)
 
     @Option(help: ArgumentHelp("Tokenizer checkpoint directory (config.json + model.safetensors).", valueName: "dir"))
@@ -58,6 +63,22 @@ struct Convert: ParsableCommand {
     var zstdLevel: Int = 3
     @Option(help: "q4 scale-search steps per block (0 = plain min/max).")
     var q4SearchSteps: Int = BlockQ4_1.defaultSearchSteps
+    @Option(
+        help: ArgumentHelp(
+            "Candles (CSV) to calibrate on (repeatable): quantized blocks minimise the error on the activations the "
+                + "f32 model computes over them.", valueName: "file"))
+    var calibrate: [String] = []
+    @Option(help: "Calibration windows, spread evenly over the files' rows.")
+    var calibrationWindows: Int = 64
+    @Option(
+        help: ArgumentHelp(
+            "Context rows per calibration window, like a forecast's lookback (default: the window less 16, at most "
+                + "496); 16 teacher-forced steps follow.", valueName: "rows"))
+    var calibrationLookback: Int?
+    @Option(help: ArgumentHelp("Importance matrix to read instead of calibrating.", valueName: "file"))
+    var imatrix: String?
+    @Option(help: ArgumentHelp("Write the calibration's importance matrix here (for --imatrix).", valueName: "file"))
+    var imatrixOut: String?
     @Option(help: "Worker threads (default: all cores).")
     var threads: Int?
     @Flag(help: "Overwrite an existing bundle.")
@@ -79,6 +100,28 @@ struct Convert: ParsableCommand {
         for k in keep {
             do { _ = try KeepRule(parsing: k) } catch { throw ValidationError(error.localizedDescription) }
         }
+        if !calibrate.isEmpty && imatrix != nil {
+            throw ValidationError("--calibrate and --imatrix both give the importance matrix: use one")
+        }
+        if imatrixOut != nil && calibrate.isEmpty {
+            throw ValidationError("--imatrix-out writes a calibration's importance matrix: add --calibrate FILE")
+        }
+        if (!calibrate.isEmpty || imatrix != nil) && (quantize == "f32" || quantize == "f16")
+            && !keep.contains(where: { k in
+                (try? KeepRule(parsing: k)).map { $0.type.traits.isQuantized } ?? false
+            })
+        {
+            throw ValidationError(
+                "--\(imatrix != nil ? "imatrix" : "calibrate") fits quantized blocks; --quantize \(quantize) has none "
+                    + "(use q8 or q4)")
+        }
+        guard (1...CalibrationOptions.maxWindows).contains(calibrationWindows) else {
+            throw ValidationError(
+                "--calibration-windows must be in 1...\(CalibrationOptions.maxWindows), found \(calibrationWindows)")
+        }
+        if let l = calibrationLookback, l < 1 {
+            throw ValidationError("--calibration-lookback must be at least 1, found \(l)")
+        }
     }
 
     func run() throws {
@@ -95,6 +138,41 @@ struct Convert: ParsableCommand {
         let checkpoint: Checkpoint
         do { checkpoint = try Checkpoint(tokenizerDirectory: tokenizer, predictorDirectory: predictor) } catch {
             throw ConversionError.checkpoint(error)
+        }
+        let outputs = OutputSet()
+        let imatrixTarget = try imatrixOut.map { try outputs.add($0, option: "--imatrix-out") }
+        if let imatrix { options.importance = try ImportanceMatrix.load(path: imatrix) }
+        if !calibrate.isEmpty {
+            var c = CalibrationOptions(files: calibrate)
+            c.windows = calibrationWindows
+            c.lookback = calibrationLookback
+            c.threads = threads
+            let window = maxContext ?? checkpoint.configuredMaxContext ?? inferredMaxContext(checkpoint.config)
+            let started = Date()
+            let matrix = try Calibration.collect(checkpoint, maxContext: window, options: c) { event in
+                guard interactive else { return }
+                switch event {
+                case let .read(file, rows):
+                    FileHandle.standardError.write(Data("calibration: \(Terminal.safe(file)), \(rows) candles\n".utf8))
+                case let .modelReady(seconds):
+                    FileHandle.standardError.write(
+                        Data("calibration: f32 model ready in \(String(format: "%.1f", seconds)) s\n".utf8))
+                case let .window(done, total):
+                    FileHandle.standardError.write(
+                        Data("\r\u{1B}[Kcalibration: window \(done)/\(total)\(done == total ? "\n" : "")".utf8))
+                }
+            }
+            if !out.json {
+                print(
+                    "calibration: \(matrix.calibration.windows) windows of \(matrix.calibration.lookback) + "
+                        + "\(matrix.calibration.steps) rows, \(matrix.inputs.count) weights, "
+                        + String(format: "%.1f s", Date().timeIntervalSince(started)))
+            }
+            if let imatrixTarget {
+                try outputs.stage(imatrixTarget, Data(matrix.encoded()))
+                try outputs.commit()
+            }
+            options.importance = matrix
         }
         let report = try KronosConvert.convert(checkpoint, options: options) { event in
             guard interactive else { return }
@@ -169,6 +247,15 @@ struct Inspect: ParsableCommand {
                 + "[\(Terminal.safe(m.settings.keep.joined(separator: ", ")))], zstd level \(m.settings.zstdLevel), q4 "
                 + "search steps \(m.settings.q4SearchSteps)"
         )
+        if let c = m.settings.calibration {
+            print(
+                "calibration \(c.windows) windows of \(c.lookback) context rows + \(c.steps) steps, "
+                    + "\(c.rows) activation rows per transformer matmul"
+                    + (c.imatrixSHA256.map { ", importance matrix sha256 \(Terminal.safe($0))" } ?? ""))
+            for f in c.files {
+                print("calibrated  \(Terminal.safe(f.file)) \(f.rows) candles sha256 \(Terminal.safe(f.sha256))")
+            }
+        }
         print("max context \(m.maxContext)")
         print("tokenizer   \(jsonString(m.tokenizerConfig))")
         print("predictor   \(jsonString(m.predictorConfig))")

@@ -58,6 +58,8 @@ public protocol ForecastBackend: AnyObject, Sendable {
     ) throws(RuntimeError) -> [SeriesForecast]
     func encode(_ x: [Float], rows: Int) -> (s1: [Int], s2: [Int])
     func decode(s1: [[Int]], s2: [[Int]]) -> [Float]
+    /// From now on, `observer` sees the input rows of every matmul (nil: none); for calibration.
+    func observeActivations(_ observer: (any ActivationObserver)?)
     func teacherForcedLogits(
         contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathS1: [Int], pathS2: [Int],
         maxContext window: Int, cache: CacheMode, activations: ActivationPrecision?,
@@ -81,4 +83,17 @@ extension ForecastBackend {
             maxContext: window,
             cache: cache, activations: nil, kvCache: nil)
     }
+}
+
+/// Sees the input rows of every matmul a model runs while it is installed
+/// (ForecastBackend.observeActivations): calibration collects their mean squares per input column.
+/// `observe` is called on the thread driving the pass, before the matmul, once per weight and pass;
+/// several passes of one model may run at once, so implementations must be thread-safe.
+public protocol ActivationObserver: AnyObject, Sendable {
+    /// x [rows, columns]: the rows the weight `weight` ("part/name") is about to multiply.
+    /// `gram(g)` writes XᵀX [columns, columns] of those rows into g with the engine's f32 kernels
+    /// (on the cores the pass runs on), for an observer that wants the rows' second moments.
+    func observe(
+        _ weight: String, _ x: UnsafePointer<Float>, rows: Int, columns: Int,
+        gram: (UnsafeMutablePointer<Float>) -> Void)
 }

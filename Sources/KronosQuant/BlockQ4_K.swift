@@ -39,24 +39,46 @@ public enum BlockQ4_K {
                 scales[j] = s; offsets[j] = 0 - m  // 0 - m: never a negative zero
             }
         }
+        return finish(x, scales: scales, offsets: offsets, radius: 1, into: block) { j, s, mn in
+            subBlockError(x + 32 * j, scale: s, minimum: mn)
+        }
+    }
+
+    /// The rest of a super-block from its 8 sub-blocks' f32 scales and minimums: d and dmin (the
+    /// largest over 63, as f16), each sub-block's 6-bit scale and minimum chosen among ±radius of
+    /// the nearest by `error(sub-block, scale, minimum)`, then the codes. False when d or dmin
+    /// overflows f16.
+    static func finish(
+        _ x: UnsafePointer<Float>, scales: SIMD8<Float>, offsets: SIMD8<Float>, radius: Int,
+        into block: UnsafeMutableRawPointer, error: (Int, Float, Float) -> Float
+    ) -> Bool {
         let maxScale = scales.max(), maxOffset = offsets.max()
         guard maxScale / 63 <= float16Max, maxOffset / 63 <= float16Max else { return false }
         let d16 = Float16(maxScale / 63), dmin16 = Float16(maxOffset / 63)
         let d = Float(d16), dmin = Float(dmin16)
         var fields = SIMD16<UInt8>()
         for j in 0..<subBlocks {
-            // Nearest 6-bit scale and minimum, then the best of their ±1 neighbours by squared error.
             let sc0 = d > 0 ? Int(min(63, max(0, (scales[j] / d + 0.5).rounded(.down)))) : 0
             let mn0 = dmin > 0 ? Int(min(63, max(0, (offsets[j] / dmin + 0.5).rounded(.down)))) : 0
             var best = (sc0, mn0), bestError = Float.infinity
-            for sc in max(0, sc0 - 1)...min(63, sc0 + 1) {
-                for mn in max(0, mn0 - 1)...min(63, mn0 + 1) {
-                    let e = subBlockError(x + 32 * j, scale: d * Float(sc), minimum: dmin * Float(mn))
+            for sc in max(0, sc0 - radius)...min(63, sc0 + radius) {
+                for mn in max(0, mn0 - radius)...min(63, mn0 + radius) {
+                    let e = error(j, d * Float(sc), dmin * Float(mn))
                     if e < bestError { bestError = e; best = (sc, mn) }
                 }
             }
             fields[j] = UInt8(best.0); fields[8 + j] = UInt8(best.1)
         }
+        store(x, d16: d16, dmin16: dmin16, fields: fields, into: block)
+        return true
+    }
+
+    /// Writes the super-block: d, dmin, the 16 six-bit fields, and x's codes against the final scales.
+    static func store(
+        _ x: UnsafePointer<Float>, d16: Float16, dmin16: Float16, fields: SIMD16<UInt8>,
+        into block: UnsafeMutableRawPointer
+    ) {
+        let d = Float(d16), dmin = Float(dmin16)
         block.storeBytes(of: d16.bitPattern.littleEndian, toByteOffset: 0, as: UInt16.self)
         block.storeBytes(of: dmin16.bitPattern.littleEndian, toByteOffset: 2, as: UInt16.self)
         let sm = block.advanced(by: 4).assumingMemoryBound(to: UInt8.self)
@@ -77,7 +99,6 @@ public enum BlockQ4_K {
                 qs[16 * j + i] = lo | (hi << 4)
             }
         }
-        return true
     }
 
     /// Squared error of 32 values coded against scale s and minimum mn (x ≈ s q − mn).

@@ -4,7 +4,7 @@
 // minimums of the block types (their integer codes times finite scales are finite).
 
 extension TensorType {
-    /// The index of the first non-finite element (f32 / f16) or block (q8_0, q4_1, q4_k) among
+    /// The index of the first non-finite element (f32 / f16) or block (the block types) among
     /// `byteCount` bytes of this type, or nil when all are finite.
     public func firstNonFinite(_ bytes: UnsafeRawPointer, byteCount: Int) -> Int? {
         switch self {
@@ -14,11 +14,12 @@ extension TensorType {
         case .f16:
             return Self.firstWithExponentAllOnes(
                 bytes.bindMemory(to: UInt16.self, capacity: byteCount / 2), byteCount / 2, mask: 0x7C00)
-        case .q8_0, .q4_1, .q4_k:
-            // d (q8_0), or d and its neighbour m / dmin (q4_1, q4_k): the block's first 16 or 32 bits.
+        case .q8_0, .q4_1, .q4_k, .q5_0, .q6_0:
+            // d (q8_0, q5_0, q6_0), or d and its neighbour m / dmin (q4_1, q4_k): the block's first 16
+            // or 32 bits.
             return Self.firstBlockWithNonFiniteHalves(
                 bytes, blocks: byteCount / traits.bytesPerBlock, stride: traits.bytesPerBlock,
-                mask: self == .q8_0 ? 0x0000_7C00 : 0x7C00_7C00)
+                mask: self == .q4_1 || self == .q4_k ? 0x7C00_7C00 : 0x0000_7C00)
         case .i64:
             return nil
         }

@@ -249,7 +249,8 @@ extension TensorType {
         case .q8_0: task.run(Q8_0Codes.self)
         case .q4_1: task.run(Q4_1Codes.self)
         case .q4_k: task.run(Q4_KCodes.self)
-        case .f32, .f16, .i64: nil
+        // q5_0 / q6_0 run as the q8_0 blocks they expand into (TensorType.runType).
+        case .f32, .f16, .i64, .q5_0, .q6_0: nil
         }
     }
 }

@@ -14,8 +14,9 @@ extension TensorType {
     /// Quantizes (or converts) one row of `columns` floats into `dst` (rowBytes(columns:) bytes).
     public func encodeRow(
         _ src: UnsafePointer<Float>, columns: Int, into dst: UnsafeMutableRawPointer,
-        q4SearchSteps: Int = BlockQ4_1.defaultSearchSteps
+        q4SearchSteps: Int = BlockQ4_1.defaultSearchSteps, weights: UnsafePointer<Float>? = nil
     ) throws(QuantError) {
+        // weights [columns]: the importance of each element (Weighted.swift); the plain types ignore them.
         switch self {
         case .f32:
             dst.copyMemory(from: src, byteCount: columns * 4)
@@ -30,34 +31,37 @@ extension TensorType {
         case .q8_0:
             guard columns % BlockQ8_0.count == 0 else { throw .rowNotBlockAligned(columns: columns, blockSize: 32) }
             for b in 0..<(columns / BlockQ8_0.count) {
-                guard BlockQ8_0.quantize(src + b * BlockQ8_0.count, into: dst + b * BlockQ8_0.byteCount) else {
-                    throw .unrepresentable(block: b)
-                }
+                let x = src + b * BlockQ8_0.count, out = dst + b * BlockQ8_0.byteCount
+                let ok =
+                    if let weights { BlockQ8_0.quantize(x, weights: weights + b * BlockQ8_0.count, into: out) } else {
+                        BlockQ8_0.quantize(x, into: out)
+                    }
+                guard ok else { throw .unrepresentable(block: b) }
             }
         case .q4_1:
             guard columns % BlockQ4_1.count == 0 else { throw .rowNotBlockAligned(columns: columns, blockSize: 32) }
             for b in 0..<(columns / BlockQ4_1.count) {
-                guard
-                    BlockQ4_1.quantize(
-                        src + b * BlockQ4_1.count, into: dst + b * BlockQ4_1.byteCount,
-                        searchSteps: q4SearchSteps)
-                else {
-                    throw .unrepresentable(block: b)
-                }
+                let x = src + b * BlockQ4_1.count, out = dst + b * BlockQ4_1.byteCount
+                let ok =
+                    if let weights { BlockQ4_1.quantize(x, weights: weights + b * BlockQ4_1.count, into: out) } else {
+                        BlockQ4_1.quantize(x, into: out, searchSteps: q4SearchSteps)
+                    }
+                guard ok else { throw .unrepresentable(block: b) }
             }
         case .q4_k:
             guard columns % BlockQ4_K.count == 0 else {
                 throw .rowNotBlockAligned(columns: columns, blockSize: BlockQ4_K.count)
             }
             for b in 0..<(columns / BlockQ4_K.count) {
-                guard
-                    BlockQ4_K.quantize(
-                        src + b * BlockQ4_K.count, into: dst + b * BlockQ4_K.byteCount,
-                        searchSteps: q4SearchSteps)
-                else {
-                    throw .unrepresentable(block: b)
-                }
+                let x = src + b * BlockQ4_K.count, out = dst + b * BlockQ4_K.byteCount
+                let ok =
+                    if let weights { BlockQ4_K.quantize(x, weights: weights + b * BlockQ4_K.count, into: out) } else {
+                        BlockQ4_K.quantize(x, into: out, searchSteps: q4SearchSteps)
+                    }
+                guard ok else { throw .unrepresentable(block: b) }
             }
+        case .q5_0: try encodeNarrow(BlockQ5_0.self, src, columns: columns, into: dst, weights: weights)
+        case .q6_0: try encodeNarrow(BlockQ6_0.self, src, columns: columns, into: dst, weights: weights)
         case .i64:
             throw .notFloatType(self)
         }
@@ -84,6 +88,10 @@ extension TensorType {
             for b in 0..<(columns / BlockQ4_K.count) {
                 BlockQ4_K.dequantize(src + b * BlockQ4_K.byteCount, into: dst + b * BlockQ4_K.count)
             }
+        case .q5_0:
+            for b in 0..<(columns / 32) { BlockQ5_0.dequantize(src + b * BlockQ5_0.byteCount, into: dst + b * 32) }
+        case .q6_0:
+            for b in 0..<(columns / 32) { BlockQ6_0.dequantize(src + b * BlockQ6_0.byteCount, into: dst + b * 32) }
         case .i64:
             for i in 0..<columns {
                 dst[i] = Float(Int64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)))
@@ -114,6 +122,10 @@ extension TensorType {
             for b in 0..<(columns / BlockQ4_K.count) {
                 s += BlockQ4_K.dot(row + b * BlockQ4_K.byteCount, x + b * BlockQ4_K.count)
             }
+        case .q5_0:
+            for b in 0..<(columns / 32) { s += BlockQ5_0.dot(row + b * BlockQ5_0.byteCount, x + b * 32) }
+        case .q6_0:
+            for b in 0..<(columns / 32) { s += BlockQ6_0.dot(row + b * BlockQ6_0.byteCount, x + b * 32) }
         case .i64:
             for i in 0..<columns {
                 s += Float(Int64(littleEndian: row.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) * x[i]
@@ -146,5 +158,45 @@ public struct QuantErrorStats: Sendable, Equatable, Codable {
         }
         let n = Double(max(count, 1))
         return QuantErrorStats(rmse: (se / n).squareRoot(), maxAbs: mx, sourceRMS: (ss / n).squareRoot())
+    }
+}
+
+extension TensorType {
+    /// Encodes a row of q5_0 / q6_0 blocks.
+    private func encodeNarrow<B: SymmetricNarrowBlock>(
+        _ block: B.Type, _ src: UnsafePointer<Float>, columns: Int, into dst: UnsafeMutableRawPointer,
+        weights: UnsafePointer<Float>?
+    ) throws(QuantError) {
+        guard columns % 32 == 0 else { throw .rowNotBlockAligned(columns: columns, blockSize: 32) }
+        for b in 0..<(columns / 32) {
+            guard B.quantize(src + b * 32, weights: weights.map { $0 + b * 32 }, into: dst + b * B.byteCount) else {
+                throw .unrepresentable(block: b)
+            }
+        }
+    }
+
+    /// The type a reader runs a tensor of this type as: q5_0 and q6_0 expand exactly into q8_0
+    /// (`expandRow`); every other type runs as stored.
+    public var runType: TensorType {
+        switch self {
+        case .q5_0, .q6_0: .q8_0
+        default: self
+        }
+    }
+
+    /// One stored q5_0 / q6_0 row -> the same values as a q8_0 row (`runType`); other types copy.
+    public func expandRow(_ src: UnsafeRawPointer, columns: Int, into dst: UnsafeMutableRawPointer) {
+        switch self {
+        case .q5_0:
+            for b in 0..<(columns / 32) {
+                BlockQ5_0.expand(src + b * BlockQ5_0.byteCount, into: dst + b * BlockQ8_0.byteCount)
+            }
+        case .q6_0:
+            for b in 0..<(columns / 32) {
+                BlockQ6_0.expand(src + b * BlockQ6_0.byteCount, into: dst + b * BlockQ8_0.byteCount)
+            }
+        default:
+            dst.copyMemory(from: src, byteCount: rowBytes(columns: columns) ?? 0)
+        }
     }
 }

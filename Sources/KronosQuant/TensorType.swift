@@ -13,6 +13,10 @@ public enum TensorType: String, Sendable, CaseIterable, Codable {
     /// Super-blocks of 256 along the row: fp16 d and dmin, 8 six-bit sub-block scales and minimums,
     /// 256 unsigned 4-bit codes (4.5 bits per weight). x = d·sc·q − dmin·mn.
     case q4_k
+    /// Blocks of 32: fp16 scale d, 32 five-bit codes q in -16...15 (5.5 bits per weight). x = d * q.
+    case q5_0
+    /// Blocks of 32: fp16 scale d, 32 six-bit codes q in -32...31 (6.5 bits per weight). x = d * q.
+    case q6_0
     /// Signed 64-bit integers, little-endian (int64 buffers such as the BSQ basis).
     case i64
 
@@ -30,6 +34,12 @@ public enum TensorType: String, Sendable, CaseIterable, Codable {
         case .q4_k:
             return TensorTypeTraits(
                 name: "q4_k", blockSize: BlockQ4_K.count, bytesPerBlock: BlockQ4_K.byteCount, isQuantized: true)
+        case .q5_0:
+            return TensorTypeTraits(
+                name: "q5_0", blockSize: BlockQ5_0.count, bytesPerBlock: BlockQ5_0.byteCount, isQuantized: true)
+        case .q6_0:
+            return TensorTypeTraits(
+                name: "q6_0", blockSize: BlockQ6_0.count, bytesPerBlock: BlockQ6_0.byteCount, isQuantized: true)
         case .i64: return TensorTypeTraits(name: "i64", blockSize: 1, bytesPerBlock: 8, isQuantized: false)
         }
     }

@@ -242,6 +242,8 @@ public final class Workspace: @unchecked Sendable {
     /// the kernels run with this workspace: an approximation (whether a forecast takes it:
     /// ActivationPrecision, ForecastEngine.defaultActivations).
     public var integerActivations = false
+    /// Sees the input rows of every Linear run with this workspace (calibration); nil in forecasts.
+    public var observer: (any ActivationObserver)?
     /// The kernels the integer path runs (the fastest this processor has; tests choose others).
     var integerKernels = Kernels.IntegerKernels.native
     private var activationCodes: UnsafeMutablePointer<Int8>?

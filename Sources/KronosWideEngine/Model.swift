@@ -15,6 +15,8 @@ final class TokenizerModel: @unchecked Sendable {
 
     /// Threads its passes run on.
     let threads: Int
+    /// Given every matmul's input rows (ForecastEngine.observeActivations); nil in forecasts.
+    var observer: (any ActivationObserver)?
 
     init(_ s: TensorStore, config c: TokenizerConfig, positions: Int, threads: Int) throws(RuntimeError) {
         config = c
@@ -32,10 +34,12 @@ final class TokenizerModel: @unchecked Sendable {
     }
 
     private func scratch(rows: Int, positions: Int) -> BlockScratch {
-        BlockScratch(
+        let s = BlockScratch(
             rows: rows, D: config.modelDimension, F: config.feedForwardDimension,
             columns: max(6, config.codeBits), positions: positions,
             headDimension: config.modelDimension / config.headCount, threads: threads)
+        s.workspace.observer = observer
+        return s
     }
 
     /// x [rows, 6] normalized candles -> (s1, s2) [rows] ids (binary spherical quantization).
@@ -158,6 +162,7 @@ package final class PredictorModel: @unchecked Sendable {
     let projS2: Linear  // [V2, D] + [V2]
     let hasIntegerCodes: Bool  // some matmul weight is q8_0 / q4_1 / q4_k (the integer path's types)
     let threads: Int  // threads its sessions run on
+    var observer: (any ActivationObserver)?  // given every matmul's input rows (calibration); nil in forecasts
 
     init(_ s: TensorStore, config c: PredictorConfig, positions: Int, threads: Int) throws(RuntimeError) {
         config = c
@@ -286,6 +291,13 @@ public final class ForecastEngine: @unchecked Sendable {
         tokenizer = try TokenizerModel(store, config: manifest.tokenizerConfig, positions: positions, threads: threads)
         predictor = try PredictorModel(store, config: manifest.predictorConfig, positions: positions, threads: threads)
         loadSeconds = Date().timeIntervalSince(start)
+    }
+
+    /// From now on, `observer` sees the input rows of every matmul this model runs (nil: none).
+    /// For calibration: set it before the passes to observe and run nothing else meanwhile.
+    public func observeActivations(_ observer: (any ActivationObserver)?) {
+        tokenizer.observer = observer
+        predictor.observer = observer
     }
 
     /// x [rows, 6] normalized -> ids.

@@ -68,6 +68,7 @@ package final class PredictorSession {
             rows: rows, D: D, F: model.config.feedForwardDimension, columns: 2 * D, positions: capacity,
             headDimension: D / model.config.headCount, threads: model.threads)
         scratch.workspace.integerActivations = model.activations(activations) == .int8
+        scratch.workspace.observer = model.observer
         let arena = scratch.arena  // the session's buffers live as long as its block scratch
         x = arena.buffer(count: rows * D)
         pair = arena.buffer(count: 2 * D); time = arena.buffer(count: D)

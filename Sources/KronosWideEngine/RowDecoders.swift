@@ -27,6 +27,7 @@ extension TensorType {
         case .q4_1: task.run(Q4_1Rows.self)
         case .q4_k: task.run(Q4_KRows.self)
         case .i64: preconditionFailure("i64 tensors are not weight matrices")
+        case .q5_0, .q6_0: preconditionFailure("q5_0 / q6_0 run as q8_0 (TensorStore.matrix expands them)")
         }
     }
 }

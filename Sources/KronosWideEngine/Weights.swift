@@ -7,6 +7,7 @@ import KronosQuant
 struct Linear: @unchecked Sendable {
     let weight: WeightMatrix  // [out, in]
     let bias: [Float]?  // [out]
+    let name: String  // the weight's "part/name", as the workspace's observer sees it
     var outputs: Int { weight.rows }
     var inputs: Int { weight.columns }
 
@@ -14,6 +15,11 @@ struct Linear: @unchecked Sendable {
     func callAsFunction(
         _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, _ workspace: Workspace
     ) {
+        if let observer = workspace.observer {
+            observer.observe(name, x, rows: rows, columns: inputs) { g in
+                gramMatrix(x, rows: rows, columns: inputs, into: g, threads: workspace.workers)
+            }
+        }
         if let bias {
             bias.withUnsafeBufferPointer {
                 matmul(weight, bias: $0.baseAddress!, x, rows: rows, y, workspace: workspace)
@@ -43,6 +49,8 @@ final class TensorStore: @unchecked Sendable {
     /// Rotary tables by inv_freq: blocks whose inv_freq buffers are equal (all of a released model's)
     /// share one table (Kronos-base: 12 tables of 213 KB each would be the same numbers).
     private var rotaryTables = [[UInt32]: RotaryTable]()  // keyed by inv_freq's bits
+    /// The q8_0 expansions of q5_0 / q6_0 matrices, by "part/name" (alive as long as the store).
+    private var expanded = [String: AlignedBuffer]()
     init(tensors: [String: TensorData], path: String) { self.tensors = tensors; self.path = path }
 
     func data(_ part: ModelPart, _ name: String) throws(RuntimeError) -> TensorData {
@@ -60,7 +68,22 @@ final class TensorStore: @unchecked Sendable {
                     + "\(t.record.shape)"
             )
         }
-        return WeightMatrix(type: t.record.type, rows: t.record.shape[0], columns: t.record.shape[1], data: t.raw)
+        let (type, rows, columns) = (t.record.type, t.record.shape[0], t.record.shape[1])
+        guard type.runType != type else {
+            return WeightMatrix(type: type, rows: rows, columns: columns, data: t.raw)
+        }
+        // q5_0 / q6_0 run as the q8_0 blocks they expand into, exactly (KronosQuant/BlockQ6_0.swift).
+        let key = "\(part.rawValue)/\(name)"
+        let run = type.runType, runRowBytes = run.rowBytes(columns: columns)!
+        let buffer = expanded[key] ?? AlignedBuffer(byteCount: rows * runRowBytes)
+        if expanded[key] == nil {
+            for r in 0..<rows {
+                type.expandRow(
+                    t.raw + r * t.rowBytes, columns: columns, into: buffer.bytes.baseAddress! + r * runRowBytes)
+            }
+            expanded[key] = buffer
+        }
+        return WeightMatrix(type: run, rows: rows, columns: columns, data: UnsafeRawPointer(buffer.bytes.baseAddress!))
     }
 
     func vector(_ part: ModelPart, _ name: String) throws(RuntimeError) -> [Float] {
@@ -68,7 +91,9 @@ final class TensorStore: @unchecked Sendable {
     }
 
     func linear(_ part: ModelPart, _ name: String, bias: Bool = true) throws(RuntimeError) -> Linear {
-        Linear(weight: try matrix(part, name + ".weight"), bias: bias ? try vector(part, name + ".bias") : nil)
+        Linear(
+            weight: try matrix(part, name + ".weight"), bias: bias ? try vector(part, name + ".bias") : nil,
+            name: "\(part.rawValue)/\(name).weight")
     }
 
     func rotaryTable(invFreq: [Float], positions: Int) -> RotaryTable {
@@ -90,4 +115,15 @@ final class TensorStore: @unchecked Sendable {
             w3: try linear(part, prefix + ".ffn.w3", bias: false),
             w2: try linear(part, prefix + ".ffn.w2", bias: false), heads: heads)
     }
+}
+
+/// X [rows, columns] -> XᵀX [columns, columns] into g, through the f32 matmul: Xᵀ is a [columns,
+/// rows] weight matrix multiplying its own rows (calibration, ActivationObserver).
+func gramMatrix(_ x: UnsafePointer<Float>, rows: Int, columns: Int, into g: UnsafeMutablePointer<Float>, threads: Int) {
+    let t = UnsafeMutablePointer<Float>.allocate(capacity: rows * columns)
+    defer { t.deallocate() }
+    for r in 0..<rows { for c in 0..<columns { t[c * rows + r] = x[r * columns + c] } }
+    let w = WeightMatrix(type: .f32, rows: columns, columns: rows, data: UnsafeRawPointer(t))
+    let workspace = Workspace(columns: rows, positions: 0, threads: threads)
+    matmul(w, bias: nil, t, rows: columns, g, workspace: workspace)
 }

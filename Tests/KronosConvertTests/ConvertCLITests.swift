@@ -47,6 +47,8 @@ enum BundleThreshold {
     static let q8RelRMSE = 0.01
     static let q4RelRMSE = 0.10
     static let q4kRelRMSE = 0.11
+    static let q5RelRMSE = 0.06
+    static let q6RelRMSE = 0.03
 }
 
 @Suite(.serialized) struct ConvertReferenceModelsTests {
@@ -105,14 +107,23 @@ enum BundleThreshold {
             case .q8_0: #expect(s.relativeRMSE <= BundleThreshold.q8RelRMSE, "\(e.name) q8 \(s.relativeRMSE)")
             case .q4_1: #expect(s.relativeRMSE <= BundleThreshold.q4RelRMSE, "\(e.name) q4 \(s.relativeRMSE)")
             case .q4_k: #expect(s.relativeRMSE <= BundleThreshold.q4kRelRMSE, "\(e.name) q4_k \(s.relativeRMSE)")
+            case .q5_0: #expect(s.relativeRMSE <= BundleThreshold.q5RelRMSE, "\(e.name) q5_0 \(s.relativeRMSE)")
+            case .q6_0: #expect(s.relativeRMSE <= BundleThreshold.q6RelRMSE, "\(e.name) q6_0 \(s.relativeRMSE)")
             case .i64: break
             }
             if !e.role.isQuantizable { #expect(rec.type == .f32, "\(e.name) must stay f32") }
-            if model == "mini" && quantize == "q4" && e.role.isQuantizable && !e.name.hasPrefix("head.proj_")
-                && e.name != "quant_embed.weight"
-                && e.shape.last! % 256 == 0
-            {
-                #expect(rec.type == .q4_k, "\(e.name) should be q4_k")
+            if model == "mini" && quantize == "q4" && e.role.isQuantizable && e.name != "quant_embed.weight" {
+                // The q4 recipe (formats/kq-bundle.md): 6 bits for the heads, the token embeddings and the
+                // fusion projection, 5 for the predictor's q / k projections, q4_k for the rest.
+                let six =
+                    e.part == .predictor
+                    && (e.name.hasPrefix("head.proj_") || e.name.hasPrefix("embedding.emb_s")
+                        || e.name == "embedding.fusion_proj.weight")
+                let five =
+                    e.part == .predictor && e.name.hasPrefix("transformer.")
+                    && (e.name.hasSuffix("self_attn.q_proj.weight") || e.name.hasSuffix("self_attn.k_proj.weight"))
+                let want: TensorType = six ? .q6_0 : five ? .q5_0 : e.shape.last! % 256 == 0 ? .q4_k : .q4_1
+                #expect(rec.type == want, "\(e.name) should be \(want.rawValue), is \(rec.type.rawValue)")
             }
         }
     }

@@ -37,10 +37,14 @@ enum Threshold {
     static let q8RelRMSE = 0.008
     static let q4RelRMSE = 0.085
     static let q4kRelRMSE = 0.095
+    static let q5RelRMSE = 0.05
+    static let q6RelRMSE = 0.025
     static let f16DotRel = 1e-4
     static let q8DotRel = 2e-3
     static let q4DotRel = 3e-2
     static let q4kDotRel = 3.5e-2
+    static let q5DotRel = 1.5e-2
+    static let q6DotRel = 7.5e-3
 }
 
 func roundTrip(_ type: TensorType, _ src: [Float], cols: Int, q4SearchSteps: Int = BlockQ4_1.defaultSearchSteps) throws
@@ -93,7 +97,7 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
 }
 
 @Suite struct RoundTripTests {
-    @Test(arguments: [TensorType.f16, .q8_0, .q4_1, .q4_k])
+    @Test(arguments: [TensorType.f16, .q8_0, .q4_1, .q4_k, .q5_0, .q6_0])
     func gaussianRowsUnderThreshold(type: TensorType) throws {
         var g = TestRows(seed: 42)
         let cols = 256
@@ -102,7 +106,7 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
         let s = stats(src, dec)
         let limit = [
             TensorType.f16: Threshold.f16RelRMSE, .q8_0: Threshold.q8RelRMSE, .q4_1: Threshold.q4RelRMSE,
-            .q4_k: Threshold.q4kRelRMSE,
+            .q4_k: Threshold.q4kRelRMSE, .q5_0: Threshold.q5RelRMSE, .q6_0: Threshold.q6RelRMSE,
         ][type]!
         #expect(s.relativeRMSE < limit, "\(type) relative RMSE \(s.relativeRMSE) >= \(limit)")
         #expect(s.relativeRMSE > 0, "a lossy type that reproduces Gaussian rows exactly is suspicious")
@@ -138,7 +142,7 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
 }
 
 @Suite struct EdgeCaseTests {
-    @Test(arguments: [TensorType.q8_0, .q4_1, .q4_k, .f16])
+    @Test(arguments: [TensorType.q8_0, .q4_1, .q4_k, .f16, .q5_0, .q6_0])
     func allZeroBlockIsExact(type: TensorType) throws {
         let n = type.traits.blockSize * 2
         let src = [Float](repeating: 0, count: n)
@@ -146,7 +150,7 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
         #expect(dec.allSatisfy { $0 == 0 })
     }
 
-    @Test(arguments: [TensorType.q8_0, .q4_1, .q4_k, .f16])
+    @Test(arguments: [TensorType.q8_0, .q4_1, .q4_k, .f16, .q5_0, .q6_0])
     func signedZerosDecodeToZero(type: TensorType) throws {
         let n = max(32, type.traits.blockSize)
         let src = (0..<n).map { $0 % 2 == 0 ? Float(0) : -Float(0) }
@@ -154,17 +158,17 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
         #expect(dec.allSatisfy { $0 == 0 })
     }
 
-    @Test(arguments: [TensorType.q8_0, .q4_1])
+    @Test(arguments: [TensorType.q8_0, .q4_1, .q5_0, .q6_0])
     func oneHugeOutlier(type: TensorType) throws {
         var src = (0..<32).map { Float($0) * 1e-3 - 0.016 }
         src[5] = 1000
         let (_, dec) = try roundTrip(type, src, cols: 32)
         #expect(abs(dec[5] - 1000) / 1000 < 2e-3, "outlier \(dec[5])")
-        let step: Float = type == .q8_0 ? 1000 / 127 : 1000.016 / 15
+        let step: Float = [TensorType.q8_0: 1000 / 127, .q4_1: 1000.016 / 15, .q5_0: 1000 / 15, .q6_0: 1000 / 31][type]!
         for i in 0..<32 where i != 5 { #expect(abs(dec[i] - src[i]) <= step / 2 * 1.01) }
     }
 
-    @Test(arguments: [TensorType.q8_0, .q4_1, .q4_k, .f16])
+    @Test(arguments: [TensorType.q8_0, .q4_1, .q4_k, .f16, .q5_0, .q6_0])
     func denormalsStayFiniteAndSmall(type: TensorType) throws {
         let n = max(32, type.traits.blockSize)
         let src = (0..<n).map { Float($0 % 32 - 16) * (Float.leastNormalMagnitude / 16) }
@@ -285,7 +289,7 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
 }
 
 @Suite struct DotTests {
-    @Test(arguments: [TensorType.f32, .f16, .q8_0, .q4_1, .q4_k])
+    @Test(arguments: [TensorType.f32, .f16, .q8_0, .q4_1, .q4_k, .q5_0, .q6_0])
     func quantizedDotMatchesFloatDot(type: TensorType) throws {
         var g = TestRows(seed: 1234)
         let cols = 512
@@ -295,7 +299,7 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
         let (bytes, _) = try roundTrip(type, w, cols: cols)
         let limit = [
             TensorType.f32: 1e-6, .f16: Threshold.f16DotRel, .q8_0: Threshold.q8DotRel, .q4_1: Threshold.q4DotRel,
-            .q4_k: Threshold.q4kDotRel,
+            .q4_k: Threshold.q4kDotRel, .q5_0: Threshold.q5DotRel, .q6_0: Threshold.q6DotRel,
         ][type]!
         for r in 0..<16 {
             var exact = 0.0, nw = 0.0, nx = 0.0
@@ -318,13 +322,13 @@ func stats(_ a: [Float], _ b: [Float]) -> QuantErrorStats {
 /// field a block type stores (d, and m / dmin), past the first 64 / 256 values or blocks, and
 /// nowhere in finite data.
 @Suite struct FinitenessCheckTests {
-    @Test(arguments: [TensorType.q8_0, .q4_1, .q4_k])
+    @Test(arguments: [TensorType.q8_0, .q4_1, .q4_k, .q5_0, .q6_0])
     func blockScales(type: TensorType) {
         let size = type.traits.bytesPerBlock, blocks = 700
         var bytes = [UInt8](repeating: 0, count: size * blocks)
         for b in 0..<blocks { bytes[b * size] = 0x00; bytes[b * size + 1] = 0x3C }  // d = 1.0
         #expect(bytes.withUnsafeBytes { type.firstNonFinite($0.baseAddress!, byteCount: $0.count) } == nil)
-        let fields = type == .q8_0 ? [0] : [0, 2]
+        let fields = type == .q4_1 || type == .q4_k ? [0, 2] : [0]
         for field in fields {
             for (bits, block) in [(UInt16(0x7C00), 3), (0xFE00, 513), (0x7E01, 699)] {  // +Inf, NaN, NaN
                 var crafted = bytes

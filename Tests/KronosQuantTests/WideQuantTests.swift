@@ -76,4 +76,51 @@ import KronosWideQuant
         }
         #expect(compared >= 5 * 3 * (rows - 1))  // only the f16 row near the range may be refused, by both
     }
+
+    /// The calibrated encodings (importance-weighted fits, error compensation and its factor) give the
+    /// same bytes in both builds: a calibrated bundle must not depend on which build wrote it either.
+    @Test func bothBuildsFitCalibratedBlocksTheSame() throws {
+        #if arch(x86_64)
+            guard kronos_cpu_has_x86_64_v3() != 0 else { return }
+        #endif
+        let n = 256, rows = 12
+        let (_, h) = CompensationTests.correlatedInputs(rows: 300, columns: n, seed: 21)
+        var rng = TestRows(seed: 22)
+        let w = rng.rows(rows, n)
+        let importance = (0..<n).map { h[$0 * n + $0] }
+        let u = try #require(
+            h.withUnsafeBufferPointer { KronosQuant.TensorType.inverseCholesky($0.baseAddress!, n: n) })
+        let uWide = h.withUnsafeBufferPointer { KronosWideQuant.TensorType.inverseCholesky($0.baseAddress!, n: n) }
+        #expect(u.map(\.bitPattern) == uWide?.map(\.bitPattern), "inverse Cholesky factors differ")
+        for type in KronosQuant.TensorType.allCases where type.traits.isQuantized {
+            guard let wide = KronosWideQuant.TensorType(rawValue: type.rawValue) else {
+                Issue.record("\(type.rawValue): no such type in KronosWideQuant")
+                continue
+            }
+            let rowBytes = type.rowBytes(columns: n)!
+            var a = [UInt8](repeating: 0, count: rows * rowBytes), b = a
+            var wa = w, wb = w
+            try wa.withUnsafeMutableBufferPointer { wp in
+                try a.withUnsafeMutableBytes { d in
+                    try type.encodeCompensated(
+                        wp.baseAddress!, rows: rows, columns: n, u: u, importance: importance, into: d.baseAddress!)
+                }
+            }
+            try wb.withUnsafeMutableBufferPointer { wp in
+                try b.withUnsafeMutableBytes { d in
+                    try wide.encodeCompensated(
+                        wp.baseAddress!, rows: rows, columns: n, u: u, importance: importance, into: d.baseAddress!)
+                }
+            }
+            #expect(a == b, "\(type.rawValue): compensated bytes differ")
+            var pa = [UInt8](repeating: 0, count: rowBytes), pb = pa
+            try pa.withUnsafeMutableBytes { d in
+                try type.encodeRow(w, columns: n, into: d.baseAddress!, weights: importance)
+            }
+            try pb.withUnsafeMutableBytes { d in
+                try wide.encodeRow(w, columns: n, into: d.baseAddress!, weights: importance)
+            }
+            #expect(pa == pb, "\(type.rawValue): weighted bytes differ")
+        }
+    }
 }

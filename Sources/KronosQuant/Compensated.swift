@@ -1,0 +1,190 @@
+// Error-compensating quantization of a whole matrix (the method of GPTQ, Frantar et al. 2022, in
+// our own code): given the second moments H = E[x xᵀ] of the rows a weight W [out, in] multiplies,
+// each row's columns are quantized in order, and the rounding error of column i is spread over the
+// columns not yet quantized so that the row's output Σ_j w_j x_j changes least on those inputs:
+//
+//     e = (w_i − q(w_i)) / U[i, i];   w_j −= e · U[i, j]  for j > i
+//
+// where U is the upper Cholesky factor of (H + λI)⁻¹ (λ = 1 % of H's mean diagonal: a column the
+// calibration never saw active still gets a finite, well-conditioned update). Block types fit a
+// block's scale / minimum when the sweep reaches it, to the row's values at that point
+// (importance-weighted, Weighted.swift), then code each column against them; the stored block is
+// the same layout a reader decodes for any bundle.
+//
+// Rows are independent: they go through the sweep `tileRows` at a time, so that each row of U is
+// read once per tile rather than once per row.
+
+extension TensorType {
+    /// Rows swept together (each row of U read once for them).
+    static let compensationTile = 16
+
+    /// The upper Cholesky factor U [n, n] (row-major, zero below the diagonal) of (H + λI)⁻¹, λ = 1 %
+    /// of H's mean diagonal, computed in f64; nil when H is not positive semi-definite enough for
+    /// the damped factorization (then the caller quantizes without compensation).
+    public static func inverseCholesky(_ h: UnsafePointer<Float>, n: Int) -> [Float]? {
+        var a = [Double](repeating: 0, count: n * n)
+        var mean = 0.0
+        for i in 0..<n { mean += Double(h[i * n + i]) }
+        mean /= Double(max(n, 1))
+        let damp = 0.01 * (mean > 0 ? mean : 1)
+        for i in 0..<n {
+            for j in 0..<n { a[i * n + j] = Double(h[i * n + j]) }
+            if a[i * n + i] <= 0 { a[i * n + i] = mean > 0 ? mean : 1 }  // a column never active
+            a[i * n + i] += damp
+        }
+        // A = L Lᵀ (lower L in place).
+        guard cholesky(&a, n) else { return nil }
+        // A⁻¹ = L⁻ᵀ L⁻¹: invert L in place (lower), then M = L⁻ᵀ L⁻¹.
+        for i in 0..<n {
+            a[i * n + i] = 1 / a[i * n + i]
+            for j in 0..<i {
+                var s = 0.0
+                for k in j..<i { s += a[i * n + k] * a[k * n + j] }
+                a[i * n + j] = -s * a[i * n + i]
+            }
+        }
+        var m = [Double](repeating: 0, count: n * n)
+        for i in 0..<n {
+            for j in 0...i {
+                var s = 0.0
+                for k in i..<n { s += a[k * n + i] * a[k * n + j] }  // Σ_k L⁻¹[k, i] L⁻¹[k, j]
+                m[i * n + j] = s; m[j * n + i] = s
+            }
+        }
+        // A⁻¹ = Uᵀ U with U upper: the lower Cholesky factor of A⁻¹, transposed.
+        guard cholesky(&m, n) else { return nil }
+        var u = [Float](repeating: 0, count: n * n)
+        for i in 0..<n { for j in i..<n { u[i * n + j] = Float(m[j * n + i]) } }
+        return u
+    }
+
+    /// In-place lower Cholesky factor of a symmetric positive-definite a [n, n] (upper part left as
+    /// is); false when a pivot is not positive.
+    static func cholesky(_ a: inout [Double], _ n: Int) -> Bool {
+        for j in 0..<n {
+            var d = a[j * n + j]
+            for k in 0..<j { d -= a[j * n + k] * a[j * n + k] }
+            guard d > 0, d.isFinite else { return false }
+            let l = d.squareRoot()
+            a[j * n + j] = l
+            for i in (j + 1)..<max(j + 1, n) {
+                var s = a[i * n + j]
+                for k in 0..<j { s -= a[i * n + k] * a[j * n + k] }
+                a[i * n + j] = s / l
+            }
+        }
+        return true
+    }
+
+    /// Quantizes W [rows, columns] (overwritten: each row ends holding the values its codes were
+    /// chosen for) into rows of this block type at dst (rowBytes apart), compensating each column's
+    /// error along u (`inverseCholesky` of the input's second moments); importance [columns]: the
+    /// column weights each block's scale is fitted with.
+    public func encodeCompensated(
+        _ w: UnsafeMutablePointer<Float>, rows: Int, columns n: Int, u: UnsafePointer<Float>,
+        importance: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer
+    ) throws(QuantError) {
+        guard traits.isQuantized else { throw .notFloatType(self) }
+        let block = traits.blockSize, blockBytes = traits.bytesPerBlock
+        guard n % block == 0 else { throw .rowNotBlockAligned(columns: n, blockSize: block) }
+        let rowBytes = n / block * blockBytes
+        var errors = [Float](repeating: 0, count: Self.compensationTile)
+        for r0 in stride(from: 0, to: rows, by: Self.compensationTile) {
+            let tile = min(Self.compensationTile, rows - r0)
+            for g in stride(from: 0, to: n, by: block) {
+                // Fit the tile's blocks to their current values.
+                for r in r0..<(r0 + tile) {
+                    try encodeRow(
+                        w + r * n + g, columns: block, into: dst + r * rowBytes + g / block * blockBytes,
+                        weights: importance + g)
+                }
+                for i in g..<(g + block) {
+                    let pivot = u[i * n + i]
+                    for t in 0..<tile {
+                        let r = r0 + t
+                        let v = w[r * n + i]
+                        let q = roundTrip(v, element: i - g, block: dst + r * rowBytes + g / block * blockBytes)
+                        errors[t] = pivot > 0 ? (v - q) / pivot : 0
+                    }
+                    guard i + 1 < n else { continue }
+                    let uRow = u + i * n
+                    for t in 0..<tile {
+                        let e = errors[t]
+                        if e == 0 { continue }
+                        let row = w + (r0 + t) * n
+                        for j in (i + 1)..<n { row[j] -= e * uRow[j] }
+                    }
+                }
+                // Codes for the values the sweep chose them for (the scales fitted above stay).
+                for r in r0..<(r0 + tile) {
+                    recode(w + r * n + g, block: dst + r * rowBytes + g / block * blockBytes)
+                }
+            }
+        }
+    }
+
+    /// The value v codes to in element e of a stored block (its scale / minimum as stored).
+    @inline(__always)
+    func roundTrip(_ v: Float, element e: Int, block: UnsafeRawPointer) -> Float {
+        switch self {
+        case .q8_0:
+            let d = loadF16(block), id: Float = d > 0 ? 1 / d : 0
+            return d * min(127, max(-127, (v * id).rounded(.toNearestOrAwayFromZero)))
+        case .q5_0:
+            let d = loadF16(block), id: Float = d > 0 ? 1 / d : 0
+            return d * BlockQ5_0.code(v, id)
+        case .q6_0:
+            let d = loadF16(block), id: Float = d > 0 ? 1 / d : 0
+            return d * BlockQ6_0.code(v, id)
+        case .q4_1:
+            let d = loadF16(block), m = loadF16(block, at: 2), id: Float = d > 0 ? 1 / d : 0
+            return m.addingProduct(d, BlockQ4_1.quantCode(v, m, id))
+        case .q4_k:
+            let (d, dmin, f) = BlockQ4_K.fields(block)
+            let j = e / 32
+            let s = d * Float(f[j]), mn = dmin * Float(f[8 + j]), id: Float = s > 0 ? 1 / s : 0
+            return (-mn).addingProduct(s, BlockQ4_1.quantCode(v, -mn, id))
+        case .f32, .f16, .i64:
+            return v
+        }
+    }
+
+    /// Rewrites the codes of a stored block for values x [blockSize], keeping its scale / minimum.
+    func recode(_ x: UnsafePointer<Float>, block: UnsafeMutableRawPointer) {
+        switch self {
+        case .q8_0:
+            let d = loadF16(block), id: Float = d > 0 ? 1 / d : 0
+            let qs = block.advanced(by: 2).assumingMemoryBound(to: Int8.self)
+            for i in 0..<32 { qs[i] = Int8(min(127, max(-127, (x[i] * id).rounded(.toNearestOrAwayFromZero)))) }
+        case .q5_0: BlockQ5_0.recode(x, block: block)
+        case .q6_0: BlockQ6_0.recode(x, block: block)
+        case .q4_1:
+            let d = loadF16(block), m = loadF16(block, at: 2), id: Float = d > 0 ? 1 / d : 0
+            let qs = block.advanced(by: 4).assumingMemoryBound(to: UInt8.self)
+            for j in 0..<16 {
+                qs[j] = UInt8(BlockQ4_1.quantCode(x[j], m, id)) | (UInt8(BlockQ4_1.quantCode(x[j + 16], m, id)) << 4)
+            }
+        case .q4_k:
+            let d16 = Float16(bitPattern: UInt16(littleEndian: block.loadUnaligned(as: UInt16.self)))
+            let dmin16 = Float16(
+                bitPattern: UInt16(littleEndian: block.loadUnaligned(fromByteOffset: 2, as: UInt16.self)))
+            BlockQ4_K.store(x, d16: d16, dmin16: dmin16, fields: BlockQ4_K.fields(block).sm, into: block)
+        case .f32, .f16, .i64:
+            break
+        }
+    }
+}
+
+extension SymmetricNarrowBlock {
+    /// Rewrites the codes of a block for values x [32], keeping its d.
+    static func recode(_ x: UnsafePointer<Float>, block: UnsafeMutableRawPointer) {
+        let d = loadF16(block), id: Float = d > 0 ? 1 / d : 0
+        for b in 2..<byteCount { block.storeBytes(of: 0, toByteOffset: b, as: UInt8.self) }
+        let ql = block.advanced(by: 2).assumingMemoryBound(to: UInt8.self)
+        for i in 0..<32 {
+            let u = UInt8(Int(code(x[i], id)) - lowest)
+            ql[i % 16] |= (u & 0x0F) << (i < 16 ? 0 : 4)
+            storeHigh(u >> 4, element: i, into: block)
+        }
+    }
+}

@@ -56,18 +56,30 @@ tsan: deps
 # Accuracy gate: q8 and q4 bundles of the golden tiny model and of ../shared/reference/mini against
 # their golden FP32 cases (thresholds: golden/README.md).
 SHARED_MINI ?= ../shared/reference/mini
+# Calibration candles for the mini bundles: a file the mini cases do not read (they use btcusdt_4h.csv
+# and synthetic_4h.csv). The gate is issue 22's goal for a calibrated 4-bit bundle.
+SHARED_DATA ?= $(dir $(SHARED_MINI))../data
+MINI_Q4_CAL_GATE = --max-s1-kld 0.01 --max-s2-kld 2e-3 --min-top1 0.95 --min-context-ids 0.98 --max-bits-per-weight 5.0
 verify: build
 	@mkdir -p $(OUT)
 	$(BIN)/kronos-convert --tokenizer golden/tiny/tokenizer --predictor golden/tiny/predictor --quantize q8 --max-context 64 -o $(OUT)/tiny-q8.kq --force >/dev/null
 	$(BIN)/kronos-convert --tokenizer golden/tiny/tokenizer --predictor golden/tiny/predictor --quantize q4 --max-context 64 -o $(OUT)/tiny-q4.kq --force >/dev/null
 	$(BIN)/kronos-convert --tokenizer golden/tiny/tokenizer --predictor golden/tiny/predictor --quantize f16 --max-context 64 -o $(OUT)/tiny-f16.kq --force >/dev/null
+	@# calibrated on rows 400-799 of the sample series (the tiny cases use rows 100-159 and 300-395)
+	sed -n '1p;402,801p' golden/sample_4h.csv > $(OUT)/tiny-calibration.csv
+	$(BIN)/kronos-convert --tokenizer golden/tiny/tokenizer --predictor golden/tiny/predictor --quantize q4 --max-context 64 --calibrate $(OUT)/tiny-calibration.csv -o $(OUT)/tiny-q4-cal.kq --force >/dev/null
+	$(BIN)/kronos-convert --tokenizer golden/tiny/tokenizer --predictor golden/tiny/predictor --quantize q8 --max-context 64 --calibrate $(OUT)/tiny-calibration.csv -o $(OUT)/tiny-q8-cal.kq --force >/dev/null
 	@# every bundle with the defaults (on this processor), then each arithmetic explicitly
 	$(BIN)/kronos-run verify $(OUT)/tiny-q8.kq --golden golden/tiny --min-context-ids 0.97
 	$(BIN)/kronos-run verify $(OUT)/tiny-q8.kq --golden golden/tiny --min-context-ids 0.97 --activations f32 --kv-cache f32
 	$(BIN)/kronos-run verify $(OUT)/tiny-q8.kq --golden golden/tiny --min-context-ids 0.97 --activations int8 --kv-cache f32
-	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.0
-	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.0 --activations f32 --kv-cache f32
-	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.0 --activations int8 --kv-cache f32
+	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.25
+	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.25 --activations f32 --kv-cache f32
+	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.25 --activations int8 --kv-cache f32
+	@# calibrated bundles (golden/README.md, "Calibrated bundles")
+	$(BIN)/kronos-run verify $(OUT)/tiny-q4-cal.kq --golden golden/tiny --max-s1-kld 0.01 --max-s2-kld 4e-3 --min-top1 0.85 --min-context-ids 0.95 --max-bits-per-weight 6.25
+	$(BIN)/kronos-run verify $(OUT)/tiny-q4-cal.kq --golden golden/tiny --max-s1-kld 0.01 --max-s2-kld 4e-3 --min-top1 0.85 --min-context-ids 0.95 --max-bits-per-weight 6.25 --activations f32 --kv-cache f32
+	$(BIN)/kronos-run verify $(OUT)/tiny-q8-cal.kq --golden golden/tiny --max-s1-kld 2e-4 --activations f32 --kv-cache f32
 	@# f16 bundles and the approx-slide cache, with drift bounds from their measurements (golden/README.md)
 	$(BIN)/kronos-run verify $(OUT)/tiny-f16.kq --golden golden/tiny --max-s1-kld 2e-6 --max-s2-kld 2e-6
 	$(BIN)/kronos-run verify $(OUT)/tiny-q8.kq --golden golden/tiny --cache approx-slide --min-context-ids 0.97 --max-s1-kld 1.5e-3 --max-s2-kld 3e-3 --min-top1 0.95
@@ -87,7 +99,13 @@ verify: build
 	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) && \
 	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) --activations f32 --kv-cache f32 && \
 	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) --activations int8 --kv-cache f32 && \
-	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) --activations int8 --kv-cache f16
+	  $(BIN)/kronos-run verify $(OUT)/mini-q4.kq --golden $(SHARED_MINI) --activations int8 --kv-cache f16 && \
+	  $(BIN)/kronos-convert --tokenizer $(SHARED_MINI)/tokenizer --predictor $(SHARED_MINI)/predictor --quantize q4 --calibrate $(SHARED_DATA)/btcusdt_1h.csv -o $(OUT)/mini-q4-cal.kq --force >/dev/null && \
+	  $(BIN)/kronos-convert --tokenizer $(SHARED_MINI)/tokenizer --predictor $(SHARED_MINI)/predictor --quantize q8 --calibrate $(SHARED_DATA)/btcusdt_1h.csv -o $(OUT)/mini-q8-cal.kq --force >/dev/null && \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q4-cal.kq --golden $(SHARED_MINI) $(MINI_Q4_CAL_GATE) && \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q4-cal.kq --golden $(SHARED_MINI) $(MINI_Q4_CAL_GATE) --activations f32 --kv-cache f32 && \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q4-cal.kq --golden $(SHARED_MINI) $(MINI_Q4_CAL_GATE) --activations int8 --kv-cache f16 && \
+	  $(BIN)/kronos-run verify $(OUT)/mini-q8-cal.kq --golden $(SHARED_MINI) --max-s1-kld 2e-4 --activations f32 --kv-cache f32
 
 clean:
 	rm -rf .build $(OUT)

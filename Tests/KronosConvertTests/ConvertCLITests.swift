@@ -122,7 +122,9 @@ enum BundleThreshold {
                 let five =
                     e.part == .predictor && e.name.hasPrefix("transformer.")
                     && (e.name.hasSuffix("self_attn.q_proj.weight") || e.name.hasSuffix("self_attn.k_proj.weight"))
-                let want: TensorType = six ? .q6_0 : five ? .q5_0 : e.shape.last! % 256 == 0 ? .q4_k : .q4_1
+                let columns = e.shape.last!
+                let want: TensorType =
+                    six ? .q6_0 : five ? .q5_0 : columns % 256 == 0 ? .q4_k : columns % 32 == 0 ? .q4_1 : .f16
                 #expect(rec.type == want, "\(e.name) should be \(want.rawValue), is \(rec.type.rawValue)")
             }
         }

@@ -166,7 +166,7 @@ public func chooseType(for e: ExpectedTensor, options: ConversionOptions) -> (Te
             && e.name == "quant_embed.weight"
         {
             type = .f16
-        } else if options.quantize == .q4, e.part == .predictor, let t = q4Mix(e.name) {
+        } else if options.quantize == .q4, e.part == .predictor, let t = q4Mix(e.name, columns: columns) {
             type = t
         } else {
             type = options.quantize.tensorType
@@ -187,11 +187,13 @@ public func chooseType(for e: ExpectedTensor, options: ConversionOptions) -> (Te
 /// The predictor tensors a q4 conversion keeps above 4 bits, and their types: the ones whose error
 /// moves the forecast most per bit (measured one group at a time on Kronos-mini: q/k projections,
 /// the token embeddings and the fusion projection carried 60 % of the q4 drift in 20 % of the
-/// weights; BENCHMARKS.md, "q4 recipes"). nil: the default q4 type.
-func q4Mix(_ name: String) -> TensorType? {
+/// weights; BENCHMARKS.md, "q4 recipes and calibration"). The q/k projections get q5_0 only where their rows take
+/// q4_k (4.5 bits): where they take q4_1 (5.0; Kronos-base's 832-column rows) the extra bit would
+/// put the bundle over the 5.0 bits-per-weight budget. nil: the default q4 type.
+func q4Mix(_ name: String, columns: Int) -> TensorType? {
     if name.hasPrefix("head.proj_") { return .q6_0 }
     if name.hasPrefix("embedding.emb_s") || name == "embedding.fusion_proj.weight" { return .q6_0 }
-    if name.hasPrefix("transformer."),
+    if name.hasPrefix("transformer."), TensorType.q4_k.canStore(rowLength: columns),
         name.hasSuffix(".self_attn.q_proj.weight") || name.hasSuffix(".self_attn.k_proj.weight")
     {
         return .q5_0

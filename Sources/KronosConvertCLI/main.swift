@@ -31,8 +31,10 @@ struct Convert: ParsableCommand {
         discussion: """
             Example: kronos-convert --tokenizer tok/ --predictor model/ --quantize q8 --output btc-4h.kq
             Types: f32, f16, q8 (q8_0: 8.5 bits/weight), q4 (q4_k: 4.5 bits/weight for rows of 256k,
-            q4_1: 5.0 bits/weight for other rows, q8_0 output heads). Norms, biases, inv_freq stay f32,
-            int64 buffers i64, the tokenizer's quant_embed f16 (q8, q4). --keep overrides per tensor.
+            q4_1: 5.0 for other rows; the predictor's heads, token embeddings and fusion at q6_0, its
+            q/k projections at q5_0). Norms, biases, inv_freq stay f32, int64 buffers i64, the
+            tokenizer's quant_embed f16 (q8, q4). --keep overrides per tensor (types f32, f16, q8, q6,
+            q5, q4).
             Calibrated: kronos-convert --tokenizer tok/ --predictor model/ --quantize q4 \
               --calibrate candles.csv --imatrix-out btc-4h.imatrix -o btc-4h-q4.kq
             runs the f32 model over 64 windows of your candles and fits every quantized block to the

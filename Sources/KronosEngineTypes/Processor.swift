@@ -91,9 +91,10 @@ extension ForecastBackend {
 /// several passes of one model may run at once, so implementations must be thread-safe.
 public protocol ActivationObserver: AnyObject, Sendable {
     /// x [rows, columns]: the rows the weight `weight` ("part/name") is about to multiply.
-    /// `gram(g)` writes XᵀX [columns, columns] of those rows into g with the engine's f32 kernels
-    /// (on the cores the pass runs on), for an observer that wants the rows' second moments.
+    /// `gram(y, n, g)` writes the upper triangle (j ≥ i) of YᵀY [columns, columns] of any rows
+    /// y [n, columns] into g with the engine's f32 kernels (on the cores the pass runs on), for an
+    /// observer that wants the rows' second moments (of these rows, or of rows it kept earlier).
     func observe(
         _ weight: String, _ x: UnsafePointer<Float>, rows: Int, columns: Int,
-        gram: (UnsafeMutablePointer<Float>) -> Void)
+        gram: (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void)
 }

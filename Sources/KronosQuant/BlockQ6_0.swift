@@ -95,8 +95,8 @@ extension SymmetricNarrowBlock {
         if amax > 0 {
             // levels from half - 1 to half + 1 (the top one uses the extra negative level for the
             // largest negative values), each with its least-squares refit.
-            for step in 0...16 {
-                let d = amax / (half - 1 + Float(step) / 8)
+            for step in 0...8 {
+                let d = amax / (half - 1 + Float(step) / 4)
                 consider(d)
                 var sxq: Float = 0, sqq: Float = 0
                 for i in 0..<32 {

@@ -16,8 +16,8 @@ struct Linear: @unchecked Sendable {
         _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, _ workspace: Workspace
     ) {
         if let observer = workspace.observer {
-            observer.observe(name, x, rows: rows, columns: inputs) { g in
-                gramMatrix(x, rows: rows, columns: inputs, into: g, threads: workspace.workers)
+            observer.observe(name, x, rows: rows, columns: inputs) { y, n, g in
+                gramMatrix(y, rows: n, columns: inputs, into: g, threads: workspace.workers)
             }
         }
         if let bias {
@@ -118,12 +118,27 @@ final class TensorStore: @unchecked Sendable {
 }
 
 /// X [rows, columns] -> XᵀX [columns, columns] into g, through the f32 matmul: Xᵀ is a [columns,
-/// rows] weight matrix multiplying its own rows (calibration, ActivationObserver).
-func gramMatrix(_ x: UnsafePointer<Float>, rows: Int, columns: Int, into g: UnsafeMutablePointer<Float>, threads: Int) {
-    let t = UnsafeMutablePointer<Float>.allocate(capacity: rows * columns)
-    defer { t.deallocate() }
-    for r in 0..<rows { for c in 0..<columns { t[c * rows + r] = x[r * columns + c] } }
-    let w = WeightMatrix(type: .f32, rows: columns, columns: rows, data: UnsafeRawPointer(t))
+/// rows] weight matrix multiplying its own rows, by blocks of `gramBlock` columns, only the blocks
+/// on and above the diagonal (g[i, j] for j ≥ i is always written; below it, what the caller does
+/// not read) (calibration, ActivationObserver).
+func gramMatrix(_ x: UnsafePointer<Float>, rows: Int, columns n: Int, into g: UnsafeMutablePointer<Float>, threads: Int)
+{
+    let gramBlock = 128
+    let t = UnsafeMutablePointer<Float>.allocate(capacity: rows * n)
+    let y = UnsafeMutablePointer<Float>.allocate(capacity: gramBlock * n)
+    defer { t.deallocate(); y.deallocate() }
+    // Xᵀ by 16 x 16 tiles (one side of a plain transpose is strided)
+    for r0 in stride(from: 0, to: rows, by: 16) {
+        for c0 in stride(from: 0, to: n, by: 16) {
+            for r in r0..<min(rows, r0 + 16) { for c in c0..<min(n, c0 + 16) { t[c * rows + r] = x[r * n + c] } }
+        }
+    }
     let workspace = Workspace(columns: rows, positions: 0, threads: threads)
-    matmul(w, bias: nil, t, rows: columns, g, workspace: workspace)
+    for i0 in stride(from: 0, to: n, by: gramBlock) {
+        let bi = min(gramBlock, n - i0)
+        // columns i0 ..< i0 + bi against columns i0 ..< n: y [bi, n - i0]
+        let w = WeightMatrix(type: .f32, rows: n - i0, columns: rows, data: UnsafeRawPointer(t + i0 * rows))
+        matmul(w, bias: nil, t + i0 * rows, rows: bi, y, workspace: workspace)
+        for i in 0..<bi { (g + (i0 + i) * n + i0).update(from: y + i * (n - i0), count: n - i0) }
+    }
 }

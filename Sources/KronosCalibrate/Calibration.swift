@@ -2,7 +2,8 @@
 // collects, for every matmul weight, the second moments of its input rows, E[x xᵀ] (the importance
 // matrix the converter fits quantized blocks to, KronosConvert/Importance.swift).
 //
-// Per window of lookback + steps candle rows (normalized as a forecast normalizes its input):
+// Per window of lookback + steps candle rows (normalized over the window's rows as a forecast
+// normalizes its input; the statistics only need inputs on the model's scale):
 //   tokenizer encoder + quant_embed over every row -> the window's ids;
 //   predictor over the first `lookback` ids (one prefill), then `steps` teacher-forced steps along
 //   the window's own next ids (one row each: the decode-step inputs of the heads and the dependency

@@ -73,12 +73,12 @@ verify: build
 	$(BIN)/kronos-run verify $(OUT)/tiny-q8.kq --golden golden/tiny --min-context-ids 0.97
 	$(BIN)/kronos-run verify $(OUT)/tiny-q8.kq --golden golden/tiny --min-context-ids 0.97 --activations f32 --kv-cache f32
 	$(BIN)/kronos-run verify $(OUT)/tiny-q8.kq --golden golden/tiny --min-context-ids 0.97 --activations int8 --kv-cache f32
-	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.25
-	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.25 --activations f32 --kv-cache f32
-	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.25 --activations int8 --kv-cache f32
+	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.05
+	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.05 --activations f32 --kv-cache f32
+	$(BIN)/kronos-run verify $(OUT)/tiny-q4.kq --golden golden/tiny --min-top1 0.70 --min-context-ids 0.85 --max-bits-per-weight 6.05 --activations int8 --kv-cache f32
 	@# calibrated bundles (golden/README.md, "Calibrated bundles")
-	$(BIN)/kronos-run verify $(OUT)/tiny-q4-cal.kq --golden golden/tiny --max-s1-kld 0.01 --max-s2-kld 4e-3 --min-top1 0.85 --min-context-ids 0.95 --max-bits-per-weight 6.25
-	$(BIN)/kronos-run verify $(OUT)/tiny-q4-cal.kq --golden golden/tiny --max-s1-kld 0.01 --max-s2-kld 4e-3 --min-top1 0.85 --min-context-ids 0.95 --max-bits-per-weight 6.25 --activations f32 --kv-cache f32
+	$(BIN)/kronos-run verify $(OUT)/tiny-q4-cal.kq --golden golden/tiny --max-s1-kld 0.01 --max-s2-kld 4e-3 --min-top1 0.85 --min-context-ids 0.95 --max-bits-per-weight 6.05
+	$(BIN)/kronos-run verify $(OUT)/tiny-q4-cal.kq --golden golden/tiny --max-s1-kld 0.01 --max-s2-kld 4e-3 --min-top1 0.85 --min-context-ids 0.95 --max-bits-per-weight 6.05 --activations f32 --kv-cache f32
 	$(BIN)/kronos-run verify $(OUT)/tiny-q8-cal.kq --golden golden/tiny --max-s1-kld 2e-4 --activations f32 --kv-cache f32
 	@# f16 bundles and the approx-slide cache, with drift bounds from their measurements (golden/README.md)
 	$(BIN)/kronos-run verify $(OUT)/tiny-f16.kq --golden golden/tiny --max-s1-kld 2e-6 --max-s2-kld 2e-6

@@ -135,7 +135,7 @@ let package = Package(
             name: "KronosCalibrate",
             dependencies: [
                 "Kronos", "KronosConvert", "KronosCheckpoint", "KronosEngineBaseline", "KronosEngineTypes",
-                "KronosBundle", .product(name: "Crypto", package: "swift-crypto"),
+                "KronosBundle",
             ]),
         .target(
             name: "KronosVerify",

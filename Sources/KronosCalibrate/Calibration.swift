@@ -10,7 +10,6 @@
 //   layer, whose queries exist only at a step);
 //   tokenizer decoder + head over the window's ids (what a forecast decodes).
 // The f32 model runs from a temporary f32 bundle of the checkpoint, removed afterwards.
-import Crypto
 import Foundation
 import Kronos
 import KronosBundle
@@ -71,6 +70,7 @@ final class ActivationStatistics: ActivationObserver, @unchecked Sendable {
     }
     private let sums = Mutex<[String: Sums]>([:])
     private let names = Mutex<Set<String>>([])
+    private var scratch = [Float]()  // the Gram of one observation; used only inside `sums`' lock
     static let batchRows = 16
 
     func observe(
@@ -103,12 +103,14 @@ final class ActivationStatistics: ActivationObserver, @unchecked Sendable {
         _ entry: inout Sums, _ x: UnsafePointer<Float>, _ rows: Int,
         _ gram: (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void
     ) {
-        let g = UnsafeMutablePointer<Float>.allocate(capacity: entry.gram.count)
-        defer { g.deallocate() }
-        gram(x, rows, g)
+        // (one scratch, grown to the largest input: observations run one at a time, under the lock)
+        if scratch.count < entry.gram.count { scratch = [Float](repeating: 0, count: entry.gram.count) }
         let n = Int(Double(entry.gram.count).squareRoot())
-        entry.gram.withUnsafeMutableBufferPointer { s in  // the upper triangle (result() mirrors it)
-            for i in 0..<n { for j in i..<n { s[i * n + j] += Double(g[i * n + j]) } }
+        scratch.withUnsafeMutableBufferPointer { g in
+            gram(x, rows, g.baseAddress!)
+            entry.gram.withUnsafeMutableBufferPointer { s in  // the upper triangle (result() mirrors it)
+                for i in 0..<n { for j in i..<n { s[i * n + j] += Double(g[i * n + j]) } }
+            }
         }
         entry.rows += rows
     }
@@ -163,25 +165,25 @@ public enum Calibration {
                     + "less \(o.steps) teacher-forced steps), found \(lookback)")
         }
 
-        // The files, each read and hashed once.
+        // The files, each read once: parsed and hashed from the same bytes.
         var tables = [CandleTable](), records = [CalibrationFile]()
         for path in o.files {
+            let data: Data
+            do { data = try InputFile.read(path, limit: Candles.maxFileBytes) } catch {
+                throw .input("\(path): \(error.message)")
+            }
             let table: CandleTable
-            do { table = try Candles.read(path: path) } catch { throw .runtime(error) }
+            do { table = try Candles.parse(data, file: path) } catch { throw .runtime(error) }
             let minimum = o.steps + 16
             guard table.rows >= minimum else {
                 throw .input(
                     "\(path): \(table.rows) candles; a calibration window needs at least \(minimum) "
                         + "(16 context rows and \(o.steps) steps)")
             }
-            let bytes: Data
-            do { bytes = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-                throw .input("\(path): \(error.localizedDescription)")
-            }
             records.append(
                 CalibrationFile(
                     file: URL(fileURLWithPath: path).lastPathComponent, rows: table.rows,
-                    sha256: SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()))
+                    sha256: data.withUnsafeBytes { CheckpointDirectory.sha256($0) }))
             tables.append(table)
             progress(.read(file: path, rows: table.rows))
         }

@@ -125,24 +125,28 @@ public struct CheckpointDirectory: Sendable {
                     part: part, file: Self.indexName, bytes: UInt64(d.count), sha256: Self.hex(SHA256.hash(data: d))))
         }
         for f in files {
-            var h = SHA256()
-            let b = f.mapping.bytes
-            var o = 0
-            while o < b.count {
-                let e = min(b.count, o + (8 << 20))
-                h.update(bufferPointer: UnsafeRawBufferPointer(rebasing: b[o..<e]))
-                o = e
-            }
             out.append(
                 SourceFile(
-                    part: part, file: (f.path as NSString).lastPathComponent, bytes: UInt64(b.count),
-                    sha256: Self.hex(h.finalize())))
+                    part: part, file: (f.path as NSString).lastPathComponent, bytes: UInt64(f.mapping.count),
+                    sha256: Self.sha256(f.mapping.bytes)))
         }
         return out
     }
 
     static func hex<D: Sequence>(_ d: D) -> String where D.Element == UInt8 {
         d.map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Lowercase hex SHA-256 of `bytes`, hashed 8 MiB at a time (a mapped file is not read whole).
+    public static func sha256(_ bytes: UnsafeRawBufferPointer) -> String {
+        var h = SHA256()
+        var o = 0
+        while o < bytes.count {
+            let e = min(bytes.count, o + (8 << 20))
+            h.update(bufferPointer: UnsafeRawBufferPointer(rebasing: bytes[o..<e]))
+            o = e
+        }
+        return hex(h.finalize())
     }
 
     public var weightBytes: Int { files.reduce(0) { $0 + $1.mapping.count } }

@@ -240,7 +240,10 @@ public func convert(
     let writer: BundleWriter
     do { writer = try BundleWriter(destination: options.output, force: options.force) } catch { throw .bundle(error) }
 
-    let factors = CompensationFactors(options.importance)
+    let factors = CompensationFactors(
+        options.importance,
+        weights: plan.filter { $0.1.traits.isQuantized }.map { "\($0.0.part.rawValue)/\($0.0.name)" },
+        threads: max(1, options.threads))
     // Tensors are encoded and compressed in parallel windows, then written in table order.
     let window = max(1, options.threads) * 2
     var rows = [ConvertedTensor]()
@@ -337,22 +340,14 @@ func encode(
         let base = buf.bytes.baseAddress!
         let r: Result<Void, QuantError> = floats.withUnsafeBufferPointer { f in
             Result { () throws(QuantError) in
-                guard let fit, t.traits.isQuantized, fit.importance.count == columns else {
+                // Calibrated: importance-weighted fits, with compensation where the factor exists.
+                let fit = t.traits.isQuantized && fit?.importance.count == columns ? fit : nil
+                guard let fit, let u = fit.compensation, u.count == columns * columns else {
+                    let weights = fit?.importance
                     for r in 0..<rows {
                         try Codecs.encodeRow(
                             t, f.baseAddress! + r * columns, columns: columns, into: base + r * rowBytes,
-                            q4SearchSteps: options.q4SearchSteps)
-                    }
-                    return
-                }
-                guard let u = fit.compensation, u.count == columns * columns else {
-                    for r in 0..<rows {
-                        try Codecs.encodeRow(
-                            t, f.baseAddress! + r * columns, columns: columns, into: base + r * rowBytes,
-                            q4SearchSteps: options.q4SearchSteps,
-                            weights: fit.importance.withUnsafeBufferPointer {
-                                $0.baseAddress!
-                            })
+                            q4SearchSteps: options.q4SearchSteps, weights: weights)
                     }
                     return
                 }
@@ -415,27 +410,31 @@ struct BlockFit: Sendable {
     var compensation: [Float]?
 }
 
-/// The factors of an importance matrix's inputs, each computed once (weights sharing an input, q/k/v
-/// of a block, share it) when the first tensor needing it is encoded.
-final class CompensationFactors: @unchecked Sendable {
+/// The compensation factors of the inputs of the quantized weights an importance matrix covers,
+/// each computed once, in parallel, before any tensor is encoded (weights sharing an input, q/k/v of
+/// a block, share it: computed as each tensor came, the three would factor it at once).
+final class CompensationFactors: Sendable {
     private let matrix: ImportanceMatrix?
-    private var factors = [String: [Float]?]()
-    private let lock = NSLock()
-    init(_ matrix: ImportanceMatrix?) { self.matrix = matrix }
+    private let factors: [String: [Float]]  // by input key; absent where the factorization failed
+
+    init(_ matrix: ImportanceMatrix?, weights: [String], threads: Int) {
+        self.matrix = matrix
+        guard let matrix else { factors = [:]; return }
+        let keys = Array(Set(weights.compactMap { matrix.inputs[$0] })).sorted()
+        let results = ResultSlots<[Float]?, Never>(count: keys.count)
+        BoundedParallel.forEach(keys.count, threads: threads) { i in
+            let h = matrix.moments[keys[i]]!, n = Int(Double(h.count).squareRoot())
+            results[i] = .success(h.withUnsafeBufferPointer { Codecs.inverseCholesky($0.baseAddress!, n: n) })
+        }
+        var factors = [String: [Float]]()
+        for (i, key) in keys.enumerated() { if case let .success(u?) = results[i] { factors[key] = u } }
+        self.factors = factors
+    }
 
     func fit(_ weight: String) -> BlockFit? {
-        guard let matrix, let importance = matrix.columnImportance(weight), let key = matrix.inputs[weight],
-            let h = matrix.moments[key]
-        else { return nil }
-        lock.lock()
-        let known = factors[key]
-        lock.unlock()
-        if let known { return BlockFit(importance: importance, compensation: known) }
-        let n = importance.count
-        let u = h.withUnsafeBufferPointer { Codecs.inverseCholesky($0.baseAddress!, n: n) }
-        lock.lock()
-        factors[key] = .some(u)
-        lock.unlock()
-        return BlockFit(importance: importance, compensation: u)
+        guard let matrix, let importance = matrix.columnImportance(weight), let key = matrix.inputs[weight] else {
+            return nil
+        }
+        return BlockFit(importance: importance, compensation: factors[key])
     }
 }

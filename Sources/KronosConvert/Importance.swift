@@ -9,7 +9,6 @@
 // (weights fed the same rows, q/k/v of a block, w1/w3, the dependency layer's k/v, share one), and
 // in `__metadata__`: "format" "kronos-imatrix", "version" "1", "calibration" (the manifest's
 // CalibrationRecord as JSON), "rows" ({input: activation rows}) and "inputs" ({weight: input}).
-import Crypto
 import Foundation
 import KronosBundle
 import KronosCheckpoint
@@ -111,9 +110,7 @@ public struct ImportanceMatrix: Sendable, Equatable {
         }
         var m = ImportanceMatrix(
             moments: moments, rows: counts.filter { moments[$0.key] != nil }, inputs: inputs, calibration: record)
-        let bytes: Data
-        do { bytes = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw fail("\(error)") }
-        m.calibration.imatrixSHA256 = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        m.calibration.imatrixSHA256 = CheckpointDirectory.sha256(file.mapping.bytes)  // the bytes parsed above
         return m
     }
 

@@ -106,16 +106,21 @@ extension SymmetricNarrowBlock {
                 if sqq > 0 { consider(sxq / sqq) }
             }
         }
-        let id: Float = best > 0 ? 1 / best : 0
-        for b in 0..<byteCount { block.storeBytes(of: 0, toByteOffset: b, as: UInt8.self) }
         block.storeBytes(of: Float16(best).bitPattern.littleEndian, toByteOffset: 0, as: UInt16.self)
+        recode(x, block: block)
+        return true
+    }
+
+    /// Rewrites the codes of a block for values x [32], keeping its d.
+    static func recode(_ x: UnsafePointer<Float>, block: UnsafeMutableRawPointer) {
+        let d = loadF16(block), id: Float = d > 0 ? 1 / d : 0
+        for b in 2..<byteCount { block.storeBytes(of: 0, toByteOffset: b, as: UInt8.self) }
         let ql = block.advanced(by: 2).assumingMemoryBound(to: UInt8.self)
         for i in 0..<32 {
             let u = UInt8(Int(code(x[i], id)) - lowest)
             ql[i % 16] |= (u & 0x0F) << (i < 16 ? 0 : 4)
             storeHigh(u >> 4, element: i, into: block)
         }
-        return true
     }
 
     /// Code q (stored code less the offset) of element i.

@@ -25,11 +25,14 @@ public enum BlockQ8_0 {
         let id: Float = d > 0 ? 1 / d : 0
         block.storeBytes(of: d16.bitPattern.littleEndian, toByteOffset: 0, as: UInt16.self)
         let qs = block.advanced(by: 2).assumingMemoryBound(to: Int8.self)
-        for i in 0..<count {
-            let q = (x[i] * id).rounded(.toNearestOrAwayFromZero)
-            qs[i] = Int8(min(127, max(-127, q)))
-        }
+        for i in 0..<count { qs[i] = Int8(code(x[i], id)) }
         return true
+    }
+
+    /// The code of v for inverse scale id: round half away from zero, clamped to -127...127.
+    @inline(__always)
+    static func code(_ v: Float, _ id: Float) -> Float {
+        min(127, max(-127, (v * id).rounded(.toNearestOrAwayFromZero)))
     }
 
     /// Reference dequantizer: block [34 bytes] -> y [32].

@@ -142,7 +142,7 @@ extension TensorType {
         switch self {
         case .q8_0:
             let d = loadF16(block), id: Float = d > 0 ? 1 / d : 0
-            return d * min(127, max(-127, (v * id).rounded(.toNearestOrAwayFromZero)))
+            return d * BlockQ8_0.code(v, id)
         case .q5_0:
             let d = loadF16(block), id: Float = d > 0 ? 1 / d : 0
             return d * BlockQ5_0.code(v, id)
@@ -168,7 +168,7 @@ extension TensorType {
         case .q8_0:
             let d = loadF16(block), id: Float = d > 0 ? 1 / d : 0
             let qs = block.advanced(by: 2).assumingMemoryBound(to: Int8.self)
-            for i in 0..<32 { qs[i] = Int8(min(127, max(-127, (x[i] * id).rounded(.toNearestOrAwayFromZero)))) }
+            for i in 0..<32 { qs[i] = Int8(BlockQ8_0.code(x[i], id)) }
         case .q5_0: BlockQ5_0.recode(x, block: block)
         case .q6_0: BlockQ6_0.recode(x, block: block)
         case .q4_1:
@@ -184,20 +184,6 @@ extension TensorType {
             BlockQ4_K.store(x, d16: d16, dmin16: dmin16, fields: BlockQ4_K.fields(block).sm, into: block)
         case .f32, .f16, .i64:
             break
-        }
-    }
-}
-
-extension SymmetricNarrowBlock {
-    /// Rewrites the codes of a block for values x [32], keeping its d.
-    static func recode(_ x: UnsafePointer<Float>, block: UnsafeMutableRawPointer) {
-        let d = loadF16(block), id: Float = d > 0 ? 1 / d : 0
-        for b in 2..<byteCount { block.storeBytes(of: 0, toByteOffset: b, as: UInt8.self) }
-        let ql = block.advanced(by: 2).assumingMemoryBound(to: UInt8.self)
-        for i in 0..<32 {
-            let u = UInt8(Int(code(x[i], id)) - lowest)
-            ql[i % 16] |= (u & 0x0F) << (i < 16 ? 0 : 4)
-            storeHigh(u >> 4, element: i, into: block)
         }
     }
 }

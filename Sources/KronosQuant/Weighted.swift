@@ -158,9 +158,6 @@ extension BlockQ8_0 {
         var amax: Float = 0
         for i in 0..<count { amax = max(amax, abs(x[i])) }
         guard amax / 127 <= float16Max else { return false }
-        @inline(__always) func code(_ v: Float, _ id: Float) -> Float {
-            min(127, max(-127, (v * id).rounded(.toNearestOrAwayFromZero)))
-        }
         var best = Float(Float16(amax / 127)), bestError = Float.infinity
         func consider(_ d: Float) {
             guard d > 0, d <= float16Max else { return }

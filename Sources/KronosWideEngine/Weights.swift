@@ -73,10 +73,13 @@ final class TensorStore: @unchecked Sendable {
             return WeightMatrix(type: type, rows: rows, columns: columns, data: t.raw)
         }
         // q5_0 / q6_0 run as the q8_0 blocks they expand into, exactly (KronosQuant/BlockQ6_0.swift).
-        let key = "\(part.rawValue)/\(name)"
-        let run = type.runType, runRowBytes = run.rowBytes(columns: columns)!
-        let buffer = expanded[key] ?? AlignedBuffer(byteCount: rows * runRowBytes)
-        if expanded[key] == nil {
+        let key = "\(part.rawValue)/\(name)", run = type.runType
+        let buffer: AlignedBuffer
+        if let known = expanded[key] {
+            buffer = known
+        } else {
+            let runRowBytes = run.rowBytes(columns: columns)!
+            buffer = AlignedBuffer(byteCount: rows * runRowBytes)
             for r in 0..<rows {
                 type.expandRow(
                     t.raw + r * t.rowBytes, columns: columns, into: buffer.bytes.baseAddress! + r * runRowBytes)

@@ -160,7 +160,9 @@ let package = Package(
         .testTarget(name: "KronosCheckpointTests", dependencies: ["KronosCheckpoint", "KronosTestSupport"]),
         .testTarget(
             name: "KronosConvertTests",
-            dependencies: ["KronosConvert", "KronosCheckpoint", "KronosBundle", "KronosTestSupport"]),
+            dependencies: [
+                "KronosConvert", "KronosCalibrate", "KronosCheckpoint", "KronosBundle", "KronosTestSupport",
+            ]),
         .testTarget(
             name: "KronosVerifyTests",
             dependencies: [

@@ -57,22 +57,25 @@ enum Codecs {
         return KronosQuant.QuantErrorStats(rmse: s.rmse, maxAbs: s.maxAbs, sourceRMS: s.sourceRMS)
     }
 
-    /// KronosQuant.TensorType.inverseCholesky in the build this processor runs.
-    static func inverseCholesky(_ h: UnsafePointer<Float>, n: Int) -> [Float]? {
+    /// KronosQuant.TensorType.compensationFactor in the build this processor runs.
+    static func compensationFactor(_ h: UnsafePointer<Float>, n: Int) -> [Float]? {
         wide
-            ? KronosWideQuant.TensorType.inverseCholesky(h, n: n)
-            : KronosQuant.TensorType.inverseCholesky(h, n: n)
+            ? KronosWideQuant.TensorType.compensationFactor(h, n: n)
+            : KronosQuant.TensorType.compensationFactor(h, n: n)
     }
 
     /// KronosQuant.TensorType.encodeCompensated in the build this processor runs.
     static func encodeCompensated(
         _ type: KronosQuant.TensorType, _ w: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
-        u: UnsafePointer<Float>, importance: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer
+        factor: UnsafePointer<Float>, importance: UnsafePointer<Float>, into dst: UnsafeMutableRawPointer
     ) throws(KronosQuant.QuantError) {
         guard wide, let t = KronosWideQuant.TensorType(rawValue: type.rawValue) else {
-            return try type.encodeCompensated(w, rows: rows, columns: columns, u: u, importance: importance, into: dst)
+            return try type.encodeCompensated(
+                w, rows: rows, columns: columns, factor: factor, importance: importance, into: dst)
         }
-        do { try t.encodeCompensated(w, rows: rows, columns: columns, u: u, importance: importance, into: dst) } catch {
+        do {
+            try t.encodeCompensated(w, rows: rows, columns: columns, factor: factor, importance: importance, into: dst)
+        } catch {
             switch error {
             case let .rowNotBlockAligned(columns, blockSize):
                 throw .rowNotBlockAligned(columns: columns, blockSize: blockSize)

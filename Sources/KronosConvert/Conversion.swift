@@ -356,7 +356,7 @@ func encode(
                     try u.withUnsafeBufferPointer { (up) throws(QuantError) in
                         try fit.importance.withUnsafeBufferPointer { (ip) throws(QuantError) in
                             try Codecs.encodeCompensated(
-                                t, wp.baseAddress!, rows: rows, columns: columns, u: up.baseAddress!,
+                                t, wp.baseAddress!, rows: rows, columns: columns, factor: up.baseAddress!,
                                 importance: ip.baseAddress!, into: base)
                         }
                     }
@@ -402,8 +402,8 @@ func encode(
 }
 
 /// How a calibrated tensor's blocks are fitted: each block's scale to the importance of its input
-/// columns [columns], and with compensation (the inverse Cholesky factor U [columns, columns] of
-/// its input's second moments) each column's rounding error spread over the next
+/// columns [columns], and with compensation (the factor V [columns, columns] of its input's second
+/// moments, TensorType.compensationFactor) each column's rounding error spread over the next
 /// (KronosQuant/Compensated.swift).
 struct BlockFit: Sendable {
     var importance: [Float]
@@ -424,7 +424,7 @@ final class CompensationFactors: Sendable {
         let results = ResultSlots<[Float]?, Never>(count: keys.count)
         BoundedParallel.forEach(keys.count, threads: threads) { i in
             let h = matrix.moments[keys[i]]!, n = Int(Double(h.count).squareRoot())
-            results[i] = .success(h.withUnsafeBufferPointer { Codecs.inverseCholesky($0.baseAddress!, n: n) })
+            results[i] = .success(h.withUnsafeBufferPointer { Codecs.compensationFactor($0.baseAddress!, n: n) })
         }
         var factors = [String: [Float]]()
         for (i, key) in keys.enumerated() { if case let .success(u?) = results[i] { factors[key] = u } }

@@ -92,9 +92,10 @@ extension ForecastBackend {
 public protocol ActivationObserver: AnyObject, Sendable {
     /// x [rows, columns]: the rows the weight `weight` ("part/name") is about to multiply.
     /// `gram(y, n, g)` writes the upper triangle (j ≥ i) of YᵀY [columns, columns] of any rows
-    /// y [n, columns] into g with the engine's f32 kernels (on the cores the pass runs on), for an
-    /// observer that wants the rows' second moments (of these rows, or of rows it kept earlier).
+    /// y [n, columns] into g with the engine's f32 kernels (on as many cores as the pass), for an
+    /// observer that wants the rows' second moments (of these rows, or of rows it kept earlier); it
+    /// may be kept and called later, from one thread at a time.
     func observe(
         _ weight: String, _ x: UnsafePointer<Float>, rows: Int, columns: Int,
-        gram: (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void)
+        gram: @escaping @Sendable (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void)
 }

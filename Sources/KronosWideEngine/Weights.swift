@@ -16,8 +16,9 @@ struct Linear: @unchecked Sendable {
         _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, _ workspace: Workspace
     ) {
         if let observer = workspace.observer {
-            observer.observe(name, x, rows: rows, columns: inputs) { y, n, g in
-                gramMatrix(y, rows: n, columns: inputs, into: g, threads: workspace.workers)
+            let columns = inputs, threads = workspace.workers
+            observer.observe(name, x, rows: rows, columns: columns) { y, n, g in
+                gramMatrix(y, rows: n, columns: columns, into: g, threads: threads)
             }
         }
         if let bias {

@@ -12,8 +12,18 @@ enum CalibratedThreshold {
     /// Output error ‖(W − Q) X‖ of the compensated encoding / the weighted encoding's, on strongly
     /// correlated inputs.
     static let compensatedGain = 0.75
-    /// ‖Uᵀ U (H + λI) − I‖_max of the inverse Cholesky factor.
-    static let inverseResidual = 1e-3
+    /// Largest |M[i, j]| / sqrt(M[i, i] M[j, j]), i ≠ j, of M = V⁻¹ (H + λI) V⁻ᵀ: the compensation
+    /// factor V must make the damped moments diagonal (f32 V from an f64 factorization).
+    static let factorOffDiagonal = 1e-4
+    /// Share of decoded weights on which the sweep and the textbook GPTQ twin (inverse, Cholesky of
+    /// the inverse, updates by e / U[i, i]) agree: the same quantization up to rounding order, where
+    /// a near-tie that flips one block's scale moves the rest of its row. Measured 1.0 for q8_0, q4_1
+    /// and q4_k, 0.96 for q6_0; blocks fitted to the sweep's per-column targets instead of GPTQ's
+    /// agreed on 0.48-0.79.
+    static let twinAgreement = 0.9
+    /// Output error (w − q)ᵀ H (w − q) of the sweep / the twin's, at most (measured 1.00 and 0.999;
+    /// the mis-fitted blocks 1.26 for q4_1, 1.40 for q6_0).
+    static let twinErrorRatio = 1.05
 }
 
 /// x [rows, cols] through `type` with per-column weights -> decoded values.
@@ -162,28 +172,155 @@ func weightedRoundTrip(_ type: TensorType, _ src: [Float], cols: Int, weights: [
         return (x, h)
     }
 
-    @Test func inverseCholeskyFactorsTheDampedInverse() throws {
-        let n = 48
+    /// n = 202: several Cholesky panels, a last one of 10 columns, bands with a ragged end.
+    @Test(arguments: [48, 202])
+    func compensationFactorDiagonalizesTheDampedMoments(n: Int) throws {
         let (_, h) = Self.correlatedInputs(rows: 400, columns: n, seed: 3)
-        let u = try #require(h.withUnsafeBufferPointer { TensorType.inverseCholesky($0.baseAddress!, n: n) })
+        let v = try #require(h.withUnsafeBufferPointer { TensorType.compensationFactor($0.baseAddress!, n: n) })
         var mean = 0.0
         for i in 0..<n { mean += Double(h[i * n + i]) }
         let damp = 0.01 * mean / Double(n)
+        for i in 0..<n {
+            #expect(v[i * n + i] == 1, "unit diagonal")
+            for j in 0..<i { #expect(v[i * n + j] == 0, "V is upper triangular") }
+        }
+        // M = V⁻¹ (H + λI) V⁻ᵀ, by back substitution (V unit upper triangular)
+        func solve(_ b: [Double]) -> [Double] {  // V y = b
+            var y = b
+            for i in stride(from: n - 1, through: 0, by: -1) {
+                for k in (i + 1)..<n { y[i] -= Double(v[i * n + k]) * y[k] }
+            }
+            return y
+        }
+        var left = [[Double]](repeating: [], count: n)  // columns of V⁻¹ (H + λI)
+        for j in 0..<n { left[j] = solve((0..<n).map { Double(h[$0 * n + j]) + ($0 == j ? damp : 0) }) }
+        var m = [[Double]](repeating: [Double](repeating: 0, count: n), count: n)
+        for i in 0..<n {  // row i of M: V⁻¹ applied to row i of V⁻¹ (H + λI), which is symmetric in use
+            m[i] = solve((0..<n).map { left[$0][i] })
+        }
         var worst = 0.0
         for i in 0..<n {
-            for j in 0..<n {
-                // (Uᵀ U (H + λI))[i, j]
-                var s = 0.0
-                for k in 0..<n {
-                    var utu = 0.0
-                    for l in 0...min(i, k) { utu += Double(u[l * n + i]) * Double(u[l * n + k]) }
-                    s += utu * (Double(h[k * n + j]) + (k == j ? damp : 0))
-                }
-                worst = max(worst, abs(s - (i == j ? 1 : 0)))
-            }
-            for j in 0..<i { #expect(u[i * n + j] == 0, "U is upper triangular") }
+            #expect(m[i][i] > 0)
+            for j in 0..<n where j != i { worst = max(worst, abs(m[i][j]) / (m[i][i] * m[j][j]).squareRoot()) }
         }
-        #expect(worst < CalibratedThreshold.inverseResidual, "‖UᵀU(H+λI) − I‖max \(worst)")
+        #expect(worst < CalibratedThreshold.factorOffDiagonal, "V⁻¹(H+λI)V⁻ᵀ off-diagonal \(worst)")
+    }
+
+    /// GPTQ as published: U the upper Cholesky factor of (H + λI)⁻¹ (explicit inverse, f64), each
+    /// column's error e = (t − q) / U[i, i] moving every later column by −e U[i, j], one row at a time,
+    /// blocks fitted and recoded as the sweep reaches and leaves them. The production sweep (the
+    /// factor V, original errors, 16-row tiles, lazy batch updates) must quantize the same.
+    static func textbookCompensation(
+        _ type: TensorType, _ w: [Float], rows: Int, n: Int, h: [Float], importance: [Float]
+    )
+        throws -> [UInt8]
+    {
+        var mean = 0.0
+        for i in 0..<n { mean += Double(h[i * n + i]) }
+        mean /= Double(n)
+        var a = (0..<(n * n)).map { Double(h[$0]) }
+        for i in 0..<n {
+            if a[i * n + i] <= 0 { a[i * n + i] = mean }
+            a[i * n + i] += 0.01 * mean
+        }
+        // inverse by Gauss-Jordan
+        var inv = (0..<(n * n)).map { $0 / n == $0 % n ? 1.0 : 0.0 }
+        for c in 0..<n {
+            let p = a[c * n + c]
+            for j in 0..<n { a[c * n + j] /= p; inv[c * n + j] /= p }
+            for r in 0..<n where r != c {
+                let f = a[r * n + c]
+                if f == 0 { continue }
+                for j in 0..<n { a[r * n + j] -= f * a[c * n + j]; inv[r * n + j] -= f * inv[c * n + j] }
+            }
+        }
+        // lower Cholesky L of the inverse; U = Lᵀ
+        var l = [Double](repeating: 0, count: n * n)
+        for i in 0..<n {
+            for j in 0...i {
+                var s = inv[i * n + j]
+                for k in 0..<j { s -= l[i * n + k] * l[j * n + k] }
+                l[i * n + j] = i == j ? s.squareRoot() : s / l[j * n + j]
+            }
+        }
+        let block = type.traits.blockSize, rowBytes = type.rowBytes(columns: n)!
+        var out = [UInt8](repeating: 0, count: rows * rowBytes)
+        try out.withUnsafeMutableBytes { o in
+            try importance.withUnsafeBufferPointer { imp in
+                for r in 0..<rows {
+                    var t = Array(w[(r * n)..<((r + 1) * n)])
+                    try t.withUnsafeMutableBufferPointer { tp in
+                        let row = o.baseAddress! + r * rowBytes
+                        for i in 0..<n {
+                            let g = i - i % block, dst = row + g / block * type.traits.bytesPerBlock
+                            if i == g {
+                                try type.encodeRow(
+                                    tp.baseAddress! + g, columns: block, into: dst, weights: imp.baseAddress! + g)
+                            }
+                            let q = type.roundTrip(tp[i], element: i - g, block: dst)
+                            let e = (Double(tp[i]) - Double(q)) / l[i * n + i]
+                            for j in (i + 1)..<n { tp[j] -= Float(e * l[j * n + i]) }
+                            if (i + 1) % block == 0 { type.recode(tp.baseAddress! + g, block: dst) }
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// W [rows, n] through encodeCompensated with factor v -> the stored bytes.
+    static func compensated(_ type: TensorType, _ w: [Float], rows: Int, n: Int, factor v: [Float], importance: [Float])
+        throws -> [UInt8]
+    {
+        var bytes = [UInt8](repeating: 0, count: rows * type.rowBytes(columns: n)!)
+        var work = w
+        try work.withUnsafeMutableBufferPointer { wp in
+            try bytes.withUnsafeMutableBytes { b in
+                try type.encodeCompensated(
+                    wp.baseAddress!, rows: rows, columns: n, factor: v, importance: importance, into: b.baseAddress!)
+            }
+        }
+        return bytes
+    }
+
+    /// Stored rows [rows] of `type` with n columns -> their values.
+    static func decoded(_ type: TensorType, _ bytes: [UInt8], rows: Int, n: Int) -> [Float] {
+        let rowBytes = type.rowBytes(columns: n)!
+        var d = [Float](repeating: .nan, count: rows * n)
+        bytes.withUnsafeBytes { p in
+            d.withUnsafeMutableBufferPointer { dp in
+                for r in 0..<rows {
+                    type.decodeRow(p.baseAddress! + r * rowBytes, columns: n, into: dp.baseAddress! + r * n)
+                }
+            }
+        }
+        return d
+    }
+
+    @Test(arguments: [TensorType.q8_0, .q4_1, .q4_k, .q6_0])
+    func sweepQuantizesAsTheTextbookForm(type: TensorType) throws {
+        let n = 512, out = 12  // two q4_k blocks: the second is fitted after compensation
+        let (_, h) = Self.correlatedInputs(rows: 500, columns: n, seed: 31)
+        var g = TestRows(seed: 32)
+        let w = g.rows(out, n)
+        let importance = (0..<n).map { h[$0 * n + $0] }
+        let v = try #require(h.withUnsafeBufferPointer { TensorType.compensationFactor($0.baseAddress!, n: n) })
+        let bytes = try Self.compensated(type, w, rows: out, n: n, factor: v, importance: importance)
+        let twin = try Self.textbookCompensation(type, w, rows: out, n: n, h: h, importance: importance)
+        let a = Self.decoded(type, bytes, rows: out, n: n), b = Self.decoded(type, twin, rows: out, n: n)
+        let same = Double(zip(a, b).filter { $0 == $1 }.count) / Double(a.count)
+        func outputError(_ q: [Float]) -> Double {
+            var e = 0.0
+            for r in 0..<out {
+                let d = (0..<n).map { Double(w[r * n + $0] - q[r * n + $0]) }
+                for i in 0..<n { for j in 0..<n { e += d[i] * Double(h[i * n + j]) * d[j] } }
+            }
+            return e
+        }
+        let ratio = outputError(a) / outputError(b)
+        #expect(same >= CalibratedThreshold.twinAgreement, "\(type.rawValue): \(same) of the weights agree")
+        #expect(ratio <= CalibratedThreshold.twinErrorRatio, "\(type.rawValue): output error / the twin's \(ratio)")
     }
 
     /// On correlated inputs, compensation cuts the output error of every block type well below the
@@ -195,29 +332,9 @@ func weightedRoundTrip(_ type: TensorType, _ src: [Float], cols: Int, weights: [
         var g = TestRows(seed: 12)
         let w = g.rows(out, n)
         let importance = (0..<n).map { h[$0 * n + $0] }
-        let u = try #require(h.withUnsafeBufferPointer { TensorType.inverseCholesky($0.baseAddress!, n: n) })
-        let rowBytes = type.rowBytes(columns: n)!
-        var bytes = [UInt8](repeating: 0, count: out * rowBytes)
-        var work = w
-        try work.withUnsafeMutableBufferPointer { wp in
-            try u.withUnsafeBufferPointer { up in
-                try importance.withUnsafeBufferPointer { ip in
-                    try bytes.withUnsafeMutableBytes { b in
-                        try type.encodeCompensated(
-                            wp.baseAddress!, rows: out, columns: n, u: up.baseAddress!, importance: ip.baseAddress!,
-                            into: b.baseAddress!)
-                    }
-                }
-            }
-        }
-        var compensated = [Float](repeating: .nan, count: w.count)
-        bytes.withUnsafeBytes { b in
-            for r in 0..<out {
-                compensated.withUnsafeMutableBufferPointer {
-                    type.decodeRow(b.baseAddress! + r * rowBytes, columns: n, into: $0.baseAddress! + r * n)
-                }
-            }
-        }
+        let u = try #require(h.withUnsafeBufferPointer { TensorType.compensationFactor($0.baseAddress!, n: n) })
+        let compensated = Self.decoded(
+            type, try Self.compensated(type, w, rows: out, n: n, factor: u, importance: importance), rows: out, n: n)
         let weighted = try weightedRoundTrip(type, w, cols: n, weights: importance)
         func outputError(_ q: [Float]) -> Double {
             var e = 0.0

@@ -89,9 +89,9 @@ import KronosWideQuant
         let w = rng.rows(rows, n)
         let importance = (0..<n).map { h[$0 * n + $0] }
         let u = try #require(
-            h.withUnsafeBufferPointer { KronosQuant.TensorType.inverseCholesky($0.baseAddress!, n: n) })
-        let uWide = h.withUnsafeBufferPointer { KronosWideQuant.TensorType.inverseCholesky($0.baseAddress!, n: n) }
-        #expect(u.map(\.bitPattern) == uWide?.map(\.bitPattern), "inverse Cholesky factors differ")
+            h.withUnsafeBufferPointer { KronosQuant.TensorType.compensationFactor($0.baseAddress!, n: n) })
+        let uWide = h.withUnsafeBufferPointer { KronosWideQuant.TensorType.compensationFactor($0.baseAddress!, n: n) }
+        #expect(u.map(\.bitPattern) == uWide?.map(\.bitPattern), "compensation factors differ")
         for type in KronosQuant.TensorType.allCases where type.traits.isQuantized {
             guard let wide = KronosWideQuant.TensorType(rawValue: type.rawValue) else {
                 Issue.record("\(type.rawValue): no such type in KronosWideQuant")
@@ -103,13 +103,15 @@ import KronosWideQuant
             try wa.withUnsafeMutableBufferPointer { wp in
                 try a.withUnsafeMutableBytes { d in
                     try type.encodeCompensated(
-                        wp.baseAddress!, rows: rows, columns: n, u: u, importance: importance, into: d.baseAddress!)
+                        wp.baseAddress!, rows: rows, columns: n, factor: u, importance: importance, into: d.baseAddress!
+                    )
                 }
             }
             try wb.withUnsafeMutableBufferPointer { wp in
                 try b.withUnsafeMutableBytes { d in
                     try wide.encodeCompensated(
-                        wp.baseAddress!, rows: rows, columns: n, u: u, importance: importance, into: d.baseAddress!)
+                        wp.baseAddress!, rows: rows, columns: n, factor: u, importance: importance, into: d.baseAddress!
+                    )
                 }
             }
             #expect(a == b, "\(type.rawValue): compensated bytes differ")

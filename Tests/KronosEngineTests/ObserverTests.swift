@@ -1,0 +1,90 @@
+// What calibration sees of a model: every matmul's input rows, and the engine's Gram matrices of them.
+import Foundation
+import KronosConvert
+import KronosEngineTypes
+#if KRONOS_ENGINE_BASELINE
+    import KronosEngineBaseline
+#else
+    import KronosWideEngine
+#endif
+import Synchronization
+import Testing
+
+/// Keeps the first observation of every weight, with the engine's Gram of its rows.
+final class RecordingObserver: ActivationObserver, @unchecked Sendable {
+    struct Seen {
+        var rows: Int
+        var columns: Int
+        var x: [Float]
+        var gram: [Float]
+    }
+    let seen = Mutex<[String: Seen]>([:])
+    let calls = Mutex<[String: Int]>([:])
+
+    func observe(
+        _ weight: String, _ x: UnsafePointer<Float>, rows: Int, columns: Int,
+        gram: @escaping @Sendable (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void
+    ) {
+        calls.withLock { $0[weight, default: 0] += 1 }
+        guard seen.withLock({ $0[weight] == nil }) else { return }
+        var g = [Float](repeating: .nan, count: columns * columns)
+        g.withUnsafeMutableBufferPointer { gram(x, rows, $0.baseAddress!) }
+        let copy = Array(UnsafeBufferPointer(start: x, count: rows * columns))
+        seen.withLock { $0[weight] = Seen(rows: rows, columns: columns, x: copy, gram: g) }
+    }
+}
+
+@Suite struct ObserverTests {
+    /// Largest |G − XᵀX| / max |XᵀX| over the upper triangle, the engine's f32 Gram against f64 sums.
+    static let gramError = 1e-5
+
+    /// A prefill and the decoder show the observer every matmul weight of the model (tokenizer and
+    /// predictor, heads and dependency layer), each with its true input width; the Gram the engine
+    /// computes for those rows is XᵀX; nothing is observed once the observer is removed.
+    @Test func observerSeesEveryMatmulAndTheGramIsXTX() throws {
+        let bundle = try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: .f32)
+        let model = try ForecastEngine(path: bundle)
+        let input = try sampleInput(rows: 200, future: 4)
+        let observer = RecordingObserver()
+        model.observeActivations(observer)
+        let x = ForecastEngine.normalize(input.values, rows: 200, clip: 5).normalized
+        let ids = model.encode(x, rows: 200)
+        _ = model.teacherForcedLogits(
+            contextS1: Array(ids.s1[..<196]), contextS2: Array(ids.s2[..<196]), stamps: input.stamps,
+            pathS1: Array(ids.s1[196...]), pathS2: Array(ids.s2[196...]), maxContext: 512, activations: .f32,
+            kvCache: .f32)
+        _ = model.decode(s1: [ids.s1], s2: [ids.s2])
+        let seen = observer.seen.withLock { $0 }
+        let names = Set(seen.keys)
+        for required in [
+            "predictor/transformer.0.self_attn.q_proj.weight", "predictor/transformer.1.ffn.w2.weight",
+            "predictor/embedding.fusion_proj.weight", "predictor/head.proj_s1.weight",
+            "predictor/dep_layer.cross_attn.q_proj.weight", "predictor/dep_layer.cross_attn.k_proj.weight",
+            "predictor/head.proj_s2.weight", "tokenizer/encoder.0.ffn.w1.weight",
+            "tokenizer/decoder.0.self_attn.out_proj.weight", "tokenizer/head.weight",
+        ] {
+            #expect(names.contains(required), "\(required) not observed")
+        }
+        var checked = 0
+        for (name, s) in seen where s.rows > 1 {
+            let n = s.columns
+            var worst = 0.0, scale = 0.0
+            for i in 0..<n {
+                for j in i..<n {
+                    var e = 0.0
+                    for r in 0..<s.rows { e += Double(s.x[r * n + i]) * Double(s.x[r * n + j]) }
+                    let d = abs(Double(s.gram[i * n + j]) - e)
+                    worst = d.isNaN ? .infinity : max(worst, d)  // (an unwritten entry stays NaN)
+                    scale = max(scale, abs(e))
+                }
+            }
+            #expect(worst <= Self.gramError * scale, "\(name): Gram off by \(worst) of \(scale)")
+            checked += 1
+        }
+        #expect(checked >= 10)
+        model.observeActivations(nil)
+        let before = observer.calls.withLock { $0.values.reduce(0, +) }
+        _ = model.encode(x, rows: 200)
+        #expect(observer.calls.withLock { $0.values.reduce(0, +) } == before, "observed after removal")
+    }
+}

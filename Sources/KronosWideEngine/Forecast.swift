@@ -302,15 +302,25 @@ extension ForecastEngine {
     /// Teacher forcing along several paths after one context, run as a batch of samples (the
     /// context rows computed and cached once for all paths, as a forecast's samples do):
     /// paths [k][P] -> s1 logits [k][P][V1], s2 logits [k][P][V2].
+    /// One path whose steps never slide the window (T + P − 1 ≤ window) runs as one batched pass
+    /// (PredictorSession.teacherForcedPass: the same logits, bit for bit, with every weight read once
+    /// for the P steps; `stepwise` forces the step-by-step form, for the tests that compare them).
     public func teacherForcedLogits(
         contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathsS1: [[Int]], pathsS2: [[Int]],
         maxContext window: Int, cache: CacheMode = .exact, activations: ActivationPrecision? = nil,
-        kvCache: KVCachePrecision? = nil
+        kvCache: KVCachePrecision? = nil, stepwise: Bool = false
     ) -> (s1: [[[Float]]], s2: [[[Float]]]) {
         let T = contextS1.count, k = pathsS1.count, P = pathsS1[0].count
         precondition(
             k >= 1 && pathsS2.count == k && pathsS1.allSatisfy { $0.count == P } && pathsS2.allSatisfy { $0.count == P }
         )
+        if !stepwise && k == 1 && T >= 1 && P >= 1 && P <= PredictorSession.passRows && T + P - 1 <= window {
+            let session = PredictorSession(
+                model: predictor, batch: 1, capacity: T + P - 1, activations: activations, kvCache: kvCache)
+            let r = session.teacherForcedPass(
+                s1: contextS1 + pathsS1[0], s2: contextS2 + pathsS2[0], stamps: Array(stamps.prefix(T + P)), steps: P)
+            return ([r.s1], [r.s2])
+        }
         let V1 = predictor.config.s1Vocabulary, V2 = predictor.config.s2Vocabulary
         let session = PredictorSession(
             model: predictor, batch: k, perGroup: k, sharedTokens: T, capacity: min(window, T + P), privateRows: P,

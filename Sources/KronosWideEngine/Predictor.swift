@@ -166,6 +166,53 @@ package final class PredictorSession {
         }
     }
 
+    /// Teacher forcing without a slide, batched (one sequence): tokens 0 ..< T + P − 1 of s1 / s2 /
+    /// stamps [T + P] in two passes (the context, then the P − 1 path rows with the context's last
+    /// row), then the heads at those P rows at once, each along the sequence's own next token:
+    /// s1 logits [P][V1] (predicting tokens T ..< T + P), s2 logits [P][V2]. The same numbers, bit
+    /// for bit, as P steps of `advance` + `computeS2Logits` (a row's arithmetic does not depend on
+    /// how rows are grouped, and step p's dependency layer sees the rows up to its own), with each
+    /// weight read once for the P rows instead of once per step; the matmuls (and an activation
+    /// observer) see the same rows.
+    package func teacherForcedPass(s1: [Int], s2: [Int], stamps: [TimeStamp], steps P: Int) -> (
+        s1: [[Float]], s2: [[Float]]
+    ) {
+        let T = s1.count - P
+        precondition(batch == 1 && T >= 1 && P >= 1 && P <= scratch.rows && T + P - 1 <= capacity)
+        precondition(s2.count == T + P && stamps.count == T + P)
+        reset()
+        let D = model.config.modelDimension, V1 = model.config.s1Vocabulary, V2 = model.config.s2Vocabulary
+        let heads = PredictorConfig.dependencyHeads, hd = D / heads, ws = scratch.workspace
+        if T > 1 { run(sequences: 1, stride: 1, s1: [s1], s2: [s2], stamps: [stamps], tokens: 0, T - 1) }
+        run(sequences: 1, stride: 1, s1: [s1], s2: [s2], stamps: [stamps], tokens: T - 1, T + P - 1)
+        consumed = T + P - 1
+        // x [P, D]: the normed context of rows T − 1 ..< T + P − 1 (the last pass's only chunk)
+        let buffers = UnsafeMutablePointer<Float>.allocate(capacity: P * (4 * D + V1 + V2))
+        defer { buffers.deallocate() }
+        let emb = buffers, q = emb + P * D, att = q + P * D, a = att + P * D
+        let l1 = a + P * D, l2 = l1 + P * V1
+        model.projS1(x, rows: P, into: l1, ws)
+        for p in 0..<P { model.embS1.decodeRow(s1[T + p], into: emb + p * D) }
+        model.depQ(emb, rows: P, into: q, ws)
+        let scale = 1 / Float(hd).squareRoot()
+        for p in 0..<P {
+            for h in 0..<heads {
+                depCache.attend(
+                    sequence: 0, column: h * hd, headDimension: hd, visible: T + p, queries: 1,
+                    q: q + p * D + h * hd, qStride: D, scale: scale, scores: ws.scratch(0),
+                    out: att + p * D + h * hd, outStride: D)
+            }
+        }
+        model.depOut(att, rows: P, into: a, ws)
+        for i in 0..<(P * D) { a[i] += x[i] }
+        model.depNorm.withUnsafeBufferPointer { rmsNorm(a, weight: $0.baseAddress!, rows: P, n: D, a) }
+        model.projS2(a, rows: P, into: l2, ws)
+        return (
+            (0..<P).map { Array(UnsafeBufferPointer(start: l1 + $0 * V1, count: V1)) },
+            (0..<P).map { Array(UnsafeBufferPointer(start: l2 + $0 * V2, count: V2)) }
+        )
+    }
+
     /// decode_s2 for the last row: query emb_s1[pick] (unscaled), keys / values of every context row,
     /// 4 heads, no mask, no rotation (position 0) -> s2Logits [batch, V2].
     package func computeS2Logits(picks: [Int]) {

@@ -20,12 +20,14 @@ final class RecordingObserver: ActivationObserver, @unchecked Sendable {
     }
     let seen = Mutex<[String: Seen]>([:])
     let calls = Mutex<[String: Int]>([:])
+    let rows = Mutex<[String: Int]>([:])
 
     func observe(
         _ weight: String, _ x: UnsafePointer<Float>, rows: Int, columns: Int,
         gram: @escaping @Sendable (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void
     ) {
         calls.withLock { $0[weight, default: 0] += 1 }
+        self.rows.withLock { $0[weight, default: 0] += rows }
         guard seen.withLock({ $0[weight] == nil }) else { return }
         var g = [Float](repeating: .nan, count: columns * columns)
         g.withUnsafeMutableBufferPointer { gram(x, rows, $0.baseAddress!) }
@@ -86,5 +88,41 @@ final class RecordingObserver: ActivationObserver, @unchecked Sendable {
         let before = observer.calls.withLock { $0.values.reduce(0, +) }
         _ = model.encode(x, rows: 200)
         #expect(observer.calls.withLock { $0.values.reduce(0, +) } == before, "observed after removal")
+    }
+
+    /// Teacher forcing without a slide runs batched (one pass for the path's rows, the heads at all
+    /// its steps at once): the same logits, bit for bit, as the step-by-step form, in every
+    /// arithmetic, and every weight sees the same number of rows.
+    @Test(arguments: [
+        (QuantizeChoice.f32, ActivationPrecision.f32, KVCachePrecision.f32), (.q8, .int8, .f16), (.q4, .int8, .f16),
+        (.q4, .f32, .f32),
+    ])
+    func batchedTeacherForcingIsTheStepwiseOne(
+        quantize: QuantizeChoice, activations: ActivationPrecision, kvCache: KVCachePrecision
+    ) throws {
+        let bundle = try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: quantize)
+        let model = try ForecastEngine(path: bundle)
+        let input = try sampleInput(rows: 150, future: 4)
+        let x = ForecastEngine.normalize(input.values, rows: 150, clip: 5).normalized
+        let ids = model.encode(x, rows: 150)
+        for (T, window) in [(130, 512), (130, 149), (30, 512), (140, 64)] {  // the last slides: stepwise both times
+            let P = 150 - T
+            var logits = [(s1: [[[Float]]], s2: [[[Float]]])](), seen = [[String: Int]]()
+            for stepwise in [false, true] {
+                let observer = RecordingObserver()
+                model.observeActivations(observer)
+                logits.append(
+                    model.teacherForcedLogits(
+                        contextS1: Array(ids.s1[..<T]), contextS2: Array(ids.s2[..<T]), stamps: input.stamps,
+                        pathsS1: [Array(ids.s1[T...])], pathsS2: [Array(ids.s2[T...])], maxContext: window,
+                        activations: activations, kvCache: kvCache, stepwise: stepwise))
+                model.observeActivations(nil)
+                seen.append(observer.rows.withLock { $0 })
+            }
+            #expect(logits[0].s1[0].count == P && logits[0].s2[0].count == P)
+            #expect(logits[0].s1 == logits[1].s1, "T \(T), window \(window): s1 logits differ")
+            #expect(logits[0].s2 == logits[1].s2, "T \(T), window \(window): s2 logits differ")
+            #expect(seen[0] == seen[1], "T \(T), window \(window): observed rows differ")
+        }
     }
 }

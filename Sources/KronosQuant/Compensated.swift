@@ -25,8 +25,9 @@
 extension TensorType {
     /// Rows swept together (each row of V read once for them).
     static let compensationTile = 16
-    /// Columns per lazy update: the errors of this many columns move the later columns together
-    /// (a multiple of every block type's size of 32 or 256 columns, or 32 itself).
+    /// Columns per lazy update: the errors of this many columns move the later columns together. It
+    /// divides every block type's size (32 or 256), so a block's fit always finds its columns'
+    /// targets up to date.
     static let compensationBatch = 32
 
     /// The compensation factor of second moments h [n, n]: the unit upper triangular V [n, n]

@@ -193,7 +193,8 @@ extension BlockQ8_0 {
                 let xv = BlockQ4_1.lanes(x, c), r = xv - d16 * codes(xv, id)
                 e += BlockQ4_1.lanes(w, c) * r * r
             }
-            if e.sum() < bestError { best = d16; bestError = e.sum() }
+            let error = e.sum()
+            if error < bestError { best = d16; bestError = error }
         }
         if amax > 0 {
             for t in -2...12 {

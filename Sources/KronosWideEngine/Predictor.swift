@@ -182,31 +182,18 @@ package final class PredictorSession {
         precondition(s2.count == T + P && stamps.count == T + P)
         reset()
         let D = model.config.modelDimension, V1 = model.config.s1Vocabulary, V2 = model.config.s2Vocabulary
-        let heads = PredictorConfig.dependencyHeads, hd = D / heads, ws = scratch.workspace
+        let ws = scratch.workspace
         if T > 1 { run(sequences: 1, stride: 1, s1: [s1], s2: [s2], stamps: [stamps], tokens: 0, T - 1) }
         run(sequences: 1, stride: 1, s1: [s1], s2: [s2], stamps: [stamps], tokens: T - 1, T + P - 1)
         consumed = T + P - 1
         // x [P, D]: the normed context of rows T − 1 ..< T + P − 1 (the last pass's only chunk)
         let buffers = UnsafeMutablePointer<Float>.allocate(capacity: P * (4 * D + V1 + V2))
         defer { buffers.deallocate() }
-        let emb = buffers, q = emb + P * D, att = q + P * D, a = att + P * D
-        let l1 = a + P * D, l2 = l1 + P * V1
+        let l1 = buffers + 4 * P * D, l2 = l1 + P * V1
         model.projS1(x, rows: P, into: l1, ws)
-        for p in 0..<P { model.embS1.decodeRow(s1[T + p], into: emb + p * D) }
-        model.depQ(emb, rows: P, into: q, ws)
-        let scale = 1 / Float(hd).squareRoot()
-        for p in 0..<P {
-            for h in 0..<heads {
-                depCache.attend(
-                    sequence: 0, column: h * hd, headDimension: hd, visible: T + p, queries: 1,
-                    q: q + p * D + h * hd, qStride: D, scale: scale, scores: ws.scratch(0),
-                    out: att + p * D + h * hd, outStride: D)
-            }
-        }
-        model.depOut(att, rows: P, into: a, ws)
-        for i in 0..<(P * D) { a[i] += x[i] }
-        model.depNorm.withUnsafeBufferPointer { rmsNorm(a, weight: $0.baseAddress!, rows: P, n: D, a) }
-        model.projS2(a, rows: P, into: l2, ws)
+        dependencyLogits(
+            rows: P, pick: { s1[T + $0] }, sequence: { _ in 0 }, visible: { T + $0 }, context: x,
+            scratch: (buffers, buffers + P * D, buffers + 2 * P * D, buffers + 3 * P * D), into: l2)
         return (
             (0..<P).map { Array(UnsafeBufferPointer(start: l1 + $0 * V1, count: V1)) },
             (0..<P).map { Array(UnsafeBufferPointer(start: l2 + $0 * V2, count: V2)) }
@@ -216,23 +203,45 @@ package final class PredictorSession {
     /// decode_s2 for the last row: query emb_s1[pick] (unscaled), keys / values of every context row,
     /// 4 heads, no mask, no rotation (position 0) -> s2Logits [batch, V2].
     package func computeS2Logits(picks: [Int]) {
-        let D = model.config.modelDimension, heads = PredictorConfig.dependencyHeads, hd = D / heads
-        let n = depCache.length, ws = scratch.workspace
-        let q = query, att = attended, a = mixed
-        for b in 0..<batch { model.embS1.decodeRow(picks[b], into: emb + b * D) }
-        model.depQ(emb, rows: batch, into: q, ws)
-        let scale = 1 / Float(hd).squareRoot()
-        for b in 0..<batch {
-            for h in 0..<heads {
-                depCache.attend(
-                    sequence: b, column: h * hd, headDimension: hd, visible: n, queries: 1,
-                    q: q + b * D + h * hd, qStride: D, scale: scale, scores: ws.scratch(0),
-                    out: att + b * D + h * hd, outStride: D)
+        let n = depCache.length
+        lastContext.withUnsafeBufferPointer { c in
+            s2Logits.withUnsafeMutableBufferPointer {
+                dependencyLogits(
+                    rows: batch, pick: { picks[$0] }, sequence: { $0 }, visible: { _ in n }, context: c.baseAddress!,
+                    scratch: (emb, query, attended, mixed), into: $0.baseAddress!)
             }
         }
-        model.depOut(att, rows: batch, into: a, ws)
-        lastContext.withUnsafeBufferPointer { c in for i in 0..<(batch * D) { a[i] += c[i] } }
-        model.depNorm.withUnsafeBufferPointer { rmsNorm(a, weight: $0.baseAddress!, rows: batch, n: D, a) }
-        s2Logits.withUnsafeMutableBufferPointer { model.projS2(a, rows: batch, into: $0.baseAddress!, ws) }
+    }
+
+    /// The dependency layer and the s2 head for `rows` queries (decode_s2): query r is emb_s1[pick(r)]
+    /// (unscaled) attending to the first visible(r) cached context rows of sequence(r) (4 heads, no
+    /// mask, no rotation), plus context row r [rows, D], normed -> s2 logits [rows, V2] at out;
+    /// scratch: four [rows, D] buffers.
+    @inline(__always)
+    private func dependencyLogits(
+        rows: Int, pick: (Int) -> Int, sequence: (Int) -> Int, visible: (Int) -> Int, context: UnsafePointer<Float>,
+        scratch buffers: (
+            emb: UnsafeMutablePointer<Float>, q: UnsafeMutablePointer<Float>, att: UnsafeMutablePointer<Float>,
+            a: UnsafeMutablePointer<Float>
+        ),
+        into out: UnsafeMutablePointer<Float>
+    ) {
+        let D = model.config.modelDimension, heads = PredictorConfig.dependencyHeads, hd = D / heads
+        let ws = scratch.workspace, (emb, q, att, a) = buffers
+        for r in 0..<rows { model.embS1.decodeRow(pick(r), into: emb + r * D) }
+        model.depQ(emb, rows: rows, into: q, ws)
+        let scale = 1 / Float(hd).squareRoot()
+        for r in 0..<rows {
+            for h in 0..<heads {
+                depCache.attend(
+                    sequence: sequence(r), column: h * hd, headDimension: hd, visible: visible(r), queries: 1,
+                    q: q + r * D + h * hd, qStride: D, scale: scale, scores: ws.scratch(0),
+                    out: att + r * D + h * hd, outStride: D)
+            }
+        }
+        model.depOut(att, rows: rows, into: a, ws)
+        for i in 0..<(rows * D) { a[i] += context[i] }
+        model.depNorm.withUnsafeBufferPointer { rmsNorm(a, weight: $0.baseAddress!, rows: rows, n: D, a) }
+        model.projS2(a, rows: rows, into: out, ws)
     }
 }

@@ -53,7 +53,7 @@ final class TensorStore: @unchecked Sendable {
     /// The q8_0 expansions of q5_0 / q6_0 matrices, by "part/name" (alive as long as the store); the
     /// stored blocks they came from are dropped once expanded (they stayed beside the expansion:
     /// Kronos-small q4 57.5 -> 65.1 MiB peak RSS).
-    private var expanded = [String: (matrix: AlignedBuffer, rows: Int, columns: Int)]()
+    private var expanded = [String: (buffer: AlignedBuffer, matrix: WeightMatrix)]()
     init(tensors: [String: TensorData], path: String) { self.tensors = tensors; self.path = path }
 
     func data(_ part: ModelPart, _ name: String) throws(RuntimeError) -> TensorData {
@@ -65,11 +65,7 @@ final class TensorStore: @unchecked Sendable {
 
     func matrix(_ part: ModelPart, _ name: String) throws(RuntimeError) -> WeightMatrix {
         let key = "\(part.rawValue)/\(name)"
-        if let known = expanded[key] {
-            return WeightMatrix(
-                type: .q8_0, rows: known.rows, columns: known.columns,
-                data: UnsafeRawPointer(known.matrix.bytes.baseAddress!))
-        }
+        if let known = expanded[key] { return known.matrix }
         let t = try data(part, name)
         guard t.record.shape.count == 2, t.record.type != .i64 else {
             throw .model(
@@ -83,15 +79,16 @@ final class TensorStore: @unchecked Sendable {
         }
         // q5_0 / q6_0 run as the q8_0 blocks they expand into, exactly (KronosQuant/BlockQ6_0.swift).
         let run = type.runType
-        precondition(run == .q8_0, "\(type.rawValue) expands into \(run.rawValue)")
         let runRowBytes = run.rowBytes(columns: columns)!
         let buffer = AlignedBuffer(byteCount: rows * runRowBytes)
         for r in 0..<rows {
             type.expandRow(t.raw + r * t.rowBytes, columns: columns, into: buffer.bytes.baseAddress! + r * runRowBytes)
         }
-        expanded[key] = (buffer, rows, columns)
+        let matrix = WeightMatrix(
+            type: run, rows: rows, columns: columns, data: UnsafeRawPointer(buffer.bytes.baseAddress!))
+        expanded[key] = (buffer, matrix)
         tensors[key] = nil  // nothing else reads the stored blocks
-        return WeightMatrix(type: run, rows: rows, columns: columns, data: UnsafeRawPointer(buffer.bytes.baseAddress!))
+        return matrix
     }
 
     func vector(_ part: ModelPart, _ name: String) throws(RuntimeError) -> [Float] {

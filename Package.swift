@@ -15,8 +15,9 @@
 //                     compiled for x86-64-v3; KronosEngineBaseline: the same sources without CPU flags
 //   KronosWideVNNI    int8 q8_0 / q4_1 / q4_k kernels for AVX-512 VNNI processors
 //                     (called by the engine after a cpuid check)
-//   KronosWideAVX2    int8 kernels for x86-64-v3 processors without VNNI (called by the x86-64-v3
-//                     engine only; not compiled again for the baseline)
+//   KronosWideAVX2    int8 kernels and the prefill's key-lane attention for x86-64-v3 processors
+//                     without AVX-512 (called after the x86-64-v3 check; not compiled again for the
+//                     baseline)
 //   Kronos            the façade (import Kronos): KronosModel, CandleSeries, ForecastOptions, Forecast;
 //                     the candle CSV reader and trading calendars
 //   KronosIO          outputs of a forecast run: CSV / JSON / paths, SVG charts, the run's orchestration

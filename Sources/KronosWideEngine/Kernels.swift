@@ -836,9 +836,14 @@ public enum Kernels {
 
     /// The kernels of the integer path (IntegerActivations.swift): the scalar reference, the
     /// portable SIMD kernel, and the AVX-512 VNNI kernels (only where `native` is `.vnni`).
-    /// Whether a prefill's attention runs through the 512-bit kernels (AVX512, KronosWideVNNI): on
-    /// processors with AVX-512 VNNI (and so AVX-512 F), unless KRONOS_KERNELS=portable.
-    public static let wideAttention = IntegerKernels.native == .vnni
+    /// Whether a prefill's attention transposes the keys once per (sequence, head) and runs the
+    /// key-lane kernels (attendWide): the 512-bit ones (AVX512, KronosWideVNNI) on processors with
+    /// AVX-512 VNNI (and so AVX-512 F), the 256-bit ones (KronosWideAVX2) on other x86-64-v3 ones, unless
+    /// KRONOS_KERNELS=portable (KRONOS_KERNELS=avx2 takes the 256-bit ones on an AVX-512 processor).
+    /// The same numbers as the narrow path's (attendRows), bit for bit.
+    public static let wideAttention = IntegerKernels.native == .vnni || IntegerKernels.native == .avx2
+    /// Whether attendWide takes the 512-bit kernels (else the 256-bit ones) by default.
+    package static let wideAttention512 = IntegerKernels.native == .vnni
     /// New rows per sequence from which a pass takes them: below, transposing the keys costs more
     /// than it saves.
     static let wideAttentionMinimumRows = 16

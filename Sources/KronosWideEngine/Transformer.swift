@@ -1,6 +1,7 @@
 // Transformer blocks over a batch of sequences, with a per-layer KV cache.
 import Foundation
 import CKronosHints
+import KronosWideAVX2
 import KronosWideVNNI
 
 /// How one precision's cached values are read (widened to f32) and written.
@@ -203,31 +204,32 @@ extension KVCache {
     }
 
     // The attention of `queries` consecutive queries of sequence b (query i [hd] at q + i·qStride sees
-    // the oldest n0 + i rows, writes out + i·outStride [hd]) with the 512-bit kernels (AVX512): the
-    // visible keys transposed and the values gathered into `scratch` (wideScratch floats, 64-byte
-    // aligned) once for all queries, then per block of 4 queries: scores, softmaxInPlace, values.
-    // The same numbers as attend's, bit for bit (AVX512.scores and .values keep attendRows' order).
+    // the oldest n0 + i rows, writes out + i·outStride [hd]) with the key-lane kernels (AVX512, or
+    // AVX2 on processors without AVX-512: Kernels.wideAttention512): the visible keys transposed and the
+    // values gathered into `scratch` (wideScratch floats, 64-byte aligned) once for all queries, then per
+    // block of 4 queries: scores, softmaxInPlace, values. The same numbers as attend's, bit for bit
+    // (both kernels' scores and values keep attendRows' order).
     func attendWide(
         sequence b: Int, column: Int, headDimension hd: Int, visible n0: Int, queries: Int,
         q: UnsafePointer<Float>, qStride: Int, scale: Float, scratch: UnsafeMutablePointer<Float>,
-        out: UnsafeMutablePointer<Float>, outStride: Int
+        out: UnsafeMutablePointer<Float>, outStride: Int, wide512: Bool
     ) {
         switch precision {
         case .f32:
             attendWide(
                 F32Storage.self, sequence: b, column: column, headDimension: hd, visible: n0, queries: queries, q: q,
-                qStride: qStride, scale: scale, scratch: scratch, out: out, outStride: outStride)
+                qStride: qStride, scale: scale, scratch: scratch, out: out, outStride: outStride, wide512: wide512)
         case .f16:
             attendWide(
                 F16Storage.self, sequence: b, column: column, headDimension: hd, visible: n0, queries: queries, q: q,
-                qStride: qStride, scale: scale, scratch: scratch, out: out, outStride: outStride)
+                qStride: qStride, scale: scale, scratch: scratch, out: out, outStride: outStride, wide512: wide512)
         }
     }
 
     private func attendWide<E: KVStorage>(
         _: E.Type, sequence b: Int, column: Int, headDimension hd: Int, visible n0: Int, queries: Int,
         q: UnsafePointer<Float>, qStride: Int, scale: Float, scratch: UnsafeMutablePointer<Float>,
-        out: UnsafeMutablePointer<Float>, outStride: Int
+        out: UnsafeMutablePointer<Float>, outStride: Int, wide512: Bool
     ) {
         let n = n0 + queries - 1
         precondition(queries >= 1 && n0 >= 1 && n <= length)
@@ -240,9 +242,12 @@ extension KVCache {
         withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: 16) { block in
             for p0 in stride(from: 0, to: n, by: 16) {
                 for r in 0..<16 { block[r] = p0 + r < n ? rows.key(p0 + r) : UnsafeRawPointer(zeros) }
-                AVX512.transpose(
-                    rows: UnsafePointer(block.baseAddress!), half: E.self == F16Storage.self, headDimension: hd,
-                    kt: kt + p0 * hd)
+                let rows = UnsafePointer(block.baseAddress!), half = E.self == F16Storage.self
+                if wide512 {
+                    AVX512.transpose(rows: rows, half: half, headDimension: hd, kt: kt + p0 * hd)
+                } else {
+                    AVX2.transpose(rows: rows, half: half, headDimension: hd, kt: kt + p0 * hd)
+                }
             }
         }
         for p in 0..<n {
@@ -260,15 +265,27 @@ extension KVCache {
             var i = 0
             while i < qb {
                 let r = min(2, qb - i)
-                AVX512.scores(
-                    queries: r, q: q + (i0 + i) * qStride, qStride: qStride, headDimension: hd, kt: kt, keys: keys,
-                    scale: scale, out: scores + i * ldk, ld: ldk)
+                if wide512 {
+                    AVX512.scores(
+                        queries: r, q: q + (i0 + i) * qStride, qStride: qStride, headDimension: hd, kt: kt,
+                        keys: keys, scale: scale, out: scores + i * ldk, ld: ldk)
+                } else {
+                    AVX2.scores(
+                        queries: r, q: q + (i0 + i) * qStride, qStride: qStride, headDimension: hd, kt: kt,
+                        keys: keys, scale: scale, out: scores + i * ldk, ld: ldk)
+                }
                 i += r
             }
             for i in 0..<qb { softmaxInPlace(scores + i * ldk, n0 + i0 + i) }
-            AVX512.values(
-                queries: qb, w: scores, ld: ldk, visible: n0 + i0, v: v, ldv: hd, headDimension: hd,
-                out: out + i0 * outStride, outStride: outStride)
+            if wide512 {
+                AVX512.values(
+                    queries: qb, w: scores, ld: ldk, visible: n0 + i0, v: v, ldv: hd, headDimension: hd,
+                    out: out + i0 * outStride, outStride: outStride)
+            } else {
+                AVX2.values(
+                    queries: qb, w: scores, ld: ldk, visible: n0 + i0, v: v, ldv: hd, headDimension: hd,
+                    out: out + i0 * outStride, outStride: outStride)
+            }
             i0 += qb
         }
     }
@@ -641,9 +658,12 @@ extension KVCache {
     // q [batch*newRows, D]: new row t of sequence b sees the `before` older cached rows and new rows
     // 0...t -> out [batch*newRows, D]. Tasks are (sequence, head, block of attentionQueryBlock new
     // rows), dealt round-robin to the workers (causal blocks get longer towards the end).
+    // `wide512`: the 512-bit kernels where the key-lane path is taken, else the 256-bit ones (tests run
+    // both).
     package func attention(
         heads: Int, batch: Int, sequenceStride: Int, newRows: Int, before: Int, q: UnsafeMutablePointer<Float>,
-        out: UnsafeMutablePointer<Float>, D: Int, hd: Int, workspace: Workspace
+        out: UnsafeMutablePointer<Float>, D: Int, hd: Int, workspace: Workspace,
+        wide512: Bool = Kernels.wideAttention512
     ) {
         let cache = self
         let scale = 1 / Float(hd).squareRoot()
@@ -664,7 +684,7 @@ extension KVCache {
         let arguments = AttentionArguments(
             cache: cache, heads: heads, sequenceStride: sequenceStride, newRows: newRows,
             before: before, q: q, out: out, D: D, hd: hd, workspace: workspace, scale: scale,
-            grouped: grouped, wide: wide, blocks: blocks, tasks: tasks, workers: workers)
+            grouped: grouped, wide: wide, wide512: wide512, blocks: blocks, tasks: tasks, workers: workers)
         parallelChunks(workers, threads: workers, arguments: arguments) { raw, worker, range in
             let a = raw.load(as: AttentionArguments.self)
             let (cache, heads, D, hd, q, out, before) = (a.cache, a.heads, a.D, a.hd, a.q, a.out, a.before)
@@ -682,7 +702,7 @@ extension KVCache {
                     cache.attendWide(
                         sequence: b * a.sequenceStride, column: h * hd, headDimension: hd, visible: before + 1,
                         queries: a.newRows, q: q + r0 * D + h * hd, qStride: D, scale: a.scale, scratch: scores,
-                        out: out + r0 * D + h * hd, outStride: D)
+                        out: out + r0 * D + h * hd, outStride: D, wide512: a.wide512)
                     continue
                 }
                 let blk = task % a.blocks, h = (task / a.blocks) % heads, b = task / (a.blocks * heads)
@@ -706,6 +726,6 @@ struct AttentionArguments {
     let D, hd: Int
     let workspace: Workspace
     let scale: Float
-    let grouped, wide: Bool
+    let grouped, wide, wide512: Bool
     let blocks, tasks, workers: Int
 }

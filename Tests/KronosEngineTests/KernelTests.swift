@@ -378,13 +378,20 @@ let attentionRelativeTolerance = 1e-5
         }
     }
 
-    /// The prefill attention through the 512-bit kernels (keys transposed in blocks of 16, scores,
-    /// softmax, values) computes the 256-bit path's numbers bit for bit: head sizes that are and are
-    /// not multiples of 8 or 16, 16 to 130 new rows after 0 or 23 cached ones, f32 and f16 caches, and
-    /// a ring that wrapped (rows evicted by the approx-slide approximation). The wide path is taken
-    /// when the workspace has room for it (headDimension given), the other when not.
-    @Test(.enabled(if: Kernels.wideAttention, "this processor has no AVX-512"))
+    /// The prefill attention through the key-lane kernels (keys transposed in blocks of 16, scores,
+    /// softmax, values), 256-bit ones and, on processors with AVX-512, 512-bit ones, computes the
+    /// narrow path's numbers bit for bit: head sizes that are and are not multiples of 8 or 16, 16 to
+    /// 130 new rows after 0 or 23 cached ones, f32 and f16 caches, and a ring that wrapped (rows
+    /// evicted by the approx-slide approximation). The wide path is taken when the workspace has room
+    /// for it (headDimension given), the other when not.
+    @Test(.enabled(if: Kernels.wideAttention, "this processor has no AVX2 (or KRONOS_KERNELS=portable)"))
     func wideAttentionIsTheNarrowOneBitwise() {
+        for wide512 in Processor.hasAVX512VNNI ? [false, true] : [false] {
+            wideAttentionIsTheNarrowOneBitwise(wide512: wide512)
+        }
+    }
+
+    func wideAttentionIsTheNarrowOneBitwise(wide512: Bool) {
         for precision in [KVCachePrecision.f32, .f16] {
             for (heads, hd) in [(2, 64), (3, 52), (2, 20), (1, 100)] {
                 for (before, newRows, evicted) in [(0, 16, 0), (23, 37, 0), (0, 130, 0), (9, 40, 5)] {
@@ -410,14 +417,16 @@ let attentionRelativeTolerance = 1e-5
                                 cache.attention(
                                     heads: heads, batch: 1, sequenceStride: 1, newRows: newRows, before: before,
                                     q: UnsafeMutablePointer(mutating: qb.baseAddress!), out: ob.baseAddress!, D: D,
-                                    hd: hd, workspace: workspace)
+                                    hd: hd, workspace: workspace, wide512: wide512)
                             }
                         }
                         return out
                     }
                     let wide = run(headDimension: hd), narrow = run(headDimension: 0)
                     let differ = wide.indices.filter { wide[$0].bitPattern != narrow[$0].bitPattern }
-                    let what = "\(precision) \(heads)x\(hd) before \(before) new \(newRows) evicted \(evicted)"
+                    let kernels = wide512 ? "512-bit" : "256-bit"
+                    let what =
+                        "\(kernels) \(precision) \(heads)x\(hd) before \(before) new \(newRows) evicted \(evicted)"
                     #expect(differ.isEmpty && !wide.contains { $0.isNaN }, "\(what): \(differ.count) differ")
                 }
             }

@@ -454,6 +454,152 @@ void kronos_avx2_tile(const int R, const unsigned char *group, int h, long block
     }
 }
 
+// Attention of a prefill in 256-bit registers (KronosWideAVX2, AVX2.scores / transpose / values): for
+// x86-64-v3 processors without AVX-512, the 512-bit kernels' contracts on the same transposed keys, and
+// the same numbers as the engine's attendRows, bit for bit. The narrow path (attendRows) reads each key
+// row per query block and adds each score's 8 lanes across a vector; with the keys transposed once per
+// (sequence, head) the lanes are keys and no horizontal sums are left (Zen 3, base heads of 52: 28 % of
+// the f32 peak before, see BENCHMARKS.md).
+//
+// Scores of R (1...2) queries against the 16 keys of one block of kt (kronos_scores16's contract and
+// order): the 8 partial sums a_j (d = 8m + j) are built a pair of j at a time, so that 2 queries x 2 j
+// x 2 halves of 16 keys fit the 16 registers: (a0 + a1) then + (a2 + a3) and (a4 + a5) then + (a6 + a7)
+// are exactly ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)).
+static inline __attribute__((always_inline, target("avx2,fma")))
+void kronos_scores16_avx2(const int R, const float *q, long qStride, long hd, const float *kt, long ldk, float scale,
+                          float *out, long ld) {
+#pragma clang fp contract(off)
+    const long full = hd / 8 * 8;
+    __m256 lo[2][2], hi[2][2];
+    for (int jp = 0; jp < 4; jp++) {
+        __m256 a[2][2][2];  // [query][j of the pair][half of the keys]
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < 2; j++) a[i][j][0] = a[i][j][1] = _mm256_setzero_ps();
+        for (long m = 0; m < full; m += 8) {
+            for (int j = 0; j < 2; j++) {
+                const long d = m + 2 * jp + j;
+                __m256 k0 = _mm256_load_ps(kt + d * ldk), k1 = _mm256_load_ps(kt + d * ldk + 8);
+                for (int i = 0; i < R; i++) {
+                    __m256 b = _mm256_broadcast_ss(q + i * qStride + d);
+                    a[i][j][0] = _mm256_fmadd_ps(b, k0, a[i][j][0]);
+                    a[i][j][1] = _mm256_fmadd_ps(b, k1, a[i][j][1]);
+                }
+            }
+        }
+        for (int i = 0; i < R; i++)
+            for (int h = 0; h < 2; h++) {
+                __m256 pair = _mm256_add_ps(a[i][0][h], a[i][1][h]);
+                if (jp == 0) lo[i][h] = pair;
+                else if (jp == 1) lo[i][h] = _mm256_add_ps(lo[i][h], pair);
+                else if (jp == 2) hi[i][h] = pair;
+                else hi[i][h] = _mm256_add_ps(hi[i][h], pair);
+            }
+    }
+    for (int i = 0; i < R; i++)
+        for (int h = 0; h < 2; h++) {
+            __m256 s = _mm256_add_ps(lo[i][h], hi[i][h]);
+            for (long d = full; d < hd; d++) {
+                __m256 product = _mm256_mul_ps(_mm256_broadcast_ss(q + i * qStride + d), _mm256_load_ps(kt + d * ldk + 8 * h));
+                s = _mm256_add_ps(s, product);
+            }
+            _mm256_storeu_ps(out + i * ld + 8 * h, _mm256_mul_ps(s, _mm256_set1_ps(scale)));
+        }
+}
+
+// kronos_transpose16's contract in 256-bit registers: 16 rows of hd values (f32, or f16 when half is 1)
+// -> kt + d·ldk [16] for d < hd (kt 32-byte aligned rows), 8 rows x 8 dimensions at a time through an
+// 8 x 8 shuffle network; a last partial group of dimensions goes through a zeroed row copy.
+static inline __attribute__((always_inline, target("avx2,fma,f16c")))
+void kronos_transpose16_avx2(const void *const *rows, int half, long hd, float *kt, long ldk) {
+    for (int g = 0; g < 2; g++)
+        for (long d0 = 0; d0 < hd; d0 += 8) {
+            const long left = hd - d0;
+            __m256 r[8], t[8];
+            for (int i = 0; i < 8; i++) {
+                const void *row = rows[8 * g + i];
+                if (left >= 8) {
+                    r[i] = half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const unsigned short *)row + d0)))
+                                : _mm256_loadu_ps((const float *)row + d0);
+                } else {
+                    unsigned short h16[8] = {0};
+                    float f32[8] = {0};
+                    if (half) {
+                        __builtin_memcpy(h16, (const unsigned short *)row + d0, 2 * left);
+                        r[i] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h16));
+                    } else {
+                        __builtin_memcpy(f32, (const float *)row + d0, 4 * left);
+                        r[i] = _mm256_loadu_ps(f32);
+                    }
+                }
+            }
+            // Pairs of rows interleaved, then quads, then the 128-bit halves: r[i] lane j -> t[j] lane i.
+            for (int i = 0; i < 8; i += 2) {
+                t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+            }
+            for (int i = 0; i < 8; i += 4) {
+                r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+                r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+                r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+                r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+            }
+            for (int i = 0; i < 4; i++) {
+                t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+                t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+            }
+            for (int j = 0; j < 8 && j < left; j++) _mm256_store_ps(kt + (d0 + j) * ldk + 8 * g, t[j]);
+        }
+}
+
+// kronos_values' contract in 256-bit registers, for NV (1...3) vectors of columns from c (the last
+// one partial, lanes past hd neither read nor written by vmaskmovps, when PART is 1): R (1...4) queries
+// x NV accumulators (12 of the 16 registers at most), each value row loaded once for all queries;
+// out_i[c'] = Σ_p w_i[p] · v[p][c'] by fused multiply-add in p order from 0, p < visible + i.
+static inline __attribute__((always_inline, target("avx2,fma")))
+void kronos_values_avx2_columns(const int R, const int NV, const int PART, const float *w, long ld, long visible,
+                                const float *v, long ldv, long c, long hd, float *out, long outStride) {
+#pragma clang fp contract(off)
+    __m256 acc[4][3];
+    const long left = hd - c - 8 * (NV - 1);
+    const __m256i mask =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left < 8 ? left : 8)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int i = 0; i < R; i++)
+        for (int k = 0; k < NV; k++) acc[i][k] = _mm256_setzero_ps();
+    for (long p = 0; p < visible + R - 1; p++) {
+        __m256 row[3];
+        const float *vp = v + p * ldv + c;
+        for (int k = 0; k < NV; k++)
+            row[k] = PART && k == NV - 1 ? _mm256_maskload_ps(vp + 8 * k, mask) : _mm256_loadu_ps(vp + 8 * k);
+        for (int i = 0; i < R; i++) {
+            if (p >= visible + i) continue;
+            __m256 weight = _mm256_broadcast_ss(w + i * ld + p);
+            for (int k = 0; k < NV; k++) acc[i][k] = _mm256_fmadd_ps(weight, row[k], acc[i][k]);
+        }
+    }
+    for (int i = 0; i < R; i++)
+        for (int k = 0; k < NV; k++) {
+            float *o = out + i * outStride + c + 8 * k;
+            if (PART && k == NV - 1) _mm256_maskstore_ps(o, mask, acc[i][k]);
+            else _mm256_storeu_ps(o, acc[i][k]);
+        }
+}
+
+// All hd columns, 24 at a time (kronos_values_avx2_columns).
+static inline __attribute__((always_inline, target("avx2,fma")))
+void kronos_values_avx2(const int R, const float *w, long ld, long visible, const float *v, long ldv, long hd,
+                        float *out, long outStride) {
+#define KRONOS_VALUES_COLUMNS(NV, PART) \
+    kronos_values_avx2_columns(R, NV, PART, w, ld, visible, v, ldv, c, hd, out, outStride)
+    for (long c = 0; c < hd; c += 24) {
+        const long columns = hd - c < 24 ? hd - c : 24, vectors = (columns + 7) / 8;
+        const int part = columns % 8 != 0;
+        if (vectors == 3) { if (part) KRONOS_VALUES_COLUMNS(3, 1); else KRONOS_VALUES_COLUMNS(3, 0); }
+        else if (vectors == 2) { if (part) KRONOS_VALUES_COLUMNS(2, 1); else KRONOS_VALUES_COLUMNS(2, 0); }
+        else { if (part) KRONOS_VALUES_COLUMNS(1, 1); else KRONOS_VALUES_COLUMNS(1, 0); }
+    }
+#undef KRONOS_VALUES_COLUMNS
+}
+
 // Peak loops (kronos-bench peak): `rounds` rounds of 12 independent chains of one instruction, enough
 // to hide its latency on current cores (and few enough for the 16 vector registers of AVX2), so the
 // time measures throughput alone. Each returns a value derived from every chain, so the work cannot

@@ -403,35 +403,43 @@ private func matmul<D: RowDecoder>(
         let (w, bias, x, rows, y) = arguments.values
         let n = w.columns, out = w.rows
         let scratch = arguments.workspace.scratch(worker)
-        for g in range {
-            let j0 = 4 * g, count = min(4, out - j0)
-            // A: the group's weight rows as f32, row stride n.
-            let a: UnsafePointer<Float>
-            if D.self == F32Rows.self {
-                a = w.row(j0).assumingMemoryBound(to: Float.self)
-            } else {
-                for r in 0..<count { D.decode(w.row(j0 + r), columns: n, into: scratch + r * n) }
-                a = UnsafePointer(scratch)
-            }
-            if count == 4 {
-                let bv = bias.map { SIMD4<Float>($0[j0], $0[j0 + 1], $0[j0 + 2], $0[j0 + 3]) } ?? SIMD4<Float>()
-                var t = 0
-                while t + 3 <= rows {
-                    tile4x3(a, n, x + t * n, n, n, y + t * out + j0, out, bias: bv)
-                    t += 3
+        // f32 weights (multiplied in place): the input rows in blocks of about 192 KiB, each block
+        // against every weight group of the range, so that the block stays in L2 (one pass over all
+        // the rows per group streamed them from L3 for every group). Other types decode each group
+        // once, for all the rows. Each (input row, weight row) pair is one whole dot either way.
+        let block = D.self == F32Rows.self ? max(3, (192 << 10) / (4 * n) / 3 * 3) : rows
+        for t0 in stride(from: 0, to: rows, by: block) {
+            let t1 = min(rows, t0 + block)
+            for g in range {
+                let j0 = 4 * g, count = min(4, out - j0)
+                // A: the group's weight rows as f32, row stride n.
+                let a: UnsafePointer<Float>
+                if D.self == F32Rows.self {
+                    a = w.row(j0).assumingMemoryBound(to: Float.self)
+                } else {
+                    for r in 0..<count { D.decode(w.row(j0 + r), columns: n, into: scratch + r * n) }
+                    a = UnsafePointer(scratch)
                 }
-                while t + 2 <= rows {
-                    tile4x2(a, n, x + t * n, n, n, y + t * out + j0, out, bias: bv)
-                    t += 2
-                }
-                while t < rows {
-                    for r in 0..<4 { y[t * out + j0 + r] = dot(a + r * n, x + t * n, n) + bv[r] }
-                    t += 1
-                }
-            } else {
-                for r in 0..<count {
-                    let b = bias?[j0 + r] ?? 0
-                    for t in 0..<rows { y[t * out + j0 + r] = dot(a + r * n, x + t * n, n) + b }
+                if count == 4 {
+                    let bv = bias.map { SIMD4<Float>($0[j0], $0[j0 + 1], $0[j0 + 2], $0[j0 + 3]) } ?? SIMD4<Float>()
+                    var t = t0
+                    while t + 3 <= t1 {
+                        tile4x3(a, n, x + t * n, n, n, y + t * out + j0, out, bias: bv)
+                        t += 3
+                    }
+                    while t + 2 <= t1 {
+                        tile4x2(a, n, x + t * n, n, n, y + t * out + j0, out, bias: bv)
+                        t += 2
+                    }
+                    while t < t1 {
+                        for r in 0..<4 { y[t * out + j0 + r] = dot(a + r * n, x + t * n, n) + bv[r] }
+                        t += 1
+                    }
+                } else {
+                    for r in 0..<count {
+                        let b = bias?[j0 + r] ?? 0
+                        for t in t0..<t1 { y[t * out + j0 + r] = dot(a + r * n, x + t * n, n) + b }
+                    }
                 }
             }
         }

@@ -133,6 +133,28 @@ let attentionRelativeTolerance = 1e-5
         }
     }
 
+    /// f32 weights multiply many input rows in L2-sized blocks of rows (9 rows at 4099 columns, 3 at
+    /// 16 387): each row still equals its single-row matvec bitwise, across block edges, in the 3- and
+    /// 2-row tiles and the single rows at a block's end, and in the last, partial weight group.
+    @Test func f32RowBlocksAgreeWithSingleRowsBitwise() throws {
+        for (n, rows) in [(4099, 40), (16387, 8)] {
+            let out = 9
+            let storage = try weights(.f32, out: out, columns: n, seed: 11)
+            var rng = Lcg(state: 3)
+            let x = rng.array(rows * n)
+            try storage.withUnsafeBytes { raw in
+                let w = WeightMatrix(type: .f32, rows: out, columns: n, data: raw.baseAddress!)
+                let together = Kernels.matmul(w, x, rows: rows)
+                for t in 0..<rows {
+                    let single = Kernels.matmul(w, Array(x[(t * n)..<((t + 1) * n)]), rows: 1)
+                    try #require(
+                        single.map(\.bitPattern) == together[(t * out)..<((t + 1) * out)].map(\.bitPattern),
+                        "n=\(n) rows \(rows): row \(t)")
+                }
+            }
+        }
+    }
+
     /// Blocked causal attention (prefill) equals one query at a time (decode) bitwise, and a
     /// double-precision reference within the summation bound, with keys / values cached in f32 and
     /// in f16 (the reference then takes the f16-rounded keys / values: the cache's only rounding).

@@ -242,11 +242,11 @@ extension KVCache {
         withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: 16) { block in
             for p0 in stride(from: 0, to: n, by: 16) {
                 for r in 0..<16 { block[r] = p0 + r < n ? rows.key(p0 + r) : UnsafeRawPointer(zeros) }
-                let rows = UnsafePointer(block.baseAddress!), half = E.self == F16Storage.self
+                let keyRows = UnsafePointer(block.baseAddress!), half = E.self == F16Storage.self
                 if wide512 {
-                    AVX512.transpose(rows: rows, half: half, headDimension: hd, kt: kt + p0 * hd)
+                    AVX512.transpose(rows: keyRows, half: half, headDimension: hd, kt: kt + p0 * hd)
                 } else {
-                    AVX2.transpose(rows: rows, half: half, headDimension: hd, kt: kt + p0 * hd)
+                    AVX2.transpose(rows: keyRows, half: half, headDimension: hd, kt: kt + p0 * hd)
                 }
             }
         }
@@ -667,6 +667,7 @@ extension KVCache {
     ) {
         let cache = self
         let scale = 1 / Float(hd).squareRoot()
+        precondition(!wide512 || Kernels.IntegerKernels.vnni.runs, "the 512-bit attention needs AVX-512")
         // A decode step of groups that share rows runs one task per (group, head): the group's
         // queries together over its shared rows.
         let grouped = newRows == 1 && sequenceStride == 1 && cache.perGroup > 1 && cache.split != Int.max

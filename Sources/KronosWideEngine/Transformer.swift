@@ -121,6 +121,21 @@ package final class KVCache: @unchecked Sendable {
     }
 }
 
+/// The key-lane attention kernels attendWide runs, one contract: AVX512 (KronosWideVNNI) where the
+/// processor has AVX-512, else AVX2 (KronosWideAVX2).
+protocol KeyLaneKernels {
+    static func scores(
+        queries: Int, q: UnsafePointer<Float>, qStride: Int, headDimension hd: Int, kt: UnsafePointer<Float>,
+        keys n: Int, scale: Float, out: UnsafeMutablePointer<Float>, ld: Int)
+    static func transpose(
+        rows: UnsafePointer<UnsafeRawPointer?>, half: Bool, headDimension hd: Int, kt: UnsafeMutablePointer<Float>)
+    static func values(
+        queries: Int, w: UnsafePointer<Float>, ld: Int, visible: Int, v: UnsafePointer<Float>, ldv: Int,
+        headDimension hd: Int, out: UnsafeMutablePointer<Float>, outStride: Int)
+}
+extension AVX512: KeyLaneKernels {}
+extension AVX2: KeyLaneKernels {}
+
 /// Queries per block of the causal attention: each cached key / value is loaded once per block.
 let attentionQueryBlock = 4
 
@@ -205,7 +220,7 @@ extension KVCache {
 
     // The attention of `queries` consecutive queries of sequence b (query i [hd] at q + i·qStride sees
     // the oldest n0 + i rows, writes out + i·outStride [hd]) with the key-lane kernels (AVX512, or
-    // AVX2 on processors without AVX-512: Kernels.wideAttention512): the visible keys transposed and the
+    // AVX2 on processors without AVX-512: KeyLaneKernels): the visible keys transposed and the
     // values gathered into `scratch` (wideScratch floats, 64-byte aligned) once for all queries, then per
     // block of 4 queries: scores, softmaxInPlace, values. The same numbers as attend's, bit for bit
     // (both kernels' scores and values keep attendRows' order).
@@ -214,22 +229,23 @@ extension KVCache {
         q: UnsafePointer<Float>, qStride: Int, scale: Float, scratch: UnsafeMutablePointer<Float>,
         out: UnsafeMutablePointer<Float>, outStride: Int, wide512: Bool
     ) {
+        let kernels: any KeyLaneKernels.Type = wide512 ? AVX512.self : AVX2.self
         switch precision {
         case .f32:
             attendWide(
                 F32Storage.self, sequence: b, column: column, headDimension: hd, visible: n0, queries: queries, q: q,
-                qStride: qStride, scale: scale, scratch: scratch, out: out, outStride: outStride, wide512: wide512)
+                qStride: qStride, scale: scale, scratch: scratch, out: out, outStride: outStride, kernels: kernels)
         case .f16:
             attendWide(
                 F16Storage.self, sequence: b, column: column, headDimension: hd, visible: n0, queries: queries, q: q,
-                qStride: qStride, scale: scale, scratch: scratch, out: out, outStride: outStride, wide512: wide512)
+                qStride: qStride, scale: scale, scratch: scratch, out: out, outStride: outStride, kernels: kernels)
         }
     }
 
     private func attendWide<E: KVStorage>(
         _: E.Type, sequence b: Int, column: Int, headDimension hd: Int, visible n0: Int, queries: Int,
         q: UnsafePointer<Float>, qStride: Int, scale: Float, scratch: UnsafeMutablePointer<Float>,
-        out: UnsafeMutablePointer<Float>, outStride: Int, wide512: Bool
+        out: UnsafeMutablePointer<Float>, outStride: Int, kernels: any KeyLaneKernels.Type
     ) {
         let n = n0 + queries - 1
         precondition(queries >= 1 && n0 >= 1 && n <= length)
@@ -242,12 +258,9 @@ extension KVCache {
         withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: 16) { block in
             for p0 in stride(from: 0, to: n, by: 16) {
                 for r in 0..<16 { block[r] = p0 + r < n ? rows.key(p0 + r) : UnsafeRawPointer(zeros) }
-                let keyRows = UnsafePointer(block.baseAddress!), half = E.self == F16Storage.self
-                if wide512 {
-                    AVX512.transpose(rows: keyRows, half: half, headDimension: hd, kt: kt + p0 * hd)
-                } else {
-                    AVX2.transpose(rows: keyRows, half: half, headDimension: hd, kt: kt + p0 * hd)
-                }
+                kernels.transpose(
+                    rows: UnsafePointer(block.baseAddress!), half: E.self == F16Storage.self, headDimension: hd,
+                    kt: kt + p0 * hd)
             }
         }
         for p in 0..<n {
@@ -265,27 +278,15 @@ extension KVCache {
             var i = 0
             while i < qb {
                 let r = min(2, qb - i)
-                if wide512 {
-                    AVX512.scores(
-                        queries: r, q: q + (i0 + i) * qStride, qStride: qStride, headDimension: hd, kt: kt,
-                        keys: keys, scale: scale, out: scores + i * ldk, ld: ldk)
-                } else {
-                    AVX2.scores(
-                        queries: r, q: q + (i0 + i) * qStride, qStride: qStride, headDimension: hd, kt: kt,
-                        keys: keys, scale: scale, out: scores + i * ldk, ld: ldk)
-                }
+                kernels.scores(
+                    queries: r, q: q + (i0 + i) * qStride, qStride: qStride, headDimension: hd, kt: kt, keys: keys,
+                    scale: scale, out: scores + i * ldk, ld: ldk)
                 i += r
             }
             for i in 0..<qb { softmaxInPlace(scores + i * ldk, n0 + i0 + i) }
-            if wide512 {
-                AVX512.values(
-                    queries: qb, w: scores, ld: ldk, visible: n0 + i0, v: v, ldv: hd, headDimension: hd,
-                    out: out + i0 * outStride, outStride: outStride)
-            } else {
-                AVX2.values(
-                    queries: qb, w: scores, ld: ldk, visible: n0 + i0, v: v, ldv: hd, headDimension: hd,
-                    out: out + i0 * outStride, outStride: outStride)
-            }
+            kernels.values(
+                queries: qb, w: scores, ld: ldk, visible: n0 + i0, v: v, ldv: hd, headDimension: hd,
+                out: out + i0 * outStride, outStride: outStride)
             i0 += qb
         }
     }

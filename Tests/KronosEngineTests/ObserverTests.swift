@@ -120,8 +120,9 @@ final class RecordingObserver: ActivationObserver, @unchecked Sendable {
                 seen.append(observer.rows.withLock { $0 })
             }
             #expect(logits[0].s1[0].count == P && logits[0].s2[0].count == P)
-            #expect(logits[0].s1 == logits[1].s1, "T \(T), window \(window): s1 logits differ")
-            #expect(logits[0].s2 == logits[1].s2, "T \(T), window \(window): s2 logits differ")
+            func bits(_ l: [[[Float]]]) -> [UInt32] { l.flatMap { $0.flatMap { $0.map(\.bitPattern) } } }
+            #expect(bits(logits[0].s1) == bits(logits[1].s1), "T \(T), window \(window): s1 logits differ")
+            #expect(bits(logits[0].s2) == bits(logits[1].s2), "T \(T), window \(window): s2 logits differ")
             #expect(seen[0] == seen[1], "T \(T), window \(window): observed rows differ")
         }
     }

@@ -463,14 +463,15 @@ void kronos_avx2_tile(const int R, const unsigned char *group, int h, long block
 //
 // Scores of R (1...2) queries against the 16 keys of one block of kt (kronos_scores16's contract and
 // order): the 8 partial sums a_j (d = 8m + j) are built a pair of j at a time, so that 2 queries x 2 j
-// x 2 halves of 16 keys fit the 16 registers: (a0 + a1) then + (a2 + a3) and (a4 + a5) then + (a6 + a7)
-// are exactly ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)).
+// x 2 halves of 16 keys fit the 16 registers; pair jp's sum goes into quarter jp / 2, first as itself,
+// then added: quarters (a0 + a1) + (a2 + a3) and (a4 + a5) + (a6 + a7), then their sum, exactly
+// ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)).
 static inline __attribute__((always_inline, target("avx2,fma")))
 void kronos_scores16_avx2(const int R, const float *q, long qStride, long hd, const float *kt, long ldk, float scale,
                           float *out, long ld) {
 #pragma clang fp contract(off)
     const long full = hd / 8 * 8;
-    __m256 lo[2][2], hi[2][2];
+    __m256 quarter[2][2][2];  // [query][half of the sum][half of the keys]
     for (int jp = 0; jp < 4; jp++) {
         __m256 a[2][2][2];  // [query][j of the pair][half of the keys]
         for (int i = 0; i < R; i++)
@@ -489,18 +490,16 @@ void kronos_scores16_avx2(const int R, const float *q, long qStride, long hd, co
         for (int i = 0; i < R; i++)
             for (int h = 0; h < 2; h++) {
                 __m256 pair = _mm256_add_ps(a[i][0][h], a[i][1][h]);
-                if (jp == 0) lo[i][h] = pair;
-                else if (jp == 1) lo[i][h] = _mm256_add_ps(lo[i][h], pair);
-                else if (jp == 2) hi[i][h] = pair;
-                else hi[i][h] = _mm256_add_ps(hi[i][h], pair);
+                __m256 *sum = &quarter[i][jp / 2][h];
+                *sum = jp % 2 == 0 ? pair : _mm256_add_ps(*sum, pair);
             }
     }
     for (int i = 0; i < R; i++)
         for (int h = 0; h < 2; h++) {
-            __m256 s = _mm256_add_ps(lo[i][h], hi[i][h]);
+            __m256 s = _mm256_add_ps(quarter[i][0][h], quarter[i][1][h]);
             for (long d = full; d < hd; d++) {
-                __m256 product = _mm256_mul_ps(_mm256_broadcast_ss(q + i * qStride + d), _mm256_load_ps(kt + d * ldk + 8 * h));
-                s = _mm256_add_ps(s, product);
+                __m256 k = _mm256_load_ps(kt + d * ldk + 8 * h);
+                s = _mm256_add_ps(s, _mm256_mul_ps(_mm256_broadcast_ss(q + i * qStride + d), k));
             }
             _mm256_storeu_ps(out + i * ld + 8 * h, _mm256_mul_ps(s, _mm256_set1_ps(scale)));
         }

@@ -19,10 +19,11 @@ public struct KernelTiming: Sendable, Codable {
 
 public enum KernelBenchmark {
     /// Times Y [rows, out] = X [rows, inner] @ W^T for W stored as `type` (random uniform weights).
-    /// With integerActivations (q8_0, q4_1, q4_k), the int8-activation path, reported as e.g. "q8_0+i8".
+    /// With integerActivations (q8_0, q4_1, q4_k), the int8-activation path, reported as e.g. "q8_0+i8";
+    /// with blockedSums, f32 by the packed GEMM of calibration's passes (Workspace.blockedSums), "f32 packed".
     public static func matmul(
         type: TensorType, out: Int, inner: Int, rows: Int, minSeconds: Double = 0.3,
-        integerActivations: Bool = false, threads: Int = Runtime.defaultThreads
+        integerActivations: Bool = false, blockedSums: Bool = false, threads: Int = Runtime.defaultThreads
     ) -> KernelTiming {
         var rng = KronosRNG(seed: 0x1234_5678)
         func next() -> Float { Float(0.2 * rng.nextDouble() - 0.1) }  // uniform in [-0.1, 0.1)
@@ -42,6 +43,7 @@ public enum KernelBenchmark {
         let m = WeightMatrix(type: type, rows: out, columns: inner, data: w)
         let workspace = Workspace(columns: inner, positions: 0, threads: Runtime.startThreads(threads))
         workspace.integerActivations = integerActivations
+        workspace.blockedSums = blockedSums
         KronosWideEngine.matmul(m, bias: nil, x, rows: rows, y, workspace: workspace)  // warm up
         var best = Double.infinity, total = 0.0
         while total < minSeconds {
@@ -52,7 +54,8 @@ public enum KernelBenchmark {
         }
         let flops = 2.0 * Double(rows * out * inner)
         return KernelTiming(
-            type: type.rawValue + (integerActivations && type.hasIntegerCodes ? "+i8" : ""), rows: rows, out: out,
+            type: type.rawValue + (integerActivations && type.hasIntegerCodes ? "+i8" : "")
+                + (blockedSums && type == .f32 ? " packed" : ""), rows: rows, out: out,
             inner: inner, seconds: best,
             gflops: flops / best / 1e9, weightGBps: Double(out * rowBytes) / best / 1e9)
     }
@@ -92,6 +95,30 @@ public enum KernelBenchmark {
         } while total < minSeconds
         let pairs = Double(heads) * Double(rows) * Double(rows + 1) / 2
         return (best, 4 * Double(hd) * pairs / best / 1e9)
+    }
+
+    /// Times the Gram matrix calibration takes of `rows` activation rows of `columns` values (the
+    /// engine's gramMatrix: the packed GEMM's upper triangle where it runs); GFLOP/s of the triangle's
+    /// 2 · rows · columns · (columns + 1) / 2 operations.
+    public static func gram(columns n: Int, rows: Int, minSeconds: Double = 0.3, threads: Int = Runtime.defaultThreads)
+        -> (seconds: Double, gflops: Double)
+    {
+        var rng = KronosRNG(seed: 0x5151_2024)
+        let x = (0..<(rows * n)).map { _ in Float(2 * rng.nextDouble() - 1) }
+        var g = [Float](repeating: 0, count: n * n)
+        let workspace = Workspace(columns: n, positions: 0, threads: Runtime.startThreads(threads))
+        var best = Double.infinity, total = 0.0
+        x.withUnsafeBufferPointer { xp in
+            g.withUnsafeMutableBufferPointer { gp in
+                repeat {
+                    let t0 = Date()
+                    gramMatrix(xp.baseAddress!, rows: rows, columns: n, into: gp.baseAddress!, workspace: workspace)
+                    let dt = Date().timeIntervalSince(t0)
+                    best = min(best, dt); total += dt
+                } while total < minSeconds
+            }
+        }
+        return (best, Double(rows) * Double(n) * Double(n + 1) / best / 1e9)
     }
 
     /// numpy's matmul (OpenBLAS) GFLOP/s for the same f32 shape, via python3; nil when unavailable.

@@ -13,7 +13,9 @@ struct Bench: ParsableCommand {
         commandName: "kronos-bench",
         abstract: "Benchmark the runtime (release build): matmul kernels, and whole forecasts of bundles.",
         version: KronosVersion.string,
-        subcommands: [Kernels.self, Attention.self, Peak.self, ForecastBench.self, LoadBench.self, ForecastOne.self],
+        subcommands: [
+            Kernels.self, Attention.self, Gram.self, Peak.self, ForecastBench.self, LoadBench.self, ForecastOne.self,
+        ],
         defaultSubcommand: Kernels.self)
 }
 
@@ -63,13 +65,16 @@ struct Kernels: ParsableCommand {
             for r in rows {
                 let np =
                     noNumpy ? nil : KernelBenchmark.numpyGFLOPs(out: out, inner: inner, rows: r, minSeconds: seconds)
-                let cases: [(TensorType, Bool)] = [
-                    (.f32, false), (.f16, false), (.q8_0, false), (.q8_0, true), (.q4_1, false), (.q4_1, true),
-                    (.q4_k, false), (.q4_k, true),
-                ]
-                for (type, integer) in cases where type.canStore(rowLength: inner) {
+                // (f32 packed: calibration's passes, where the packed GEMM runs)
+                let cases: [(TensorType, Bool, Bool)] =
+                    [(.f32, false, false)] + (KronosWideEngine.Kernels.packedGemm ? [(.f32, false, true)] : []) + [
+                        (.f16, false, false), (.q8_0, false, false), (.q8_0, true, false), (.q4_1, false, false),
+                        (.q4_1, true, false), (.q4_k, false, false), (.q4_k, true, false),
+                    ]
+                for (type, integer, blocked) in cases where type.canStore(rowLength: inner) {
                     let t = KernelBenchmark.matmul(
-                        type: type, out: out, inner: inner, rows: r, minSeconds: seconds, integerActivations: integer)
+                        type: type, out: out, inner: inner, rows: r, minSeconds: seconds, integerActivations: integer,
+                        blockedSums: blocked)
                     let share = np.map { String(format: "%.0f %%", 100 * t.gflops / $0) } ?? "-"
                     // int8-activation kernels against the int8 peak, the float path against the f32 one.
                     let limit = t.type.hasSuffix("+i8") ? peak.int8 : peak.f32
@@ -79,6 +84,43 @@ struct Kernels: ParsableCommand {
                             + String(format: "%.0f %%", 100 * t.gflops / limit) + " | "
                             + String(format: "%.2f", t.weightGBps) + " |")
                 }
+            }
+        }
+    }
+}
+
+/// This machine's f32 peak on the kernels' threads, measured now and printed (what the f32 kernels'
+/// GFLOP/s are a fraction of).
+func f32Peak() -> (int8: Double, f32: Double) {
+    let threads = Runtime.defaultThreads
+    let peak = PeakBenchmark.peak(
+        PeakBenchmark.measure(threads: threads, minSeconds: 0.2), threads: threads,
+        wide: KronosWideEngine.Kernels.IntegerKernels.native == .vnni)
+    print(String(format: "peak on %d threads: f32 %.0f GFLOP/s (kronos-bench peak)\n", threads, peak.f32))
+    return peak
+}
+
+struct Gram: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "GFLOP/s of calibration's Gram matrices (XᵀX of activation rows, upper triangle).",
+        discussion: "Example: kronos-bench gram --columns 832 --columns 2048 --rows 512")
+    @Option(help: "Columns of the activations (repeatable): 832 = Kronos-base's width, 2048 its FFN's.")
+    var columns: [Int] = [832, 2048]
+    @Option(help: "Activation rows per Gram (repeatable): 512 = a calibration batch.") var rows: [Int] = [512]
+    @Option(help: "Seconds of repetitions per measurement.") var seconds = 0.5
+
+    func run() throws {
+        try NativeEngineRequired.check()
+        let peak = f32Peak()
+        print("| columns | rows | ms per Gram | GFLOP/s | % of f32 peak |")
+        print("|---|---|---|---|---|")
+        for n in columns {
+            for r in rows {
+                let t = KernelBenchmark.gram(columns: n, rows: r, minSeconds: seconds)
+                print(
+                    "| \(n) | \(r) | "
+                        + String(
+                            format: "%.2f | %.1f | %.0f %% |", 1000 * t.seconds, t.gflops, 100 * t.gflops / peak.f32))
             }
         }
     }
@@ -95,11 +137,7 @@ struct Attention: ParsableCommand {
 
     func run() throws {
         try NativeEngineRequired.check()
-        let threads = Runtime.defaultThreads
-        let peak = PeakBenchmark.peak(
-            PeakBenchmark.measure(threads: threads, minSeconds: 0.2), threads: threads,
-            wide: KronosWideEngine.Kernels.IntegerKernels.native == .vnni)
-        print(String(format: "peak on %d threads: f32 %.0f GFLOP/s (kronos-bench peak)\n", threads, peak.f32))
+        let peak = f32Peak()
         print("| model shape | rows | heads x dim | KV cache | ms per pass | GFLOP/s | % of f32 peak |")
         print("|---|---|---|---|---|---|---|")
         for (name, heads, hd) in [("small", 8, 64), ("base", 16, 52)] {

@@ -59,7 +59,9 @@ public protocol ForecastBackend: AnyObject, Sendable {
     func encode(_ x: [Float], rows: Int) -> (s1: [Int], s2: [Int])
     func decode(s1: [[Int]], s2: [[Int]]) -> [Float]
     /// From now on, `observer` sees the input rows of every matmul (nil: none); for calibration.
-    func observeActivations(_ observer: (any ActivationObserver)?)
+    /// blockedSums: the f32 passes may sum in the order of the engine's fastest GEMM instead of the
+    /// decode steps' (the same values to f32 rounding, not the same bits).
+    func observeActivations(_ observer: (any ActivationObserver)?, blockedSums: Bool)
     func teacherForcedLogits(
         contextS1: [Int], contextS2: [Int], stamps: [TimeStamp], pathS1: [Int], pathS2: [Int],
         maxContext window: Int, cache: CacheMode, activations: ActivationPrecision?,
@@ -68,6 +70,11 @@ public protocol ForecastBackend: AnyObject, Sendable {
 }
 
 extension ForecastBackend {
+    /// observeActivations with the decode steps' sums (the passes' bits unchanged by observing).
+    public func observeActivations(_ observer: (any ActivationObserver)?) {
+        observeActivations(observer, blockedSums: false)
+    }
+
     /// A forecast without a trace, progress or cancellation.
     public func forecast(_ inputs: [SeriesInput], settings: ForecastSettings) throws(RuntimeError) -> [SeriesForecast] {
         try forecast(inputs, settings: settings, trace: nil, progress: nil, cancelled: nil)

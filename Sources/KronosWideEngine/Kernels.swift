@@ -244,6 +244,13 @@ public final class Workspace: @unchecked Sendable {
     public var integerActivations = false
     /// Sees the input rows of every Linear run with this workspace (calibration); nil in forecasts.
     public var observer: (any ActivationObserver)?
+    /// f32 matmuls of packedGemmMinimumRows rows or more take the packed GEMM (PackedGemm.swift),
+    /// where Kernels.packedGemm: each sum in depth order instead of dot()'s, so a pass's rows are no
+    /// longer the decode steps' bits; for calibration, whose statistics need the f32 values only.
+    public var blockedSums = false
+    var gemmScratchBase: UnsafeMutablePointer<Float>?  // PackedGemm.swift: Workspace.gemmScratch
+    /// A buffer of `count` floats that lives as long as the workspace.
+    func arenaBuffer(count: Int) -> UnsafeMutablePointer<Float> { arena.buffer(count: count) }
     /// The kernels the integer path runs (the fastest this processor has; tests choose others).
     var integerKernels = Kernels.IntegerKernels.native
     private var activationCodes: UnsafeMutablePointer<Int8>?
@@ -395,6 +402,14 @@ private func matmul<D: RowDecoder>(
                 }
             }
         }
+        return
+    }
+    if D.self == F32Rows.self && workspace.blockedSums && rows >= packedGemmMinimumRows && Kernels.packedGemm {
+        packedGemm(
+            rows: rows, columns: out, depth: n, a: AVX2.GemmOperand(base: x, rowStride: n, depthStride: 1),
+            b: AVX2.GemmOperand(
+                base: w.data.assumingMemoryBound(to: Float.self), rowStride: w.rowBytes / 4, depthStride: 1),
+            bias: bias, c: y, ldc: out, upper: false, workspace: workspace)
         return
     }
     precondition(workspace.floatsPerWorker >= matmulGroup * n, "workspace too small for \(n) columns")
@@ -782,11 +797,12 @@ public enum Kernels {
     /// `integerKernels` chooses which of the integer path's kernels compute it.
     public static func matmul(
         _ w: WeightMatrix, bias: [Float]? = nil, _ x: [Float], rows: Int, integerActivations: Bool = false,
-        integerKernels: IntegerKernels = .native, threads: Int = Runtime.defaultThreads
+        integerKernels: IntegerKernels = .native, blockedSums: Bool = false, threads: Int = Runtime.defaultThreads
     ) -> [Float] {
         precondition(x.count == rows * w.columns && integerKernels.runs)
         let workspace = Workspace(columns: w.columns, positions: 0, threads: Runtime.startThreads(threads))
         workspace.integerActivations = integerActivations
+        workspace.blockedSums = blockedSums
         workspace.integerKernels = integerKernels
         var y = [Float](repeating: .nan, count: rows * w.rows)
         x.withUnsafeBufferPointer { xp in

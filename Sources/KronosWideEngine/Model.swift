@@ -17,6 +17,7 @@ final class TokenizerModel: @unchecked Sendable {
     let threads: Int
     /// Given every matmul's input rows (ForecastEngine.observeActivations); nil in forecasts.
     var observer: (any ActivationObserver)?
+    var blockedSums = false  // Workspace.blockedSums of its passes
 
     init(_ s: TensorStore, config c: TokenizerConfig, positions: Int, threads: Int) throws(RuntimeError) {
         config = c
@@ -39,6 +40,7 @@ final class TokenizerModel: @unchecked Sendable {
             columns: max(6, config.codeBits), positions: positions,
             headDimension: config.modelDimension / config.headCount, threads: threads)
         s.workspace.observer = observer
+        s.workspace.blockedSums = blockedSums
         return s
     }
 
@@ -46,7 +48,7 @@ final class TokenizerModel: @unchecked Sendable {
     /// The encoder is causal: rows go through it passRows at a time, each block's keys / values
     /// cached (results do not depend on the chunking), so the scratch stays small for long inputs.
     func encode(_ x: [Float], rows: Int) -> (s1: [Int], s2: [Int]) {
-        let D = config.modelDimension, C = config.codeBits, chunk = max(1, min(rows, Self.passRows))
+        let D = config.modelDimension, C = config.codeBits, chunk = max(1, min(rows, passRows))
         let s = scratch(rows: chunk, positions: rows)
         defer { withExtendedLifetime(s) {} }  // s's arena owns h and z
         let h: UnsafeMutablePointer<Float> = s.arena.buffer(count: chunk * D)
@@ -87,7 +89,7 @@ final class TokenizerModel: @unchecked Sendable {
     /// keeping its last r rows.
     func decode(prefixS1: [Int], prefixS2: [Int], suffixesS1: [[Int]], suffixesS2: [[Int]]) -> [[Float]] {
         let m = prefixS1.count, r = suffixesS1.first?.count ?? 0
-        let rows = max(1, min(max(m, r), Self.passRows))
+        let rows = max(1, min(max(m, r), passRows))
         let D = config.modelDimension, C = config.codeBits
         let s = scratch(rows: rows, positions: m + r)
         defer { withExtendedLifetime(s) {} }  // s's arena owns q and h
@@ -126,6 +128,8 @@ final class TokenizerModel: @unchecked Sendable {
 
     /// Rows of one encoder / decoder pass at most (longer runs are chunked; results do not depend on it).
     static let passRows = 128
+    /// passRows, or with blockedSums PredictorSession.blockedPassRows.
+    var passRows: Int { blockedSums ? PredictorSession.blockedPassRows : Self.passRows }
 
     // Rows 0 ..< count through `blocks` (causal) after the rows already in `caches`, scratch.rows at
     // a time: input(c0, n) writes the block input of rows c0 ..< c0 + n into h [n, D], output(c0, n)
@@ -163,6 +167,7 @@ package final class PredictorModel: @unchecked Sendable {
     let hasIntegerCodes: Bool  // some matmul weight is q8_0 / q4_1 / q4_k (the integer path's types)
     let threads: Int  // threads its sessions run on
     var observer: (any ActivationObserver)?  // given every matmul's input rows (calibration); nil in forecasts
+    var blockedSums = false  // Workspace.blockedSums of its sessions
 
     init(_ s: TensorStore, config c: PredictorConfig, positions: Int, threads: Int) throws(RuntimeError) {
         config = c
@@ -219,15 +224,28 @@ package final class PredictorModel: @unchecked Sendable {
         s1: Int, s2: Int, stamp: TimeStamp, pair: UnsafeMutablePointer<Float>, time: UnsafeMutablePointer<Float>,
         out: UnsafeMutablePointer<Float>, workspace: Workspace
     ) {
+        embedPair(s1: s1, s2: s2, into: pair)
+        fusion(pair, rows: 1, into: out, workspace)
+        addTime(stamp, time: time, scratch: pair, to: out)
+    }
+
+    /// concat(emb_s1[s1]·√D, emb_s2[s2]·√D) -> pair [2D]: the fusion's input row of a token.
+    func embedPair(s1: Int, s2: Int, into pair: UnsafeMutablePointer<Float>) {
         let D = config.modelDimension
         let scale = Float(D).squareRoot()
         embS1.decodeRow(s1, into: pair)
         embS2.decodeRow(s2, into: pair + D)
         for i in 0..<(2 * D) { pair[i] *= scale }
-        fusion(pair, rows: 1, into: out, workspace)
+    }
+
+    /// out [D] += time(stamp), the time embedding summed in time [D] (scratch [D]: a free row).
+    func addTime(
+        _ stamp: TimeStamp, time: UnsafeMutablePointer<Float>, scratch tmp: UnsafeMutablePointer<Float>,
+        to out: UnsafeMutablePointer<Float>
+    ) {
+        let D = config.modelDimension
         // time = hour + weekday + day + month + minute, in that order
         hourTable.decodeRow(stamp.hour, into: time)
-        let tmp = pair  // reuse as scratch for the other rows
         func add(_ table: WeightMatrix, _ index: Int) {
             table.decodeRow(index, into: tmp)
             for i in 0..<D { time[i] += tmp[i] }
@@ -293,11 +311,15 @@ public final class ForecastEngine: @unchecked Sendable {
         loadSeconds = Date().timeIntervalSince(start)
     }
 
-    /// From now on, `observer` sees the input rows of every matmul this model runs (nil: none).
-    /// For calibration: set it before the passes to observe and run nothing else meanwhile.
-    public func observeActivations(_ observer: (any ActivationObserver)?) {
+    /// From now on, `observer` sees the input rows of every matmul this model runs (nil: none), and
+    /// with `blockedSums` (and an observer) its f32 passes sum by the packed GEMM
+    /// (Workspace.blockedSums). For calibration: set it before the passes to observe and run nothing
+    /// else meanwhile.
+    public func observeActivations(_ observer: (any ActivationObserver)?, blockedSums: Bool) {
         tokenizer.observer = observer
         predictor.observer = observer
+        tokenizer.blockedSums = observer != nil && blockedSums
+        predictor.blockedSums = observer != nil && blockedSums
     }
 
     /// x [rows, 6] normalized -> ids.

@@ -35,6 +35,10 @@ package final class PredictorSession {
     /// Rows of a forward pass at most (a longer run is chunked): enough for the GEMMs to reuse each
     /// weight row over many input rows, small enough to keep the scratch a few MB.
     static let passRows = 128
+    /// Rows of a pass with blockedSums (calibration): a whole window of Kronos-small / base at once,
+    /// since the packed GEMM transposes the weights at every call (kronos-bench kernels, f32 packed:
+    /// 76-79 % of the f32 peak at 128 rows, 84-86 % at 512).
+    static let blockedPassRows = 512
 
     /// Rows cached per sequence.
     var length: Int { depCache.length }
@@ -63,12 +67,13 @@ package final class PredictorSession {
         }
         depCache = KVCache(
             batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D, precision: kvCache)
-        let rows = max(batch, min(Self.passRows, batch * capacity))
+        let rows = max(batch, min(model.blockedSums ? Self.blockedPassRows : Self.passRows, batch * capacity))
         scratch = BlockScratch(
             rows: rows, D: D, F: model.config.feedForwardDimension, columns: 2 * D, positions: capacity,
             headDimension: D / model.config.headCount, threads: model.threads)
         scratch.workspace.integerActivations = model.activations(activations) == .int8
         scratch.workspace.observer = model.observer
+        scratch.workspace.blockedSums = model.blockedSums
         let arena = scratch.arena  // the session's buffers live as long as its block scratch
         x = arena.buffer(count: rows * D)
         pair = arena.buffer(count: 2 * D); time = arena.buffer(count: D)
@@ -127,12 +132,30 @@ package final class PredictorSession {
         var c0 = lo
         while c0 < hi {
             let c1 = min(hi, c0 + chunk), rows = c1 - c0, n = count * rows
-            for i in 0..<count {
-                let b = i * stride
-                for t in 0..<rows {
-                    model.embed(
-                        s1: s1[b][c0 + t], s2: s2[b][c0 + t], stamp: stamps[b][c0 + t], pair: pair, time: time,
-                        out: x + (i * rows + t) * D, workspace: ws)
+            if n > 1 && model.config.feedForwardDimension >= 2 * D {
+                // The fusion of all the chunk's rows as one matmul (their pairs in the FFN's scratch):
+                // each row the same values as one at a time, every weight row read once.
+                for i in 0..<count {
+                    let b = i * stride
+                    for t in 0..<rows {
+                        model.embedPair(s1: s1[b][c0 + t], s2: s2[b][c0 + t], into: scratch.f1 + (i * rows + t) * 2 * D)
+                    }
+                }
+                model.fusion(scratch.f1, rows: n, into: x, ws)
+                for i in 0..<count {
+                    let b = i * stride
+                    for t in 0..<rows {
+                        model.addTime(stamps[b][c0 + t], time: time, scratch: pair, to: x + (i * rows + t) * D)
+                    }
+                }
+            } else {
+                for i in 0..<count {
+                    let b = i * stride
+                    for t in 0..<rows {
+                        model.embed(
+                            s1: s1[b][c0 + t], s2: s2[b][c0 + t], stamp: stamps[b][c0 + t], pair: pair, time: time,
+                            out: x + (i * rows + t) * D, workspace: ws)
+                    }
                 }
             }
             for (l, block) in model.blocks.enumerated() {

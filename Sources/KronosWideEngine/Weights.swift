@@ -2,6 +2,7 @@
 import Foundation
 import KronosBundle
 import KronosQuant
+import KronosWideAVX2
 
 /// A linear layer: y = W x + b.
 struct Linear: @unchecked Sendable {
@@ -16,9 +17,11 @@ struct Linear: @unchecked Sendable {
         _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, _ workspace: Workspace
     ) {
         if let observer = workspace.observer {
-            let columns = inputs, threads = workspace.workers
-            observer.observe(name, x, rows: rows, columns: columns) { y, n, g in
-                gramMatrix(y, rows: n, columns: columns, into: g, threads: threads)
+            // (the Gram runs on this pass's workspace: an observer calls it during the pass, or later
+            // while no pass of the model runs, ActivationObserver)
+            let columns = inputs
+            observer.observe(name, x, rows: rows, columns: columns) { [workspace] y, n, g in
+                gramMatrix(y, rows: n, columns: columns, into: g, workspace: workspace)
             }
         }
         if let bias {
@@ -122,12 +125,21 @@ final class TensorStore: @unchecked Sendable {
     }
 }
 
-/// X [rows, columns] -> XᵀX [columns, columns] into g, through the f32 matmul: Xᵀ is a [columns,
-/// rows] weight matrix multiplying its own rows, by blocks of `gramBlock` columns, only the blocks
-/// on and above the diagonal (g[i, j] for j ≥ i is always written; below it, what the caller does
-/// not read) (calibration, ActivationObserver).
-func gramMatrix(_ x: UnsafePointer<Float>, rows: Int, columns n: Int, into g: UnsafeMutablePointer<Float>, threads: Int)
-{
+/// X [rows, columns] -> XᵀX [columns, columns] into g (g[i, j] for j ≥ i is always written; below it,
+/// what the caller does not read) (calibration, ActivationObserver): by the packed GEMM where it runs
+/// (Xᵀ read in place as both operands, only the tiles on and above the diagonal), else through the
+/// f32 matmul: Xᵀ is a [columns, rows] weight matrix multiplying its own rows, by blocks of `gramBlock`
+/// columns, only the blocks on and above the diagonal.
+package func gramMatrix(
+    _ x: UnsafePointer<Float>, rows: Int, columns n: Int, into g: UnsafeMutablePointer<Float>, workspace: Workspace
+) {
+    if Kernels.packedGemm {
+        let xt = AVX2.GemmOperand(base: x, rowStride: 1, depthStride: n)  // (i, p) = x[p, i]
+        packedGemm(
+            rows: n, columns: n, depth: rows, a: xt, b: xt, bias: nil, c: g, ldc: n, upper: true, workspace: workspace)
+        return
+    }
+    let threads = workspace.workers
     let gramBlock = 128
     let t = UnsafeMutablePointer<Float>.allocate(capacity: rows * n)
     let y = UnsafeMutablePointer<Float>.allocate(capacity: gramBlock * n)

@@ -90,6 +90,43 @@ final class RecordingObserver: ActivationObserver, @unchecked Sendable {
         #expect(observer.calls.withLock { $0.values.reduce(0, +) } == before, "observed after removal")
     }
 
+    /// Observing with blocked sums (calibration's passes: the packed GEMM where it runs) changes the
+    /// logits by f32 rounding only, and every weight sees the same rows; without an observer the
+    /// flag is dropped (the next pass has the decode steps' bits again).
+    @Test func blockedSumsChangeOnlyRounding() throws {
+        let bundle = try BundleCache.shared.bundle(model: goldenDirectory + "/tiny", quantize: .f32)
+        let model = try ForecastEngine(path: bundle)
+        let input = try sampleInput(rows: 200, future: 4)
+        let x = ForecastEngine.normalize(input.values, rows: 200, clip: 5).normalized
+        let ids = model.encode(x, rows: 200)
+        func logits() -> (s1: [[Float]], s2: [[Float]]) {
+            model.teacherForcedLogits(
+                contextS1: Array(ids.s1[..<180]), contextS2: Array(ids.s2[..<180]), stamps: input.stamps,
+                pathS1: Array(ids.s1[180...]), pathS2: Array(ids.s2[180...]), maxContext: 512, activations: .f32,
+                kvCache: .f32)
+        }
+        let exact = logits()
+        var blocked = [(s1: [[Float]], s2: [[Float]])](), seen = [[String: Int]]()
+        for blockedSums in [false, true] {
+            let observer = RecordingObserver()
+            model.observeActivations(observer, blockedSums: blockedSums)
+            blocked.append(logits())
+            model.observeActivations(nil)
+            seen.append(observer.rows.withLock { $0 })
+        }
+        #expect(seen[0] == seen[1])
+        func bits(_ l: [[Float]]) -> [UInt32] { l.flatMap { $0.map(\.bitPattern) } }
+        #expect(bits(blocked[0].s1) == bits(exact.s1), "observing alone changed the logits")
+        #expect(bits(logits().s1) == bits(exact.s1), "blocked sums outlived the observer")
+        // (logits of order 10: rounding in a 3-block tiny model moves them by ~1e-5; a wrong sum by ≥ 1e-2)
+        let largest = exact.s1.flatMap { $0 }.map(abs).max()!
+        let worst = zip(blocked[1].s1.flatMap { $0 }, exact.s1.flatMap { $0 }).map { abs($0 - $1) }.max()!
+        #expect(worst <= Self.blockedLogitError * largest, "blocked sums moved a logit by \(worst) of \(largest)")
+        if Kernels.packedGemm { #expect(worst > 0, "no f32 pass took the packed GEMM") }
+    }
+    /// Largest logit change blocked sums may make, relative to the largest logit.
+    static let blockedLogitError: Float = 1e-4
+
     /// Teacher forcing without a slide runs batched (one pass for the path's rows, the heads at all
     /// its steps at once): the same logits, bit for bit, as the step-by-step form, in every
     /// arithmetic, and every weight sees the same number of rows.

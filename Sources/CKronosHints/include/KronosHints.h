@@ -505,6 +505,26 @@ void kronos_scores16_avx2(const int R, const float *q, long qStride, long hd, co
         }
 }
 
+// 8 x 8 transpose of floats: r[i] lane j -> t[j] lane i (r is overwritten): pairs of rows interleaved,
+// then quads, then the 128-bit halves.
+static inline __attribute__((always_inline, target("avx2,fma")))
+void kronos_transpose8x8_avx2(__m256 r[8], __m256 t[8]) {
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+        t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+    }
+}
+
 // kronos_transpose16's contract in 256-bit registers: 16 rows of hd values (f32, or f16 when half is 1)
 // -> kt + d·ldk [16] for d < hd (kt 32-byte aligned rows), 8 rows x 8 dimensions at a time through an
 // 8 x 8 shuffle network; a last partial group of dimensions goes through a zeroed row copy.
@@ -531,23 +551,84 @@ void kronos_transpose16_avx2(const void *const *rows, int half, long hd, float *
                     }
                 }
             }
-            // Pairs of rows interleaved, then quads, then the 128-bit halves: r[i] lane j -> t[j] lane i.
-            for (int i = 0; i < 8; i += 2) {
-                t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-                t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-            }
-            for (int i = 0; i < 8; i += 4) {
-                r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-                r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-                r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-                r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-            }
-            for (int i = 0; i < 4; i++) {
-                t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
-                t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
-            }
+            kronos_transpose8x8_avx2(r, t);
             for (int j = 0; j < 8 && j < left; j++) _mm256_store_ps(kt + (d0 + j) * ldk + 8 * g, t[j]);
         }
+}
+
+// Packing for the packed f32 GEMM. Six depth-contiguous rows (rows[i] + p, p < kc) -> panel [kc][6]:
+// 8 depths at a time through an 8 x 8 transpose (two zero rows), each depth's 8 lanes stored at
+// panel + 6p in ascending p (a store's last 2 lanes are overwritten by the next; the panel needs 2
+// floats of room past its end).
+static inline __attribute__((always_inline, target("avx2,fma")))
+void kronos_pack6_avx2(const float *const *rows, long kc, float *panel) {
+    long p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        __m256 r[8], t[8];
+        for (int i = 0; i < 6; i++) r[i] = _mm256_loadu_ps(rows[i] + p);
+        r[6] = r[7] = _mm256_setzero_ps();
+        kronos_transpose8x8_avx2(r, t);
+        for (int j = 0; j < 8; j++) _mm256_storeu_ps(panel + 6 * (p + j), t[j]);
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < 6; i++) panel[6 * p + i] = rows[i][p];
+}
+
+// Row-contiguous operands (a Gram's transposed rows): for p < kc, `count` (≤ width, width 6 or 16)
+// floats from src + p·stride -> panel + p·width, the lanes past count zero.
+static inline __attribute__((always_inline, target("avx2,fma")))
+void kronos_pack_columns_avx2(const float *src, long stride, long kc, int width, int count, float *panel) {
+    if (count == width && width == 16) {
+        for (long p = 0; p < kc; p++) {
+            _mm256_store_ps(panel + 16 * p, _mm256_loadu_ps(src + p * stride));
+            _mm256_store_ps(panel + 16 * p + 8, _mm256_loadu_ps(src + p * stride + 8));
+        }
+    } else if (count == width && width == 6) {
+        for (long p = 0; p < kc; p++) {
+            const float *s = src + p * stride;
+            _mm_storeu_ps(panel + 6 * p, _mm_loadu_ps(s));
+            panel[6 * p + 4] = s[4];
+            panel[6 * p + 5] = s[5];
+        }
+    } else {
+        for (long p = 0; p < kc; p++)
+            for (int i = 0; i < width; i++) panel[width * p + i] = i < count ? src[p * stride + i] : 0.0f;
+    }
+}
+
+// The register tile of the packed f32 GEMM (KronosWideEngine/PackedGemm.swift; calibration's passes,
+// whose sums need not follow dot()'s order): C [6, 16] (row stride ldc) = start + Σ_p ap[p] ⊗ bp[p] for
+// p < kc, each element summed by fused multiply-add in p order. ap: 6 values per p (a column of six rows
+// of A); bp: 16 per p (a row of sixteen columns of B), 32-byte aligned; start: C itself when
+// accumulate is 1, else the 16 values of init in every row (0 without init). 12 accumulators, 2 B
+// vectors and one broadcast A value fill 15 of the 16 registers: 8 loads per 12 fused multiply-adds.
+static inline __attribute__((always_inline, target("avx2,fma")))
+void kronos_gemm6x16_avx2(long kc, const float *ap, const float *bp, float *c, long ldc, const float *init,
+                          int accumulate) {
+    __m256 c0[6], c1[6];
+    if (accumulate) {
+        for (int i = 0; i < 6; i++) {
+            c0[i] = _mm256_loadu_ps(c + i * ldc);
+            c1[i] = _mm256_loadu_ps(c + i * ldc + 8);
+        }
+    } else {
+        const __m256 s0 = init ? _mm256_loadu_ps(init) : _mm256_setzero_ps();
+        const __m256 s1 = init ? _mm256_loadu_ps(init + 8) : _mm256_setzero_ps();
+        for (int i = 0; i < 6; i++) { c0[i] = s0; c1[i] = s1; }
+    }
+#pragma clang loop unroll_count(4)
+    for (long p = 0; p < kc; p++) {
+        const __m256 b0 = _mm256_load_ps(bp + 16 * p), b1 = _mm256_load_ps(bp + 16 * p + 8);
+        for (int i = 0; i < 6; i++) {
+            const __m256 a = _mm256_broadcast_ss(ap + 6 * p + i);
+            c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+        }
+    }
+    for (int i = 0; i < 6; i++) {
+        _mm256_storeu_ps(c + i * ldc, c0[i]);
+        _mm256_storeu_ps(c + i * ldc + 8, c1[i]);
+    }
 }
 
 // kronos_values' contract in 256-bit registers, for NV (1...3) vectors of columns from c (the last

@@ -206,16 +206,25 @@ package final class PredictorSession {
         reset()
         let D = model.config.modelDimension, V1 = model.config.s1Vocabulary, V2 = model.config.s2Vocabulary
         let ws = scratch.workspace
-        if T > 1 { run(sequences: 1, stride: 1, s1: [s1], s2: [s2], stamps: [stamps], tokens: 0, T - 1) }
-        run(sequences: 1, stride: 1, s1: [s1], s2: [s2], stamps: [stamps], tokens: T - 1, T + P - 1)
+        // context [P, D]: the normed context of rows T − 1 ..< T + P − 1, the end of the last pass's
+        // only chunk: one pass of every row when they fit the scratch (a calibration window, every
+        // weight read once), else the context rows, then the path's.
+        let context: UnsafeMutablePointer<Float>
+        if T + P - 1 <= scratch.rows {
+            run(sequences: 1, stride: 1, s1: [s1], s2: [s2], stamps: [stamps], tokens: 0, T + P - 1)
+            context = x + (T - 1) * D
+        } else {
+            if T > 1 { run(sequences: 1, stride: 1, s1: [s1], s2: [s2], stamps: [stamps], tokens: 0, T - 1) }
+            run(sequences: 1, stride: 1, s1: [s1], s2: [s2], stamps: [stamps], tokens: T - 1, T + P - 1)
+            context = x
+        }
         consumed = T + P - 1
-        // x [P, D]: the normed context of rows T − 1 ..< T + P − 1 (the last pass's only chunk)
         let buffers = UnsafeMutablePointer<Float>.allocate(capacity: P * (4 * D + V1 + V2))
         defer { buffers.deallocate() }
         let l1 = buffers + 4 * P * D, l2 = l1 + P * V1
-        model.projS1(x, rows: P, into: l1, ws)
+        model.projS1(context, rows: P, into: l1, ws)
         dependencyLogits(
-            rows: P, pick: { s1[T + $0] }, sequence: { _ in 0 }, visible: { T + $0 }, context: x,
+            rows: P, pick: { s1[T + $0] }, sequence: { _ in 0 }, visible: { T + $0 }, context: context,
             scratch: (buffers, buffers + P * D, buffers + 2 * P * D, buffers + 3 * P * D), into: l2)
         return (
             (0..<P).map { Array(UnsafeBufferPointer(start: l1 + $0 * V1, count: V1)) },

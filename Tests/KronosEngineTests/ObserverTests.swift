@@ -142,8 +142,10 @@ final class RecordingObserver: ActivationObserver, @unchecked Sendable {
         let input = try sampleInput(rows: 150, future: 4)
         let x = ForecastEngine.normalize(input.values, rows: 150, clip: 5).normalized
         let ids = model.encode(x, rows: 150)
-        for (T, window) in [(130, 512), (130, 149), (30, 512), (140, 64)] {  // the last slides: stepwise both times
-            let P = 150 - T
+        // (T, window, rows of the series): the last but one slides (stepwise both times); in the last, every
+        // row fits one pass (the context and the path in one run), elsewhere the path takes its own pass
+        for (T, window, length) in [(130, 512, 150), (130, 149, 150), (30, 512, 150), (140, 64, 150), (80, 512, 100)] {
+            let P = length - T
             var logits = [(s1: [[[Float]]], s2: [[[Float]]])](), seen = [[String: Int]]()
             for stepwise in [false, true] {
                 let observer = RecordingObserver()
@@ -151,7 +153,7 @@ final class RecordingObserver: ActivationObserver, @unchecked Sendable {
                 logits.append(
                     model.teacherForcedLogits(
                         contextS1: Array(ids.s1[..<T]), contextS2: Array(ids.s2[..<T]), stamps: input.stamps,
-                        pathsS1: [Array(ids.s1[T...])], pathsS2: [Array(ids.s2[T...])], maxContext: window,
+                        pathsS1: [Array(ids.s1[T..<length])], pathsS2: [Array(ids.s2[T..<length])], maxContext: window,
                         activations: activations, kvCache: kvCache, stepwise: stepwise))
                 model.observeActivations(nil)
                 seen.append(observer.rows.withLock { $0 })

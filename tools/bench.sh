@@ -73,6 +73,11 @@ echo
 $BIN/kronos-bench attention
 
 echo
+echo "## Calibration's Gram matrices (XᵀX of 512 activation rows, upper triangle)"
+echo
+$BIN/kronos-bench gram
+
+echo
 echo "## Peak RSS of a forecast (kronos-run on golden/sample_4h.csv, lookback 512, pred-len 48, approx-slide)"
 echo
 echo "| bundle | decoded MiB | samples | KV cache | peak RSS MiB | over decoded MiB |"

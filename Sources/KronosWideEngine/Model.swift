@@ -128,8 +128,8 @@ final class TokenizerModel: @unchecked Sendable {
 
     /// Rows of one encoder / decoder pass at most (longer runs are chunked; results do not depend on it).
     static let passRows = 128
-    /// passRows, or with blockedSums PredictorSession.blockedPassRows.
-    var passRows: Int { blockedSums ? PredictorSession.blockedPassRows : Self.passRows }
+    /// passRows, or with blockedSums blockedPassRows (PackedGemm.swift).
+    var passRows: Int { blockedSums ? blockedPassRows : Self.passRows }
 
     // Rows 0 ..< count through `blocks` (causal) after the rows already in `caches`, scratch.rows at
     // a time: input(c0, n) writes the block input of rows c0 ..< c0 + n into h [n, D], output(c0, n)

@@ -14,6 +14,11 @@ extension Kernels {
 /// transposes every weight for a few rows; at 64, 9-14 % faster).
 let packedGemmMinimumRows = 48
 
+/// Rows of a tokenizer or predictor pass with blockedSums (calibration): a whole window of
+/// Kronos-small / base at once, since the packed GEMM transposes the weights at every call
+/// (kronos-bench kernels, f32 packed: 76-79 % of the f32 peak at 128 rows, 84-86 % at 512).
+let blockedPassRows = 512
+
 extension Workspace {
     /// Each worker's scratch for AVX2.gemm, allocated at the first packed GEMM.
     func gemmScratch() -> UnsafeMutablePointer<Float> {

@@ -35,10 +35,6 @@ package final class PredictorSession {
     /// Rows of a forward pass at most (a longer run is chunked): enough for the GEMMs to reuse each
     /// weight row over many input rows, small enough to keep the scratch a few MB.
     static let passRows = 128
-    /// Rows of a pass with blockedSums (calibration): a whole window of Kronos-small / base at once,
-    /// since the packed GEMM transposes the weights at every call (kronos-bench kernels, f32 packed:
-    /// 76-79 % of the f32 peak at 128 rows, 84-86 % at 512).
-    static let blockedPassRows = 512
 
     /// Rows cached per sequence.
     var length: Int { depCache.length }
@@ -67,7 +63,7 @@ package final class PredictorSession {
         }
         depCache = KVCache(
             batch: batch, perGroup: perGroup, capacity: capacity, privateCapacity: own, width: D, precision: kvCache)
-        let rows = max(batch, min(model.blockedSums ? Self.blockedPassRows : Self.passRows, batch * capacity))
+        let rows = max(batch, min(model.blockedSums ? blockedPassRows : Self.passRows, batch * capacity))
         scratch = BlockScratch(
             rows: rows, D: D, F: model.config.feedForwardDimension, columns: 2 * D, positions: capacity,
             headDimension: D / model.config.headCount, threads: model.threads)

@@ -151,6 +151,14 @@ public struct TensorRecord: Codable, Sendable, Equatable {
     }
 
     public var elementCount: Int { KronosQuant.elementCount(shape) ?? 0 }
+
+    public init(
+        name: String, part: ModelPart, type: TensorType, shape: [Int], offset: Int, storedSize: Int, rawSize: Int,
+        xxh64: String, error: TensorErrorRecord?
+    ) {
+        self.name = name; self.part = part; self.type = type; self.shape = shape; self.offset = offset
+        self.storedSize = storedSize; self.rawSize = rawSize; self.xxh64 = xxh64; self.error = error
+    }
 }
 
 public struct Manifest: Codable, Sendable, Equatable {

@@ -11,7 +11,7 @@
 //   (ForecastEngine.teacherForcedLogits: the same rows and values as one step at a time, every
 //   weight read once instead of once per step: 1.75 -> 1.45 s a window on Kronos-base);
 //   tokenizer decoder + head over the window's ids (what a forecast decodes).
-// The f32 model runs from a temporary f32 bundle of the checkpoint, removed afterwards.
+// The f32 model is the checkpoint's tensors in f32, built in memory (KronosConvert.f32Model).
 import Foundation
 import Kronos
 import KronosBundle
@@ -59,24 +59,38 @@ public enum CalibrationError: Error, LocalizedError, Sendable {
 }
 
 /// Second moments Σ x xᵀ of every observed weight's input rows, one per distinct input (weights fed
-/// the same rows share it: ImportanceMatrix.inputKey), summed in f64 across passes (thread-safe:
-/// passes may run at once). Rows wait in a buffer until `batchRows` of them make one Gram matrix:
-/// a prefill's 128-row chunks, a step's one row and the heads' rows alike. Grams of 128 rows and a
-/// scalar f64 pass over the upper triangle per chunk cost more than the forward pass itself on
-/// Kronos-base (2.8 against 1.1 s a window); batches of 512 rows take a quarter of that.
+/// the same rows share it: ImportanceMatrix.inputKey), summed in f64 across batches (thread-safe:
+/// passes may run at once). Each input's rows go into an f32 Gram of the current batch (the engine's
+/// Gram, accumulating) until `batchRows` of them, then into the f64 sums; observations of fewer than
+/// `directRows` rows (a step's heads) wait in a buffer until they make a batch. The sums of a batch
+/// are those of one Gram of all its rows, bit for bit, however the passes split them. Grams of 128
+/// rows and a scalar f64 pass over the upper triangle per chunk cost more than the forward pass
+/// itself on Kronos-base (2.8 against 1.1 s a window); batches of 512 rows take a quarter of that.
+/// The batch's Gram is accumulated in place rather than its rows copied into a buffer first (the
+/// copy ran on one core while the other waited: 0.9 s of a 64-window calibration of Kronos-base).
 public final class ActivationStatistics: ActivationObserver, @unchecked Sendable {
-    public typealias Gram = @Sendable (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void
+    public typealias Gram = @Sendable (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Bool) -> Void
     private struct Sums {
-        var gram: [Double]  // Σ x xᵀ [columns, columns], the upper triangle (j ≥ i)
+        let columns: Int
+        // (large buffers in huge pages: about 900 MB on Kronos-base, filled at the first window)
+        let gram: AlignedBuffer  // f64 Σ x xᵀ [columns, columns] of the finished batches, the upper triangle (j ≥ i)
         var rows = 0
-        var pending: [Float] = []  // rows not yet in gram [pendingRows, columns]
+        var batch: AlignedBuffer?  // the current batch's f32 Gram [columns, columns] (upper), made at its first use
+        var batchRows = 0
+        var pending: [Float] = []  // small observations' rows not yet in the batch [pendingRows, columns]
         var pendingRows = 0
         var flush: Gram?  // the engine's Gram of the last observation, for the rows left at the end
+        init(columns: Int) {
+            self.columns = columns
+            gram = AlignedBuffer(byteCount: 8 * columns * columns, hugePages: true)
+        }
+        var sums: UnsafeMutablePointer<Double> { gram.bytes.baseAddress!.assumingMemoryBound(to: Double.self) }
     }
     private let sums = Mutex<[String: Sums]>([:])
     private let names = Mutex<Set<String>>([])
-    private var scratch = [Float]()  // the Gram of one batch; used only inside `sums`' lock
     static let batchRows = 512
+    /// Observations of this many rows or more go into the batch's Gram at once.
+    static let directRows = 64
 
     public init() {}
 
@@ -85,31 +99,46 @@ public final class ActivationStatistics: ActivationObserver, @unchecked Sendable
         guard ImportanceMatrix.inputKey(weight) == weight else { return }  // the leader's rows count once
         // One observation at a time (the Gram runs on the engine's workers inside the lock).
         sums.withLock { all in
-            var entry = all.removeValue(forKey: weight) ?? Sums(gram: [Double](repeating: 0, count: columns * columns))
+            var entry = all.removeValue(forKey: weight) ?? Sums(columns: columns)
             defer { all[weight] = entry }
-            guard entry.gram.count == columns * columns else { return }
+            guard entry.columns == columns else { return }
             entry.flush = gram
-            entry.pending.append(contentsOf: UnsafeBufferPointer(start: x, count: rows * columns))
-            entry.pendingRows += rows
-            if entry.pendingRows >= Self.batchRows { addPending(&entry) }
+            if rows >= Self.directRows {
+                Self.addToBatch(&entry, x, rows: rows, gram: gram)
+            } else {
+                entry.pending.append(contentsOf: UnsafeBufferPointer(start: x, count: rows * columns))
+                entry.pendingRows += rows
+                if entry.pendingRows >= Self.batchRows { Self.addPending(&entry) }
+            }
+            if entry.batchRows >= Self.batchRows { Self.finishBatch(&entry) }
         }
     }
 
-    /// Adds the waiting rows' Gram to the sums (called inside the lock).
-    private func addPending(_ entry: inout Sums) {
+    /// Adds rows x [rows, columns] to the batch's Gram (called inside the lock).
+    private static func addToBatch(_ entry: inout Sums, _ x: UnsafePointer<Float>, rows: Int, gram: Gram) {
+        let n = entry.columns
+        // (not zeroed: the batch's first Gram writes the upper triangle, all that is read)
+        let batch = entry.batch ?? AlignedBuffer(byteCount: 4 * n * n, zeroed: false, hugePages: true)
+        entry.batch = batch
+        gram(x, rows, batch.bytes.baseAddress!.assumingMemoryBound(to: Float.self), entry.batchRows > 0)
+        entry.batchRows += rows
+    }
+
+    /// Adds the waiting rows to the batch's Gram (called inside the lock).
+    private static func addPending(_ entry: inout Sums) {
         guard entry.pendingRows > 0, let gram = entry.flush else { return }
-        // (one scratch, grown to the largest input: observations run one at a time, under the lock)
-        if scratch.count < entry.gram.count { scratch = [Float](repeating: 0, count: entry.gram.count) }
-        let n = Int(Double(entry.gram.count).squareRoot()), count = entry.pendingRows
-        scratch.withUnsafeMutableBufferPointer { g in
-            entry.pending.withUnsafeBufferPointer { gram($0.baseAddress!, count, g.baseAddress!) }
-            entry.gram.withUnsafeMutableBufferPointer { s in
-                Self.foldUpper(g.baseAddress!, into: s.baseAddress!, n: n)
-            }
-        }
-        entry.rows += count
+        let count = entry.pendingRows
+        entry.pending.withUnsafeBufferPointer { addToBatch(&entry, $0.baseAddress!, rows: count, gram: gram) }
         entry.pending.removeAll(keepingCapacity: true)
         entry.pendingRows = 0
+    }
+
+    /// Adds the batch's Gram to the f64 sums (called inside the lock).
+    private static func finishBatch(_ entry: inout Sums) {
+        guard entry.batchRows > 0, let batch = entry.batch else { return }
+        foldUpper(batch.bytes.baseAddress!.assumingMemoryBound(to: Float.self), into: entry.sums, n: entry.columns)
+        entry.rows += entry.batchRows
+        entry.batchRows = 0
     }
 
     /// s [n, n] (f64) += g [n, n] (f32) over the upper triangle, its rows interleaved across the cores
@@ -136,7 +165,9 @@ public final class ActivationStatistics: ActivationObserver, @unchecked Sendable
         let entries = sums.withLock { all in
             all.keys.sorted().map { key in
                 var e = all.removeValue(forKey: key)!
-                addPending(&e)
+                Self.addPending(&e)
+                Self.finishBatch(&e)
+                e.batch = nil
                 return Entry(key, e)
             }
         }
@@ -145,10 +176,10 @@ public final class ActivationStatistics: ActivationObserver, @unchecked Sendable
         BoundedParallel.forEach(entries.count, threads: ProcessInfo.processInfo.activeProcessorCount) { k in
             let e = entries[k].sums!
             entries[k].sums = nil
-            let n = Int(Double(e.gram.count).squareRoot()), scale = 1 / Double(max(e.rows, 1))
+            let n = e.columns, scale = 1 / Double(max(e.rows, 1)), sums = e.sums
             var m = [Float](repeating: 0, count: n * n)
             m.withUnsafeMutableBufferPointer { out in
-                for i in 0..<n { for j in i..<n { out[i * n + j] = Float(e.gram[i * n + j] * scale) } }
+                for i in 0..<n { for j in i..<n { out[i * n + j] = Float(sums[i * n + j] * scale) } }
                 // the lower triangle from the upper, by 32 x 32 tiles (a column walk over a 2048-column
                 // matrix misses the cache at every element: seconds for Kronos-base)
                 for i0 in stride(from: 0, to: n, by: 32) {
@@ -215,24 +246,20 @@ public enum Calibration {
         }
         let windows = placeWindows(rows: tables.map(\.rows), count: o.windows, length: lookback + o.steps)
 
-        // The f32 model, from a temporary bundle.
+        // The f32 model, built in memory from the checkpoint (until 2026-12 it ran from a temporary
+        // f32 bundle written and read back: synthesized Kronos-base ready in 1.9 s, now 0.3-0.4 s).
         let start = Date()
-        let temporary = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "kronos-calibrate-\(getpid())-\(UInt64.random(in: 0...UInt64.max)).kq"
-        ).path
-        TemporaryFiles.register(temporary)
-        defer {
-            unlink(temporary)
-            TemporaryFiles.unregister(temporary)
-        }
-        var f32 = ConversionOptions(output: temporary)
-        // (zstd's fast level -7: the file is written and read once; synthesized Kronos-base ready in
-        // 1.7 s against 2.2 at level 1)
-        f32.quantize = .f32; f32.keep = []; f32.zstdLevel = -7; f32.maxContext = maxContext
-        do { _ = try convert(checkpoint, options: f32) } catch { throw .conversion(error) }
+        let model: (manifest: Manifest, tensors: [String: TensorData])
+        do {
+            model = try f32Model(
+                checkpoint, maxContext: maxContext, threads: o.threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        } catch { throw .conversion(error) }
         let engine: any ForecastBackend
-        do { engine = try KronosModel.loadEngine(path: temporary, threads: o.threads) } catch { throw .runtime(error) }
-        unlink(temporary)  // loaded: the file is no longer needed
+        do {
+            engine = try KronosModel.loadEngine(
+                manifest: model.manifest, tensors: model.tensors, name: "the f32 model of the checkpoint",
+                threads: o.threads)
+        } catch { throw .runtime(error) }
         progress(.modelReady(seconds: Date().timeIntervalSince(start)))
 
         let statistics = ActivationStatistics()

@@ -441,3 +441,46 @@ final class CompensationFactors: Sendable {
         return BlockFit(importance: importance, compensation: factors[key])
     }
 }
+
+/// The tensors and manifest an f32 bundle of `checkpoint` would load into, made in memory instead:
+/// every expected tensor's values in f32 (int64 buffers as they are), keyed "part/name" as
+/// BundleReader.loadAll keys them, with the checks `convert` makes first (layout, finiteness). For
+/// calibration's f32 model, which took a temporary f32 bundle written to disk and read back (zstd,
+/// hashes, a second finiteness check): the same tensors, ready sooner.
+public func f32Model(_ checkpoint: Checkpoint, maxContext: Int, threads: Int) throws(ConversionError) -> (
+    manifest: Manifest, tensors: [String: TensorData]
+) {
+    do { try checkpoint.checkLayout(); try checkpoint.checkFinite() } catch { throw .checkpoint(error) }
+    guard (1...(1 << 20)).contains(maxContext) else {
+        throw .badOption("--max-context must be in 1...\(1 << 20), found \(maxContext)")
+    }
+    let expected = TensorLayout.expected(checkpoint.config)
+    let records = expected.map { e -> TensorRecord in
+        let type: TensorType = e.role.isFloat ? .f32 : .i64
+        let count = elementCount(e.shape) ?? 0
+        return TensorRecord(
+            name: e.name, part: e.part, type: type, shape: e.shape, offset: 0, storedSize: 0,
+            rawSize: count * (type == .i64 ? 8 : 4), xxh64: "", error: nil)
+    }
+    let slots = UnsafeMutableBufferPointer<TensorData?>.allocate(capacity: expected.count)
+    slots.initialize(repeating: nil)
+    defer { slots.deinitialize().deallocate() }
+    BoundedParallel.forEach(expected.count, threads: max(1, threads)) { i in
+        let e = expected[i], r = records[i]
+        let source = checkpoint.tensor(e.part, e.name)!  // (checkLayout: every expected tensor is there)
+        let buffer = AlignedBuffer(byteCount: r.rawSize, zeroed: false, hugePages: true)  // (all written below)
+        if r.type == .i64 {
+            buffer.bytes.baseAddress!.copyMemory(from: source.data.baseAddress!, byteCount: r.rawSize)
+        } else {
+            source.floats(into: buffer.bytes.baseAddress!.assumingMemoryBound(to: Float.self))
+        }
+        slots[i] = TensorData(record: r, buffer: buffer)  // (each iteration its own slot)
+    }
+    var tensors = [String: TensorData]()
+    for (i, e) in expected.enumerated() { tensors["\(e.part.rawValue)/\(e.name)"] = slots[i]! }
+    let manifest = Manifest(
+        converter: ConverterInfo(name: "kronos-convert", version: converterVersion),
+        settings: CreationSettings(quantize: "f32", keep: [], zstdLevel: 0, q4SearchSteps: 0),
+        maxContext: maxContext, config: checkpoint.config, sources: [], notes: [], tensors: records)
+    return (manifest, tensors)
+}

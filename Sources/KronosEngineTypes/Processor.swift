@@ -98,11 +98,12 @@ extension ForecastBackend {
 /// several passes of one model may run at once, so implementations must be thread-safe.
 public protocol ActivationObserver: AnyObject, Sendable {
     /// x [rows, columns]: the rows the weight `weight` ("part/name") is about to multiply.
-    /// `gram(y, n, g)` writes the upper triangle (j ≥ i) of YᵀY [columns, columns] of any rows
-    /// y [n, columns] into g with the engine's f32 kernels (on as many cores as the pass), for an
-    /// observer that wants the rows' second moments (of these rows, or of rows it kept earlier); it
-    /// may be kept and called later, from one thread at a time.
+    /// `gram(y, n, g, accumulate)` writes the upper triangle (j ≥ i) of YᵀY [columns, columns] of any
+    /// rows y [n, columns] into g (or, with accumulate, adds it to g's upper triangle) with the
+    /// engine's f32 kernels (on as many cores as the pass), for an observer that wants the rows'
+    /// second moments (of these rows, or of rows it kept earlier); it may be kept and called later,
+    /// from one thread at a time.
     func observe(
         _ weight: String, _ x: UnsafePointer<Float>, rows: Int, columns: Int,
-        gram: @escaping @Sendable (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void)
+        gram: @escaping @Sendable (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Bool) -> Void)
 }

@@ -36,15 +36,42 @@ extension AVX2 {
     public static let gemmScratchFloats =
         gemmRowBlock * gemmDepthBlock + 16 + gemmDepthBlock * gemmColumnBlock + gemmDepthBlock + 6 * 16
 
+    /// Floats of B's panels over the whole depth (packPanels): ⌈columns / 16⌉ panels [depth][16].
+    public static func panelFloats(columns n: Int, depth k: Int) -> Int { (n + 15) / 16 * 16 * k }
+
+    /// B [columns, depth] -> its 16-column panels over the whole depth, the layout gemm packs B into
+    /// block by block: panel t [depth][16] at into + 16 · t · depth holds columns 16t ..< 16t + 16 (past
+    /// the last column, zeros). Only the panels of `columns` (whose start is a multiple of 16) are
+    /// written, so that the cores can share the work. zeros: `depth` floats of 0.
+    public static func packPanels(
+        _ b: GemmOperand, columns: Range<Int>, depth k: Int, count n: Int, into: UnsafeMutablePointer<Float>,
+        zeros: UnsafePointer<Float>
+    ) {
+        precondition(columns.lowerBound % 16 == 0 && columns.upperBound <= n)
+        withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: 16) { rowPointers in
+            for j0 in stride(from: columns.lowerBound, to: columns.upperBound, by: 16) {
+                packPanel(
+                    b, first: j0, count: min(16, n - j0), width: 16, depth: 0..<k, into: into + j0 * k, zeros: zeros,
+                    rowPointers: rowPointers.baseAddress!)
+            }
+        }
+    }
+
     // C [rows, columns] (row stride ldc, columns of the given range only) = A [rows, depth] . B [columns, depth]ᵀ
     // (+ bias [column]). upper: only the elements with row ≤ column are needed (a Gram matrix, A and
     // B the same operand): the tiles wholly below the diagonal are skipped; those across it write
-    // some elements below it too.
+    // some elements below it too. panels: B already in panels over the whole depth (packPanels, 32-byte
+    // aligned), read in place instead of packed block by block (b is then not read). accumulate: C's
+    // elements start from their values instead of the bias or 0 (C += A . Bᵀ; no bias), so that
+    // products over rows split across calls sum as one call over all of them would, bit for bit.
     @inline(never)
     public static func gemm(
-        rows m: Int, columns: Range<Int>, depth k: Int, a: GemmOperand, b: GemmOperand, bias: UnsafePointer<Float>?,
-        c: UnsafeMutablePointer<Float>, ldc: Int, upper: Bool, scratch: UnsafeMutablePointer<Float>
+        rows m: Int, columns: Range<Int>, depth k: Int, a: GemmOperand, b: GemmOperand,
+        panels: UnsafePointer<Float>? = nil, bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>, ldc: Int,
+        upper: Bool, accumulate: Bool = false,
+        scratch: UnsafeMutablePointer<Float>
     ) {
+        precondition(!accumulate || bias == nil, "an accumulating GEMM takes no bias")
         let kcMax = gemmDepthBlock, mcMax = gemmRowBlock, ncMax = gemmColumnBlock
         let depthBlocks = (k + kcMax - 1) / kcMax
         let kcStep = ((k + depthBlocks - 1) / depthBlocks + 7) / 8 * 8  // ≤ kcMax, a multiple of 8
@@ -60,7 +87,7 @@ extension AVX2 {
                 guard rowEnd > 0 else { continue }
                 for pc in stride(from: 0, to: k, by: kcStep) {
                     let kc = min(kcStep, k - pc)
-                    for t in 0..<(nc + 15) / 16 {
+                    for t in 0..<(nc + 15) / 16 where panels == nil {
                         let j0 = jc + 16 * t, count = min(16, jc + nc - j0)
                         packPanel(
                             b, first: j0, count: count, width: 16, depth: pc..<(pc + kc), into: packB + 16 * t * kc,
@@ -75,20 +102,22 @@ extension AVX2 {
                                 into: packA + 6 * t * kc, zeros: zeros, rowPointers: rowPointers.baseAddress!)
                         }
                         for jr in stride(from: 0, to: nc, by: 16) {
-                            let j0 = jc + jr, nr = min(16, nc - jr), bp = packB + jr * kc
+                            let j0 = jc + jr, nr = min(16, nc - jr)
+                            let bp = panels.map { $0 + j0 * k + 16 * pc } ?? UnsafePointer(packB + jr * kc)
                             for ir in stride(from: 0, to: mc, by: 6) {
                                 let i0 = ic + ir, mr = min(6, mc - ir), ap = packA + ir * kc
                                 if upper && i0 > j0 + nr - 1 { continue }  // every row below every column
+                                let carry = pc > 0 || accumulate  // (C holds the sums so far)
                                 if mr == 6 && nr == 16 {
                                     kronos_gemm6x16_avx2(
-                                        kc, ap, bp, c + i0 * ldc + j0, ldc, pc == 0 ? bias.map { $0 + j0 } : nil,
-                                        pc > 0 ? 1 : 0)
+                                        kc, ap, bp, c + i0 * ldc + j0, ldc, carry ? nil : bias.map { $0 + j0 },
+                                        carry ? 1 : 0)
                                 } else {
                                     for i in 0..<6 {
                                         for j in 0..<16 {
                                             edge[16 * i + j] =
                                                 i >= mr || j >= nr
-                                                ? 0 : pc > 0 ? c[(i0 + i) * ldc + j0 + j] : bias?[j0 + j] ?? 0
+                                                ? 0 : carry ? c[(i0 + i) * ldc + j0 + j] : bias?[j0 + j] ?? 0
                                         }
                                     }
                                     kronos_gemm6x16_avx2(kc, ap, bp, edge, 16, nil, 1)

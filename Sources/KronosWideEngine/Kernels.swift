@@ -249,6 +249,8 @@ public final class Workspace: @unchecked Sendable {
     /// longer the decode steps' bits; for calibration, whose statistics need the f32 values only.
     public var blockedSums = false
     var gemmScratchBase: UnsafeMutablePointer<Float>?  // PackedGemm.swift: Workspace.gemmScratch
+    /// With blockedSums: the model's weights already in the packed GEMM's panels (PackedGemm.swift).
+    var weightPanels: WeightPanels?
     /// A buffer of `count` floats that lives as long as the workspace.
     func arenaBuffer(count: Int) -> UnsafeMutablePointer<Float> { arena.buffer(count: count) }
     /// The kernels the integer path runs (the fastest this processor has; tests choose others).
@@ -409,7 +411,8 @@ private func matmul<D: RowDecoder>(
             rows: rows, columns: out, depth: n, a: AVX2.GemmOperand(base: x, rowStride: n, depthStride: 1),
             b: AVX2.GemmOperand(
                 base: w.data.assumingMemoryBound(to: Float.self), rowStride: w.rowBytes / 4, depthStride: 1),
-            bias: bias, c: y, ldc: out, upper: false, workspace: workspace)
+            panels: workspace.weightPanels?.panels(w, workspace: workspace), bias: bias, c: y, ldc: out, upper: false,
+            workspace: workspace)
         return
     }
     precondition(workspace.floatsPerWorker >= matmulGroup * n, "workspace too small for \(n) columns")
@@ -794,15 +797,18 @@ public enum Kernels {
     /// this many rows (in-register matvecs for rows <= 3, <= 6 for block types; batched tiles above).
     /// With `integerActivations`, q8_0 / q4_1 / q4_k weights take the integer path (activations
     /// quantized per block).
-    /// `integerKernels` chooses which of the integer path's kernels compute it.
+    /// `integerKernels` chooses which of the integer path's kernels compute it; `packedWeights`: with
+    /// blockedSums, the weights packed once beforehand (WeightPanels, as calibration's model keeps them).
     public static func matmul(
         _ w: WeightMatrix, bias: [Float]? = nil, _ x: [Float], rows: Int, integerActivations: Bool = false,
-        integerKernels: IntegerKernels = .native, blockedSums: Bool = false, threads: Int = Runtime.defaultThreads
+        integerKernels: IntegerKernels = .native, blockedSums: Bool = false, packedWeights: Bool = false,
+        threads: Int = Runtime.defaultThreads
     ) -> [Float] {
         precondition(x.count == rows * w.columns && integerKernels.runs)
         let workspace = Workspace(columns: w.columns, positions: 0, threads: Runtime.startThreads(threads))
         workspace.integerActivations = integerActivations
         workspace.blockedSums = blockedSums
+        workspace.weightPanels = packedWeights ? WeightPanels() : nil
         workspace.integerKernels = integerKernels
         var y = [Float](repeating: .nan, count: rows * w.rows)
         x.withUnsafeBufferPointer { xp in

@@ -17,7 +17,10 @@ final class TokenizerModel: @unchecked Sendable {
     let threads: Int
     /// Given every matmul's input rows (ForecastEngine.observeActivations); nil in forecasts.
     var observer: (any ActivationObserver)?
-    var blockedSums = false  // Workspace.blockedSums of its passes
+    var blockedSums = false {  // Workspace.blockedSums of its passes
+        didSet { if !blockedSums { panels.removeAll() } }
+    }
+    let panels = WeightPanels()  // its weights packed for blockedSums passes
 
     init(_ s: TensorStore, config c: TokenizerConfig, positions: Int, threads: Int) throws(RuntimeError) {
         config = c
@@ -41,6 +44,7 @@ final class TokenizerModel: @unchecked Sendable {
             headDimension: config.modelDimension / config.headCount, threads: threads)
         s.workspace.observer = observer
         s.workspace.blockedSums = blockedSums
+        s.workspace.weightPanels = blockedSums ? panels : nil
         return s
     }
 
@@ -167,7 +171,10 @@ package final class PredictorModel: @unchecked Sendable {
     let hasIntegerCodes: Bool  // some matmul weight is q8_0 / q4_1 / q4_k (the integer path's types)
     let threads: Int  // threads its sessions run on
     var observer: (any ActivationObserver)?  // given every matmul's input rows (calibration); nil in forecasts
-    var blockedSums = false  // Workspace.blockedSums of its sessions
+    var blockedSums = false {  // Workspace.blockedSums of its sessions
+        didSet { if !blockedSums { panels.removeAll() } }
+    }
+    let panels = WeightPanels()  // its weights packed for blockedSums passes
 
     init(_ s: TensorStore, config c: PredictorConfig, positions: Int, threads: Int) throws(RuntimeError) {
         config = c
@@ -277,18 +284,9 @@ public final class ForecastEngine: @unchecked Sendable {
 
     /// Loads and checks the bundle at `path`; its forecasts run on `threads` threads (nil: one per
     /// core; at most Runtime.maxThreads).
-    public init(path: String, threads requested: Int? = nil) throws(RuntimeError) {
+    public convenience init(path: String, threads requested: Int? = nil) throws(RuntimeError) {
         let start = Date()
-        if let t = requested, !(1...Runtime.maxThreads).contains(t) {
-            throw .options(
-                "threads must be in 1...\(Runtime.maxThreads) (4 per core on this machine, at least 8), found \(t)")
-        }
-        let asked = requested ?? Runtime.defaultThreads
-        let threads = Runtime.startThreads(asked)
-        self.threads = threads
-        threadWarning =
-            threads < asked
-            ? "started \(threads) of \(asked) threads (a process or memory limit): running on \(threads)" : nil
+        let (threads, warning) = try Self.startThreads(requested)
         let reader: BundleReader
         do { reader = try BundleReader(path: path) } catch { throw .bundle(error) }
         let decoded = reader.manifest.decodedBytes
@@ -300,8 +298,45 @@ public final class ForecastEngine: @unchecked Sendable {
         }
         let tensors: [String: TensorData]
         do { tensors = try reader.loadAll() } catch { throw .bundle(error) }
+        try self.init(
+            manifest: reader.manifest, tensors: tensors, path: path, threads: threads, threadWarning: warning,
+            started: start)
+    }
+
+    /// A model from tensors already in memory, as BundleReader.loadAll gives them, with their
+    /// manifest (calibration's f32 model, KronosConvert.f32Model); `path` names it in messages.
+    package convenience init(
+        manifest: Manifest, tensors: [String: TensorData], path: String, threads requested: Int? = nil
+    ) throws(RuntimeError) {
+        let start = Date()
+        let (threads, warning) = try Self.startThreads(requested)
+        try self.init(
+            manifest: manifest, tensors: tensors, path: path, threads: threads, threadWarning: warning, started: start)
+    }
+
+    /// The threads a model runs on: `requested` (nil: one per core) or as many as started.
+    private static func startThreads(_ requested: Int?) throws(RuntimeError) -> (Int, String?) {
+        if let t = requested, !(1...Runtime.maxThreads).contains(t) {
+            throw .options(
+                "threads must be in 1...\(Runtime.maxThreads) (4 per core on this machine, at least 8), found \(t)")
+        }
+        let asked = requested ?? Runtime.defaultThreads
+        let threads = Runtime.startThreads(asked)
+        return (
+            threads,
+            threads < asked
+                ? "started \(threads) of \(asked) threads (a process or memory limit): running on \(threads)" : nil
+        )
+    }
+
+    private init(
+        manifest: Manifest, tensors: [String: TensorData], path: String, threads: Int, threadWarning: String?,
+        started start: Date
+    ) throws(RuntimeError) {
+        self.threads = threads
+        self.threadWarning = threadWarning
         store = TensorStore(tensors: tensors, path: path)
-        manifest = reader.manifest
+        self.manifest = manifest
         self.path = path
         // Rotary tables start at the released windows' size and grow to the rows a run uses (a
         // bundle claiming max_context 1048576 must not cost 1 GB of tables per distinct inv_freq).

@@ -2,6 +2,8 @@
 // decode steps' bits: calibration's forward passes (Workspace.blockedSums) and Gram matrices. Each
 // element is its start plus its products in depth order, whichever core computes it, so the results
 // do not depend on the thread count.
+import Foundation
+import KronosBundle
 import KronosWideAVX2
 
 extension Kernels {
@@ -29,11 +31,53 @@ extension Workspace {
     }
 }
 
+/// A model's f32 weights in the packed GEMM's 16-column panels (AVX2.packPanels), each packed at its
+/// first blocked-sums matmul and kept until `removeAll` (the model's blockedSums turned off).
+/// Calibration multiplies the same weights in every window: packed once, a window's GEMMs read them in
+/// place instead of transposing every weight again (the weights come from DRAM once a window either
+/// way). Costs a second copy of the f32 weights while it lasts (+400 MB on Kronos-base).
+final class WeightPanels: @unchecked Sendable {
+    private let lock = NSLock()
+    private var packed = [UnsafeRawPointer: AlignedBuffer]()  // by the weight's data
+
+    /// w's panels [⌈rows / 16⌉][columns][16], packed on the workspace's workers the first time.
+    func panels(_ w: WeightMatrix, workspace: Workspace) -> UnsafePointer<Float> {
+        lock.lock()
+        defer { lock.unlock() }
+        if let p = packed[w.data] { return UnsafePointer(p.bytes.baseAddress!.assumingMemoryBound(to: Float.self)) }
+        let n = w.rows, k = w.columns
+        let buffer = AlignedBuffer(  // (all written below)
+            byteCount: 4 * AVX2.panelFloats(columns: n, depth: k), zeroed: false, hugePages: true)
+        let out = buffer.bytes.baseAddress!.assumingMemoryBound(to: Float.self)
+        let b = AVX2.GemmOperand(
+            base: w.data.assumingMemoryBound(to: Float.self), rowStride: w.rowBytes / 4, depthStride: 1)
+        let zeros = [Float](repeating: 0, count: k)
+        zeros.withUnsafeBufferPointer { z in
+            let zp = z.baseAddress!
+            parallelChunks((n + 15) / 16, threads: workspace.workers) { _, range in
+                AVX2.packPanels(
+                    b, columns: (16 * range.lowerBound)..<min(n, 16 * range.upperBound), depth: k, count: n,
+                    into: out, zeros: zp)
+            }
+        }
+        packed[w.data] = buffer
+        return UnsafePointer(out)
+    }
+
+    func removeAll() {
+        lock.lock()
+        defer { lock.unlock() }
+        packed.removeAll()
+    }
+}
+
 // C [m, n] (row stride ldc) = A [m, k] . B [n, k]ᵀ (+ bias [n]), the columns split across the
-// workspace's workers (upper: the Gram's upper triangle, the split balanced by its area).
+// workspace's workers (upper: the Gram's upper triangle, the split balanced by its area). panels: B
+// already in panels (WeightPanels), read in place. accumulate: C += A . Bᵀ (AVX2.gemm).
 func packedGemm(
-    rows m: Int, columns n: Int, depth k: Int, a: AVX2.GemmOperand, b: AVX2.GemmOperand, bias: UnsafePointer<Float>?,
-    c: UnsafeMutablePointer<Float>, ldc: Int, upper: Bool, workspace: Workspace
+    rows m: Int, columns n: Int, depth k: Int, a: AVX2.GemmOperand, b: AVX2.GemmOperand,
+    panels: UnsafePointer<Float>? = nil, bias: UnsafePointer<Float>?, c: UnsafeMutablePointer<Float>, ldc: Int,
+    upper: Bool, accumulate: Bool = false, workspace: Workspace
 ) {
     precondition(Kernels.packedGemm, "the packed GEMM needs an x86-64-v3 processor")
     guard m > 0 && n > 0 else { return }
@@ -52,7 +96,8 @@ func packedGemm(
             let columns = bound(w)..<bound(w + 1)
             if columns.isEmpty { continue }
             AVX2.gemm(
-                rows: m, columns: columns, depth: k, a: a, b: b, bias: bias, c: c, ldc: ldc, upper: upper,
+                rows: m, columns: columns, depth: k, a: a, b: b, panels: panels, bias: bias, c: c, ldc: ldc,
+                upper: upper, accumulate: accumulate,
                 scratch: scratch + worker * AVX2.gemmScratchFloats)
         }
     }

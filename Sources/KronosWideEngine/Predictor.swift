@@ -70,6 +70,7 @@ package final class PredictorSession {
         scratch.workspace.integerActivations = model.activations(activations) == .int8
         scratch.workspace.observer = model.observer
         scratch.workspace.blockedSums = model.blockedSums
+        scratch.workspace.weightPanels = model.blockedSums ? model.panels : nil
         let arena = scratch.arena  // the session's buffers live as long as its block scratch
         x = arena.buffer(count: rows * D)
         pair = arena.buffer(count: 2 * D); time = arena.buffer(count: D)

@@ -20,8 +20,8 @@ struct Linear: @unchecked Sendable {
             // (the Gram runs on this pass's workspace: an observer calls it during the pass, or later
             // while no pass of the model runs, ActivationObserver)
             let columns = inputs
-            observer.observe(name, x, rows: rows, columns: columns) { [workspace] y, n, g in
-                gramMatrix(y, rows: n, columns: columns, into: g, workspace: workspace)
+            observer.observe(name, x, rows: rows, columns: columns) { [workspace] y, n, g, accumulate in
+                gramMatrix(y, rows: n, columns: columns, into: g, accumulate: accumulate, workspace: workspace)
             }
         }
         if let bias {
@@ -126,17 +126,21 @@ final class TensorStore: @unchecked Sendable {
 }
 
 /// X [rows, columns] -> XᵀX [columns, columns] into g (g[i, j] for j ≥ i is always written; below it,
-/// what the caller does not read) (calibration, ActivationObserver): by the packed GEMM where it runs
+/// what the caller does not read), or with `accumulate` added to g's upper triangle (where the packed
+/// GEMM runs, bit for bit what one Gram of all the rows would give) (calibration,
+/// ActivationObserver): by the packed GEMM where it runs
 /// (Xᵀ read in place as both operands, only the tiles on and above the diagonal), else through the
 /// f32 matmul: Xᵀ is a [columns, rows] weight matrix multiplying its own rows, by blocks of `gramBlock`
 /// columns, only the blocks on and above the diagonal.
 package func gramMatrix(
-    _ x: UnsafePointer<Float>, rows: Int, columns n: Int, into g: UnsafeMutablePointer<Float>, workspace: Workspace
+    _ x: UnsafePointer<Float>, rows: Int, columns n: Int, into g: UnsafeMutablePointer<Float>, accumulate: Bool = false,
+    workspace: Workspace
 ) {
     if Kernels.packedGemm {
         let xt = AVX2.GemmOperand(base: x, rowStride: 1, depthStride: n)  // (i, p) = x[p, i]
         packedGemm(
-            rows: n, columns: n, depth: rows, a: xt, b: xt, bias: nil, c: g, ldc: n, upper: true, workspace: workspace)
+            rows: n, columns: n, depth: rows, a: xt, b: xt, bias: nil, c: g, ldc: n, upper: true,
+            accumulate: accumulate, workspace: workspace)
         return
     }
     let threads = workspace.workers
@@ -156,6 +160,13 @@ package func gramMatrix(
         // columns i0 ..< i0 + bi against columns i0 ..< n: y [bi, n - i0]
         let w = WeightMatrix(type: .f32, rows: n - i0, columns: rows, data: UnsafeRawPointer(t + i0 * rows))
         matmul(w, bias: nil, t + i0 * rows, rows: bi, y, workspace: workspace)
-        for i in 0..<bi { (g + (i0 + i) * n + i0).update(from: y + i * (n - i0), count: n - i0) }
+        for i in 0..<bi {
+            let row = g + (i0 + i) * n + i0, yi = y + i * (n - i0)
+            if accumulate {
+                for j in 0..<(n - i0) { row[j] += yi[j] }
+            } else {
+                row.update(from: yi, count: n - i0)
+            }
+        }
     }
 }

@@ -7,7 +7,8 @@ import Testing
     static let momentError = 1e-6
 
     /// Rows in observations of 1 to 300 rows (a prefill's chunks, a step's one row): every row
-    /// counts once, whether it filled a batch or was still waiting at the end; weights that share
+    /// counts once, whether it went into a batch's Gram at once or waited with other small ones, in a
+    /// finished batch or in the one still open at the end; weights that share
     /// an input (k, v beside q) are named but not counted twice; the matrices are symmetric.
     @Test func momentsAreTheMeanOfEveryRowSeen() {
         let n = 24
@@ -24,10 +25,11 @@ import Testing
             }
         }
         let statistics = ActivationStatistics()
-        let gram: ActivationStatistics.Gram = { y, rows, g in  // the upper triangle, as the engine writes it
+        // the upper triangle, written or added to, as the engine's Gram does
+        let gram: ActivationStatistics.Gram = { y, rows, g, accumulate in
             for i in 0..<n {
                 for j in i..<n {
-                    var s: Float = 0
+                    var s: Float = accumulate ? g[i * n + j] : 0
                     for r in 0..<rows { s += y[r * n + i] * y[r * n + j] }
                     g[i * n + j] = s
                 }

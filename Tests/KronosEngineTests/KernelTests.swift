@@ -157,7 +157,8 @@ let attentionRelativeTolerance = 1e-5
 
     /// f32 matmuls with blocked sums (calibration's passes: the packed GEMM where it runs) equal a
     /// double-precision reference within the summation bound k·ε·Σ|x w| (one product left out or
-    /// counted twice is 190-560x that here), bias included; and the same bits on 1 and 2 threads.
+    /// counted twice is 190-560x that here), bias included; and the same bits on 1 and 2 threads, and
+    /// with the weights packed once beforehand.
     /// Shapes cross the GEMM's edges: rows past a 6-row tile, columns past a 16-column panel and past
     /// a 2048-column block, depths past the 256-deep block.
     @Test(arguments: [(48, 1, 1), (50, 17, 255), (150, 100, 257), (301, 2100, 600)])
@@ -171,7 +172,15 @@ let attentionRelativeTolerance = 1e-5
             let wf = raw.bindMemory(to: Float.self)
             let two = Kernels.matmul(w, bias: bias, x, rows: rows, blockedSums: true, threads: 2)
             let one = Kernels.matmul(w, bias: bias, x, rows: rows, blockedSums: true, threads: 1)
-            #expect(two.map(\.bitPattern) == one.map(\.bitPattern), "\(shape): 1 and 2 threads differ")
+            // (the first differing element, not the arrays: a failed == of 600k elements takes minutes to print)
+            func firstDifference(_ a: [Float], _ b: [Float]) -> Int? {
+                a.indices.first { a[$0].bitPattern != b[$0].bitPattern }
+            }
+            #expect(firstDifference(two, one) == nil, "\(shape): 1 and 2 threads differ")
+            // the weights packed beforehand (calibration's model): the same sums, read from the panels
+            let packed = Kernels.matmul(
+                w, bias: bias, x, rows: rows, blockedSums: true, packedWeights: true, threads: 2)
+            #expect(firstDifference(packed, two) == nil, "\(shape): packed weights differ")
             var worst = 0.0
             for t in 0..<rows {
                 for j in 0..<out {
@@ -190,7 +199,8 @@ let attentionRelativeTolerance = 1e-5
 
     /// The Gram matrix calibration takes (gramMatrix: the packed GEMM's upper triangle where it
     /// runs) equals a double-precision XᵀX within k·ε·Σ|x x| on and above the diagonal, on 1 and 2
-    /// threads alike; 2100 columns cross a 2048-column block and the triangle's split between cores.
+    /// threads alike, and with the rows in two calls, the second accumulating; 2100 columns cross a
+    /// 2048-column block and the triangle's split between cores.
     @Test(arguments: [(7, 33), (300, 70), (512, 2100)])
     func gramIsXTXWithinTheBound(shape: (rows: Int, columns: Int)) throws {
         let (rows, n) = shape
@@ -207,6 +217,31 @@ let attentionRelativeTolerance = 1e-5
             }
             grams.append(g)
         }
+        // The rows in two calls, the second accumulating (calibration's batches across passes): the
+        // packed GEMM continues each sum in row order, so the same bits as one call; elsewhere the
+        // two Grams' sum, within the same bound (checked below).
+        var split = [Float](repeating: .nan, count: n * n)
+        let workspace = Workspace(columns: n, positions: 0, threads: Runtime.startThreads(2))
+        let first = rows / 3
+        x.withUnsafeBufferPointer { xp in
+            split.withUnsafeMutableBufferPointer {
+                gramMatrix(xp.baseAddress!, rows: first, columns: n, into: $0.baseAddress!, workspace: workspace)
+                gramMatrix(
+                    xp.baseAddress! + first * n, rows: rows - first, columns: n, into: $0.baseAddress!,
+                    accumulate: true,
+                    workspace: workspace)
+            }
+        }
+        if Kernels.packedGemm {
+            for i in 0..<n {
+                for j in i..<n where split[i * n + j].bitPattern != grams[0][i * n + j].bitPattern {
+                    Issue.record(
+                        "[\(i), \(j)]: accumulated in two calls \(split[i * n + j]), in one \(grams[0][i * n + j])")
+                    return
+                }
+            }
+        }
+        grams.append(split)
         var worst = 0.0
         for i in 0..<n {
             for j in i..<n {
@@ -216,8 +251,10 @@ let attentionRelativeTolerance = 1e-5
                     let p = Double(x[r * n + i]) * Double(x[r * n + j])
                     e += p; magnitude += abs(p)
                 }
-                let d = abs(Double(grams[0][i * n + j]) - e)
-                worst = d.isNaN ? .infinity : max(worst, d / (Double(rows) * Double(Float.ulpOfOne) * magnitude))
+                for g in [grams[0], grams[2]] {
+                    let d = abs(Double(g[i * n + j]) - e)
+                    worst = d.isNaN ? .infinity : max(worst, d / (Double(rows) * Double(Float.ulpOfOne) * magnitude))
+                }
             }
         }
         #expect(worst <= 1, "\(shape): off by \(worst) of the bound")

@@ -1,5 +1,7 @@
 // What calibration sees of a model: every matmul's input rows, and the engine's Gram matrices of them.
 import Foundation
+import KronosBundle
+import KronosCheckpoint
 import KronosConvert
 import KronosEngineTypes
 #if KRONOS_ENGINE_BASELINE
@@ -24,13 +26,13 @@ final class RecordingObserver: ActivationObserver, @unchecked Sendable {
 
     func observe(
         _ weight: String, _ x: UnsafePointer<Float>, rows: Int, columns: Int,
-        gram: @escaping @Sendable (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void
+        gram: @escaping @Sendable (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Bool) -> Void
     ) {
         calls.withLock { $0[weight, default: 0] += 1 }
         self.rows.withLock { $0[weight, default: 0] += rows }
         guard seen.withLock({ $0[weight] == nil }) else { return }
         var g = [Float](repeating: .nan, count: columns * columns)
-        g.withUnsafeMutableBufferPointer { gram(x, rows, $0.baseAddress!) }
+        g.withUnsafeMutableBufferPointer { gram(x, rows, $0.baseAddress!, false) }
         let copy = Array(UnsafeBufferPointer(start: x, count: rows * columns))
         seen.withLock { $0[weight] = Seen(rows: rows, columns: columns, x: copy, gram: g) }
     }
@@ -126,6 +128,44 @@ final class RecordingObserver: ActivationObserver, @unchecked Sendable {
     }
     /// Largest logit change blocked sums may make, relative to the largest logit.
     static let blockedLogitError: Float = 1e-4
+
+    /// Calibration's f32 model, built in memory from the checkpoint (f32Model), is the model an f32
+    /// bundle of it loads: the same configs and tensor bytes, the same logits bit for bit, with and
+    /// without blocked sums.
+    @Test func inMemoryF32ModelIsTheF32Bundle() throws {
+        let directory = goldenDirectory + "/tiny"
+        let checkpoint = try Checkpoint(
+            tokenizerDirectory: directory + "/tokenizer", predictorDirectory: directory + "/predictor")
+        let (manifest, tensors) = try f32Model(checkpoint, maxContext: 512, threads: 2)
+        let memory = try ForecastEngine(manifest: manifest, tensors: tensors, path: "memory")
+        let bundle = try BundleCache.shared.bundle(model: directory, quantize: .f32, maxContext: 512)
+        let file = try ForecastEngine(path: bundle)
+        #expect(memory.manifest.modelConfig == file.manifest.modelConfig && memory.maxContext == file.maxContext)
+        let loaded = try BundleReader(path: bundle).loadAll()
+        #expect(Set(loaded.keys) == Set(tensors.keys))
+        for (key, t) in loaded {
+            let m = try #require(tensors[key])
+            #expect(m.record.type == t.record.type && m.record.shape == t.record.shape, "\(key)")
+            let same = Data(UnsafeRawBufferPointer(m.buffer.bytes)) == Data(UnsafeRawBufferPointer(t.buffer.bytes))
+            #expect(same, "\(key): other bytes")
+        }
+        let input = try sampleInput(rows: 200, future: 4)
+        let x = ForecastEngine.normalize(input.values, rows: 200, clip: 5).normalized
+        for blockedSums in [false, true] {
+            var results = [[UInt32]]()
+            for model in [memory, file] {
+                model.observeActivations(RecordingObserver(), blockedSums: blockedSums)
+                defer { model.observeActivations(nil) }
+                let ids = model.encode(x, rows: 200)
+                let l = model.teacherForcedLogits(
+                    contextS1: Array(ids.s1[..<180]), contextS2: Array(ids.s2[..<180]), stamps: input.stamps,
+                    pathS1: Array(ids.s1[180...]), pathS2: Array(ids.s2[180...]), maxContext: 512, activations: .f32,
+                    kvCache: .f32)
+                results.append((l.s1 + l.s2).flatMap { $0.map(\.bitPattern) } + ids.s1.map { UInt32($0) })
+            }
+            #expect(results[0] == results[1], "blocked sums \(blockedSums): the models differ")
+        }
+    }
 
     /// Teacher forcing without a slide runs batched (one pass for the path's rows, the heads at all
     /// its steps at once): the same logits, bit for bit, as the step-by-step form, in every

@@ -82,7 +82,9 @@ public final class ActivationStatistics: ActivationObserver, @unchecked Sendable
         var flush: Gram?  // the engine's Gram of the last observation, for the rows left at the end
         init(columns: Int) {
             self.columns = columns
-            gram = AlignedBuffer(byteCount: 8 * columns * columns, hugePages: true)
+            // (not zeroed: the first batch's fold writes the upper triangle, all that is read; 600 MB
+            // of zeroing on Kronos-base took about 0.2 s on one core)
+            gram = AlignedBuffer(byteCount: 8 * columns * columns, zeroed: false, hugePages: true)
         }
         var sums: UnsafeMutablePointer<Double> { gram.bytes.baseAddress!.assumingMemoryBound(to: Double.self) }
     }
@@ -136,19 +138,26 @@ public final class ActivationStatistics: ActivationObserver, @unchecked Sendable
     /// Adds the batch's Gram to the f64 sums (called inside the lock).
     private static func finishBatch(_ entry: inout Sums) {
         guard entry.batchRows > 0, let batch = entry.batch else { return }
-        foldUpper(batch.bytes.baseAddress!.assumingMemoryBound(to: Float.self), into: entry.sums, n: entry.columns)
+        foldUpper(
+            batch.bytes.baseAddress!.assumingMemoryBound(to: Float.self), into: entry.sums, n: entry.columns,
+            first: entry.rows == 0)
         entry.rows += entry.batchRows
         entry.batchRows = 0
     }
 
     /// s [n, n] (f64) += g [n, n] (f32) over the upper triangle, its rows interleaved across the cores
     /// (one core took 2.5 % of a calibration of Kronos-base, while the others waited).
-    static func foldUpper(_ g: UnsafePointer<Float>, into s: UnsafeMutablePointer<Double>, n: Int) {
+    /// first: s is not yet written (its memory uninitialized): s = g instead.
+    static func foldUpper(_ g: UnsafePointer<Float>, into s: UnsafeMutablePointer<Double>, n: Int, first: Bool) {
         let bands = n >= 256 ? 8 : 1
         BoundedParallel.forEach(bands, threads: ProcessInfo.processInfo.activeProcessorCount) { b in
             for i in stride(from: b, to: n, by: bands) {
                 let gi = g + i * n, si = s + i * n
-                for j in i..<n { si[j] += Double(gi[j]) }
+                if first {
+                    for j in i..<n { si[j] = Double(gi[j]) }
+                } else {
+                    for j in i..<n { si[j] += Double(gi[j]) }
+                }
             }
         }
     }
@@ -179,7 +188,8 @@ public final class ActivationStatistics: ActivationObserver, @unchecked Sendable
             let n = e.columns, scale = 1 / Double(max(e.rows, 1)), sums = e.sums
             var m = [Float](repeating: 0, count: n * n)
             m.withUnsafeMutableBufferPointer { out in
-                for i in 0..<n { for j in i..<n { out[i * n + j] = Float(sums[i * n + j] * scale) } }
+                // (no rows: the sums were never written, and the moments are zero)
+                for i in 0..<n where e.rows > 0 { for j in i..<n { out[i * n + j] = Float(sums[i * n + j] * scale) } }
                 // the lower triangle from the upper, by 32 x 32 tiles (a column walk over a 2048-column
                 // matrix misses the cache at every element: seconds for Kronos-base)
                 for i0 in stride(from: 0, to: n, by: 32) {

@@ -66,8 +66,8 @@ public enum CalibrationError: Error, LocalizedError, Sendable {
 /// are those of one Gram of all its rows, bit for bit, however the passes split them. Grams of 128
 /// rows and a scalar f64 pass over the upper triangle per chunk cost more than the forward pass
 /// itself on Kronos-base (2.8 against 1.1 s a window); batches of 512 rows take a quarter of that.
-/// The batch's Gram is accumulated in place rather than its rows copied into a buffer first (the
-/// copy ran on one core while the other waited: 0.9 s of a 64-window calibration of Kronos-base).
+/// The batch's Gram is accumulated in place rather than its rows copied into a buffer first (a copy of
+/// up to 4 MB per observation on Kronos-base; the time it saved was within the runs' noise).
 public final class ActivationStatistics: ActivationObserver, @unchecked Sendable {
     public typealias Gram = @Sendable (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>, Bool) -> Void
     private struct Sums {

@@ -201,6 +201,13 @@ func q4Mix(_ name: String, columns: Int) -> TensorType? {
     return nil
 }
 
+/// A bundle's max context must be in 1...2^20 (the rows the runtime's tables and caches are sized by).
+func checkMaxContext(_ maxContext: Int) throws(ConversionError) {
+    guard (1...(1 << 20)).contains(maxContext) else {
+        throw .badOption("--max-context must be in 1...\(1 << 20), found \(maxContext)")
+    }
+}
+
 /// Default max context when neither the user nor the config says: the released models' values.
 public func inferredMaxContext(_ config: ModelConfig) -> Int {
     config.predictor.modelDimension == 256 && config.predictor.layers == 4 ? 2048 : 512
@@ -227,9 +234,7 @@ public func convert(
         maxContext = inferredMaxContext(checkpoint.config)
         notes.append("max_context \(maxContext) inferred from the model's shape (override with --max-context)")
     }
-    guard (1...(1 << 20)).contains(maxContext) else {
-        throw .badOption("--max-context must be in 1...\(1 << 20), found \(maxContext)")
-    }
+    try checkMaxContext(maxContext)
 
     let plan = expected.map { e -> (ExpectedTensor, TensorType) in
         let (t, note) = chooseType(for: e, options: options)
@@ -451,9 +456,7 @@ public func f32Model(_ checkpoint: Checkpoint, maxContext: Int, threads: Int) th
     manifest: Manifest, tensors: [String: TensorData]
 ) {
     do { try checkpoint.checkLayout(); try checkpoint.checkFinite() } catch { throw .checkpoint(error) }
-    guard (1...(1 << 20)).contains(maxContext) else {
-        throw .badOption("--max-context must be in 1...\(1 << 20), found \(maxContext)")
-    }
+    try checkMaxContext(maxContext)
     let expected = TensorLayout.expected(checkpoint.config)
     let records = expected.map { e -> TensorRecord in
         let type: TensorType = e.role.isFloat ? .f32 : .i64
@@ -462,9 +465,7 @@ public func f32Model(_ checkpoint: Checkpoint, maxContext: Int, threads: Int) th
             name: e.name, part: e.part, type: type, shape: e.shape, offset: 0, storedSize: 0,
             rawSize: count * (type == .i64 ? 8 : 4), xxh64: "", error: nil)
     }
-    let slots = UnsafeMutableBufferPointer<TensorData?>.allocate(capacity: expected.count)
-    slots.initialize(repeating: nil)
-    defer { slots.deinitialize().deallocate() }
+    let slots = ResultSlots<TensorData, Never>(count: expected.count)
     BoundedParallel.forEach(expected.count, threads: max(1, threads)) { i in
         let e = expected[i], r = records[i]
         let source = checkpoint.tensor(e.part, e.name)!  // (checkLayout: every expected tensor is there)
@@ -474,10 +475,10 @@ public func f32Model(_ checkpoint: Checkpoint, maxContext: Int, threads: Int) th
         } else {
             source.floats(into: buffer.bytes.baseAddress!.assumingMemoryBound(to: Float.self))
         }
-        slots[i] = TensorData(record: r, buffer: buffer)  // (each iteration its own slot)
+        slots[i] = .success(TensorData(record: r, buffer: buffer))
     }
     var tensors = [String: TensorData]()
-    for (i, e) in expected.enumerated() { tensors["\(e.part.rawValue)/\(e.name)"] = slots[i]! }
+    for (i, e) in expected.enumerated() { tensors["\(e.part.rawValue)/\(e.name)"] = slots.get(i) }
     let manifest = Manifest(
         converter: ConverterInfo(name: "kronos-convert", version: converterVersion),
         settings: CreationSettings(quantize: "f32", keep: [], zstdLevel: 0, q4SearchSteps: 0),
